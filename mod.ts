@@ -1,0 +1,69 @@
+/**
+ * kefu-edge: WeChat Mini Program customer-service messages (客服消息) for the edge.
+ * One Web-standard core for Cloudflare Workers, Deno, Bun and Node.
+ *
+ * @example Send a message
+ * ```ts ignore
+ * import { MiniProgram } from "@kefu/edge";
+ * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret" });
+ * await mp.customerServiceMessage.send("OPENID", "text", { content: "Hello World" });
+ * ```
+ *
+ * @module
+ */
+export { MiniProgram, type MiniProgramOptions } from "./src/mini_program.ts";
+export { AccessToken, type Logger, type TokenResponse, type TokenSource } from "./src/token/access_token.ts";
+export type { RetryOptions } from "./src/http/client.ts";
+export {
+  CustomerServiceMessage,
+  DEFAULT_MAX_UPLOAD_BYTES,
+  type UploadBody,
+  type UploadForm,
+  type UploadTempMediaResult,
+  type WeChatResult,
+} from "./src/customer_service/customer_service_message.ts";
+export { filenameFromContentDisposition } from "./src/customer_service/media.ts";
+export type {
+  ImagePayload,
+  LinkPayload,
+  MediaType,
+  MiniProgramPagePayload,
+  MsgType,
+  SendPayloads,
+  TextPayload,
+  TypingCommand,
+} from "./src/customer_service/schemas.ts";
+export {
+  CloudflareKvStore,
+  type DenoKvLike,
+  DenoKvStore,
+  type KeyValueStore,
+  KV_MIN_TTL_SECONDS,
+  type KvNamespaceLike,
+  MemoryStore,
+  type SetOptions,
+} from "./src/stores/mod.ts";
+export {
+  ErrCode,
+  isAlreadyTyping,
+  isInvalidMediaId,
+  isInvalidOpenId,
+  isInvalidTypingCommand,
+  isOutOfWindow,
+  isQuotaExceeded,
+  isSystemBusy,
+  isTypingWithoutInteraction,
+  MediaTooLargeError,
+  PushVerificationError,
+  type PushVerificationReason,
+  redact,
+  TOKEN_INVALID_CODES,
+  ValidationError,
+  WeChatApiError,
+  type WeChatApiErrorInit,
+  WeChatError,
+  type WeChatErrorOptions,
+  WeChatHttpError,
+  WeChatNetworkError,
+  WeChatTimeoutError,
+} from "./src/errors.ts";

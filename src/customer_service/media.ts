@@ -1,0 +1,112 @@
+// Private: tells a getTempMedia error body from media bytes without buffering media.
+import { throwIfApiError } from "../http/client.ts";
+import { WeChatError } from "../errors.ts";
+
+/** Error bodies are small; media bodies are not read beyond the first chunk. */
+const MAX_ERROR_BODY = 64 * 1024;
+
+/**
+ * Returns the response for media; throws WeChatApiError for an errcode body.
+ * Media types (image/audio/video) pass through untouched. Anything else —
+ * JSON, text/plain, no Content-Type, octet-stream — is peeked: a body whose
+ * first non-blank byte is `{` is read (bounded) and checked for errcode; any
+ * other body is re-assembled around the peeked chunk and streamed on.
+ */
+export async function readMedia(response: Response, endpoint: string): Promise<Response> {
+  const type = (response.headers.get("content-type") ?? "").toLowerCase();
+  if (/^(image|audio|video)\//.test(type) || response.body === null) return response;
+  const reader = response.body.getReader();
+  const first = await reader.read();
+  if (first.done) {
+    return new Response(null, response);
+  }
+  if (firstNonBlank(first.value) !== 0x7b /* { */) {
+    return new Response(prepend(first.value, reader), response);
+  }
+  const chunks = [first.value];
+  let total = first.value.byteLength;
+  for (;;) {
+    if (total > MAX_ERROR_BODY) return new Response(prepend(concat(chunks), reader), response);
+    const next = await reader.read();
+    if (next.done) break;
+    chunks.push(next.value);
+    total += next.value.byteLength;
+  }
+  const bytes = concat(chunks);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    return new Response(bytes, response);
+  }
+  throwIfApiError(parsed, endpoint);
+  if (type.startsWith("application/json")) {
+    throw new WeChatError(`Unexpected answer from ${endpoint}: JSON without media`);
+  }
+  return new Response(bytes, response);
+}
+
+function firstNonBlank(bytes: Uint8Array): number | undefined {
+  for (const byte of bytes) if (byte !== 0x20 && byte !== 0x0a && byte !== 0x0d && byte !== 0x09) return byte;
+  return undefined;
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return out;
+}
+
+function prepend(head: Uint8Array, reader: ReadableStreamDefaultReader<Uint8Array>): ReadableStream<Uint8Array> {
+  let sentHead = false;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (!sentHead) {
+        sentHead = true;
+        controller.enqueue(head);
+        return;
+      }
+      const { done, value } = await reader.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  });
+}
+
+/**
+ * The file name in a `Content-Disposition` header (`filename*=UTF-8''…` preferred over
+ * `filename="…"`), reduced to a safe base name; `undefined` when there is none.
+ *
+ * @param header the header value, e.g. `attachment; filename="MEDIA_ID.jpg"`
+ * @returns the file name, or `undefined`
+ * @example
+ * ```ts
+ * import { filenameFromContentDisposition } from "./media.ts";
+ * console.log(filenameFromContentDisposition('attachment; filename="abc.jpg"')); // "abc.jpg"
+ * ```
+ */
+export function filenameFromContentDisposition(header: string | null | undefined): string | undefined {
+  if (header == null) return undefined;
+  let name: string | undefined;
+  const extended = /filename\*\s*=\s*([^']*)'[^']*'([^;]+)/i.exec(header);
+  if (extended?.[2] !== undefined) {
+    try {
+      name = decodeURIComponent(extended[2].trim());
+    } catch {
+      name = undefined;
+    }
+  }
+  if (name === undefined) {
+    const plain = /filename\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]+))/i.exec(header);
+    name = plain?.[1]?.replace(/\\(.)/g, "$1") ?? plain?.[2];
+  }
+  const base = name?.split(/[\\/]/).pop()?.replace(/["\p{Cc}]/gu, "").trim();
+  return base === undefined || base === "" || base === "." || base === ".." ? undefined : base;
+}

@@ -1,0 +1,82 @@
+/**
+ * Payload types and their zod schemas for customer-service calls, in WeChat's
+ * field names. The types are written out (JSR needs explicit types on the public
+ * API) and the compiler checks that each equals what its schema infers, so the
+ * two cannot drift.
+ *
+ * @module
+ */
+import { z } from "zod";
+
+/** `text` payload: `content`, which may carry mini-program `<a>` links. */
+export interface TextPayload {
+  content: string;
+}
+/** `image` payload: a `media_id` from uploadTempMedia. */
+export interface ImagePayload {
+  media_id: string;
+}
+/** `link` payload: an article card. Images: JPG/PNG, 640×320 large or 80×80 small. */
+export interface LinkPayload {
+  title: string;
+  description: string;
+  url: string;
+  thumb_url: string;
+}
+/** `miniprogrampage` payload: a mini-program card; `pagepath` may carry a query. */
+export interface MiniProgramPagePayload {
+  title: string;
+  pagepath: string;
+  thumb_media_id: string;
+}
+/** The payload type of each `msgtype`. */
+export interface SendPayloads {
+  text: TextPayload;
+  image: ImagePayload;
+  link: LinkPayload;
+  miniprogrampage: MiniProgramPagePayload;
+}
+/** Message types `send` supports. */
+export type MsgType = keyof SendPayloads;
+/** `setTyping` command. */
+export type TypingCommand = "Typing" | "CancelTyping";
+/** uploadTempMedia type (WeChat: images only). */
+export type MediaType = "image";
+
+const nonEmpty = z.string().trim().min(1, "must not be empty");
+const httpUrl = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
+const id = (what: string) => z.string().regex(/^[A-Za-z0-9_-]{1,256}$/, `must be ${what} (letters, digits, - and _)`);
+
+/** An OpenID: WeChat's are 28 characters of [A-Za-z0-9_-]. */
+export const openIdSchema: z.ZodType<string> = id("an OpenID");
+/** A media_id as WeChat issues it. */
+export const mediaIdSchema: z.ZodType<string> = id("a media_id");
+
+const textSchema = z.strictObject({ content: nonEmpty });
+const imageSchema = z.strictObject({ media_id: mediaIdSchema });
+const linkSchema = z.strictObject({ title: nonEmpty, description: nonEmpty, url: httpUrl, thumb_url: httpUrl });
+const miniProgramPageSchema = z.strictObject({ title: nonEmpty, pagepath: nonEmpty, thumb_media_id: mediaIdSchema });
+
+/** The schema of each `msgtype`'s payload. */
+export const sendSchemas: { [K in MsgType]: z.ZodType<SendPayloads[K]> } = {
+  text: textSchema,
+  image: imageSchema,
+  link: linkSchema,
+  miniprogrampage: miniProgramPageSchema,
+};
+/** `msgtype` values. */
+export const msgTypeSchema: z.ZodType<MsgType> = z.enum(["text", "image", "link", "miniprogrampage"]);
+/** `setTyping` commands. */
+export const typingCommandSchema: z.ZodType<TypingCommand> = z.enum(["Typing", "CancelTyping"]);
+/** uploadTempMedia types. */
+export const mediaTypeSchema: z.ZodType<MediaType> = z.enum(["image"]);
+
+// Compile-time proof that the written types are exactly what the schemas infer.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const _inferred: [
+  Same<z.infer<typeof textSchema>, TextPayload>,
+  Same<z.infer<typeof imageSchema>, ImagePayload>,
+  Same<z.infer<typeof linkSchema>, LinkPayload>,
+  Same<z.infer<typeof miniProgramPageSchema>, MiniProgramPagePayload>,
+] = [true, true, true, true];
+void _inferred;

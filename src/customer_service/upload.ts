@@ -1,0 +1,125 @@
+// Private: turns every accepted upload input into a File for FormData.
+import { MediaTooLargeError, ValidationError } from "../errors.ts";
+import { readFileFromPath } from "../runtime/read_file.ts";
+
+/** Anything uploadTempMedia accepts besides a path. */
+export type UploadBody = Blob | Uint8Array | ArrayBuffer | ReadableStream<Uint8Array>;
+
+/**
+ * The third argument of uploadTempMedia: PowerWeChat's manual form `{ name, value }`,
+ * or `{ filename }` to name a Blob, bytes or a stream.
+ */
+export interface UploadForm {
+  /** File name, PowerWeChat style (`"cloud.jpg"`). */
+  name?: string;
+  /** File content, PowerWeChat style; used when the second argument is `""`. */
+  value?: UploadBody;
+  /** File name for a Blob, bytes or a stream. */
+  filename?: string;
+  /** Content type, when the input does not say (a Blob's own type wins). */
+  contentType?: string;
+}
+
+const EXT_BY_TYPE: Record<string, string> = {
+  "image/jpeg": ".jpg",
+  "image/jpg": ".jpg",
+  "image/pjpeg": ".jpg",
+  "image/png": ".png",
+  "image/gif": ".gif",
+  "image/bmp": ".bmp",
+  "image/webp": ".webp",
+};
+const TYPE_BY_EXT: Record<string, string> = {
+  jpg: "image/jpeg",
+  jpeg: "image/jpeg",
+  png: "image/png",
+  gif: "image/gif",
+  bmp: "image/bmp",
+  webp: "image/webp",
+};
+
+/**
+ * Builds the `media` file part. The file always has a name with an extension
+ * (WeChat derives the type from it): inferred from the content type, else from
+ * the magic bytes. Empty and over-limit files are refused here, before any call.
+ */
+export async function toUploadFile(
+  pathOrBody: string | UploadBody,
+  form: UploadForm | undefined,
+  limit: number,
+): Promise<File> {
+  let bytes: Uint8Array<ArrayBuffer>;
+  let name: string | undefined = form?.filename ?? form?.name;
+  let type = form?.contentType ?? "";
+  if (typeof pathOrBody === "string" && pathOrBody !== "") {
+    bytes = await readFileFromPath(pathOrBody, limit);
+    name ??= pathOrBody.split(/[\\/]/).pop();
+  } else {
+    const body = typeof pathOrBody === "string" ? form?.value : pathOrBody;
+    if (body === undefined) {
+      throw new ValidationError("media", 'pass a file path, or "" with { name, value }, or a Blob, bytes or a stream');
+    }
+    if (body instanceof Blob) {
+      if (body.size > limit) throw new MediaTooLargeError(body.size, limit);
+      if (body.type !== "") type = body.type;
+      if (name === undefined && "name" in body && typeof body.name === "string" && body.name !== "") name = body.name;
+      bytes = new Uint8Array(await body.arrayBuffer());
+    } else {
+      bytes = await readBody(body, limit);
+    }
+  }
+  if (bytes.byteLength === 0) throw new ValidationError("media", "file is empty");
+  if (bytes.byteLength > limit) throw new MediaTooLargeError(bytes.byteLength, limit);
+  type = normaliseType(type) || typeFromName(name) || sniffType(bytes) || "application/octet-stream";
+  return new File([bytes], withExtension(name, type), { type });
+}
+
+async function readBody(body: Uint8Array | ArrayBuffer | ReadableStream<Uint8Array>, limit: number) {
+  if (body instanceof ArrayBuffer) return new Uint8Array(body.slice(0));
+  if (ArrayBuffer.isView(body)) return new Uint8Array(body);
+  if (!(body instanceof ReadableStream)) throw new ValidationError("media", "unsupported upload body");
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > limit) {
+      await reader.cancel().catch(() => {});
+      throw new MediaTooLargeError(total, limit);
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return out;
+}
+
+function normaliseType(type: string): string {
+  return type.split(";")[0]?.trim().toLowerCase() ?? "";
+}
+
+function typeFromName(name: string | undefined): string | undefined {
+  const ext = /\.([A-Za-z0-9]+)$/.exec(name ?? "")?.[1]?.toLowerCase();
+  return ext === undefined ? undefined : TYPE_BY_EXT[ext];
+}
+
+function sniffType(bytes: Uint8Array): string | undefined {
+  const [a, b, c, d] = bytes;
+  if (a === 0xff && b === 0xd8 && c === 0xff) return "image/jpeg";
+  if (a === 0x89 && b === 0x50 && c === 0x4e && d === 0x47) return "image/png";
+  if (a === 0x47 && b === 0x49 && c === 0x46) return "image/gif";
+  if (a === 0x42 && b === 0x4d) return "image/bmp";
+  return undefined;
+}
+
+function withExtension(name: string | undefined, type: string): string {
+  const base = name === undefined || name.trim() === "" ? "media" : name;
+  if (/\.[A-Za-z0-9]{1,5}$/.test(base)) return base;
+  return base + (EXT_BY_TYPE[type] ?? ".bin");
+}

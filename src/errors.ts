@@ -1,0 +1,456 @@
+/**
+ * The error tree of kefu-edge. Every error thrown by the SDK is a {@link WeChatError}.
+ *
+ * No error built here ever carries an access token or an app secret: URLs are
+ * reduced to their path, and any text that came from elsewhere goes through
+ * {@link redact} first.
+ *
+ * @module
+ */
+
+/** Options shared by every error of the tree. */
+export interface WeChatErrorOptions {
+  /** The underlying error, already redacted. */
+  cause?: unknown;
+}
+
+/**
+ * Base class of every error thrown by kefu-edge.
+ *
+ * @example Catch anything the SDK throws
+ * ```ts
+ * import { WeChatError } from "./errors.ts";
+ * try {
+ *   throw new WeChatError("Cannot send message: example");
+ * } catch (err) {
+ *   if (err instanceof WeChatError) console.log(err.message);
+ * }
+ * ```
+ */
+export class WeChatError extends Error {
+  /**
+   * @param message sentence-case text, detail after a colon
+   * @param options the redacted cause
+   */
+  constructor(message: string, options?: WeChatErrorOptions) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+  }
+}
+
+/** Fields WeChat returns with a non-zero `errcode`. */
+export interface WeChatApiErrorInit {
+  errcode: number;
+  errmsg: string;
+  /** The API path that failed, e.g. `/cgi-bin/message/custom/send` (never the query). */
+  endpoint: string;
+}
+
+/**
+ * WeChat answered with `errcode != 0`. Carries `errcode`, `errmsg`, the request id
+ * (`rid`) WeChat appends to `errmsg`, and the endpoint path.
+ *
+ * @example Act on the 48-hour window
+ * ```ts
+ * import { WeChatApiError, isOutOfWindow } from "./errors.ts";
+ * const err = new WeChatApiError({ errcode: 45015, errmsg: "response out of time limit", endpoint: "/cgi-bin/message/custom/send" });
+ * console.log(isOutOfWindow(err)); // true
+ * ```
+ */
+export class WeChatApiError extends WeChatError {
+  /** WeChat's error code. */
+  readonly errcode: number;
+  /** WeChat's error text, as sent. */
+  readonly errmsg: string;
+  /** WeChat's request id (from `errmsg`'s `rid: ...` suffix), or `undefined`. */
+  readonly rid: string | undefined;
+  /** The API path that failed. */
+  readonly endpoint: string;
+
+  /** @param init the fields WeChat returned and the endpoint path */
+  constructor(init: WeChatApiErrorInit) {
+    const errmsg = redact(init.errmsg);
+    super(`WeChat API error ${init.errcode} at ${init.endpoint}: ${errmsg}`);
+    this.errcode = init.errcode;
+    this.errmsg = errmsg;
+    this.rid = /rid:\s*([\w-]+)/.exec(errmsg)?.[1];
+    this.endpoint = init.endpoint;
+  }
+}
+
+/**
+ * WeChat (or a proxy in front of it) answered with an HTTP status the SDK did not expect.
+ *
+ * @example
+ * ```ts
+ * import { WeChatHttpError } from "./errors.ts";
+ * const err = new WeChatHttpError(502, "/cgi-bin/media/get");
+ * console.log(err.status); // 502
+ * ```
+ */
+export class WeChatHttpError extends WeChatError {
+  /** The HTTP status. */
+  readonly status: number;
+  /** The API path that failed. */
+  readonly endpoint: string;
+
+  /**
+   * @param status the HTTP status received
+   * @param endpoint the API path, without query
+   */
+  constructor(status: number, endpoint: string) {
+    super(`Unexpected HTTP status ${status} from ${endpoint}`);
+    this.status = status;
+    this.endpoint = endpoint;
+  }
+}
+
+/**
+ * The connection to WeChat failed (DNS, TCP, TLS, reset) or the body could not be read.
+ *
+ * @example
+ * ```ts
+ * import { WeChatNetworkError } from "./errors.ts";
+ * const err = new WeChatNetworkError("/cgi-bin/stable_token", new TypeError("fetch failed"));
+ * console.log(err.message);
+ * ```
+ */
+export class WeChatNetworkError extends WeChatError {
+  /** The API path that failed. */
+  readonly endpoint: string;
+
+  /**
+   * @param endpoint the API path, without query
+   * @param cause the underlying error (its message is redacted)
+   * @param secrets literal values to blank out of the cause's message as well
+   */
+  constructor(endpoint: string, cause: unknown, secrets: readonly string[] = []) {
+    const safe = redactError(cause, secrets);
+    super(`Cannot reach WeChat at ${endpoint}: ${safe.message}`, { cause: safe });
+    this.endpoint = endpoint;
+  }
+}
+
+/**
+ * WeChat did not answer within `timeoutMs`.
+ *
+ * @example
+ * ```ts
+ * import { WeChatTimeoutError } from "./errors.ts";
+ * console.log(new WeChatTimeoutError("/cgi-bin/media/get", 10_000).timeoutMs); // 10000
+ * ```
+ */
+export class WeChatTimeoutError extends WeChatError {
+  /** The API path that timed out. */
+  readonly endpoint: string;
+  /** The time limit that was exceeded, in milliseconds. */
+  readonly timeoutMs: number;
+
+  /**
+   * @param endpoint the API path, without query
+   * @param timeoutMs the limit that was exceeded
+   */
+  constructor(endpoint: string, timeoutMs: number) {
+    super(`WeChat did not answer ${endpoint} within ${timeoutMs} ms`);
+    this.endpoint = endpoint;
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/**
+ * An input was refused before any network call. `field` names the offending field.
+ *
+ * @example
+ * ```ts
+ * import { ValidationError } from "./errors.ts";
+ * const err = new ValidationError("text.content", "Required");
+ * console.log(err.message); // "Invalid text.content: Required"
+ * ```
+ */
+export class ValidationError extends WeChatError {
+  /** Dotted path of the offending field, e.g. `link.url`. */
+  readonly field: string;
+
+  /**
+   * @param field dotted path of the offending field
+   * @param detail what is wrong with it
+   */
+  constructor(field: string, detail: string) {
+    super(`Invalid ${field}: ${detail}`);
+    this.field = field;
+  }
+}
+
+/**
+ * An upload is larger than the configured limit (`maxUploadBytes`, 10 MiB by default).
+ *
+ * @example
+ * ```ts
+ * import { MediaTooLargeError } from "./errors.ts";
+ * const err = new MediaTooLargeError(11 * 1024 * 1024, 10 * 1024 * 1024);
+ * console.log(err.field, err.limit); // "media" 10485760
+ * ```
+ */
+export class MediaTooLargeError extends ValidationError {
+  /** The size of the refused file, in bytes (at least this many). */
+  readonly size: number;
+  /** The configured limit, in bytes. */
+  readonly limit: number;
+
+  /**
+   * @param size bytes seen (at least)
+   * @param limit the configured limit
+   */
+  constructor(size: number, limit: number) {
+    super("media", `file is larger than the ${limit}-byte limit`);
+    this.size = size;
+    this.limit = limit;
+  }
+}
+
+/** Why a push request was refused. */
+export type PushVerificationReason =
+  | "bad_request"
+  | "bad_signature"
+  | "stale_timestamp"
+  | "bad_appid"
+  | "undecryptable"
+  | "too_large"
+  | "unsupported_method";
+
+/**
+ * A message-push request was refused: bad signature, stale timestamp, wrong appId,
+ * an undecryptable or malformed body. `status` is the HTTP status to answer with.
+ *
+ * @example
+ * ```ts
+ * import { PushVerificationError } from "./errors.ts";
+ * const err = new PushVerificationError("bad_signature", "Signature mismatch");
+ * console.log(err.status); // 401
+ * ```
+ */
+export class PushVerificationError extends WeChatError {
+  /** Machine-readable reason. */
+  readonly reason: PushVerificationReason;
+  /** HTTP status that fits the reason (400, 401, 403, 405 or 413). */
+  readonly status: number;
+
+  /**
+   * @param reason machine-readable reason
+   * @param message short human text (never includes the body)
+   */
+  constructor(reason: PushVerificationReason, message: string) {
+    super(message);
+    this.reason = reason;
+    this.status = PUSH_STATUS[reason];
+  }
+}
+
+const PUSH_STATUS: Record<PushVerificationReason, number> = {
+  bad_request: 400,
+  bad_signature: 401,
+  stale_timestamp: 401,
+  bad_appid: 403,
+  undecryptable: 400,
+  too_large: 413,
+  unsupported_method: 405,
+};
+
+/**
+ * WeChat error codes that callers commonly act on, by WeChat's meaning.
+ *
+ * @example
+ * ```ts
+ * import { ErrCode } from "./errors.ts";
+ * console.log(ErrCode.OutOfResponseWindow); // 45015
+ * ```
+ */
+export const ErrCode = {
+  /** -1: system busy, retry later. */
+  SystemBusy: -1,
+  /** 40001: invalid credential (access_token invalid or not latest). */
+  InvalidCredential: 40001,
+  /** 40003: invalid openid. */
+  InvalidOpenId: 40003,
+  /** 40007: invalid media_id (unknown or expired). */
+  InvalidMediaId: 40007,
+  /** 40014: invalid access_token. */
+  InvalidAccessToken: 40014,
+  /** 42001: access_token expired. */
+  AccessTokenExpired: 42001,
+  /** 45015: response out of time limit (outside the 48 h window) or unsubscribed. */
+  OutOfResponseWindow: 45015,
+  /** 45047: out of response count limit (message quota in the window used up). */
+  OutOfResponseCount: 45047,
+  /** 45072: invalid typing command. */
+  InvalidTypingCommand: 45072,
+  /** 45080: no message interaction with the user in the last 30 s. */
+  TypingWithoutInteraction: 45080,
+  /** 45081: the user already sees the typing state. */
+  AlreadyTyping: 45081,
+} as const;
+
+/** Error codes after which the token is refreshed and the call replayed once. */
+export const TOKEN_INVALID_CODES: ReadonlySet<number> = new Set([40001, 40014, 42001]);
+
+function hasCode(err: unknown, code: number): err is WeChatApiError {
+  return err instanceof WeChatApiError && err.errcode === code;
+}
+
+/**
+ * True when `err` is 45015: the user has not messaged within 48 hours (or unsubscribed).
+ *
+ * @param err anything caught
+ * @returns whether it is a 45015 API error
+ * @example
+ * ```ts
+ * import { isOutOfWindow } from "./errors.ts";
+ * console.log(isOutOfWindow(new Error("x"))); // false
+ * ```
+ */
+export function isOutOfWindow(err: unknown): err is WeChatApiError {
+  return hasCode(err, ErrCode.OutOfResponseWindow);
+}
+
+/**
+ * True when `err` is 45047: the message quota for the current window is used up.
+ *
+ * @param err anything caught
+ * @returns whether it is a 45047 API error
+ * @example
+ * ```ts
+ * import { isQuotaExceeded } from "./errors.ts";
+ * console.log(isQuotaExceeded(null)); // false
+ * ```
+ */
+export function isQuotaExceeded(err: unknown): err is WeChatApiError {
+  return hasCode(err, ErrCode.OutOfResponseCount);
+}
+
+/**
+ * True when `err` is 40003: the openid is not a user of this mini program.
+ *
+ * @param err anything caught
+ * @returns whether it is a 40003 API error
+ * @example
+ * ```ts
+ * import { isInvalidOpenId } from "./errors.ts";
+ * console.log(isInvalidOpenId(undefined)); // false
+ * ```
+ */
+export function isInvalidOpenId(err: unknown): err is WeChatApiError {
+  return hasCode(err, ErrCode.InvalidOpenId);
+}
+
+/**
+ * True when `err` is 40007: the media_id is unknown or older than 3 days.
+ *
+ * @param err anything caught
+ * @returns whether it is a 40007 API error
+ * @example
+ * ```ts
+ * import { isInvalidMediaId } from "./errors.ts";
+ * console.log(isInvalidMediaId(undefined)); // false
+ * ```
+ */
+export function isInvalidMediaId(err: unknown): err is WeChatApiError {
+  return hasCode(err, ErrCode.InvalidMediaId);
+}
+
+/**
+ * True when `err` is -1: WeChat's system is busy; try again later.
+ *
+ * @param err anything caught
+ * @returns whether it is a -1 API error
+ * @example
+ * ```ts
+ * import { isSystemBusy } from "./errors.ts";
+ * console.log(isSystemBusy(undefined)); // false
+ * ```
+ */
+export function isSystemBusy(err: unknown): err is WeChatApiError {
+  return hasCode(err, ErrCode.SystemBusy);
+}
+
+/**
+ * True when `err` is 45072: the typing command is not `Typing` or `CancelTyping`.
+ *
+ * @param err anything caught
+ * @returns whether it is a 45072 API error
+ * @example
+ * ```ts
+ * import { isInvalidTypingCommand } from "./errors.ts";
+ * console.log(isInvalidTypingCommand(undefined)); // false
+ * ```
+ */
+export function isInvalidTypingCommand(err: unknown): err is WeChatApiError {
+  return hasCode(err, ErrCode.InvalidTypingCommand);
+}
+
+/**
+ * True when `err` is 45080: typing needs a message interaction within the last 30 s.
+ *
+ * @param err anything caught
+ * @returns whether it is a 45080 API error
+ * @example
+ * ```ts
+ * import { isTypingWithoutInteraction } from "./errors.ts";
+ * console.log(isTypingWithoutInteraction(undefined)); // false
+ * ```
+ */
+export function isTypingWithoutInteraction(err: unknown): err is WeChatApiError {
+  return hasCode(err, ErrCode.TypingWithoutInteraction);
+}
+
+/**
+ * True when `err` is 45081: the typing state is already shown (it lasts 15 s).
+ *
+ * @param err anything caught
+ * @returns whether it is a 45081 API error
+ * @example
+ * ```ts
+ * import { isAlreadyTyping } from "./errors.ts";
+ * console.log(isAlreadyTyping(undefined)); // false
+ * ```
+ */
+export function isAlreadyTyping(err: unknown): err is WeChatApiError {
+  return hasCode(err, ErrCode.AlreadyTyping);
+}
+
+const SECRET_PARAMS = /([?&](?:access_token|secret|appsecret)=)[^&#\s"')]*/gi;
+const SECRET_JSON = /("(?:access_token|secret|appsecret)"\s*:\s*")[^"]*/gi;
+
+/**
+ * Removes credentials from text: `access_token`/`secret` URL parameters and JSON fields,
+ * and any extra literal values given (such as the current token and the app secret).
+ *
+ * @param text text that may contain credentials
+ * @param secrets literal values to blank out as well
+ * @returns the text with every credential replaced by `[redacted]`
+ * @example
+ * ```ts
+ * import { redact } from "./errors.ts";
+ * console.log(redact("https://x/y?access_token=abc&a=1")); // "https://x/y?access_token=[redacted]&a=1"
+ * ```
+ */
+export function redact(text: string, secrets: readonly string[] = []): string {
+  let out = text.replace(SECRET_PARAMS, "$1[redacted]").replace(SECRET_JSON, "$1[redacted]");
+  for (const secret of secrets) {
+    if (secret.length >= 4) out = out.split(secret).join("[redacted]");
+  }
+  return out;
+}
+
+/**
+ * Copies an unknown thrown value into a plain `Error` whose message has been
+ * through {@link redact}; its stack is dropped, because a runtime may have put
+ * the request URL into it.
+ */
+function redactError(cause: unknown, secrets: readonly string[]): Error {
+  const name = cause instanceof Error ? cause.name : "Error";
+  const message = cause instanceof Error ? cause.message : String(cause);
+  const safe = new Error(redact(message, secrets));
+  safe.name = name;
+  safe.stack = `${name}: ${safe.message}`;
+  return safe;
+}

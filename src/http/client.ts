@@ -1,0 +1,195 @@
+/**
+ * The one request pipeline every WeChat call goes through: token injection,
+ * timeout, errcode → error, and the retry rules. Private to the SDK.
+ *
+ * @module
+ */
+import {
+  redact,
+  TOKEN_INVALID_CODES,
+  WeChatApiError,
+  WeChatError,
+  WeChatHttpError,
+  WeChatNetworkError,
+  WeChatTimeoutError,
+} from "../errors.ts";
+
+/** What the pipeline needs from the token manager. */
+export interface TokenProvider {
+  getToken(): Promise<string>;
+  invalidate(failedToken: string): Promise<void>;
+}
+
+/** Retry settings for transient failures of idempotent calls. */
+export interface RetryOptions {
+  /** Retries after the first attempt for -1, 5xx, network errors and timeouts. Default 2. */
+  maxRetries?: number;
+  /** First backoff delay in ms; doubles each retry, plus jitter. Default 300. */
+  baseDelayMs?: number;
+}
+
+/** Settings of {@link HttpClient}. */
+export interface HttpClientOptions {
+  baseUrl: string;
+  fetch: typeof fetch;
+  timeoutMs: number;
+  retry?: RetryOptions | undefined;
+  /** Supplies tokens for calls that need one; read lazily (the token manager uses this client too). */
+  tokens: () => TokenProvider;
+  /** Literal values that must never appear in an error (the app secret). */
+  secrets: readonly string[];
+}
+
+/** One WeChat API call. */
+export interface ApiRequest {
+  method: "GET" | "POST";
+  /** API path, e.g. `/cgi-bin/message/custom/send`. */
+  path: string;
+  query?: Record<string, string>;
+  /** JSON body (sent as raw UTF-8). */
+  json?: unknown;
+  /** Multipart body. */
+  form?: FormData;
+  /**
+   * Whether replaying the call after an ambiguous failure is harmless. A `send`
+   * that timed out may have been delivered, so it is not idempotent and is not
+   * retried on -1, 5xx, network errors or timeouts. Every call, idempotent or not,
+   * is replayed once after an invalid-token error: WeChat rejected it unprocessed.
+   */
+  idempotent: boolean;
+  /** Put `access_token` in the query. Default true. */
+  withToken?: boolean;
+}
+
+/** Reads a successful HTTP response; throws {@link WeChatApiError} on an errcode. */
+export type ResponseReader<T> = (response: Response, endpoint: string) => Promise<T>;
+
+/**
+ * Sends WeChat API calls. Retry rules live here and nowhere else:
+ * - 40001/40014/42001 on a call that carried a token: compare-and-expire that token,
+ *   fetch one, replay exactly once;
+ * - -1, HTTP 5xx, network errors and timeouts on idempotent calls: up to
+ *   `maxRetries` retries with exponential backoff and jitter.
+ */
+export class HttpClient {
+  readonly #options: HttpClientOptions;
+  readonly #maxRetries: number;
+  readonly #baseDelayMs: number;
+
+  constructor(options: HttpClientOptions) {
+    this.#options = options;
+    this.#maxRetries = options.retry?.maxRetries ?? 2;
+    this.#baseDelayMs = options.retry?.baseDelayMs ?? 300;
+  }
+
+  /** Sends `request` and returns its JSON answer, with a non-zero errcode thrown. */
+  json<T>(request: ApiRequest): Promise<T> {
+    return this.call(request, readJson<T>);
+  }
+
+  /** Sends `request` and hands the response to `read`, applying the retry rules. */
+  async call<T>(request: ApiRequest, read: ResponseReader<T>): Promise<T> {
+    const withToken = request.withToken ?? true;
+    let replayedForToken = false;
+    for (let retries = 0;;) {
+      const token = withToken ? await this.#options.tokens().getToken() : undefined;
+      try {
+        return await this.#attempt(request, token, read);
+      } catch (err) {
+        if (
+          token !== undefined && !replayedForToken && err instanceof WeChatApiError &&
+          TOKEN_INVALID_CODES.has(err.errcode)
+        ) {
+          replayedForToken = true;
+          await this.#options.tokens().invalidate(token);
+          continue;
+        }
+        if (request.idempotent && retries < this.#maxRetries && isTransient(err)) {
+          retries++;
+          await sleep(this.#baseDelayMs * 2 ** (retries - 1) * (1 + Math.random() / 2));
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  async #attempt<T>(request: ApiRequest, token: string | undefined, read: ResponseReader<T>): Promise<T> {
+    const { path } = request;
+    const secrets = token === undefined ? this.#options.secrets : [...this.#options.secrets, token];
+    const controller = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, this.#options.timeoutMs);
+    try {
+      const response = await this.#options.fetch(this.#buildRequest(request, token, controller.signal));
+      if (response.status >= 300) {
+        await response.body?.cancel().catch(() => {});
+        throw new WeChatHttpError(response.status, path);
+      }
+      return await read(response, path);
+    } catch (err) {
+      if (err instanceof WeChatApiError) {
+        throw new WeChatApiError({ errcode: err.errcode, errmsg: redact(err.errmsg, secrets), endpoint: path });
+      }
+      if (err instanceof WeChatError) throw err;
+      if (timedOut) throw new WeChatTimeoutError(path, this.#options.timeoutMs);
+      throw new WeChatNetworkError(path, err, secrets);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #buildRequest(request: ApiRequest, token: string | undefined, signal: AbortSignal): Request {
+    const url = new URL(request.path, this.#options.baseUrl);
+    if (token !== undefined) url.searchParams.set("access_token", token);
+    for (const [key, value] of Object.entries(request.query ?? {})) url.searchParams.set(key, value);
+    const init: RequestInit = { method: request.method, signal };
+    if (request.json !== undefined) {
+      init.body = JSON.stringify(request.json);
+      init.headers = { "content-type": "application/json" };
+    } else if (request.form !== undefined) {
+      init.body = request.form;
+    }
+    return new Request(url, init);
+  }
+}
+
+function isTransient(err: unknown): boolean {
+  if (err instanceof WeChatApiError) return err.errcode === -1;
+  if (err instanceof WeChatHttpError) return err.status >= 500;
+  return err instanceof WeChatNetworkError || err instanceof WeChatTimeoutError;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Parses a JSON answer; throws {@link WeChatApiError} when it carries a non-zero errcode.
+ * A body that is not JSON at all is an unexpected answer.
+ */
+export async function readJson<T>(response: Response, endpoint: string): Promise<T> {
+  const text = await response.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new WeChatError(`Unexpected answer from ${endpoint}: body is not JSON`);
+  }
+  throwIfApiError(body, endpoint);
+  return body as T;
+}
+
+/**
+ * Throws {@link WeChatApiError} when `body` is an object with a non-zero numeric `errcode`.
+ */
+export function throwIfApiError(body: unknown, endpoint: string): void {
+  if (typeof body !== "object" || body === null) return;
+  const { errcode, errmsg } = body as { errcode?: unknown; errmsg?: unknown };
+  if (typeof errcode === "number" && errcode !== 0) {
+    throw new WeChatApiError({ errcode, errmsg: typeof errmsg === "string" ? errmsg : "", endpoint });
+  }
+}

@@ -1,0 +1,39 @@
+// Adapter: reads an upload from a file path on Deno, Bun and Node, all of which
+// provide node:fs/promises. The specifier is built at run time so bundlers for
+// Workers (where there is no file system) leave it alone and the core still
+// type-checks with Web libs only.
+import { MediaTooLargeError, ValidationError } from "../errors.ts";
+
+interface FsLike {
+  stat(path: string): Promise<{ size: number; isFile(): boolean }>;
+  readFile(path: string): Promise<Uint8Array>;
+}
+
+const FS_MODULE = ["node", "fs/promises"].join(":");
+
+/**
+ * Reads `path` into memory after checking its size against `limit`.
+ * Throws {@link ValidationError} when the runtime has no file system or the file is missing.
+ */
+export async function readFileFromPath(path: string, limit: number): Promise<Uint8Array<ArrayBuffer>> {
+  let fs: FsLike;
+  try {
+    fs = await import(FS_MODULE) as FsLike;
+  } catch {
+    throw new ValidationError(
+      "media",
+      "this runtime has no file system: pass the bytes, a Blob or a File with { filename } instead of a path",
+    );
+  }
+  let size: number;
+  try {
+    const stat = await fs.stat(path);
+    if (!stat.isFile()) throw new Error("not a file");
+    size = stat.size;
+  } catch {
+    throw new ValidationError("media", `cannot read file ${JSON.stringify(path)}`);
+  }
+  if (size > limit) throw new MediaTooLargeError(size, limit);
+  const bytes = await fs.readFile(path);
+  return new Uint8Array(bytes);
+}

@@ -1,0 +1,36 @@
+/**
+ * The storage interface used for the access-token cache and push deduplication.
+ *
+ * @module
+ */
+
+/** Options for {@link KeyValueStore.set}. */
+export interface SetOptions {
+  /** Seconds until the entry expires. Stores round up to their own minimum (Workers KV: 60). */
+  ttlSeconds?: number;
+}
+
+/**
+ * A small async key-value store. Implementations: {@link MemoryStore},
+ * `CloudflareKvStore`, `DenoKvStore`, or your own (Redis, a database...).
+ *
+ * @example A store backed by a Map
+ * ```ts
+ * import type { KeyValueStore } from "./key_value_store.ts";
+ * const map = new Map<string, string>();
+ * const store: KeyValueStore = {
+ *   get: async (key) => map.get(key) ?? null,
+ *   set: async (key, value) => void map.set(key, value),
+ *   delete: async (key) => void map.delete(key),
+ * };
+ * await store.set("k", "v");
+ * ```
+ */
+export interface KeyValueStore {
+  /** The value stored under `key`, or `null` when absent or expired. */
+  get(key: string): Promise<string | null>;
+  /** Stores `value` under `key`, optionally expiring after `ttlSeconds`. */
+  set(key: string, value: string, options?: SetOptions): Promise<void>;
+  /** Removes `key`; removing an absent key is not an error. */
+  delete(key: string): Promise<void>;
+}

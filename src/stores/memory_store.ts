@@ -1,0 +1,67 @@
+import type { KeyValueStore, SetOptions } from "./key_value_store.ts";
+
+/**
+ * An in-memory {@link KeyValueStore}: per process or isolate, lost on restart.
+ * The default store for tokens and push deduplication.
+ *
+ * @example
+ * ```ts
+ * import { MemoryStore } from "./memory_store.ts";
+ * const store = new MemoryStore();
+ * await store.set("greeting", "hi", { ttlSeconds: 60 });
+ * console.log(await store.get("greeting")); // "hi"
+ * ```
+ */
+export class MemoryStore implements KeyValueStore {
+  readonly #entries = new Map<string, { value: string; expiresAt: number }>();
+  readonly #now: () => number;
+
+  /** @param options `now`: clock in ms (tests move time with it); default `Date.now` */
+  constructor(options: { now?: () => number } = {}) {
+    this.#now = options.now ?? Date.now;
+  }
+
+  /**
+   * @param key the key to read
+   * @returns the value, or `null` when absent or expired
+   */
+  get(key: string): Promise<string | null> {
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return Promise.resolve(null);
+    if (entry.expiresAt <= this.#now()) {
+      this.#entries.delete(key);
+      return Promise.resolve(null);
+    }
+    return Promise.resolve(entry.value);
+  }
+
+  /**
+   * @param key the key to write
+   * @param value the value
+   * @param options `ttlSeconds`: expiry; none means kept until deleted
+   */
+  set(key: string, value: string, options: SetOptions = {}): Promise<void> {
+    const ttl = options.ttlSeconds;
+    const expiresAt = ttl === undefined ? Number.POSITIVE_INFINITY : this.#now() + ttl * 1000;
+    this.#entries.set(key, { value, expiresAt });
+    this.#sweep();
+    return Promise.resolve();
+  }
+
+  /** @param key the key to remove */
+  delete(key: string): Promise<void> {
+    this.#entries.delete(key);
+    return Promise.resolve();
+  }
+
+  // Dedupe marks arrive one per message; drop expired ones now and then so a
+  // long-lived isolate does not grow without bound.
+  #writes = 0;
+  #sweep(): void {
+    if (++this.#writes % 1024 !== 0) return;
+    const now = this.#now();
+    for (const [key, entry] of this.#entries) {
+      if (entry.expiresAt <= now) this.#entries.delete(key);
+    }
+  }
+}
