@@ -23,20 +23,40 @@ export async function timePerCall(fn: () => Promise<unknown>, iterations: number
   return (performance.now() - start) / iterations;
 }
 
-/** Alternates two functions in rounds so drift affects both alike; returns mean ms per call of each. */
+/**
+ * Compares two functions on a shared, noisy machine: both are warmed up, then timed in
+ * alternating rounds (order flipped each round) so drift hits both alike. Returns the
+ * median per-call time of each, in ms, and the median of the per-round ratios a/b.
+ */
 export async function compare(
   a: () => Promise<unknown>,
   b: () => Promise<unknown>,
   iterations: number,
-  rounds = 5,
-): Promise<[number, number]> {
-  let ta = 0;
-  let tb = 0;
-  for (let r = 0; r < rounds; r++) {
-    ta += await timePerCall(a, Math.ceil(iterations / rounds), r === 0 ? 50 : 5);
-    tb += await timePerCall(b, Math.ceil(iterations / rounds), r === 0 ? 50 : 5);
+  rounds = 10,
+): Promise<{ a: number; b: number; ratio: number }> {
+  for (let i = 0; i < 500; i++) {
+    await a();
+    await b();
   }
-  return [ta / rounds, tb / rounds];
+  const per = Math.ceil(iterations / rounds);
+  const ta: number[] = [];
+  const tb: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    if (r % 2 === 0) {
+      ta.push(await timePerCall(a, per, 0));
+      tb.push(await timePerCall(b, per, 0));
+    } else {
+      tb.push(await timePerCall(b, per, 0));
+      ta.push(await timePerCall(a, per, 0));
+    }
+  }
+  return { a: median(ta), b: median(tb), ratio: median(ta.map((x, i) => x / tb[i]!)) };
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 export function printTable(rows: Row[]): void {

@@ -43,7 +43,11 @@ test("send image, link and miniprogrampage: WeChat's exact serialisations", asyn
     url: "https://example.com/a?b=c",
     thumb_url: "https://example.com/t.png",
   });
-  await cs.send("OPENID", "miniprogrampage", { title: "title", pagepath: "pages/index/index?foo=bar", thumb_media_id: "thumbMediaId" });
+  await cs.send("OPENID", "miniprogrampage", {
+    title: "title",
+    pagepath: "pages/index/index?foo=bar",
+    thumb_media_id: "thumbMediaId",
+  });
   assert.deepEqual(fake.to(SEND).map((c) => c.body), [
     `{"touser":"OPENID","msgtype":"image","image":{"media_id":"MEDIA_ID"}}`,
     `{"touser":"OPENID","msgtype":"link","link":{"title":"title","description":"description","url":"https://example.com/a?b=c","thumb_url":"https://example.com/t.png"}}`,
@@ -53,7 +57,7 @@ test("send image, link and miniprogrampage: WeChat's exact serialisations", asyn
 
 test("send: Chinese and emoji go out as raw UTF-8, never \\u escapes", async () => {
   const { fake, mp } = setup();
-  await mp.customerServiceMessage.send(OPENID, "text", { content: "你好，世界 👋 <a href=\"x\">=</a>" });
+  await mp.customerServiceMessage.send(OPENID, "text", { content: '你好，世界 👋 <a href="x">=</a>' });
   const [call] = fake.to(SEND);
   assert.ok(call);
   const bytes = new Uint8Array(await call.request.clone().arrayBuffer());
@@ -79,9 +83,21 @@ const invalidSends: Array<[string, () => [string, string, unknown], string]> = [
   ["content not a string", () => [OPENID, "text", { content: 42 }], "text.content"],
   ["typo'd key", () => [OPENID, "text", { content: "x", contnet: "y" }], "text"],
   ["image without media_id", () => [OPENID, "image", {}], "image.media_id"],
-  ["link with a bad url", () => [OPENID, "link", { title: "t", description: "d", url: "not a url", thumb_url: "https://x.y/z.png" }], "link.url"],
-  ["link with a javascript: thumb_url", () => [OPENID, "link", { title: "t", description: "d", url: "https://x.y", thumb_url: "javascript:alert(1)" }], "link.thumb_url"],
-  ["miniprogrampage without pagepath", () => [OPENID, "miniprogrampage", { title: "t", thumb_media_id: "m" }], "miniprogrampage.pagepath"],
+  [
+    "link with a bad url",
+    () => [OPENID, "link", { title: "t", description: "d", url: "not a url", thumb_url: "https://x.y/z.png" }],
+    "link.url",
+  ],
+  [
+    "link with a javascript: thumb_url",
+    () => [OPENID, "link", { title: "t", description: "d", url: "https://x.y", thumb_url: "javascript:alert(1)" }],
+    "link.thumb_url",
+  ],
+  [
+    "miniprogrampage without pagepath",
+    () => [OPENID, "miniprogrampage", { title: "t", thumb_media_id: "m" }],
+    "miniprogrampage.pagepath",
+  ],
   ["payload not an object", () => [OPENID, "text", "hello"], "text"],
 ];
 
@@ -102,7 +118,12 @@ for (const [name, args, field] of invalidSends) {
 }
 
 test("send surfaces WeChat's error with errcode, errmsg, rid and endpoint", async () => {
-  const { mp } = setup(() => json({ errcode: 45015, errmsg: "response out of time limit or subscription is canceled rid: 6789abcd-1234abcd-5678ef01" }));
+  const { mp } = setup(() =>
+    json({
+      errcode: 45015,
+      errmsg: "response out of time limit or subscription is canceled rid: 6789abcd-1234abcd-5678ef01",
+    })
+  );
   await assert.rejects(mp.customerServiceMessage.send(OPENID, "text", { content: "hi" }), (err: unknown) => {
     assert.ok(err instanceof WeChatApiError);
     assert.equal(err.errcode, 45015);
@@ -122,8 +143,10 @@ test("setTyping sends {touser, command} and validates the command", async () => 
     { touser: OPENID, command: "Typing" },
     { touser: OPENID, command: "CancelTyping" },
   ]);
-  // deno-lint-ignore no-explicit-any
-  await assert.rejects(mp.customerServiceMessage.setTyping(OPENID, "typing" as any), (err: unknown) => err instanceof ValidationError && err.field === "command");
+  await assert.rejects(
+    mp.customerServiceMessage.setTyping(OPENID, "typing" as never),
+    (err: unknown) => err instanceof ValidationError && err.field === "command",
+  );
   assert.equal(fake.to("/cgi-bin/message/custom/typing").length, 2);
 });
 
@@ -144,7 +167,7 @@ async function mediaPart(fake: ReturnType<typeof fakeFetch>): Promise<File> {
   return part;
 }
 
-test("uploadTempMedia: PowerWeChat's manual form (\"\", { name, value })", async () => {
+test('uploadTempMedia: PowerWeChat\'s manual form ("", { name, value })', async () => {
   const { fake, mp } = setup(uploadOk);
   const result = await mp.customerServiceMessage.uploadTempMedia("image", "", { name: "cloud.jpg", value: JPEG });
   assert.deepEqual(result, { type: "image", media_id: "MEDIA_1", created_at: 1714037059 });
@@ -154,12 +177,29 @@ test("uploadTempMedia: PowerWeChat's manual form (\"\", { name, value })", async
 });
 
 test("uploadTempMedia: Blob, File, ArrayBuffer and stream, with extension inferred when missing", async () => {
-  const inputs: Array<[string, () => Parameters<MiniProgram["customerServiceMessage"]["uploadTempMedia"]>, string, Uint8Array]> = [
-    ["typed Blob without name", () => ["image", new Blob([PNG], { type: "image/png" }), { filename: "photo" }], "photo.png", PNG],
-    ["File keeps its own name", () => ["image", new File([JPEG], "cloud.jpeg", { type: "image/jpeg" })], "cloud.jpeg", JPEG],
+  const inputs: Array<
+    [string, () => Parameters<MiniProgram["customerServiceMessage"]["uploadTempMedia"]>, string, Uint8Array]
+  > = [
+    [
+      "typed Blob without name",
+      () => ["image", new Blob([PNG], { type: "image/png" }), { filename: "photo" }],
+      "photo.png",
+      PNG,
+    ],
+    [
+      "File keeps its own name",
+      () => ["image", new File([JPEG], "cloud.jpeg", { type: "image/jpeg" })],
+      "cloud.jpeg",
+      JPEG,
+    ],
     ["ArrayBuffer, type sniffed", () => ["image", JPEG.slice().buffer, { filename: "x" }], "x.jpg", JPEG],
     ["bytes, no name at all", () => ["image", PNG], "media.png", PNG],
-    ["ReadableStream in chunks", () => ["image", streamOf([JPEG.slice(0, 3), JPEG.slice(3)]), { filename: "s.jpg" }], "s.jpg", JPEG],
+    [
+      "ReadableStream in chunks",
+      () => ["image", streamOf([JPEG.slice(0, 3), JPEG.slice(3)]), { filename: "s.jpg" }],
+      "s.jpg",
+      JPEG,
+    ],
   ];
   for (const [label, args, expectedName, bytes] of inputs) {
     const { fake, mp } = setup(uploadOk);
@@ -205,19 +245,37 @@ function streamOf(chunks: Uint8Array[]): ReadableStream<Uint8Array> {
 test("uploadTempMedia refuses empty, over-limit and non-image uploads before any call", async () => {
   const { fake, mp } = setup(uploadOk, { maxUploadBytes: 8 });
   const cs = mp.customerServiceMessage;
-  await assert.rejects(cs.uploadTempMedia("image", new Uint8Array(0)), (e: unknown) => e instanceof ValidationError && /empty/.test(e.message));
-  await assert.rejects(cs.uploadTempMedia("image", JPEG), (e: unknown) => e instanceof MediaTooLargeError && e.limit === 8);
+  await assert.rejects(
+    cs.uploadTempMedia("image", new Uint8Array(0)),
+    (e: unknown) => e instanceof ValidationError && /empty/.test(e.message),
+  );
+  await assert.rejects(
+    cs.uploadTempMedia("image", JPEG),
+    (e: unknown) => e instanceof MediaTooLargeError && e.limit === 8,
+  );
   await assert.rejects(cs.uploadTempMedia("image", new Blob([JPEG])), (e: unknown) => e instanceof MediaTooLargeError);
-  await assert.rejects(cs.uploadTempMedia("image", streamOf([JPEG, JPEG])), (e: unknown) => e instanceof MediaTooLargeError);
-  // deno-lint-ignore no-explicit-any
-  await assert.rejects(cs.uploadTempMedia("voice" as any, PNG.slice(0, 4)), (e: unknown) => e instanceof ValidationError && e.field === "type");
-  await assert.rejects(cs.uploadTempMedia("image", ""), (e: unknown) => e instanceof ValidationError && e.field === "media");
+  await assert.rejects(
+    cs.uploadTempMedia("image", streamOf([JPEG, JPEG])),
+    (e: unknown) => e instanceof MediaTooLargeError,
+  );
+  await assert.rejects(
+    cs.uploadTempMedia("voice" as never, PNG.slice(0, 4)),
+    (e: unknown) => e instanceof ValidationError && e.field === "type",
+  );
+  await assert.rejects(
+    cs.uploadTempMedia("image", ""),
+    (e: unknown) => e instanceof ValidationError && e.field === "media",
+  );
   assert.equal(fake.calls.length, 0);
 });
 
 test("uploadTempMedia accepts created_at as a number", async () => {
   const { mp } = setup(() => json({ type: "image", media_id: "M2", created_at: 1714037060 }));
-  assert.deepEqual(await mp.customerServiceMessage.uploadTempMedia("image", PNG), { type: "image", media_id: "M2", created_at: 1714037060 });
+  assert.deepEqual(await mp.customerServiceMessage.uploadTempMedia("image", PNG), {
+    type: "image",
+    media_id: "M2",
+    created_at: 1714037060,
+  });
 });
 
 // --- getTempMedia --------------------------------------------------------------
@@ -268,7 +326,13 @@ test("getTempMedia streams a body without Content-Type when it is not JSON", asy
   assert.deepEqual(new Uint8Array(await res.arrayBuffer()), PNG);
 });
 
-for (const [label, contentType] of [["application/json", "application/json; encoding=utf-8"], ["text/plain", "text/plain"], ["no content type", null]] as const) {
+for (
+  const [label, contentType] of [
+    ["application/json", "application/json; encoding=utf-8"],
+    ["text/plain", "text/plain"],
+    ["no content type", null],
+  ] as const
+) {
   test(`getTempMedia detects an error body sent as ${label}`, async () => {
     const { mp } = setup(() => {
       const res = new Response(`{"errcode":40007,"errmsg":"invalid media_id rid: 1-2-3"}`);
@@ -286,14 +350,20 @@ for (const [label, contentType] of [["application/json", "application/json; enco
 
 test("getTempMedia refuses a malformed media_id without a call", async () => {
   const { fake, mp } = setup();
-  await assert.rejects(mp.customerServiceMessage.getTempMedia("../etc/passwd"), (e: unknown) => e instanceof ValidationError && e.field === "media_id");
+  await assert.rejects(
+    mp.customerServiceMessage.getTempMedia("../etc/passwd"),
+    (e: unknown) => e instanceof ValidationError && e.field === "media_id",
+  );
   assert.equal(fake.calls.length, 0);
 });
 
 test("filenameFromContentDisposition handles quotes, RFC 5987 and path tricks", () => {
   assert.equal(filenameFromContentDisposition('attachment; filename="MEDIA_ID.jpg"'), "MEDIA_ID.jpg");
   assert.equal(filenameFromContentDisposition("attachment; filename=plain.png"), "plain.png");
-  assert.equal(filenameFromContentDisposition("attachment; filename*=UTF-8''%E4%BA%91.jpg; filename=\"x.jpg\""), "云.jpg");
+  assert.equal(
+    filenameFromContentDisposition("attachment; filename*=UTF-8''%E4%BA%91.jpg; filename=\"x.jpg\""),
+    "云.jpg",
+  );
   assert.equal(filenameFromContentDisposition('attachment; filename="../../etc/passwd"'), "passwd");
   assert.equal(filenameFromContentDisposition('attachment; filename=".."'), undefined);
   assert.equal(filenameFromContentDisposition("inline"), undefined);

@@ -84,7 +84,10 @@ test("40001: compare-and-expire the failed token, fetch a new one and replay exa
   const store = new MemoryStore();
   const mp = new MiniProgram({ ...APP, fetch: fake.fetch, store });
   await mp.customerServiceMessage.send(OPENID, "text", { content: "hi" });
-  assert.deepEqual(fake.to(SEND).map((c) => c.url.searchParams.get("access_token")), ["ACCESS_TOKEN_1", "ACCESS_TOKEN_2"]);
+  assert.deepEqual(fake.to(SEND).map((c) => c.url.searchParams.get("access_token")), [
+    "ACCESS_TOKEN_1",
+    "ACCESS_TOKEN_2",
+  ]);
   assert.equal(fake.to(TOKEN_PATH).length, 2);
   assert.match((await store.get(mp.accessToken.cacheKey)) ?? "", /ACCESS_TOKEN_2/);
 });
@@ -137,7 +140,10 @@ test("-1 beyond maxRetries surfaces as isSystemBusy", async () => {
 test("5xx on an idempotent call is retried; on send it is not (the message may be delivered)", async () => {
   const fail = fakeFetch(() => new Response("bad gateway", { status: 502 }));
   const mp = new MiniProgram({ ...APP, fetch: fail.fetch, retry: { baseDelayMs: 1 } });
-  await assert.rejects(mp.customerServiceMessage.setTyping(OPENID, "Typing"), (e: unknown) => e instanceof WeChatHttpError && e.status === 502);
+  await assert.rejects(
+    mp.customerServiceMessage.setTyping(OPENID, "Typing"),
+    (e: unknown) => e instanceof WeChatHttpError && e.status === 502,
+  );
   assert.equal(fail.to(TYPING).length, 3);
   await assert.rejects(mp.customerServiceMessage.send(OPENID, "text", { content: "x" }), WeChatHttpError);
   assert.equal(fail.to(SEND).length, 1);
@@ -184,13 +190,18 @@ test("no error, stack or JSON of an error contains the access token or the app s
     () => new Response(`<html>${token}</html>`, { status: 200 }),
   ];
   for (const failure of failures) {
-    const fetchFn = (async (input: RequestInfo | URL, init?: RequestInit) => {
+    const fetchFn = ((input: RequestInfo | URL, init?: RequestInit) => {
       const req = new Request(input, init);
-      if (new URL(req.url).pathname === TOKEN_PATH) return json({ access_token: token, expires_in: 7200 });
-      return failure(req);
+      if (new URL(req.url).pathname === TOKEN_PATH) {
+        return Promise.resolve(json({ access_token: token, expires_in: 7200 }));
+      }
+      return Promise.resolve().then(() => failure(req));
     }) as typeof fetch;
     const mp = new MiniProgram({ ...APP, fetch: fetchFn, retry: { maxRetries: 0 } });
-    const err = await mp.customerServiceMessage.send(OPENID, "text", { content: "x" }).then(() => null, (e: unknown) => e);
+    const err = await mp.customerServiceMessage.send(OPENID, "text", { content: "x" }).then(
+      () => null,
+      (e: unknown) => e,
+    );
     assert.ok(err instanceof WeChatError, String(err));
     const cause = err.cause instanceof Error ? `${err.cause.message} ${err.cause.stack}` : "";
     for (const text of [err.message, err.stack ?? "", JSON.stringify(err), String(err), cause]) {
@@ -203,7 +214,8 @@ test("no error, stack or JSON of an error contains the access token or the app s
     ...APP,
     tokenSource: "classic",
     retry: { maxRetries: 0 },
-    fetch: ((input: RequestInfo | URL) => Promise.reject(new TypeError(`failed: ${String(input instanceof Request ? input.url : input)}`))) as typeof fetch,
+    fetch: ((input: RequestInfo | URL) =>
+      Promise.reject(new TypeError(`failed: ${String(input instanceof Request ? input.url : input)}`))) as typeof fetch,
   });
   const err = await classic.accessToken.getToken().then(() => null, (e: unknown) => e);
   assert.ok(err instanceof WeChatNetworkError);
@@ -228,11 +240,11 @@ test("a throwing store is logged and bypassed; the call still succeeds", async (
 
 test("classic token source: GET /cgi-bin/token with appid and secret", async () => {
   const fake = fakeFetch(ok);
-  const fetchFn = (async (input: RequestInfo | URL, init?: RequestInit) => {
+  const fetchFn = ((input: RequestInfo | URL, init?: RequestInit) => {
     const req = new Request(input, init);
     if (new URL(req.url).pathname === "/cgi-bin/token") {
       fake.calls.push({ request: req, url: new URL(req.url), body: "" });
-      return json({ access_token: "CLASSIC_TOKEN", expires_in: 7200 });
+      return Promise.resolve(json({ access_token: "CLASSIC_TOKEN", expires_in: 7200 }));
     }
     return fake.fetch(req);
   }) as typeof fetch;
