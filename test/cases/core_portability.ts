@@ -7,7 +7,7 @@ const ADAPTERS = new Set(["runtime/read_file.ts"]);
 const RUNTIME_USE = [
   /\bfrom\s+["'](node:|bun:|cloudflare:)/,
   /\bimport\s*\(\s*["'](node:|bun:|cloudflare:)/,
-  /\brequire\s*\(/,
+  /(?<![\w$#.])require\s*\(/,
   /\bDeno\s*\./,
   /\bBun\s*\./,
   /\bprocess\s*\.\s*(env|versions|argv)/,
