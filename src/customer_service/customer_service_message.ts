@@ -114,7 +114,9 @@ export class CustomerServiceMessage {
         method: "POST",
         path: "/cgi-bin/message/custom/typing",
         json: { touser, command: checked },
-        idempotent: true,
+        // A replayed "Typing" whose first answer was lost gets 45081 (already typing);
+        // only cancelling is safe to repeat.
+        idempotent: checked === "CancelTyping",
       });
     });
   }

@@ -43,7 +43,8 @@ export type TypingCommand = "Typing" | "CancelTyping";
 /** uploadTempMedia type (WeChat: images only). */
 export type MediaType = "image";
 
-const nonEmpty = z.string().trim().min(1, "must not be empty");
+// Checked, never rewritten: leading spaces and indentation in a message are the user's.
+const nonEmpty = z.string().refine((s) => s.trim() !== "", "must not be empty");
 const httpUrl = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
 const id = (what: string) => z.string().regex(/^[A-Za-z0-9_-]{1,256}$/, `must be ${what} (letters, digits, - and _)`);
 

@@ -126,22 +126,37 @@ test("-1 on an idempotent call is retried with backoff, then succeeds", async ()
   let busy = 2;
   const fake = fakeFetch(() => (busy-- > 0 ? json({ errcode: -1, errmsg: "system error" }) : ok()));
   const mp = new MiniProgram({ ...APP, fetch: fake.fetch, retry: { baseDelayMs: 1 } });
-  await mp.customerServiceMessage.setTyping(OPENID, "Typing");
+  await mp.customerServiceMessage.setTyping(OPENID, "CancelTyping");
   assert.equal(fake.to(TYPING).length, 3);
 });
 
 test("-1 beyond maxRetries surfaces as isSystemBusy", async () => {
   const fake = fakeFetch(() => json({ errcode: -1, errmsg: "system error" }));
   const mp = new MiniProgram({ ...APP, fetch: fake.fetch, retry: { maxRetries: 1, baseDelayMs: 1 } });
-  await assert.rejects(mp.customerServiceMessage.setTyping(OPENID, "Typing"), isSystemBusy);
+  await assert.rejects(mp.customerServiceMessage.setTyping(OPENID, "CancelTyping"), isSystemBusy);
   assert.equal(fake.to(TYPING).length, 2);
+});
+
+test("Typing is not replayed after an ambiguous failure (a replay would get 45081)", async () => {
+  const fake = fakeFetch(() => json({ errcode: -1, errmsg: "system error" }));
+  const mp = new MiniProgram({ ...APP, fetch: fake.fetch, retry: { baseDelayMs: 1 } });
+  await assert.rejects(mp.customerServiceMessage.setTyping(OPENID, "Typing"), isSystemBusy);
+  assert.equal(fake.to(TYPING).length, 1);
+});
+
+test("send keeps the text exactly as given, whitespace included", async () => {
+  const fake = fakeFetch(ok);
+  const mp = new MiniProgram({ ...APP, fetch: fake.fetch });
+  const content = "  line one\n    indented code\n";
+  await mp.customerServiceMessage.send(OPENID, "text", { content });
+  assert.equal(JSON.parse(fake.to(SEND)[0]!.body).text.content, content);
 });
 
 test("5xx on an idempotent call is retried; on send it is not (the message may be delivered)", async () => {
   const fail = fakeFetch(() => new Response("bad gateway", { status: 502 }));
   const mp = new MiniProgram({ ...APP, fetch: fail.fetch, retry: { baseDelayMs: 1 } });
   await assert.rejects(
-    mp.customerServiceMessage.setTyping(OPENID, "Typing"),
+    mp.customerServiceMessage.setTyping(OPENID, "CancelTyping"),
     (e: unknown) => e instanceof WeChatHttpError && e.status === 502,
   );
   assert.equal(fail.to(TYPING).length, 3);
