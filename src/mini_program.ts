@@ -10,6 +10,7 @@ import { AccessToken, type Logger, type TokenSource } from "./token/access_token
 import type { KeyValueStore } from "./stores/key_value_store.ts";
 import { MemoryStore } from "./stores/memory_store.ts";
 import { CustomerServiceMessage } from "./customer_service/customer_service_message.ts";
+import { type PushOptions, PushReceiver } from "./push/receiver.ts";
 
 /** Options of {@link MiniProgram}. */
 export interface MiniProgramOptions {
@@ -35,6 +36,8 @@ export interface MiniProgramOptions {
   maxUploadBytes?: number;
   /** Receives warnings (such as a failing store); default `console`. */
   logger?: Logger;
+  /** Message push settings (Token, EncodingAESKey...). Without them `push.handle` answers 503. */
+  push?: PushOptions;
 }
 
 /**
@@ -56,6 +59,8 @@ export class MiniProgram {
   readonly customerServiceMessage: CustomerServiceMessage;
   /** The clock this instance uses, in ms. */
   readonly now: () => number;
+  /** Message push receiver: `mp.push.handle(request, handler)` answers WeChat's pushes. */
+  readonly push: PushReceiver;
 
   /** @param options see {@link MiniProgramOptions} */
   constructor(options: MiniProgramOptions) {
@@ -93,5 +98,11 @@ export class MiniProgram {
       logger: options.logger ?? console,
     });
     this.customerServiceMessage = new CustomerServiceMessage(http, { maxUploadBytes: options.maxUploadBytes });
+    this.push = new PushReceiver({
+      ...options.push,
+      appId: options.appId,
+      now: this.now,
+      logger: options.logger ?? console,
+    });
   }
 }

@@ -1,0 +1,343 @@
+/**
+ * The cryptography of WeChat's message push: SHA-1 signatures over the sorted
+ * token, timestamp, nonce (and ciphertext), and the AES-256-CBC envelope of safe
+ * mode, with WeChat's PKCS#7 padding to 32-byte blocks. WebCrypto only.
+ *
+ * @module
+ */
+import { PushVerificationError, ValidationError } from "../errors.ts";
+import { sha1Hex } from "./_sha1.ts";
+
+/** Settings of {@link MessageCrypto}, as configured in the mini program's admin console. */
+export interface MessageCryptoOptions {
+  /** The push Token. */
+  token: string;
+  /** The EncodingAESKey: 43 characters of [A-Za-z0-9]. */
+  encodingAESKey: string;
+  /** The mini program's AppID, which ends every encrypted message. */
+  appId: string;
+}
+
+/** Options of {@link MessageCrypto.decrypt}. */
+export interface DecryptOptions {
+  /** How the message is expected to start; only a speed hint (12 characters or more are used). */
+  startsWith?: string;
+}
+
+/** Options of {@link MessageCrypto.encrypt}. */
+export interface EncryptOptions {
+  /**
+   * The 16 random bytes that start the plaintext; default fresh from `crypto.getRandomValues`.
+   * A string stands for its UTF-8 bytes (the official vectors use 16 ASCII characters).
+   */
+  random?: Uint8Array | string;
+}
+
+const AES_BLOCK = 16;
+/** WeChat pads to 32 bytes, so pad values run 1..32 (WebCrypto's own PKCS#7 stops at 16). */
+const WECHAT_BLOCK = 32;
+const RANDOM_BYTES = 16;
+const LENGTH_BYTES = 4;
+const HEADER_BYTES = RANDOM_BYTES + LENGTH_BYTES;
+/** Message byte 11 is plaintext byte 31: the last byte of the second AES block. */
+const PREDICTED_BYTE = 2 * AES_BLOCK - 1 - HEADER_BYTES;
+const ENCODING_AES_KEY = /^[A-Za-z0-9]{43}$/;
+
+const encoder = new TextEncoder();
+// Exact bytes in, exact text out: a BOM inside a message is content, not a marker.
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+// A whole AES block of WebCrypto's own padding (16 bytes of 0x10).
+const FULL_PAD_BLOCK = new Uint8Array(AES_BLOCK).fill(AES_BLOCK);
+
+/**
+ * Signs, encrypts and decrypts WeChat message-push payloads for one mini program.
+ * The AES key is imported into WebCrypto once per instance, on first use.
+ *
+ * @example Round trip and signature
+ * ```ts
+ * import { MessageCrypto } from "./crypto.ts";
+ * const mc = new MessageCrypto({ token: "AAAAA", encodingAESKey: "A".repeat(43), appId: "wxba5fad812f8e6fb9" });
+ * const encrypt = await mc.encrypt('{"demo_resp":"good luck"}');
+ * console.log(await mc.decrypt(encrypt)); // {"demo_resp":"good luck"}
+ * console.log(await mc.signature("1713424427", "415670741", encrypt)); // 40 hex digits
+ * ```
+ */
+export class MessageCrypto {
+  readonly #token: string;
+  readonly #appId: Uint8Array;
+  readonly #rawKey: Uint8Array<ArrayBuffer>;
+  readonly #iv: Uint8Array<ArrayBuffer>;
+  #key: Promise<CryptoKey> | undefined;
+
+  /**
+   * @param options the push Token, the EncodingAESKey and the AppID
+   * @throws {ValidationError} when the EncodingAESKey is not 43 characters of [A-Za-z0-9], or a field is empty
+   */
+  constructor(options: MessageCryptoOptions) {
+    requireText("token", options.token);
+    requireText("appId", options.appId);
+    if (typeof options.encodingAESKey !== "string" || !ENCODING_AES_KEY.test(options.encodingAESKey)) {
+      throw new ValidationError("encodingAESKey", "must be 43 characters of [A-Za-z0-9]");
+    }
+    this.#token = options.token;
+    this.#appId = encoder.encode(options.appId);
+    // 43 base64 characters plus "=" decode to exactly 32 bytes; the IV is the key's first half.
+    this.#rawKey = base64ToBytes(`${options.encodingAESKey}=`);
+    this.#iv = this.#rawKey.slice(0, AES_BLOCK);
+  }
+
+  /**
+   * WeChat's signature: hex SHA-1 of the token, timestamp, nonce (and `encrypt`) sorted and joined.
+   *
+   * @param timestamp the `timestamp` query parameter (or a reply's TimeStamp)
+   * @param nonce the `nonce` query parameter (or a reply's Nonce)
+   * @param encrypt the ciphertext, for `msg_signature` and reply signatures
+   * @returns 40 lowercase hex digits
+   * @example
+   * ```ts
+   * import { MessageCrypto } from "./crypto.ts";
+   * const mc = new MessageCrypto({ token: "AAAAA", encodingAESKey: "A".repeat(43), appId: "wx1" });
+   * console.log(await mc.signature("1714036504", "1514711492")); // "f464b24fc39322e44b38aa78f5edd27bd1441696"
+   * ```
+   */
+  signature(timestamp: string, nonce: string, encrypt?: string): Promise<string> {
+    return Promise.resolve(pushSignature(this.#token, timestamp, nonce, encrypt));
+  }
+
+  /**
+   * Checks a received signature against the expected one, in constant time.
+   *
+   * @param received the `signature` or `msg_signature` query parameter
+   * @param timestamp the `timestamp` query parameter
+   * @param nonce the `nonce` query parameter
+   * @param encrypt the ciphertext, when checking `msg_signature`
+   * @returns whether the signature is WeChat's
+   * @example
+   * ```ts
+   * import { MessageCrypto } from "./crypto.ts";
+   * const mc = new MessageCrypto({ token: "AAAAA", encodingAESKey: "A".repeat(43), appId: "wx1" });
+   * console.log(await mc.verifySignature("f464b24fc39322e44b38aa78f5edd27bd1441696", "1714036504", "1514711492")); // true
+   * ```
+   */
+  verifySignature(received: string, timestamp: string, nonce: string, encrypt?: string): Promise<boolean> {
+    const expected = pushSignature(this.#token, timestamp, nonce, encrypt);
+    return Promise.resolve(constantTimeEqual(received.toLowerCase(), expected));
+  }
+
+  /**
+   * Decrypts a safe-mode `Encrypt` value and checks that it was made for this AppID.
+   *
+   * @param encrypt the base64 ciphertext
+   * @param options `startsWith`: how the message is expected to start (WeChat's JSON starts
+   *   `{"ToUserName":"`, its XML `<xml><ToUserName>`); when right, one WebCrypto call
+   *   suffices instead of two. A wrong guess costs time, never correctness.
+   * @returns the message text (JSON or XML)
+   * @throws {PushVerificationError} `undecryptable` for bad base64, length, padding or length prefix;
+   *   `bad_appid` when the message ends with another AppID
+   * @example
+   * ```ts
+   * import { MessageCrypto } from "./crypto.ts";
+   * const mc = new MessageCrypto({ token: "AAAAA", encodingAESKey: "A".repeat(43), appId: "wxba5fad812f8e6fb9" });
+   * const text = await mc.decrypt("ELGduP2YcVatjqIS+eZbp80MNLoAUWvzzyJxgGzxZO/5sAvd070Bs6qrLARC9nVHm48Y4hyRbtzve1L32tmxSQ==");
+   * console.log(text); // {"demo_resp":"good luck"}
+   * ```
+   */
+  async decrypt(encrypt: string, options: DecryptOptions = {}): Promise<string> {
+    const cipher = decodeCiphertext(encrypt);
+    const key = await this.#cryptoKey();
+    const predicted = options.startsWith === undefined ? undefined : encoder.encode(options.startsWith)[PREDICTED_BYTE];
+    let plain = predicted === undefined ? undefined : await this.#decryptPredicted(key, cipher, predicted);
+    plain ??= await this.#decryptExtended(key, cipher);
+    return this.#unpack(plain);
+  }
+
+  /**
+   * Encrypts a reply (or, for tests and emulators, a push) the way WeChat does.
+   *
+   * @param plaintext the message text
+   * @param options `random`: the 16 leading bytes; default fresh random bytes
+   * @returns the base64 ciphertext
+   * @throws {ValidationError} when `random` is not 16 bytes
+   * @example
+   * ```ts
+   * import { MessageCrypto } from "./crypto.ts";
+   * const mc = new MessageCrypto({ token: "AAAAA", encodingAESKey: "A".repeat(43), appId: "wxba5fad812f8e6fb9" });
+   * const encrypt = await mc.encrypt('{"demo_resp":"good luck"}', { random: "707722b803182950" });
+   * console.log(encrypt); // "ELGduP2YcVatjqIS+eZbp80MNLoAUWvzzyJxgGzxZO/5sAvd070Bs6qrLARC9nVHm48Y4hyRbtzve1L32tmxSQ=="
+   * ```
+   */
+  async encrypt(plaintext: string, options: EncryptOptions = {}): Promise<string> {
+    if (typeof plaintext !== "string") throw new ValidationError("plaintext", "must be a string");
+    const random = randomBytes(options.random);
+    const message = encoder.encode(plaintext);
+    const size = HEADER_BYTES + message.length + this.#appId.length;
+    const pad = WECHAT_BLOCK - (size % WECHAT_BLOCK);
+    const padded = new Uint8Array(size + pad);
+    padded.set(random);
+    new DataView(padded.buffer).setUint32(RANDOM_BYTES, message.length);
+    padded.set(message, HEADER_BYTES);
+    padded.set(this.#appId, HEADER_BYTES + message.length);
+    padded.fill(pad, size);
+    const key = await this.#cryptoKey();
+    const cipher = await crypto.subtle.encrypt({ name: "AES-CBC", iv: this.#iv }, key, padded);
+    // WebCrypto appends a block of its own padding; WeChat's padding is already in place.
+    return bytesToBase64(new Uint8Array(cipher, 0, padded.length));
+  }
+
+  // WebCrypto insists on 16-byte PKCS#7 and would reject WeChat's pad values 17..32.
+  // Appending E(0x10×16 XOR last block) adds one block that decrypts to a full 16-byte
+  // pad, which WebCrypto strips, leaving WeChat's padding for #unpack to check. Two calls.
+  async #decryptExtended(key: CryptoKey, cipher: Uint8Array<ArrayBuffer>): Promise<Uint8Array> {
+    const last = cipher.subarray(cipher.length - AES_BLOCK);
+    const tail = await crypto.subtle.encrypt({ name: "AES-CBC", iv: last }, key, FULL_PAD_BLOCK);
+    const extended = new Uint8Array(cipher.length + AES_BLOCK);
+    extended.set(cipher);
+    extended.set(new Uint8Array(tail, 0, AES_BLOCK), cipher.length);
+    return new Uint8Array(await crypto.subtle.decrypt({ name: "AES-CBC", iv: this.#iv }, key, extended));
+  }
+
+  // One call when plaintext byte 31 (message byte 11) is `predicted`: append A and C2,
+  // where A is C1 with its last byte XORed by predicted^1. The appended C2 then decrypts
+  // to P2 XOR (0,…,0, predicted^1), whose last byte is 1 — valid 16-byte padding — only
+  // if P2 ends with `predicted`. WebCrypto strips at most 16 bytes, so the original
+  // blocks come back whole, WeChat's padding included, whatever the appended pair
+  // decrypted to; on a wrong guess WebCrypto refuses and the caller takes two calls.
+  async #decryptPredicted(
+    key: CryptoKey,
+    cipher: Uint8Array<ArrayBuffer>,
+    predicted: number,
+  ): Promise<Uint8Array | undefined> {
+    const n = cipher.length;
+    if (n < 2 * AES_BLOCK) return undefined;
+    const input = new Uint8Array(n + 2 * AES_BLOCK);
+    input.set(cipher);
+    input.set(cipher.subarray(0, AES_BLOCK), n);
+    input[n + AES_BLOCK - 1]! ^= predicted ^ 0x01;
+    input.set(cipher.subarray(AES_BLOCK, 2 * AES_BLOCK), n + AES_BLOCK);
+    try {
+      return new Uint8Array(await crypto.subtle.decrypt({ name: "AES-CBC", iv: this.#iv }, key, input), 0, n);
+    } catch {
+      return undefined;
+    }
+  }
+
+  #cryptoKey(): Promise<CryptoKey> {
+    this.#key ??= crypto.subtle.importKey("raw", this.#rawKey, { name: "AES-CBC" }, false, ["encrypt", "decrypt"]);
+    return this.#key;
+  }
+
+  /** random(16) + length(4, big-endian) + message + appId + WeChat padding → message. */
+  #unpack(plain: Uint8Array): string {
+    const pad = plain[plain.length - 1] ?? 0;
+    if (pad < 1 || pad > WECHAT_BLOCK || pad > plain.length) throw undecryptable("invalid padding");
+    for (let i = plain.length - pad; i < plain.length; i++) {
+      if (plain[i] !== pad) throw undecryptable("invalid padding");
+    }
+    const end = plain.length - pad;
+    if (end < HEADER_BYTES) throw undecryptable("too short");
+    const length = new DataView(plain.buffer, plain.byteOffset, plain.byteLength).getUint32(RANDOM_BYTES);
+    if (length > end - HEADER_BYTES) throw undecryptable("invalid length prefix");
+    const messageEnd = HEADER_BYTES + length;
+    if (!bytesEqual(plain.subarray(messageEnd, end), this.#appId)) {
+      throw new PushVerificationError("bad_appid", "Cannot accept message: it was encrypted for another appId");
+    }
+    try {
+      return utf8.decode(plain.subarray(HEADER_BYTES, messageEnd));
+    } catch {
+      throw undecryptable("message is not UTF-8");
+    }
+  }
+}
+
+/**
+ * Compares two strings in time that depends only on their length, for secret digests.
+ *
+ * @param a one string (e.g. a received signature)
+ * @param b the other (e.g. the expected signature)
+ * @returns whether they are equal
+ * @example
+ * ```ts
+ * import { constantTimeEqual } from "./crypto.ts";
+ * console.log(constantTimeEqual("ab12", "ab12")); // true
+ * ```
+ */
+export function constantTimeEqual(a: string, b: string): boolean {
+  // A length mismatch reveals only the length, which is public (a SHA-1 is 40 digits).
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
+}
+
+/**
+ * WeChat's push signature for a token: hex SHA-1 of the parts sorted and joined. Plain
+ * mode needs it without an EncodingAESKey, hence a function beside {@link MessageCrypto}.
+ * Synchronous: the hash is computed in JavaScript (see `_sha1.ts` for why).
+ *
+ * @param token the push Token
+ * @param timestamp the `timestamp` query parameter
+ * @param nonce the `nonce` query parameter
+ * @param encrypt the ciphertext, for `msg_signature`
+ * @returns 40 lowercase hex digits
+ * @example
+ * ```ts
+ * import { pushSignature } from "./crypto.ts";
+ * console.log(pushSignature("AAAAA", "1714037059", "486452656")); // "899cf89e464efb63f54ddac96b0a0a235f53aa78"
+ * ```
+ */
+export function pushSignature(token: string, timestamp: string, nonce: string, encrypt?: string): string {
+  // Every part is ASCII (digits, base64, WeChat's [A-Za-z0-9] token), so the default
+  // UTF-16 sort is the byte order WeChat sorts by.
+  const parts = encrypt === undefined ? [token, timestamp, nonce] : [token, timestamp, nonce, encrypt];
+  return sha1Hex(parts.sort().join(""));
+}
+
+function requireText(field: string, value: unknown): void {
+  if (typeof value !== "string" || value === "") throw new ValidationError(field, "must be a non-empty string");
+}
+
+function undecryptable(detail: string): PushVerificationError {
+  return new PushVerificationError("undecryptable", `Cannot decrypt message: ${detail}`);
+}
+
+function randomBytes(random: Uint8Array | string | undefined): Uint8Array {
+  if (random === undefined) return crypto.getRandomValues(new Uint8Array(RANDOM_BYTES));
+  const bytes = typeof random === "string" ? encoder.encode(random) : random;
+  if (!(bytes instanceof Uint8Array) || bytes.length !== RANDOM_BYTES) {
+    throw new ValidationError("random", `must be ${RANDOM_BYTES} bytes`);
+  }
+  return bytes;
+}
+
+function decodeCiphertext(encrypt: string): Uint8Array<ArrayBuffer> {
+  let bytes: Uint8Array<ArrayBuffer>;
+  try {
+    bytes = base64ToBytes(encrypt);
+  } catch {
+    throw undecryptable("invalid base64");
+  }
+  if (bytes.length === 0 || bytes.length % AES_BLOCK !== 0) throw undecryptable("invalid length");
+  return bytes;
+}
+
+function base64ToBytes(base64: string): Uint8Array<ArrayBuffer> {
+  const binary = atob(base64);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
+
+function bytesToBase64(bytes: Uint8Array): string {
+  let binary = "";
+  // Chunked so a long message never exceeds the engine's argument limit.
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(binary);
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

@@ -1,0 +1,115 @@
+/**
+ * Replies a push handler can return, and their wire forms.
+ *
+ * @module
+ */
+import type { PushFormat } from "./parse.ts";
+import type { PushMessage } from "./types.ts";
+
+/** The kinds of reply, in WeChat's `MsgType` words. */
+export type ReplyType = "transfer_customer_service";
+
+/**
+ * What a push handler returns to answer WeChat with more than `success`.
+ *
+ * @example Hand the conversation to the customer-service tool
+ * ```ts ignore
+ * import { MiniProgram, Reply } from "../../mod.ts";
+ * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret", push: { token: "TOKEN" } });
+ * export default { fetch: (req: Request) => mp.push.handle(req, () => Reply.transferCustomerService()) };
+ * ```
+ */
+export class Reply {
+  /** The reply's `MsgType`. */
+  readonly type: ReplyType;
+
+  private constructor(type: ReplyType) {
+    this.type = type;
+  }
+
+  /**
+   * Forwards the user's message to the WeChat customer-service tool (`transfer_customer_service`).
+   * Only for user messages: WeChat does not forward events.
+   *
+   * @returns the reply
+   * @example
+   * ```ts
+   * import { Reply } from "./reply.ts";
+   * console.log(Reply.transferCustomerService().type); // "transfer_customer_service"
+   * ```
+   */
+  static transferCustomerService(): Reply {
+    return new Reply("transfer_customer_service");
+  }
+
+  /**
+   * The reply kept in a dedupe mark, read back for a retry of an answered message.
+   *
+   * @param type a stored {@link Reply.type}
+   * @returns the reply, or `undefined` for anything else
+   * @example
+   * ```ts
+   * import { Reply } from "./reply.ts";
+   * console.log(Reply.fromType("transfer_customer_service")?.type); // "transfer_customer_service"
+   * ```
+   */
+  static fromType(type: string): Reply | undefined {
+    return type === "transfer_customer_service" ? new Reply(type) : undefined;
+  }
+}
+
+/**
+ * The reply's XML: to the user (the message's sender), from the mini program.
+ *
+ * @param reply what the handler returned
+ * @param message the message being answered
+ * @param createTime seconds since the epoch
+ * @returns the XML document
+ * @example
+ * ```ts
+ * import { Reply, replyXml } from "./reply.ts";
+ * const msg = { ToUserName: "gh_1", FromUserName: "o1", CreateTime: 1, MsgType: "text", Content: "hi", MsgId: "1" } as const;
+ * console.log(replyXml(Reply.transferCustomerService(), msg, 1399197672));
+ * ```
+ */
+export function replyXml(reply: Reply, message: PushMessage, createTime: number): string {
+  return `<xml><ToUserName>${cdata(message.FromUserName)}</ToUserName>` +
+    `<FromUserName>${cdata(message.ToUserName)}</FromUserName>` +
+    `<CreateTime>${createTime}</CreateTime><MsgType>${cdata(reply.type)}</MsgType></xml>`;
+}
+
+/** The fields of a safe-mode reply envelope. */
+export interface EncryptedEnvelope {
+  Encrypt: string;
+  MsgSignature: string;
+  TimeStamp: string;
+  Nonce: string;
+}
+
+/**
+ * Wraps an encrypted reply in the envelope of the request's format.
+ *
+ * @param format the request's format
+ * @param envelope ciphertext, its signature, the timestamp and nonce it was signed with
+ * @returns the response body
+ * @example
+ * ```ts
+ * import { envelopeBody } from "./reply.ts";
+ * console.log(envelopeBody("json", { Encrypt: "abc=", MsgSignature: "f00", TimeStamp: "1713424427", Nonce: "415670741" }));
+ * // {"Encrypt":"abc=","MsgSignature":"f00","TimeStamp":1713424427,"Nonce":"415670741"}
+ * ```
+ */
+export function envelopeBody(format: PushFormat, envelope: EncryptedEnvelope): string {
+  if (format === "json") {
+    // WeChat's sample sends TimeStamp as a number and Nonce as a string.
+    return JSON.stringify({ ...envelope, TimeStamp: Number(envelope.TimeStamp) });
+  }
+  return `<xml><Encrypt>${cdata(envelope.Encrypt)}</Encrypt>` +
+    `<MsgSignature>${cdata(envelope.MsgSignature)}</MsgSignature>` +
+    `<TimeStamp>${envelope.TimeStamp}</TimeStamp><Nonce>${cdata(envelope.Nonce)}</Nonce></xml>`;
+}
+
+/** A CDATA section; a `]]>` inside is split across two sections so it cannot close early. */
+function cdata(text: string): string {
+  return `<![CDATA[${text.replaceAll("]]>", "]]]]><![CDATA[>")}]]>`;
+}

@@ -1,0 +1,86 @@
+// Private: the push wire formats (spec §6): JSON and XML bodies, safe-mode envelopes, replies.
+import type { PushFields } from "./types.ts";
+
+/** Fields WeChat writes as bare integers; every other field is a string. */
+const INTEGER_FIELDS = new Set(["CreateTime", "MsgId"]);
+
+/**
+ * JSON with `MsgId` as a bare 64-bit integer: JSON.stringify cannot write one from a
+ * string without quotes, and a number would lose digits, so fields are written one by one.
+ */
+export function toJson(fields: PushFields): string {
+  const parts = Object.entries(fields).map(([key, value]) =>
+    `${JSON.stringify(key)}:${INTEGER_FIELDS.has(key) ? integer(key, value) : JSON.stringify(String(value))}`
+  );
+  return `{${parts.join(",")}}`;
+}
+
+/** `<xml><Field><![CDATA[…]]></Field>…</xml>`, integers bare. */
+export function toXml(fields: PushFields): string {
+  const parts = Object.entries(fields).map(([key, value]) =>
+    `<${key}>${INTEGER_FIELDS.has(key) ? integer(key, value) : cdata(String(value))}</${key}>`
+  );
+  return `<xml>${parts.join("")}</xml>`;
+}
+
+/** The safe-mode body: `ToUserName` and `Encrypt` only. */
+export function envelope(format: "json" | "xml", toUserName: string, encrypt: string): string {
+  return format === "json"
+    ? JSON.stringify({ ToUserName: toUserName, Encrypt: encrypt })
+    : `<xml><ToUserName>${cdata(toUserName)}</ToUserName><Encrypt>${cdata(encrypt)}</Encrypt></xml>`;
+}
+
+/** An encrypted reply's fields, from JSON or XML; undefined when the text is not one. */
+export function readEncryptedReply(
+  text: string,
+): { encrypt: string; msgSignature: string; timestamp: string; nonce: string } | undefined {
+  const get = replyReader(text);
+  if (get === undefined) return undefined;
+  const [encrypt, msgSignature, timestamp, nonce] = ["Encrypt", "MsgSignature", "TimeStamp", "Nonce"].map(get);
+  if (encrypt === undefined || msgSignature === undefined || timestamp === undefined || nonce === undefined) {
+    return undefined;
+  }
+  return { encrypt, msgSignature, timestamp, nonce };
+}
+
+/** Whether `text` is a well-formed reply message: a JSON object or an `<xml>…</xml>` document. */
+export function isPlainReply(text: string): boolean {
+  return replyReader(text) !== undefined;
+}
+
+// Returns a field reader for a JSON object or an <xml> document, or undefined for anything else.
+function replyReader(text: string): ((name: string) => string | undefined) | undefined {
+  const trimmed = text.trim();
+  if (trimmed.startsWith("{")) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(trimmed);
+    } catch {
+      return undefined;
+    }
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return undefined;
+    const record = parsed as Record<string, unknown>;
+    return (name) => {
+      const value = record[name];
+      return typeof value === "string" || typeof value === "number" ? String(value) : undefined;
+    };
+  }
+  if (/^<xml>[\s\S]*<\/xml>$/.test(trimmed)) return (name) => xmlField(trimmed, name);
+  return undefined;
+}
+
+function xmlField(xml: string, name: string): string | undefined {
+  const match = new RegExp(`<${name}>\\s*(?:<!\\[CDATA\\[([\\s\\S]*?)\\]\\]>|([^<]*))\\s*</${name}>`).exec(xml);
+  return match === null ? undefined : (match[1] ?? match[2] ?? "").trim();
+}
+
+function cdata(text: string): string {
+  // "]]>" cannot appear inside a CDATA section: split it across two sections.
+  return `<![CDATA[${text.replaceAll("]]>", "]]]]><![CDATA[>")}]]>`;
+}
+
+function integer(key: string, value: string | number): string {
+  const text = String(value);
+  if (!/^-?\d+$/.test(text)) throw new TypeError(`Push field ${key} must be an integer: ${text}`);
+  return text;
+}

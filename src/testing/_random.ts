@@ -1,0 +1,39 @@
+// Private: identifiers the emulator hands out. Web Crypto only, so it runs everywhere.
+
+const B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/** `length` random characters of [A-Za-z0-9_-], the alphabet of WeChat's tokens and media ids. */
+export function randomId(length: number): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(length));
+  let out = "";
+  for (const byte of bytes) out += B64URL[byte & 63];
+  return out;
+}
+
+/** `bytes` random bytes as lowercase hex. */
+export function randomHex(bytes: number): string {
+  return Array.from(crypto.getRandomValues(new Uint8Array(bytes)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** A request id shaped like WeChat's: `xxxxxxxx-xxxxxxxx-xxxxxxxx`. */
+export function randomRid(): string {
+  return `${randomHex(4)}-${randomHex(4)}-${randomHex(4)}`;
+}
+
+/** A push nonce: WeChat sends 9 to 10 decimal digits. */
+export function randomNonce(): string {
+  const [n = 0] = crypto.getRandomValues(new Uint32Array(1));
+  return String(100_000_000 + (n % 4_000_000_000));
+}
+
+/**
+ * Message ids as WeChat issues them: 64-bit integers, above 2^53 so that a receiver
+ * that parses them as a float loses digits and a test notices. Each emulator starts
+ * at a random point and counts up, so ids are unique and increasing.
+ */
+export function msgIdSequence(): () => string {
+  const [hi = 0, lo = 0] = crypto.getRandomValues(new Uint32Array(2));
+  // 2^62 plus 61 random bits: always 19 digits, always below 2^63.
+  let next = (1n << 62n) + ((BigInt(hi & 0x1fffffff) << 32n) | BigInt(lo));
+  return () => String(next++);
+}

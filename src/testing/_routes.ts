@@ -1,0 +1,81 @@
+// Private: the WeChat API endpoints the emulator answers, by path.
+import type { MediaStore } from "./_media.ts";
+import { mediaIdsOf, parseJsonObject, parseSend, parseTyping } from "./_messages.ts";
+import type { ParsedBody } from "./_request.ts";
+import { ApiFailure, jsonResponse, okResponse } from "./_responses.ts";
+import type { TokenAuthority } from "./_tokens.ts";
+import type { UserState } from "./_user_state.ts";
+
+/** One request, parsed once. */
+export interface RouteContext {
+  readonly request: Request;
+  readonly url: URL;
+  readonly body: ParsedBody;
+}
+
+/** Answers a request, or throws {@link ApiFailure} for an errcode answer. */
+export type Route = (context: RouteContext) => Response | Promise<Response>;
+
+/** The emulator state the endpoints work on. */
+export interface RouteState {
+  readonly tokens: TokenAuthority;
+  readonly media: MediaStore;
+  /** The known user with this OpenID, or undefined (40003). */
+  userState(openId: unknown): UserState | undefined;
+}
+
+/** The endpoint table: path → handler. */
+export function routes(state: RouteState): Map<string, Route> {
+  const { tokens, media } = state;
+  const authorized = (method: "GET" | "POST", route: Route): Route => (context) => {
+    requireMethod(context.request, method);
+    tokens.authorize(context.url.searchParams.get("access_token"));
+    return route(context);
+  };
+  const knownUser = (openId: unknown): UserState => {
+    const user = state.userState(openId);
+    if (user === undefined) throw new ApiFailure(40003);
+    return user;
+  };
+  return new Map<string, Route>([
+    ["/cgi-bin/stable_token", ({ request, body }) => {
+      requireMethod(request, "POST");
+      const { grant_type, appid, secret, force_refresh } = parseJsonObject(body.text);
+      return jsonResponse(tokens.stable({ grant_type, appid, secret, force_refresh }));
+    }],
+    ["/cgi-bin/token", ({ request, url }) => {
+      requireMethod(request, "GET");
+      const query = url.searchParams;
+      return jsonResponse(
+        tokens.classic({ grant_type: query.get("grant_type"), appid: query.get("appid"), secret: query.get("secret") }),
+      );
+    }],
+    [
+      "/cgi-bin/message/custom/send",
+      authorized("POST", ({ body }) => {
+        const send = parseSend(body.text);
+        const user = knownUser(send.touser);
+        for (const mediaId of mediaIdsOf(send)) if (media.get(mediaId) === undefined) throw new ApiFailure(40007);
+        user.deliver(send.msgtype, send.object);
+        return okResponse();
+      }),
+    ],
+    [
+      "/cgi-bin/message/custom/typing",
+      authorized("POST", ({ body }) => {
+        const { touser, command } = parseTyping(body.text);
+        knownUser(touser).setTyping(command);
+        return okResponse();
+      }),
+    ],
+    [
+      "/cgi-bin/media/upload",
+      authorized("POST", ({ url, body }) => media.upload(url.searchParams.get("type"), body.form)),
+    ],
+    ["/cgi-bin/media/get", authorized("GET", ({ url }) => media.download(url.searchParams.get("media_id")))],
+  ]);
+}
+
+function requireMethod(request: Request, method: "GET" | "POST"): void {
+  if (request.method !== method) throw new ApiFailure(method === "POST" ? 43002 : 43001);
+}

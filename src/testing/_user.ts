@@ -1,0 +1,155 @@
+// Private: the emulated user — actions that open the send window and the pushes they cause.
+import type { MediaStore } from "./_media.ts";
+import type { UserState } from "./_user_state.ts";
+import { buildPush, type BuiltPush, deliverPush, deliverySettings, type PushTarget } from "./push.ts";
+import type {
+  DeliverOptions,
+  DeliveryOutcome,
+  EmulatedUser,
+  InboxEntry,
+  MiniProgramPageInput,
+  PushAction,
+  PushBuildOptions,
+  PushFields,
+  PushHandler,
+  SendWindow,
+} from "./types.ts";
+
+/** What every user of one emulator shares. */
+export interface UserContext {
+  readonly appId: string;
+  readonly originalId: string;
+  readonly media: MediaStore;
+  /** The push config, or undefined when the emulator has none. */
+  readonly target: (PushTarget & { timeoutMs?: number; retries?: number }) | undefined;
+  now(): number;
+  nextMsgId(): string;
+}
+
+/** What the user sees when WeChat gives up on a push (spec §6.5). */
+export const UNAVAILABLE_NOTICE = "该小程序客服暂时无法提供服务，请稍后再试";
+
+// A 1×1 PNG: the default cover of a mini-program card a user sends.
+const PIXEL_PNG = Uint8Array.from(
+  atob("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="),
+  (c) => c.charCodeAt(0),
+);
+
+/** The public face of a {@link UserState}. */
+export class User implements EmulatedUser {
+  readonly openId: string;
+  readonly #state: UserState;
+  readonly #context: UserContext;
+
+  constructor(state: UserState, context: UserContext) {
+    this.openId = state.openId;
+    this.#state = state;
+    this.#context = context;
+  }
+
+  get window(): SendWindow | undefined {
+    return this.#state.window;
+  }
+
+  get typing(): boolean {
+    return this.#state.typing;
+  }
+
+  says(text: string, options?: PushBuildOptions): Promise<PushAction> {
+    this.#state.act("message");
+    return this.#push({ MsgType: "text", Content: text, MsgId: this.#context.nextMsgId() }, options);
+  }
+
+  sendsImage(bytes: Uint8Array, contentType = "image/jpeg", options?: PushBuildOptions): Promise<PushAction> {
+    this.#state.act("message");
+    const media = this.#context.media.store(bytes, contentType, "user");
+    return this.#push({
+      MsgType: "image",
+      PicUrl: cdnUrl(media.mediaId),
+      MediaId: media.mediaId,
+      MsgId: this.#context.nextMsgId(),
+    }, options);
+  }
+
+  sendsMiniProgramPage(page: MiniProgramPageInput, options?: PushBuildOptions): Promise<PushAction> {
+    this.#state.act("message");
+    const thumb = this.#context.media.store(page.thumb ?? PIXEL_PNG, page.thumbContentType ?? "image/png", "user");
+    return this.#push({
+      MsgType: "miniprogrampage",
+      MsgId: this.#context.nextMsgId(),
+      Title: page.title,
+      AppId: page.appId ?? this.#context.appId,
+      PagePath: page.pagePath,
+      ThumbUrl: cdnUrl(thumb.mediaId),
+      ThumbMediaId: thumb.mediaId,
+    }, options);
+  }
+
+  entersSession(sessionFrom = "", options?: PushBuildOptions): Promise<PushAction> {
+    this.#state.act("session");
+    return this.#push({ MsgType: "event", Event: "user_enter_tempsession", SessionFrom: sessionFrom }, options);
+  }
+
+  inbox(): InboxEntry[] {
+    return [...this.#state.entries];
+  }
+
+  async #push(fields: PushFields, options: PushBuildOptions = {}): Promise<PushAction> {
+    const { target, originalId, now } = this.#context;
+    const createTime = Math.floor(now() / 1000);
+    const message: PushFields = {
+      ToUserName: originalId,
+      FromUserName: this.openId,
+      CreateTime: createTime,
+      ...fields,
+    };
+    const built = target === undefined
+      ? undefined
+      : await buildPush(target, message, { ...options, timestamp: options.timestamp ?? String(createTime) });
+    return new Push(message, built, target, () => {
+      // Only messages make WeChat show the failure notice; events are silent.
+      if (message.MsgId !== undefined) this.#state.notice(UNAVAILABLE_NOTICE);
+    });
+  }
+}
+
+class Push implements PushAction {
+  readonly message: PushFields;
+  readonly msgId: string | undefined;
+  readonly #built: BuiltPush | undefined;
+  readonly #target: UserContext["target"];
+  readonly #onGiveUp: () => void;
+
+  constructor(message: PushFields, built: BuiltPush | undefined, target: UserContext["target"], onGiveUp: () => void) {
+    this.message = message;
+    this.msgId = message.MsgId === undefined ? undefined : String(message.MsgId);
+    this.#built = built;
+    this.#target = target;
+    this.#onGiveUp = onGiveUp;
+  }
+
+  request(): Request {
+    return this.#require().request();
+  }
+
+  async deliver(handler?: PushHandler, options?: DeliverOptions): Promise<DeliveryOutcome> {
+    const built = this.#require();
+    const target = this.#target;
+    if (target === undefined) throw new Error("Cannot deliver the push: createEmulator was given no push config");
+    let send = handler;
+    if (send === undefined && target.url !== undefined) send = (request) => globalThis.fetch(request);
+    if (send === undefined) throw new Error("Cannot deliver the push: pass a handler or set push.url");
+    const outcome = await deliverPush(built, send, deliverySettings(target, options));
+    if (!outcome.ok) this.#onGiveUp();
+    return outcome;
+  }
+
+  #require(): BuiltPush {
+    if (this.#built === undefined) throw new Error("Cannot build the push: createEmulator was given no push config");
+    return this.#built;
+  }
+}
+
+function cdnUrl(mediaId: string): string {
+  return `http://mmbiz.qpic.cn/mmbiz_jpg/${mediaId}/0`;
+}

@@ -1,0 +1,48 @@
+/**
+ * An offline WeChat for tests and local development: `createEmulator` answers the Mini
+ * Program server API (access tokens, customer-service messages, typing, temporary media)
+ * through a `fetch` you hand to the SDK, emulates users whose messages open the send
+ * window, and builds and delivers the signed pushes WeChat would send. Web APIs only.
+ *
+ * @example Send a reply to an emulated user
+ * ```ts ignore
+ * import { MiniProgram } from "@kefu/edge";
+ * import { createEmulator } from "@kefu/edge/testing";
+ *
+ * const emulator = createEmulator({ appId: "wx123", appSecret: "secret" });
+ * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret", fetch: emulator.fetch });
+ * await emulator.user("OPENID").says("hello");
+ * await mp.customerServiceMessage.send("OPENID", "text", { content: "Hi! How can I help?" });
+ * console.log(emulator.inbox("OPENID"));
+ * ```
+ *
+ * @module
+ */
+export { createEmulator } from "./emulator.ts";
+export { buildPush, type BuiltPush, deliverPush, type DeliverySettings, type PushTarget } from "./push.ts";
+export type {
+  DeliverOptions,
+  DeliveryFailure,
+  DeliveryOutcome,
+  EmulatedUser,
+  Emulator,
+  EmulatorFaults,
+  EmulatorMedia,
+  EmulatorOptions,
+  EmulatorTokens,
+  FaultKind,
+  FaultOptions,
+  FetchLike,
+  InboxEntry,
+  MediaInfo,
+  MiniProgramPageInput,
+  PushAction,
+  PushBuildOptions,
+  PushConfig,
+  PushFields,
+  PushHandler,
+  RecordedCall,
+  SendWindow,
+  TokenInfo,
+  TokenStatus,
+} from "./types.ts";

@@ -1,0 +1,27 @@
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import { test } from "./_registry.ts";
+
+// JSR (deno.json) and npm (package.json) must publish the same subpaths at the same version.
+async function readJson(name: string): Promise<Record<string, unknown>> {
+  return JSON.parse(await readFile(new URL(`../../${name}`, import.meta.url), "utf8"));
+}
+
+test("deno.json and package.json export the same subpaths at the same version", async () => {
+  const deno = await readJson("deno.json") as { version: string; exports: Record<string, string> };
+  const pkg = await readJson("package.json") as {
+    version: string;
+    exports: Record<string, string | Record<string, string>>;
+  };
+  assert.equal(pkg.version, deno.version, "versions match");
+  const npmSubpaths = Object.keys(pkg.exports).filter((k) => k !== "./package.json").sort();
+  assert.deepEqual(npmSubpaths, Object.keys(deno.exports).sort());
+  for (const [subpath, source] of Object.entries(deno.exports)) {
+    const target = pkg.exports[subpath];
+    assert.ok(target !== undefined && typeof target === "object", `${subpath} has conditions`);
+    assert.equal(target.bun, source, `${subpath}: Bun takes the same .ts source as JSR`);
+    const built = source.replace(/^\.\//, "./dist/").replace(/\.ts$/, ".js");
+    assert.equal(target.import, built, `${subpath}: Node takes the build of that source`);
+    assert.equal(target.types, built.replace(/\.js$/, ".d.ts"), `${subpath}: types of that build`);
+  }
+});

@@ -1,0 +1,9 @@
+// The bindings and main module of wrangler.toml, as the workerd tests see them through `cloudflare:workers`.
+declare namespace Cloudflare {
+  interface Env {
+    WECHAT_KV: KVNamespace;
+  }
+  interface GlobalProps {
+    mainModule: typeof import("../../worker/index.ts");
+  }
+}

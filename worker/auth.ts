@@ -1,0 +1,75 @@
+/**
+ * Bearer-key authentication for `/api/*`, compared in constant time, failing closed
+ * when `API_KEY` is unset.
+ *
+ * @module
+ */
+import type { MiddlewareHandler } from "hono";
+import { type Env, requireVar } from "./env.ts";
+import { HttpError } from "./errors.ts";
+
+const encoder = new TextEncoder();
+let macKey: Promise<CryptoKey> | undefined;
+
+// A random per-isolate HMAC key: both sides are MACed with it, so the comparison
+// runs over two fixed-length digests whatever the lengths and contents of the inputs.
+function isolateKey(): Promise<CryptoKey> {
+  macKey ??= crypto.subtle.generateKey({ name: "HMAC", hash: "SHA-256" }, false, ["sign"]) as Promise<CryptoKey>;
+  return macKey;
+}
+
+/**
+ * Compares two strings in time independent of where (or whether) they differ and of their lengths.
+ *
+ * @param a a string, e.g. the presented key
+ * @param b a string, e.g. the configured key
+ * @returns whether they are equal
+ * @example
+ * ```ts
+ * import { timingSafeEqual } from "./auth.ts";
+ * console.log(await timingSafeEqual("a", "a")); // true
+ * ```
+ */
+export async function timingSafeEqual(a: string, b: string): Promise<boolean> {
+  const key = await isolateKey();
+  const [da, db] = await Promise.all([
+    crypto.subtle.sign("HMAC", key, encoder.encode(a)),
+    crypto.subtle.sign("HMAC", key, encoder.encode(b)),
+  ]);
+  const x = new Uint8Array(da);
+  const y = new Uint8Array(db);
+  let diff = x.length ^ y.length;
+  for (let i = 0; i < x.length; i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
+  return diff === 0;
+}
+
+const CHALLENGE = { "www-authenticate": 'Bearer realm="kefu-edge"' };
+
+/**
+ * Middleware: requires `Authorization: Bearer <API_KEY>`. Answers 503 `config_missing`
+ * when `API_KEY` is unset (fail closed) and 401 `unauthorized` when the header is
+ * missing, malformed or wrong.
+ *
+ * @returns the middleware
+ * @example
+ * ```ts ignore
+ * app.use("/api/*", requireApiKey());
+ * ```
+ */
+export function requireApiKey(): MiddlewareHandler<{ Bindings: Env }> {
+  return async (c, next) => {
+    const expected = requireVar(c.env ?? {}, "API_KEY");
+    const header = c.req.header("authorization");
+    if (header === undefined) {
+      throw new HttpError(401, "unauthorized", "Missing Authorization: Bearer <API_KEY>", {}, CHALLENGE);
+    }
+    const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
+    if (match === null) {
+      throw new HttpError(401, "unauthorized", "Authorization must be: Bearer <API_KEY>", {}, CHALLENGE);
+    }
+    if (!(await timingSafeEqual(match[1] ?? "", expected))) {
+      throw new HttpError(401, "unauthorized", "Invalid API key", {}, CHALLENGE);
+    }
+    await next();
+  };
+}

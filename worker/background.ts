@@ -1,0 +1,50 @@
+/**
+ * Work that runs after the answer has been sent: `executionCtx.waitUntil` on
+ * Workers, and a small stand-in for runtimes without one (Deno, Bun).
+ *
+ * @module
+ */
+
+/** The part of an execution context the app uses. */
+export interface WaitUntil {
+  /** Keeps the isolate alive until `promise` settles. */
+  waitUntil(promise: Promise<unknown>): void;
+}
+
+/**
+ * An execution context for `app.fetch(request, env, ctx)` on servers without one
+ * (Deno, Bun): background promises run on, and their failures are swallowed
+ * (the tasks log their own errors).
+ *
+ * @returns an object with `waitUntil` and `passThroughOnException`
+ * @example
+ * ```ts ignore
+ * Bun.serve({ fetch: (request) => app.fetch(request, env, backgroundContext()) });
+ * ```
+ */
+export function backgroundContext(): WaitUntil & { passThroughOnException(): void; props: Record<string, never> } {
+  return {
+    waitUntil(promise: Promise<unknown>): void {
+      promise.catch(() => {});
+    },
+    passThroughOnException(): void {},
+    props: {},
+  };
+}
+
+/**
+ * Runs `task` after the current answer has been handed back: it starts on a later
+ * macrotask, so nothing it does can delay or precede the response.
+ *
+ * @param ctx the execution context (or `undefined` outside Workers)
+ * @param task the work
+ * @example
+ * ```ts ignore
+ * afterResponse(c.executionCtx, () => mp.customerServiceMessage.send(openId, "text", { content }));
+ * ```
+ */
+export function afterResponse(ctx: WaitUntil | undefined, task: () => Promise<unknown>): void {
+  const run = new Promise<void>((resolve) => setTimeout(resolve, 0)).then(task);
+  if (ctx === undefined) run.catch(() => {});
+  else ctx.waitUntil(run);
+}

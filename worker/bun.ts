@@ -1,0 +1,77 @@
+/**
+ * The app on Bun: `Bun.serve` on loopback, tokens and push dedupe marks in memory
+ * (one process; use a shared store through `createApp({ store })` to run several).
+ *
+ * `npx bun worker/bun.ts`
+ *
+ * Reads the worker's variables from the environment, plus `PORT` (default 8787) and
+ * `HOST` (default 127.0.0.1).
+ *
+ * @module
+ */
+import { MemoryStore } from "../mod.ts";
+import { createApp } from "./app.ts";
+import { backgroundContext } from "./background.ts";
+import { emulatorUpstream } from "./emulator.ts";
+import type { Env } from "./env.ts";
+import type { RunningServer } from "./deno.ts";
+
+// Declared here so this file type-checks with Web and Workers types as well as Bun's.
+interface BunLike {
+  env: Record<string, string | undefined>;
+  serve(options: {
+    hostname: string;
+    port: number;
+    idleTimeout?: number;
+    fetch: (request: Request) => Response | Promise<Response>;
+  }): { hostname?: string; port?: number; stop(closeActiveConnections?: boolean): unknown };
+}
+
+/** Options of {@link serveBun}; each defaults to the environment. */
+export interface BunServeOptions {
+  /** Variables; default `Bun.env`. */
+  env?: Record<string, string | undefined>;
+  /** Default `PORT`, else 8787; 0 picks a free port. */
+  port?: number;
+  /** Default `HOST`, else 127.0.0.1. */
+  hostname?: string;
+}
+
+/**
+ * Starts the app on `Bun.serve`.
+ *
+ * @param options variables, port and hostname
+ * @returns the running server
+ * @example
+ * ```ts ignore
+ * const server = serveBun({ port: 0 });
+ * console.log(server.url);
+ * await server.close();
+ * ```
+ */
+export function serveBun(options: BunServeOptions = {}): RunningServer {
+  const bun = (globalThis as unknown as { Bun: BunLike }).Bun;
+  const vars = options.env ?? bun.env;
+  const store = new MemoryStore();
+  const app = createApp({ store: () => store, emulator: emulatorUpstream().select });
+  const env: Env = Object.fromEntries(Object.entries(vars).filter(([, v]) => v !== undefined)) as Env;
+  const hostname = options.hostname ?? (vars.HOST || "127.0.0.1");
+  const server = bun.serve({
+    hostname,
+    port: options.port ?? Number(vars.PORT || 8787),
+    // Media downloads may stream for a while; Bun's default idle timeout is 10 s.
+    idleTimeout: 120,
+    fetch: (request) => app.fetch(request, env, backgroundContext()),
+  });
+  return {
+    url: `http://${hostname}:${server.port}`,
+    async close() {
+      await server.stop(true);
+    },
+  };
+}
+
+if ((import.meta as { main?: boolean }).main) {
+  const server = serveBun();
+  console.log(`kefu-edge listening on ${server.url}`);
+}

@@ -1,0 +1,209 @@
+/**
+ * The worker's bindings and variables, and their validation. Variables are read
+ * lazily, one at a time, when a route needs them: a missing or malformed variable
+ * fails only the routes that use it, with a 503 that names the variable and never
+ * shows its value.
+ *
+ * @module
+ */
+import * as z from "zod";
+import type { KvNamespaceLike } from "../mod.ts";
+
+/**
+ * Bindings and variables of the worker (`wrangler.toml` `[vars]`, secrets, `.dev.vars`,
+ * or the process environment on Deno and Bun). Every variable is optional here;
+ * each route checks the ones it needs.
+ */
+export interface Env {
+  /** KV namespace for access tokens and push dedupe marks. */
+  WECHAT_KV?: KvNamespaceLike;
+  /** The mini program's AppID. */
+  WECHAT_APPID?: string;
+  /** The AppSecret (a secret). */
+  WECHAT_SECRET?: string;
+  /** The message-push Token (a secret). */
+  WECHAT_TOKEN?: string;
+  /** The message-push EncodingAESKey: 43 letters or digits; unset for plain mode. */
+  WECHAT_AES_KEY?: string;
+  /** Bearer key for `/api/*` (a secret). Unset: every `/api` call is refused. */
+  API_KEY?: string;
+  /** Upstream origin instead of `https://api.weixin.qq.com`. */
+  WECHAT_API_BASE?: string;
+  /** `on` (local development only): the in-process emulator is the upstream. */
+  WECHAT_EMULATOR?: string;
+  /** `on`: the default push handler hands user messages to the customer-service tool. */
+  TRANSFER_TO_KF?: string;
+  /** Text the default push handler sends when a user enters the session. */
+  WELCOME_TEXT?: string;
+  /** URL the default push handler POSTs every verified message to. */
+  FORWARD_URL?: string;
+  /** HMAC-SHA256 key that signs forwarded messages (required with FORWARD_URL). */
+  FORWARD_SECRET?: string;
+}
+
+/** Names of the string variables of {@link Env}. */
+export type EnvVar = Exclude<keyof Env, "WECHAT_KV">;
+
+const flag = z.preprocess(
+  (value) => (typeof value === "string" ? value.trim().toLowerCase() : value),
+  z.enum(["on", "off"], { error: 'must be "on" or "off"' }),
+);
+const text = z.string({ error: "must be a string" });
+const httpUrl = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
+
+/**
+ * The zod schema of every variable. Messages describe the expected shape only:
+ * they are shown in responses, so they never echo the value.
+ *
+ * @example
+ * ```ts
+ * import { envSchema } from "./env.ts";
+ * console.log(envSchema.shape.WECHAT_AES_KEY.safeParse("short").success); // false
+ * ```
+ */
+export const envSchema: z.ZodObject<{ [K in EnvVar]: z.ZodType }> = z.object({
+  WECHAT_APPID: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be an AppID (letters, digits, - and _)"),
+  WECHAT_SECRET: text,
+  WECHAT_TOKEN: z.string().regex(/^\S+$/, "must not contain spaces"),
+  WECHAT_AES_KEY: z.string().regex(/^[A-Za-z0-9]{43}$/, "must be the 43-character EncodingAESKey"),
+  API_KEY: text,
+  WECHAT_API_BASE: httpUrl,
+  WECHAT_EMULATOR: flag,
+  TRANSFER_TO_KF: flag,
+  WELCOME_TEXT: text,
+  FORWARD_URL: httpUrl,
+  FORWARD_SECRET: text,
+});
+
+/** Why a configuration value cannot be used. */
+export type ConfigProblem = "missing" | "invalid";
+
+/**
+ * A variable or binding a route needs is missing or malformed. Answered with 503;
+ * the message names the variable, never its value.
+ *
+ * @example
+ * ```ts
+ * import { ConfigError } from "./env.ts";
+ * const err = new ConfigError("API_KEY", "missing");
+ * console.log(err.message); // "Missing configuration: API_KEY is not set"
+ * ```
+ */
+export class ConfigError extends Error {
+  /** The variable or binding name. */
+  readonly variable: string;
+  /** `missing` or `invalid`. */
+  readonly problem: ConfigProblem;
+
+  /**
+   * Names the variable; the message never includes its value.
+   *
+   * @param variable the variable or binding name
+   * @param problem `missing` or `invalid`
+   * @param detail for `invalid`: what the value should look like
+   */
+  constructor(variable: string, problem: ConfigProblem, detail = "") {
+    super(
+      problem === "missing"
+        ? `Missing configuration: ${variable} is not set`
+        : `Invalid configuration: ${variable} ${detail}`.trimEnd(),
+    );
+    this.name = "ConfigError";
+    this.variable = variable;
+    this.problem = problem;
+  }
+}
+
+type Parsed = { ok: true; value: unknown } | { ok: false; error: ConfigError };
+
+// Per env object (stable within an isolate), each variable is validated once.
+const parsedByEnv = new WeakMap<object, Map<EnvVar, Parsed>>();
+
+function parse(env: Env, name: EnvVar): Parsed {
+  let parsed = parsedByEnv.get(env);
+  if (parsed === undefined) parsedByEnv.set(env, parsed = new Map());
+  let entry = parsed.get(name);
+  if (entry === undefined) {
+    const raw = env[name];
+    if (raw === undefined || raw === null || (typeof raw === "string" && raw.trim() === "")) {
+      entry = { ok: false, error: new ConfigError(name, "missing") };
+    } else {
+      const result = envSchema.shape[name].safeParse(raw);
+      entry = result.success
+        ? { ok: true, value: result.data }
+        : { ok: false, error: new ConfigError(name, "invalid", result.error.issues[0]?.message ?? "") };
+    }
+    parsed.set(name, entry);
+  }
+  return entry;
+}
+
+/** The validated type of each variable. */
+export interface EnvValues {
+  WECHAT_APPID: string;
+  WECHAT_SECRET: string;
+  WECHAT_TOKEN: string;
+  WECHAT_AES_KEY: string;
+  API_KEY: string;
+  WECHAT_API_BASE: string;
+  WECHAT_EMULATOR: "on" | "off";
+  TRANSFER_TO_KF: "on" | "off";
+  WELCOME_TEXT: string;
+  FORWARD_URL: string;
+  FORWARD_SECRET: string;
+}
+
+/**
+ * The validated value of a variable the caller cannot do without.
+ *
+ * @param env the bindings
+ * @param name the variable
+ * @returns its validated value
+ * @throws {ConfigError} when it is missing or malformed
+ * @example
+ * ```ts
+ * import { requireVar } from "./env.ts";
+ * console.log(requireVar({ WECHAT_APPID: "wx123" }, "WECHAT_APPID")); // "wx123"
+ * ```
+ */
+export function requireVar<K extends EnvVar>(env: Env, name: K): EnvValues[K] {
+  const entry = parse(env, name);
+  if (!entry.ok) throw entry.error;
+  return entry.value as EnvValues[K];
+}
+
+/**
+ * The validated value of an optional variable: `undefined` when unset, an error when malformed.
+ *
+ * @param env the bindings
+ * @param name the variable
+ * @returns its validated value, or `undefined` when unset or empty
+ * @throws {ConfigError} when it is set but malformed
+ * @example
+ * ```ts
+ * import { optionalVar } from "./env.ts";
+ * console.log(optionalVar({}, "WELCOME_TEXT")); // undefined
+ * ```
+ */
+export function optionalVar<K extends EnvVar>(env: Env, name: K): EnvValues[K] | undefined {
+  const entry = parse(env, name);
+  if (entry.ok) return entry.value as EnvValues[K];
+  if (entry.error.problem === "missing") return undefined;
+  throw entry.error;
+}
+
+/**
+ * Every secret value set in `env`, for redaction of log lines.
+ *
+ * @param env the bindings
+ * @returns the values of the secret variables that are set
+ * @example
+ * ```ts
+ * import { secretValues } from "./env.ts";
+ * console.log(secretValues({ API_KEY: "k".repeat(20) }).length); // 1
+ * ```
+ */
+export function secretValues(env: Env): string[] {
+  const names = ["WECHAT_SECRET", "WECHAT_TOKEN", "WECHAT_AES_KEY", "API_KEY", "FORWARD_SECRET"] as const;
+  return names.map((name) => env[name]).filter((v): v is string => typeof v === "string" && v !== "");
+}

@@ -1,0 +1,166 @@
+/**
+ * The worker's error answers: one JSON shape, `{ error: { code, message, errcode?, field? } }`,
+ * and the mapping from every error the app can meet to a status and a code.
+ * Messages never carry a stack, a token or a secret.
+ *
+ * @module
+ */
+import { HTTPException } from "hono/http-exception";
+import {
+  MediaTooLargeError,
+  PushVerificationError,
+  redact,
+  ValidationError,
+  WeChatApiError,
+  WeChatError,
+  WeChatHttpError,
+  WeChatNetworkError,
+  WeChatTimeoutError,
+} from "../mod.ts";
+import { ConfigError } from "./env.ts";
+
+/** The body of every error answer. */
+export interface ErrorBody {
+  /** What went wrong. */
+  error: {
+    /** Machine-readable code, e.g. `validation_error`, `wechat_api_error`. */
+    code: string;
+    /** Human-readable text; safe to show. */
+    message: string;
+    /** WeChat's errcode, when WeChat answered with one. */
+    errcode?: number;
+    /** The offending input field, for validation errors. */
+    field?: string;
+    /** The configuration variable, for configuration errors. */
+    variable?: string;
+  };
+}
+
+/**
+ * An error answer: status, code and message, ready to be sent as {@link ErrorBody}.
+ *
+ * @example
+ * ```ts
+ * import { HttpError } from "./errors.ts";
+ * const err = new HttpError(401, "unauthorized", "Missing bearer token");
+ * console.log(err.toResponse().status); // 401
+ * ```
+ */
+export class HttpError extends Error {
+  /** HTTP status of the answer. */
+  readonly status: number;
+  /** Machine-readable code. */
+  readonly code: string;
+  /** Extra fields of the error object (`errcode`, `field`, `variable`). */
+  readonly extra: Omit<ErrorBody["error"], "code" | "message">;
+  /** Extra response headers (e.g. `WWW-Authenticate`). */
+  readonly headers: Record<string, string>;
+
+  /**
+   * Builds the answer's parts.
+   *
+   * @param status HTTP status
+   * @param code machine-readable code
+   * @param message safe human-readable text
+   * @param extra `errcode`, `field` or `variable`
+   * @param headers extra response headers
+   */
+  constructor(
+    status: number,
+    code: string,
+    message: string,
+    extra: Omit<ErrorBody["error"], "code" | "message"> = {},
+    headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = "HttpError";
+    this.status = status;
+    this.code = code;
+    this.extra = extra;
+    this.headers = headers;
+  }
+
+  /**
+   * The JSON answer.
+   *
+   * @returns a `Response` with the {@link ErrorBody}
+   */
+  toResponse(): Response {
+    const body: ErrorBody = { error: { code: this.code, message: this.message, ...this.extra } };
+    return new Response(JSON.stringify(body), {
+      status: this.status,
+      headers: { "content-type": "application/json; charset=utf-8", "cache-control": "no-store", ...this.headers },
+    });
+  }
+}
+
+/**
+ * Maps anything thrown in the app to an {@link HttpError}: SDK errors by class,
+ * configuration errors to 503, unknown errors to a generic 500.
+ *
+ * @param err what was thrown
+ * @returns the answer to send
+ * @example
+ * ```ts
+ * import { toHttpError } from "./errors.ts";
+ * console.log(toHttpError(new Error("boom")).status); // 500
+ * ```
+ */
+export function toHttpError(err: unknown): HttpError {
+  if (err instanceof HttpError) return err;
+  if (err instanceof ConfigError) {
+    const code = err.problem === "missing" ? "config_missing" : "config_invalid";
+    return new HttpError(503, code, err.message, { variable: err.variable });
+  }
+  if (err instanceof MediaTooLargeError) {
+    return new HttpError(413, "payload_too_large", `Media is larger than the ${err.limit}-byte limit`, {
+      field: err.field,
+    });
+  }
+  if (err instanceof ValidationError) {
+    return new HttpError(400, "validation_error", err.message, { field: err.field });
+  }
+  if (err instanceof PushVerificationError) {
+    return new HttpError(err.status, `push_${err.reason}`, err.message);
+  }
+  if (err instanceof WeChatApiError) {
+    return new HttpError(502, "wechat_api_error", err.message, { errcode: err.errcode });
+  }
+  if (err instanceof WeChatTimeoutError) {
+    return new HttpError(504, "upstream_timeout", `WeChat did not answer ${err.endpoint} in time`);
+  }
+  if (err instanceof WeChatHttpError) {
+    return new HttpError(502, "upstream_http_error", `WeChat answered ${err.endpoint} with HTTP ${err.status}`);
+  }
+  if (err instanceof WeChatNetworkError) {
+    return new HttpError(502, "upstream_unreachable", `Cannot reach WeChat at ${err.endpoint}`);
+  }
+  if (err instanceof WeChatError) {
+    return new HttpError(502, "upstream_invalid_response", redact(err.message));
+  }
+  if (err instanceof HTTPException) {
+    // Hono's own: malformed JSON or form bodies (400), or a status set by a middleware.
+    const status = err.status;
+    if (status === 413) return new HttpError(413, "payload_too_large", "Request body is too large");
+    if (status >= 400 && status < 500) return new HttpError(status, "bad_request", redact(err.message));
+  }
+  return new HttpError(500, "internal_error", "Internal error");
+}
+
+/**
+ * A one-line description of an error for logs: its class and redacted message, never a stack.
+ *
+ * @param err what was thrown
+ * @param secrets literal values to blank out (the configured secrets)
+ * @returns a log-safe line
+ * @example
+ * ```ts
+ * import { describeError } from "./errors.ts";
+ * console.log(describeError(new Error("key abcdefgh"), ["abcdefgh"])); // "Error: key [redacted]"
+ * ```
+ */
+export function describeError(err: unknown, secrets: readonly string[]): string {
+  const name = err instanceof Error ? err.name : typeof err;
+  const message = err instanceof Error ? err.message : String(err);
+  return `${name}: ${redact(message, secrets)}`;
+}

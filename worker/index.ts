@@ -1,0 +1,33 @@
+/**
+ * The Cloudflare Workers entry (`wrangler.toml` `main`): the app with access tokens
+ * and push dedupe marks in the `WECHAT_KV` namespace.
+ *
+ * @module
+ */
+import { CloudflareKvStore, type KeyValueStore } from "../mod.ts";
+import { createApp } from "./app.ts";
+import { ConfigError, type Env } from "./env.ts";
+
+const stores = new WeakMap<object, KeyValueStore>();
+
+/**
+ * The `WECHAT_KV` store of an env; a missing binding fails the routes that need it (503).
+ *
+ * @param env the bindings
+ * @returns the store over `env.WECHAT_KV`
+ * @throws {ConfigError} when the binding is missing
+ * @example
+ * ```ts ignore
+ * const app = createApp({ store: kvStore });
+ * ```
+ */
+export function kvStore(env: Env): KeyValueStore {
+  const kv = env.WECHAT_KV;
+  if (kv === undefined || kv === null) throw new ConfigError("WECHAT_KV", "missing");
+  let store = stores.get(kv);
+  if (store === undefined) stores.set(kv, store = new CloudflareKvStore(kv));
+  return store;
+}
+
+/** The worker: `fetch(request, env, ctx)` for wrangler. */
+export default createApp({ store: kvStore });

@@ -1,0 +1,106 @@
+/**
+ * The push handler the worker runs when `createApp` is given none, configured by env:
+ * - `FORWARD_URL` (+ `FORWARD_SECRET`): POST every verified message, signed, to your
+ *   service; a failed forward fails the push, so WeChat retries and nothing is lost;
+ * - `TRANSFER_TO_KF=on`: answer user messages (not events) with `transfer_customer_service`;
+ * - `WELCOME_TEXT`: when a user enters the session, send that text after answering.
+ *
+ * @module
+ */
+import {
+  isPushMessage,
+  type MiniProgram,
+  type PushHandler,
+  type PushHandlerContext,
+  type PushMessage,
+  Reply,
+} from "../mod.ts";
+import { type Env, optionalVar, requireVar } from "./env.ts";
+import { forwardMessage } from "./forward.ts";
+
+/** What the worker adds to the push handler's context. */
+export interface AppPushContext extends PushHandlerContext {
+  /** The worker's bindings and variables. */
+  env: Env;
+  /** The configured mini program, to call the API (send, setTyping...). */
+  miniProgram: MiniProgram;
+  /**
+   * Runs `task` after WeChat has been answered (through `waitUntil` on Workers), and
+   * only when the push was answered successfully. Its failure is logged, not retried.
+   */
+  afterResponse(task: () => Promise<unknown>): void;
+}
+
+/**
+ * A push handler for `createApp({ onMessage })`: a core {@link PushHandler} that
+ * also receives the worker's context. Any plain `PushHandler` fits.
+ */
+export type AppPushHandler = (
+  message: PushMessage,
+  context: AppPushContext,
+) => ReturnType<PushHandler>;
+
+/** The default handler's settings, read from env. */
+export interface DefaultHandlerSettings {
+  /** `TRANSFER_TO_KF=on`. */
+  transfer: boolean;
+  /** `WELCOME_TEXT`. */
+  welcomeText: string | undefined;
+  /** `FORWARD_URL` and `FORWARD_SECRET`. */
+  forward: { url: string; secret: string } | undefined;
+}
+
+/**
+ * Reads the default handler's settings. A `FORWARD_URL` without `FORWARD_SECRET`
+ * is refused: unsigned forwards could not be told from forgeries.
+ *
+ * @param env the bindings
+ * @returns the settings
+ * @throws {ConfigError} for a malformed value, or `FORWARD_SECRET` missing with `FORWARD_URL` set
+ * @example
+ * ```ts
+ * import { defaultHandlerSettings } from "./push_handler.ts";
+ * console.log(defaultHandlerSettings({ TRANSFER_TO_KF: "on" }).transfer); // true
+ * ```
+ */
+export function defaultHandlerSettings(env: Env): DefaultHandlerSettings {
+  const url = optionalVar(env, "FORWARD_URL");
+  return {
+    transfer: optionalVar(env, "TRANSFER_TO_KF") === "on",
+    welcomeText: optionalVar(env, "WELCOME_TEXT"),
+    forward: url === undefined ? undefined : { url, secret: requireVar(env, "FORWARD_SECRET") },
+  };
+}
+
+/**
+ * Builds the default push handler from its settings.
+ *
+ * @param settings what {@link defaultHandlerSettings} read
+ * @param deps the `fetch` used to forward, the clock (ms) and a logger
+ * @returns the handler
+ * @example
+ * ```ts ignore
+ * const handler = defaultPushHandler(defaultHandlerSettings(env), { fetch, now: Date.now, logger: console });
+ * ```
+ */
+export function defaultPushHandler(
+  settings: DefaultHandlerSettings,
+  deps: { fetch: typeof fetch; now: () => number; logger: { warn(message: string): void } },
+): AppPushHandler {
+  return async (message, context) => {
+    if (settings.forward !== undefined) {
+      await forwardMessage(message, { ...settings.forward, fetch: deps.fetch, now: deps.now });
+    }
+    const welcome = settings.welcomeText;
+    if (welcome !== undefined && isPushMessage(message, "user_enter_tempsession")) {
+      const openId = message.FromUserName;
+      context.afterResponse(() =>
+        context.miniProgram.customerServiceMessage.send(openId, "text", { content: welcome }).catch((err: unknown) => {
+          // The SDK's messages carry no token or secret; the openid is left out on purpose.
+          deps.logger.warn(`kefu-edge: welcome message failed: ${err instanceof Error ? err.message : String(err)}`);
+        })
+      );
+    }
+    if (settings.transfer && message.MsgType !== "event") return Reply.transferCustomerService();
+  };
+}

@@ -1,0 +1,142 @@
+/**
+ * zod schemas of the worker's inputs, built on the core's payload schemas so the
+ * API accepts exactly what the SDK sends, and the hook that turns a zod failure
+ * into a 400 naming the field.
+ *
+ * @module
+ */
+import * as z from "zod";
+import type { Context } from "hono";
+import {
+  mediaIdSchema,
+  mediaTypeSchema,
+  openIdSchema,
+  sendSchemas,
+  typingCommandSchema,
+} from "../src/customer_service/schemas.ts";
+import type { MediaType, SendPayloads, TypingCommand } from "../mod.ts";
+import { HttpError } from "./errors.ts";
+
+/** Body of `POST /api/messages`: `touser`, `msgtype` and exactly the object for it. */
+export type SendMessageBody = {
+  [K in keyof SendPayloads]: { touser: string; msgtype: K } & { [P in K]: SendPayloads[K] };
+}[keyof SendPayloads];
+
+const message = <K extends keyof SendPayloads>(msgtype: K) =>
+  z.strictObject({ touser: openIdSchema, msgtype: z.literal(msgtype), [msgtype]: sendSchemas[msgtype] });
+
+/**
+ * Schema of {@link SendMessageBody}.
+ *
+ * @example
+ * ```ts
+ * import { sendMessageSchema } from "./schemas.ts";
+ * const body = { touser: "o9AgO5Kd5ggOC-bXrbNODIiE3bGY", msgtype: "text", text: { content: "hi" } };
+ * console.log(sendMessageSchema.safeParse(body).success); // true
+ * ```
+ */
+export const sendMessageSchema: z.ZodType<SendMessageBody> = z.discriminatedUnion("msgtype", [
+  message("text"),
+  message("image"),
+  message("link"),
+  message("miniprogrampage"),
+], {
+  error: (issue) =>
+    issue.code === "invalid_union" ? 'must be one of "text", "image", "link", "miniprogrampage"' : undefined,
+}) as unknown as z.ZodType<SendMessageBody>;
+
+/** Body of `POST /api/typing`. */
+export interface TypingBody {
+  touser: string;
+  command: TypingCommand;
+}
+
+/**
+ * Schema of {@link TypingBody}.
+ *
+ * @example
+ * ```ts
+ * import { typingSchema } from "./schemas.ts";
+ * console.log(typingSchema.safeParse({ touser: "o9AgO5Kd5ggOC-bXrbNODIiE3bGY", command: "Typing" }).success); // true
+ * ```
+ */
+export const typingSchema: z.ZodType<TypingBody> = z.strictObject({
+  touser: openIdSchema,
+  command: typingCommandSchema,
+});
+
+/** Fields of `POST /api/media` (multipart). */
+export interface UploadFields {
+  media: File;
+  type: MediaType;
+}
+
+/**
+ * Schema of {@link UploadFields}; `type` defaults to `image`.
+ *
+ * @example
+ * ```ts
+ * import { uploadSchema } from "./schemas.ts";
+ * const parsed = uploadSchema.safeParse({ media: new File([new Uint8Array([1])], "a.jpg") });
+ * console.log(parsed.success && parsed.data.type); // "image"
+ * ```
+ */
+export const uploadSchema: z.ZodType<UploadFields, { media?: unknown; type?: unknown }> = z.object({
+  media: z.instanceof(File, { error: "must be a file part" }).refine((file) => file.size > 0, "file is empty"),
+  type: mediaTypeSchema.default("image"),
+}) as unknown as z.ZodType<UploadFields, { media?: unknown; type?: unknown }>;
+
+/** Path parameters of `GET /api/media/:mediaId`. */
+export interface MediaParams {
+  mediaId: string;
+}
+
+/**
+ * Schema of {@link MediaParams}: letters, digits, `-` and `_`, 1 to 256 characters.
+ *
+ * @example
+ * ```ts
+ * import { mediaParamsSchema } from "./schemas.ts";
+ * console.log(mediaParamsSchema.safeParse({ mediaId: "../etc" }).success); // false
+ * ```
+ */
+export const mediaParamsSchema: z.ZodType<MediaParams> = z.object({ mediaId: mediaIdSchema });
+
+/**
+ * The dotted name of the field a zod issue is about (`text.content`, `touser`);
+ * for unknown keys, the key itself; `body` for the whole input.
+ *
+ * @param issue the first zod issue
+ * @returns the field name
+ * @example
+ * ```ts
+ * import { fieldOf } from "./schemas.ts";
+ * console.log(fieldOf({ code: "custom", path: ["text", "content"], message: "x", input: undefined })); // "text.content"
+ * ```
+ */
+export function fieldOf(issue: z.core.$ZodIssue): string {
+  const path = issue.path.map(String);
+  if (issue.code === "unrecognized_keys" && issue.keys[0] !== undefined) path.push(issue.keys[0]);
+  return path.length === 0 ? "body" : path.join(".");
+}
+
+/**
+ * The hook of every `zValidator`: a failure becomes a 400 `validation_error`
+ * whose message and `field` name the first offending field.
+ *
+ * @param result the validator's result
+ * @param _c the request context
+ * @example
+ * ```ts ignore
+ * app.post("/api/typing", zValidator("json", typingSchema, rejectInvalid), handler);
+ * ```
+ */
+export function rejectInvalid(
+  result: { success: true } | { success: false; error: { issues: z.core.$ZodIssue[] } },
+  _c: Context,
+): void {
+  if (result.success) return;
+  const issue = result.error.issues[0];
+  const field = issue === undefined ? "body" : fieldOf(issue);
+  throw new HttpError(400, "validation_error", `Invalid ${field}: ${issue?.message ?? "invalid value"}`, { field });
+}

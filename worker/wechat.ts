@@ -1,0 +1,141 @@
+/**
+ * One `MiniProgram` per isolate per configuration: the SDK keeps tokens in memory
+ * (and in the store), so building one per request would throw that cache away.
+ *
+ * @module
+ */
+import { type KeyValueStore, type Logger, MiniProgram, type RetryOptions } from "../mod.ts";
+import { ConfigError, type Env, optionalVar, requireVar } from "./env.ts";
+import { type EmulatorUpstream, selectUpstream, type UpstreamSettings } from "./upstream.ts";
+
+/** What a route needs from the configuration. */
+export interface Needs {
+  /** The AppSecret (every API call; not the push receiver alone). */
+  secret: boolean;
+  /** The push Token (and the EncodingAESKey, when set). */
+  push: boolean;
+}
+
+/** Settings shared by every MiniProgram an app builds. */
+export interface MiniProgramFactoryOptions {
+  /** Token store for an env. */
+  store: (env: Env) => KeyValueStore;
+  /** Push dedupe store for an env. */
+  dedupeStore: (env: Env) => KeyValueStore;
+  /** Upstream transport override (tests). */
+  fetch?: typeof fetch | undefined;
+  /** Supplies the emulator upstream for `WECHAT_EMULATOR=on`. */
+  emulator?: EmulatorUpstream | undefined;
+  now?: (() => number) | undefined;
+  timeoutMs?: number | undefined;
+  retry?: RetryOptions | undefined;
+  maxUploadBytes?: number | undefined;
+  logger: Logger;
+}
+
+/**
+ * Reads the WeChat settings a route needs from env.
+ *
+ * @param env the bindings
+ * @param needs whether the route needs the secret and the push settings
+ * @returns the settings
+ * @throws {ConfigError} when a needed variable is missing or any set one is malformed
+ * @example
+ * ```ts
+ * import { wechatSettings } from "./wechat.ts";
+ * const s = wechatSettings({ WECHAT_APPID: "wx1", WECHAT_SECRET: "s" }, { secret: true, push: false });
+ * console.log(s.appId); // "wx1"
+ * ```
+ */
+export function wechatSettings(env: Env, needs: Needs): UpstreamSettings {
+  const appId = requireVar(env, "WECHAT_APPID");
+  const appSecret = needs.secret ? requireVar(env, "WECHAT_SECRET") : optionalVar(env, "WECHAT_SECRET");
+  // Push settings matter only to the push route; a bad one must not take /api down.
+  // They are still read when valid, so both routes share one MiniProgram.
+  const pushToken = needs.push ? requireVar(env, "WECHAT_TOKEN") : lenient(env, "WECHAT_TOKEN");
+  const aesKey = needs.push ? optionalVar(env, "WECHAT_AES_KEY") : lenient(env, "WECHAT_AES_KEY");
+  return {
+    appId,
+    appSecret,
+    pushToken,
+    aesKey,
+    apiBase: optionalVar(env, "WECHAT_API_BASE"),
+    emulator: optionalVar(env, "WECHAT_EMULATOR") === "on",
+  };
+}
+
+function lenient(env: Env, name: "WECHAT_TOKEN" | "WECHAT_AES_KEY"): string | undefined {
+  try {
+    return optionalVar(env, name);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A cache of MiniPrograms keyed by their settings, for one app.
+ *
+ * @param options stores, upstream, clock and limits
+ * @returns `get(env, needs)`: the MiniProgram for the route's settings
+ * @example
+ * ```ts ignore
+ * const programs = miniProgramCache({ store, dedupeStore, logger: console });
+ * const mp = programs.get(c.env, { secret: true, push: false });
+ * ```
+ */
+export function miniProgramCache(options: MiniProgramFactoryOptions): {
+  get(env: Env, needs: Needs): MiniProgram;
+} {
+  const cache = new Map<string, MiniProgram>();
+  return {
+    get(env, needs) {
+      const settings = wechatSettings(env, needs);
+      const key = JSON.stringify([
+        settings.appId,
+        settings.appSecret,
+        settings.pushToken,
+        settings.aesKey,
+        settings.apiBase,
+        settings.emulator,
+      ]);
+      let mp = cache.get(key);
+      if (mp === undefined) {
+        mp = build(settings, env, options);
+        // Configurations change only on redeploy; keep a few for isolates that see several.
+        if (cache.size >= 8) cache.delete(cache.keys().next().value!);
+        cache.set(key, mp);
+      }
+      return mp;
+    },
+  };
+}
+
+function build(settings: UpstreamSettings, env: Env, options: MiniProgramFactoryOptions): MiniProgram {
+  const upstream = selectUpstream(settings, options);
+  const store = options.store(env);
+  return new MiniProgram({
+    appId: settings.appId,
+    store,
+    logger: options.logger,
+    ...(settings.appSecret === undefined ? { tokenSource: missingSecret } : { appSecret: settings.appSecret }),
+    ...(upstream.fetch === undefined ? {} : { fetch: upstream.fetch }),
+    ...(upstream.baseUrl === undefined ? {} : { baseUrl: upstream.baseUrl }),
+    ...(options.now === undefined ? {} : { now: options.now }),
+    ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+    ...(options.retry === undefined ? {} : { retry: options.retry }),
+    ...(options.maxUploadBytes === undefined ? {} : { maxUploadBytes: options.maxUploadBytes }),
+    ...(settings.pushToken === undefined ? {} : {
+      push: {
+        token: settings.pushToken,
+        ...(settings.aesKey === undefined ? {} : { encodingAESKey: settings.aesKey }),
+        dedupeStore: options.dedupeStore(env),
+      },
+    }),
+  });
+}
+
+// The push route works without the AppSecret; an API call made from a push handler
+// (a welcome message) then fails with an error naming the variable.
+function missingSecret(): Promise<never> {
+  return Promise.reject(new ConfigError("WECHAT_SECRET", "missing"));
+}
