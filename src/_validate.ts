@@ -1,5 +1,5 @@
 // Private: turns zod failures into ValidationError naming the field.
-import type { z } from "zod";
+import type * as z from "zod";
 import { ValidationError } from "./errors.ts";
 
 /**

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { z } from "zod";
+import * as z from "zod";
 
 /** `text` payload: `content`, which may carry mini-program `<a>` links. */
 export interface TextPayload {

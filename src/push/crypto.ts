@@ -1,7 +1,8 @@
 /**
  * The cryptography of WeChat's message push: SHA-1 signatures over the sorted
  * token, timestamp, nonce (and ciphertext), and the AES-256-CBC envelope of safe
- * mode, with WeChat's PKCS#7 padding to 32-byte blocks. WebCrypto only.
+ * mode, with WeChat's PKCS#7 padding to 32-byte blocks. AES runs through WebCrypto;
+ * SHA-1 in plain JavaScript (see `_sha1.ts` for the measured reason).
  *
  * @module
  */
