@@ -29,6 +29,8 @@ export interface WeChatErrorOptions {
  */
 export class WeChatError extends Error {
   /**
+   * Creates an error of the tree.
+   *
    * @param message sentence-case text, detail after a colon
    * @param options the redacted cause
    */
@@ -40,7 +42,9 @@ export class WeChatError extends Error {
 
 /** Fields WeChat returns with a non-zero `errcode`. */
 export interface WeChatApiErrorInit {
+  /** WeChat's error code. */
   errcode: number;
+  /** WeChat's error text. */
   errmsg: string;
   /** The API path that failed, e.g. `/cgi-bin/message/custom/send` (never the query). */
   endpoint: string;
@@ -67,7 +71,11 @@ export class WeChatApiError extends WeChatError {
   /** The API path that failed. */
   readonly endpoint: string;
 
-  /** @param init the fields WeChat returned and the endpoint path */
+  /**
+   * Creates the error from WeChat's answer.
+   *
+   * @param init the fields WeChat returned and the endpoint path
+   */
   constructor(init: WeChatApiErrorInit) {
     const errmsg = redact(init.errmsg);
     super(`WeChat API error ${init.errcode} at ${init.endpoint}: ${errmsg}`);
@@ -95,6 +103,8 @@ export class WeChatHttpError extends WeChatError {
   readonly endpoint: string;
 
   /**
+   * Creates the error for an unexpected status.
+   *
    * @param status the HTTP status received
    * @param endpoint the API path, without query
    */
@@ -120,6 +130,8 @@ export class WeChatNetworkError extends WeChatError {
   readonly endpoint: string;
 
   /**
+   * Creates the error, redacting the cause.
+   *
    * @param endpoint the API path, without query
    * @param cause the underlying error (its message is redacted)
    * @param secrets literal values to blank out of the cause's message as well
@@ -147,6 +159,8 @@ export class WeChatTimeoutError extends WeChatError {
   readonly timeoutMs: number;
 
   /**
+   * Creates the error for an exceeded time limit.
+   *
    * @param endpoint the API path, without query
    * @param timeoutMs the limit that was exceeded
    */
@@ -172,6 +186,8 @@ export class ValidationError extends WeChatError {
   readonly field: string;
 
   /**
+   * Creates the error for one field.
+   *
    * @param field dotted path of the offending field
    * @param detail what is wrong with it
    */
@@ -198,6 +214,8 @@ export class MediaTooLargeError extends ValidationError {
   readonly limit: number;
 
   /**
+   * Creates the error for an oversized upload.
+   *
    * @param size bytes seen (at least)
    * @param limit the configured limit
    */
@@ -236,6 +254,8 @@ export class PushVerificationError extends WeChatError {
   readonly status: number;
 
   /**
+   * Creates the error for a refused push.
+   *
    * @param reason machine-readable reason
    * @param message short human text (never includes the body)
    */

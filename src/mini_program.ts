@@ -62,7 +62,11 @@ export class MiniProgram {
   /** Message push receiver: `mp.push.handle(request, handler)` answers WeChat's pushes. */
   readonly push: PushReceiver;
 
-  /** @param options see {@link MiniProgramOptions} */
+  /**
+   * Creates a client for one mini program.
+   *
+   * @param options see {@link MiniProgramOptions}
+   */
   constructor(options: MiniProgramOptions) {
     if (typeof options.appId !== "string" || options.appId.trim() === "") {
       throw new ValidationError("appId", "must not be empty");

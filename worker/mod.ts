@@ -34,4 +34,3 @@ export {
 export type { AppPushContext, AppPushHandler } from "./push_handler.ts";
 export type { EmulatorUpstream, Upstream, UpstreamSettings } from "./upstream.ts";
 export { backgroundContext, type WaitUntil } from "./background.ts";
-export type { Hono } from "hono";

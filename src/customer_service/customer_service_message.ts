@@ -22,13 +22,17 @@ import { toUploadFile, type UploadBody, type UploadForm } from "./upload.ts";
 
 /** WeChat's plain acknowledgement. */
 export interface WeChatResult {
+  /** 0 on success. */
   errcode: number;
+  /** `ok` on success. */
   errmsg: string;
 }
 
 /** What uploadTempMedia returns. `media_id` is valid for 3 days. */
 export interface UploadTempMediaResult {
+  /** The media type, `image`. */
   type: string;
+  /** The media_id to send in `image` and `miniprogrampage` messages. */
   media_id: string;
   /** Upload time, seconds since the epoch. */
   created_at: number;
@@ -53,6 +57,8 @@ export class CustomerServiceMessage {
   readonly #maxUploadBytes: number;
 
   /**
+   * Creates the module; `MiniProgram` does this for you.
+   *
    * @param http the SDK's request pipeline
    * @param options `maxUploadBytes`: upload limit (default 10 MiB)
    */

@@ -10,30 +10,43 @@ import * as z from "zod";
 
 /** `text` payload: `content`, which may carry mini-program `<a>` links. */
 export interface TextPayload {
+  /** The text. May contain `<a href data-miniprogram-appid data-miniprogram-path>` links. */
   content: string;
 }
 /** `image` payload: a `media_id` from uploadTempMedia. */
 export interface ImagePayload {
+  /** A media_id from uploadTempMedia. */
   media_id: string;
 }
 /** `link` payload: an article card. Images: JPG/PNG, 640×320 large or 80×80 small. */
 export interface LinkPayload {
+  /** Card title. */
   title: string;
+  /** Card description. */
   description: string;
+  /** The http(s) URL the card opens. */
   url: string;
+  /** The http(s) URL of the card image. */
   thumb_url: string;
 }
 /** `miniprogrampage` payload: a mini-program card; `pagepath` may carry a query. */
 export interface MiniProgramPagePayload {
+  /** Card title. */
   title: string;
+  /** The page to open, as in app.json; may carry a query (`pages/index/index?foo=bar`). */
   pagepath: string;
+  /** media_id of the cover image (520×416 recommended). */
   thumb_media_id: string;
 }
 /** The payload type of each `msgtype`. */
 export interface SendPayloads {
+  /** Payload of `msgtype: "text"`. */
   text: TextPayload;
+  /** Payload of `msgtype: "image"`. */
   image: ImagePayload;
+  /** Payload of `msgtype: "link"`. */
   link: LinkPayload;
+  /** Payload of `msgtype: "miniprogrampage"`. */
   miniprogrampage: MiniProgramPagePayload;
 }
 /** Message types `send` supports. */

@@ -71,6 +71,8 @@ export class MessageCrypto {
   #key: Promise<CryptoKey> | undefined;
 
   /**
+   * Creates the crypto for one mini program's push settings.
+   *
    * @param options the push Token, the EncodingAESKey and the AppID
    * @throws {ValidationError} when the EncodingAESKey is not 43 characters of [A-Za-z0-9], or a field is empty
    */

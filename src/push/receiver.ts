@@ -112,6 +112,8 @@ export class PushReceiver {
   readonly #logger: Logger;
 
   /**
+   * Creates the receiver; `MiniProgram` does this for you from its `push` option.
+   *
    * @param options the push settings, the AppID, the clock and the logger
    * @throws {ValidationError} for an invalid EncodingAESKey, skew or body limit
    */

@@ -24,24 +24,29 @@ export interface PushMessageBase {
 
 /** A text message from the user. */
 export interface TextMessage extends PushMessageBase {
+  /** A text message. */
   MsgType: "text";
   /** The text. */
   Content: string;
+  /** The message id: a 64-bit integer, kept as a string with all its digits. */
   MsgId: string;
 }
 
 /** An image from the user. */
 export interface ImageMessage extends PushMessageBase {
+  /** An image message. */
   MsgType: "image";
   /** A system-generated URL of the image. */
   PicUrl: string;
   /** Usable with `getTempMedia`. */
   MediaId: string;
+  /** The message id: a 64-bit integer, kept as a string with all its digits. */
   MsgId: string;
 }
 
 /** A mini program card sent by the user. */
 export interface MiniProgramPageMessage extends PushMessageBase {
+  /** A mini-program card. */
   MsgType: "miniprogrampage";
   /** The card's title. */
   Title: string;
@@ -53,12 +58,15 @@ export interface MiniProgramPageMessage extends PushMessageBase {
   ThumbUrl: string;
   /** A temporary media id of the cover. */
   ThumbMediaId: string;
+  /** The message id: a 64-bit integer, kept as a string with all its digits. */
   MsgId: string;
 }
 
 /** The user entered the customer-service session (from a contact button). */
 export interface UserEnterTempSessionEvent extends PushMessageBase {
+  /** An event. */
   MsgType: "event";
+  /** The user opened the customer-service session. */
   Event: "user_enter_tempsession";
   /** The contact button's `session-from` attribute. */
   SessionFrom: string;
@@ -84,9 +92,13 @@ export type PushMessage =
 
 /** The typed messages, by `MsgType` (or `Event`, for events). */
 export interface KnownPushMessages {
+  /** A text message. */
   text: TextMessage;
+  /** An image message. */
   image: ImageMessage;
+  /** A mini-program card. */
   miniprogrampage: MiniProgramPageMessage;
+  /** The user entered the session. */
   user_enter_tempsession: UserEnterTempSessionEvent;
 }
 

@@ -5,8 +5,11 @@ import type { KeyValueStore, SetOptions } from "./key_value_store.ts";
  * Declared structurally so the core needs no `@cloudflare/workers-types`.
  */
 export interface KvNamespaceLike {
+  /** Reads a value as text. */
   get(key: string, type: "text"): Promise<string | null>;
+  /** Writes a value, optionally expiring. */
   put(key: string, value: string, options?: { expirationTtl?: number }): Promise<void>;
+  /** Removes a key. */
   delete(key: string): Promise<void>;
 }
 
@@ -32,12 +35,18 @@ export const KV_MIN_TTL_SECONDS = 60;
 export class CloudflareKvStore implements KeyValueStore {
   readonly #kv: KvNamespaceLike;
 
-  /** @param kv the KV namespace binding, e.g. `env.WECHAT_KV` */
+  /**
+   * Wraps a KV namespace binding.
+   *
+   * @param kv the KV namespace binding, e.g. `env.WECHAT_KV`
+   */
   constructor(kv: KvNamespaceLike) {
     this.#kv = kv;
   }
 
   /**
+   * Reads `key`.
+   *
    * @param key the key to read
    * @returns the value, or `null`
    */
@@ -46,6 +55,8 @@ export class CloudflareKvStore implements KeyValueStore {
   }
 
   /**
+   * Writes `key`, with a TTL of at least 60 seconds when one is given.
+   *
    * @param key the key to write
    * @param value the value
    * @param options `ttlSeconds`, raised to KV's 60-second minimum
@@ -56,7 +67,11 @@ export class CloudflareKvStore implements KeyValueStore {
     return this.#kv.put(key, value, { expirationTtl: Math.max(KV_MIN_TTL_SECONDS, Math.ceil(ttl)) });
   }
 
-  /** @param key the key to remove */
+  /**
+   * Removes `key`.
+   *
+   * @param key the key to remove
+   */
   delete(key: string): Promise<void> {
     return this.#kv.delete(key);
   }

@@ -5,8 +5,11 @@ import type { KeyValueStore, SetOptions } from "./key_value_store.ts";
  * core type-checks without Deno's types; pass the real `await Deno.openKv()`.
  */
 export interface DenoKvLike {
+  /** Reads an entry. */
   get(key: readonly string[]): Promise<{ value: unknown }>;
+  /** Writes an entry, optionally expiring. */
   set(key: readonly string[], value: unknown, options?: { expireIn?: number }): Promise<unknown>;
+  /** Removes an entry. */
   delete(key: readonly string[]): Promise<void>;
 }
 
@@ -27,6 +30,8 @@ export class DenoKvStore implements KeyValueStore {
   readonly #now: () => number;
 
   /**
+   * Wraps an open `Deno.Kv`.
+   *
    * @param kv an open `Deno.Kv`
    * @param options `now`: clock in ms; default `Date.now`
    */
@@ -36,6 +41,8 @@ export class DenoKvStore implements KeyValueStore {
   }
 
   /**
+   * Reads `key`; an expired entry reads as `null`.
+   *
    * @param key the key to read
    * @returns the value, or `null` when absent or expired
    */
@@ -48,6 +55,8 @@ export class DenoKvStore implements KeyValueStore {
   }
 
   /**
+   * Writes `key`, optionally expiring.
+   *
    * @param key the key to write
    * @param value the value
    * @param options `ttlSeconds`: expiry
@@ -62,7 +71,11 @@ export class DenoKvStore implements KeyValueStore {
     await this.#kv.set(["kefu-edge", key], { value, expiresAt: this.#now() + expireIn }, { expireIn });
   }
 
-  /** @param key the key to remove */
+  /**
+   * Removes `key`.
+   *
+   * @param key the key to remove
+   */
   async delete(key: string): Promise<void> {
     await this.#kv.delete(["kefu-edge", key]);
   }

@@ -16,12 +16,18 @@ export class MemoryStore implements KeyValueStore {
   readonly #entries = new Map<string, { value: string; expiresAt: number }>();
   readonly #now: () => number;
 
-  /** @param options `now`: clock in ms (tests move time with it); default `Date.now` */
+  /**
+   * Creates an empty store.
+   *
+   * @param options `now`: clock in ms (tests move time with it); default `Date.now`
+   */
   constructor(options: { now?: () => number } = {}) {
     this.#now = options.now ?? Date.now;
   }
 
   /**
+   * Reads `key`.
+   *
    * @param key the key to read
    * @returns the value, or `null` when absent or expired
    */
@@ -36,6 +42,8 @@ export class MemoryStore implements KeyValueStore {
   }
 
   /**
+   * Writes `key`, optionally expiring.
+   *
    * @param key the key to write
    * @param value the value
    * @param options `ttlSeconds`: expiry; none means kept until deleted
@@ -48,7 +56,11 @@ export class MemoryStore implements KeyValueStore {
     return Promise.resolve();
   }
 
-  /** @param key the key to remove */
+  /**
+   * Removes `key`.
+   *
+   * @param key the key to remove
+   */
   delete(key: string): Promise<void> {
     this.#entries.delete(key);
     return Promise.resolve();

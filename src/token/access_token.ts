@@ -5,11 +5,12 @@
  * @module
  */
 import { redact, WeChatError } from "../errors.ts";
-import type { HttpClient, TokenProvider } from "../http/client.ts";
+import type { HttpClient } from "../http/client.ts";
 import type { KeyValueStore } from "../stores/key_value_store.ts";
 
 /** What a token source returns, in WeChat's field names. */
 export interface TokenResponse {
+  /** The access token. */
   access_token: string;
   /** Seconds the token stays valid. */
   expires_in: number;
@@ -24,6 +25,7 @@ export type TokenSource = "stable" | "classic" | ((signal: AbortSignal) => Promi
 
 /** Receives warnings (a failing store); never given a token or secret. */
 export interface Logger {
+  /** Logs a warning. */
   warn(message: string): void;
 }
 
@@ -70,13 +72,17 @@ const flights = new WeakMap<KeyValueStore, Map<string, { fresh: boolean; promise
  * const token = await mp.accessToken.getToken();
  * ```
  */
-export class AccessToken implements TokenProvider {
+export class AccessToken {
   /** The store key, which includes the source kind and the appId. */
   readonly cacheKey: string;
   readonly #options: AccessTokenOptions;
   #cached: CachedToken | undefined;
 
-  /** @param options appId, secret, source, store, HTTP client, clock, timeout, logger */
+  /**
+   * Creates the token manager; `MiniProgram` does this for you.
+   *
+   * @param options appId, secret, source, store, HTTP client, clock, timeout, logger
+   */
   constructor(options: AccessTokenOptions) {
     this.#options = options;
     const kind = typeof options.source === "function" ? "custom" : options.source;
