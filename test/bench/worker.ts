@@ -1,0 +1,505 @@
+// Worker benchmarks (issue 4):
+// 1. bundle size: `wrangler deploy --dry-run --minify` of the app (wrangler.toml, main
+//    worker/index.ts), gzipped as wrangler reports it (node:zlib, default level), against a
+//    hello-world Hono worker built the same way (target <= 60 KiB gzip);
+// 2. encrypted push requests per second through that bundle on workerd (miniflare, loopback),
+//    against the hello-world bundle in the same harness, alternating in rounds (target >= 0.7x
+//    the hello world); then the same app on Bun (worker/bun.ts) and on Deno (worker/deno.ts)
+//    against a hello-world Hono on the same runtime.
+//    Two diagnostic rows split the workerd figure: the hello world plus the KV calls of one
+//    push (a get and a put on miniflare's local KV), and the app's own code with the in-memory
+//    dedupe store instead of KV.
+//
+// Every push is a safe-mode (AES) XML text message with its own MsgId, signed and encrypted by
+// the emulator before any timing starts; every answer must be HTTP 200 `success`.
+//
+// Run: `npm run bench`, or alone: `node --expose-gc --import tsx test/bench/worker.ts`.
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { promisify } from "node:util";
+import { gzipSync } from "node:zlib";
+import { Miniflare } from "miniflare";
+import { createEmulator } from "../../src/testing/mod.ts";
+import { median, printTable, type Row } from "./_lib.ts";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const BIN = join(ROOT, "node_modules", ".bin");
+const WRANGLER = join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
+const HONO = join(ROOT, "node_modules", "hono", "dist", "index.js");
+
+const APP_ID = "wxbench0000000001";
+const TOKEN = "benchToken123";
+const AES_KEY = "kefuEdgeBenchKey0123456789abcdefghijklmnopq";
+/** What the app needs to answer pushes (and /api); no TRANSFER_TO_KF, WELCOME_TEXT or FORWARD_URL. */
+const APP_VARS = {
+  WECHAT_APPID: APP_ID,
+  WECHAT_SECRET: "bench-secret-not-used",
+  WECHAT_TOKEN: TOKEN,
+  WECHAT_AES_KEY: AES_KEY,
+  API_KEY: "bench-api-key",
+};
+/** Variables that would change what the default handler does; never passed on. */
+const HANDLER_VARS = ["TRANSFER_TO_KF", "WELCOME_TEXT", "FORWARD_URL", "FORWARD_SECRET", "WECHAT_EMULATOR"];
+const OPEN_IDS = ["o9AgO5Kd5ggOC-bXrbNODIiE3bGY", "o9AgO5Kd5ggOC-bXrbNODIiE3bGZ", "o9AgO5Kd5ggOC-bXrbNODIiE3bGa"];
+const TEXT = "你好，我想咨询一下订单 #20240425-0042 的发货时间，谢谢！";
+
+const TARGET_GZIP_KIB = 60;
+const TARGET_RATIO = 0.7;
+/** Timed requests per server on workerd, split into rounds (its local KV makes the app slow there). */
+const REQUESTS = 2000;
+/** Timed requests per server on Bun and Deno: they are faster, and short rounds are noisy. */
+const REQUESTS_FAST = 4000;
+const ROUNDS = 10;
+/** Untimed requests per server first (JIT, connections, KV). */
+const WARMUP = 300;
+const CONCURRENCY = 16;
+const START_TIMEOUT_MS = 30_000;
+
+// The hello world of the issue, plus a push route that reads the body and answers "success"
+// (a server that leaves the body unread is slower on Deno, and would flatter the app).
+const HELLO_WORKER = `import { Hono } from "hono";
+const app = new Hono();
+app.get("/", (c) => c.text("hi"));
+app.post("/wechat/callback", async (c) => {
+  await c.req.text();
+  return c.text("success");
+});
+export default app;
+`;
+
+// The hello world plus the KV traffic of one push (one get of the dedupe mark, one put): what
+// miniflare's local KV costs on its own.
+const HELLO_KV_WORKER = `import { Hono } from "hono";
+interface Kv {
+  get(key: string): Promise<string | null>;
+  put(key: string, value: string, options: { expirationTtl: number }): Promise<void>;
+}
+const app = new Hono<{ Bindings: { WECHAT_KV: Kv } }>();
+app.post("/wechat/callback", async (c) => {
+  await c.req.text();
+  const key = "kefu-edge:push:" + c.req.query("msg_signature");
+  if ((await c.env.WECHAT_KV.get(key)) === null) await c.env.WECHAT_KV.put(key, "success", { expirationTtl: 660 });
+  return c.text("success");
+});
+export default app;
+`;
+
+// The app's own code with the in-memory dedupe store (no KV binding): what the app costs
+// without miniflare's KV.
+const APP_MEMORY_WORKER = `import { createApp } from ${JSON.stringify(join(ROOT, "worker", "app.ts"))};
+export default createApp();
+`;
+
+// The same hello world served by Bun or Deno; hono is imported by path, so no config is needed.
+const HELLO_SERVER = `import { Hono } from ${JSON.stringify(pathToFileURL(HONO).href)};
+const app = new Hono();
+app.get("/", (c) => c.text("hi"));
+app.post("/wechat/callback", async (c) => {
+  await c.req.text();
+  return c.text("success");
+});
+const hostname = "127.0.0.1";
+if (globalThis.Bun) {
+  const server = Bun.serve({ hostname, port: 0, fetch: app.fetch });
+  console.log("hello listening on http://" + hostname + ":" + server.port);
+} else {
+  Deno.serve({ hostname, port: 0, onListen: (a) => console.log("hello listening on http://" + hostname + ":" + a.port) }, app.fetch);
+}
+`;
+
+const execFileP = promisify(execFile);
+
+interface Push {
+  /** Path and signed query. */
+  path: string;
+  body: string;
+  contentType: string;
+}
+
+interface Server {
+  base: string;
+  stop(): Promise<void>;
+}
+
+interface Bundle {
+  /** The one JS module wrangler wrote. */
+  file: string;
+  bytes: number;
+  gzip: number;
+}
+
+// ---------------------------------------------------------------- bundle size
+
+/** `wrangler deploy --dry-run --outdir <out> --minify` in `cwd`, offline and without telemetry. */
+async function wranglerBuild(cwd: string, outdir: string): Promise<Bundle> {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    WRANGLER_SEND_METRICS: "false",
+    WRANGLER_SEND_ERROR_REPORTS: "false",
+    // Without the banner wrangler skips its npm update check as well.
+    WRANGLER_HIDE_BANNER: "true",
+    CI: "true",
+    NO_COLOR: "1",
+  };
+  for (const name of ["CLOUDFLARE_API_TOKEN", "CLOUDFLARE_API_KEY", "CLOUDFLARE_ACCOUNT_ID"]) delete env[name];
+  try {
+    await execFileP(process.execPath, [WRANGLER, "deploy", "--dry-run", "--outdir", outdir, "--minify"], {
+      cwd,
+      env,
+      timeout: 120_000,
+      maxBuffer: 16 * 1024 * 1024,
+    });
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; message: string };
+    throw new Error(`wrangler dry run in ${cwd} failed: ${e.message}\n${e.stdout ?? ""}${e.stderr ?? ""}`);
+  }
+  const scripts = (await readdir(outdir)).filter((f) => /\.m?js$/.test(f));
+  if (scripts.length !== 1) throw new Error(`expected one module in ${outdir}, found ${scripts.join(", ")}`);
+  const file = join(outdir, scripts[0]!);
+  const content = await readFile(file);
+  return { file, bytes: content.byteLength, gzip: gzipSync(content).byteLength };
+}
+
+function bundleRows(app: Bundle, hello: Bundle): Row[] {
+  const kib = (n: number) => n / 1024;
+  return [
+    {
+      bench: "bundle",
+      metric: "wrangler --dry-run --minify, gzip",
+      value: kib(app.gzip),
+      unit: "KiB",
+      baseline: `hello-world Hono ${kib(hello.gzip).toFixed(1)} KiB`,
+      ratio: app.gzip / hello.gzip,
+      target: `<= ${TARGET_GZIP_KIB} KiB`,
+      met: kib(app.gzip) <= TARGET_GZIP_KIB,
+    },
+    {
+      bench: "bundle",
+      metric: "wrangler --dry-run --minify, uncompressed",
+      value: kib(app.bytes),
+      unit: "KiB",
+      baseline: `hello-world Hono ${kib(hello.bytes).toFixed(1)} KiB`,
+      ratio: app.bytes / hello.bytes,
+    },
+  ];
+}
+
+// ---------------------------------------------------------------- pushes and load
+
+/**
+ * Encrypted XML text pushes, each with its own MsgId, signed for the current time: the
+ * servers check the timestamp against their own clocks (300 s of skew allowed).
+ */
+async function buildPushes(count: number): Promise<Push[]> {
+  const now = Date.now();
+  const emulator = createEmulator({
+    appId: APP_ID,
+    appSecret: APP_VARS.WECHAT_SECRET,
+    push: { token: TOKEN, encodingAESKey: AES_KEY, format: "xml" },
+    now: () => now,
+  });
+  const pushes: Push[] = [];
+  const ids = new Set<string>();
+  for (let i = 0; i < count; i++) {
+    const action = await emulator.user(OPEN_IDS[i % OPEN_IDS.length]!).says(TEXT);
+    ids.add(String(action.msgId));
+    const request = action.request();
+    const url = new URL(request.url);
+    pushes.push({
+      path: url.pathname + url.search,
+      body: await request.text(),
+      contentType: request.headers.get("content-type") ?? "text/xml",
+    });
+  }
+  if (ids.size !== count) throw new Error(`expected ${count} distinct MsgIds, got ${ids.size}`);
+  return pushes;
+}
+
+/** Sends every push to `base` with CONCURRENCY in flight; returns requests per second. Throws on any bad answer. */
+async function drive(label: string, base: string, pushes: readonly Push[]): Promise<number> {
+  let next = 0;
+  let failures = 0;
+  let first: string | undefined;
+  const fail = (detail: string) => {
+    failures++;
+    first ??= detail;
+  };
+  const loop = async () => {
+    for (let i = next++; i < pushes.length; i = next++) {
+      const push = pushes[i]!;
+      try {
+        const res = await fetch(base + push.path, {
+          method: "POST",
+          body: push.body,
+          headers: { "content-type": push.contentType },
+        });
+        const text = await res.text();
+        if (res.status !== 200 || text !== "success") fail(`HTTP ${res.status} ${text.slice(0, 300)}`);
+      } catch (err) {
+        fail(err instanceof Error ? `${err.message} ${String(err.cause ?? "")}` : String(err));
+      }
+    }
+  };
+  const start = performance.now();
+  await Promise.all(Array.from({ length: CONCURRENCY }, loop));
+  const seconds = (performance.now() - start) / 1000;
+  if (failures > 0) {
+    throw new Error(`${label}: ${failures} of ${pushes.length} answers were not 200 "success"; first: ${first}`);
+  }
+  return pushes.length / seconds;
+}
+
+interface Target {
+  label: string;
+  start(): Promise<Server>;
+}
+
+interface Measured {
+  /** Median req/s over the rounds. */
+  rps: number;
+  /** Median of the per-round ratios to the first target (the baseline). */
+  ratio: number;
+}
+
+/**
+ * Starts every target, warms each up, then times them in rounds on fresh pushes (the order
+ * rotates each round, so drift on this shared machine hits all alike), and stops them all.
+ * The first target is the baseline of the ratios.
+ */
+async function measure(targets: readonly Target[], pushes: readonly Push[], requests: number): Promise<Measured[]> {
+  if (pushes.length < WARMUP + requests) throw new Error(`${WARMUP + requests} pushes needed`);
+  const servers: Server[] = [];
+  try {
+    for (const target of targets) servers.push(await target.start());
+    const warm = pushes.slice(0, WARMUP);
+    for (const [i, server] of servers.entries()) await drive(targets[i]!.label, server.base, warm);
+    const per = Math.ceil(requests / ROUNDS);
+    const rps: number[][] = targets.map(() => []);
+    for (let r = 0; r < ROUNDS; r++) {
+      const slice = pushes.slice(WARMUP + r * per, WARMUP + (r + 1) * per);
+      for (let k = 0; k < targets.length; k++) {
+        const i = (r + k) % targets.length;
+        rps[i]!.push(await drive(targets[i]!.label, servers[i]!.base, slice));
+      }
+    }
+    const base = rps[0]!;
+    return rps.map((values) => ({ rps: median(values), ratio: median(values.map((v, r) => v / base[r]!)) }));
+  } finally {
+    for (const server of servers.reverse()) await server.stop().catch(() => {});
+  }
+}
+
+// ---------------------------------------------------------------- servers
+
+async function startWorkerd(
+  scriptPath: string,
+  compatibilityDate: string,
+  bindings: Record<string, string>,
+  kv = false,
+): Promise<Server> {
+  const mf = new Miniflare({
+    modules: true,
+    scriptPath,
+    // Module names are relative to this; the default (the cwd) cannot reach the temp dir.
+    modulesRoot: dirname(scriptPath),
+    compatibilityDate,
+    host: "127.0.0.1",
+    port: 0,
+    bindings,
+    // In memory, as miniflare keeps it unless told to persist.
+    ...(kv ? { kvNamespaces: ["WECHAT_KV"] } : {}),
+  });
+  try {
+    const url = await mf.ready;
+    return { base: url.origin, stop: () => mf.dispose() };
+  } catch (err) {
+    await mf.dispose().catch(() => {});
+    throw err;
+  }
+}
+
+/** Starts a server process and waits for its "listening on <url>" line. */
+async function startProcess(
+  label: string,
+  command: string,
+  args: string[],
+  options: { cwd: string; env: NodeJS.ProcessEnv },
+): Promise<Server> {
+  const child = spawn(command, args, { ...options, stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr!.on("data", (d: Buffer) => {
+    if (stderr.length < 8192) stderr += d.toString();
+  });
+  try {
+    const base = await new Promise<string>((resolve, reject) => {
+      let out = "";
+      const timer = setTimeout(() => reject(new Error(`${label} did not start: ${stderr}`)), START_TIMEOUT_MS);
+      child.stdout!.on("data", (d: Buffer) => {
+        out += d.toString();
+        const match = /listening on (http:\/\/[^\s]+)/i.exec(out);
+        if (match) {
+          clearTimeout(timer);
+          resolve(match[1]!);
+        }
+      });
+      child.once("error", (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+      child.once("exit", (code, signal) => {
+        clearTimeout(timer);
+        reject(new Error(`${label} exited (${code ?? signal}): ${stderr}`));
+      });
+    });
+    return { base, stop: () => stopChild(child) };
+  } catch (err) {
+    await stopChild(child);
+    throw err;
+  }
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** The environment of the app processes: this one's, minus anything that changes the handler. */
+function appProcessEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...APP_VARS, HOST: "127.0.0.1", PORT: "0", NO_COLOR: "1", ...extra };
+  for (const name of HANDLER_VARS) delete env[name];
+  return env;
+}
+
+function pushRow(metric: string, baseline: Measured, result: Measured, target = false): Row {
+  return {
+    bench: "push",
+    metric,
+    value: result.rps,
+    unit: "req/s",
+    baseline: `hello-world Hono ${baseline.rps.toFixed(0)} req/s`,
+    ratio: result.ratio,
+    ...(target ? { target: `>= ${TARGET_RATIO}x`, met: result.ratio >= TARGET_RATIO } : {}),
+  };
+}
+
+/** A temp dir with a worker entry, a minimal wrangler.toml and this repo's node_modules. */
+async function workerDir(dir: string, source: string, compatibilityDate: string): Promise<string> {
+  await mkdir(dir);
+  await symlink(join(ROOT, "node_modules"), join(dir, "node_modules"), "dir");
+  await writeFile(join(dir, "index.ts"), source);
+  await writeFile(
+    join(dir, "wrangler.toml"),
+    `name = "bench"\nmain = "index.ts"\ncompatibility_date = "${compatibilityDate}"\n`,
+  );
+  return dir;
+}
+
+// ---------------------------------------------------------------- the suite
+
+/** Runs both worker benchmarks and returns the rows. */
+export async function run(): Promise<Row[]> {
+  for (const path of [WRANGLER, HONO, join(BIN, "bun"), join(BIN, "deno")]) {
+    if (!existsSync(path)) throw new Error(`missing ${path} (npm install)`);
+  }
+  const toml = await readFile(join(ROOT, "wrangler.toml"), "utf8");
+  const compatibilityDate = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(toml)?.[1];
+  if (compatibilityDate === undefined) throw new Error("no compatibility_date in wrangler.toml");
+
+  const tmp = await mkdtemp(join(tmpdir(), "kefu-bench-worker-"));
+  try {
+    // 1. Bundles: the app as `wrangler deploy` builds it from this repo, the hello world, and
+    //    two diagnostic workers for the throughput rows.
+    const [appBundle, helloBundle, helloKvBundle, appMemoryBundle] = await Promise.all([
+      wranglerBuild(ROOT, join(tmp, "app-out")),
+      workerDir(join(tmp, "hello"), HELLO_WORKER, compatibilityDate).then((dir) =>
+        wranglerBuild(dir, join(tmp, "hello-out"))
+      ),
+      workerDir(join(tmp, "hello-kv"), HELLO_KV_WORKER, compatibilityDate).then((dir) =>
+        wranglerBuild(dir, join(tmp, "hello-kv-out"))
+      ),
+      workerDir(join(tmp, "app-memory"), APP_MEMORY_WORKER, compatibilityDate).then((dir) =>
+        wranglerBuild(dir, join(tmp, "app-memory-out"))
+      ),
+    ]);
+    const rows = bundleRows(appBundle, helloBundle);
+
+    // 2. Throughput. Pushes are signed for now; the whole run stays well inside the 300 s skew.
+    const pushes = await buildPushes(WARMUP + Math.max(REQUESTS, REQUESTS_FAST));
+    const appVars = { TRANSFER_TO_KF: "off", ...APP_VARS };
+    const [hello, app, helloKv, appMemory] = await measure(
+      [
+        { label: "hello on workerd", start: () => startWorkerd(helloBundle.file, compatibilityDate, {}) },
+        { label: "app on workerd", start: () => startWorkerd(appBundle.file, compatibilityDate, appVars, true) },
+        { label: "hello+KV on workerd", start: () => startWorkerd(helloKvBundle.file, compatibilityDate, {}, true) },
+        {
+          label: "app, memory store, on workerd",
+          start: () => startWorkerd(appMemoryBundle.file, compatibilityDate, appVars),
+        },
+      ],
+      pushes,
+      REQUESTS,
+    );
+    rows.push(
+      pushRow("encrypted push req/s, workerd (miniflare, local KV)", hello!, app!, true),
+      pushRow("diagnostic: hello world + 1 KV get + 1 KV put, workerd", hello!, helloKv!),
+      pushRow("diagnostic: app, dedupe in memory (no KV), workerd", hello!, appMemory!),
+    );
+
+    const helloServer = join(tmp, "hello-server.js");
+    await writeFile(helloServer, HELLO_SERVER);
+    const helloEnv = { ...process.env, NO_COLOR: "1" };
+    const bun = join(BIN, "bun");
+    const [bunHello, bunApp] = await measure(
+      [
+        {
+          label: "hello on Bun",
+          start: () => startProcess("hello on Bun", bun, [helloServer], { cwd: tmp, env: helloEnv }),
+        },
+        {
+          label: "app on Bun",
+          start: () => startProcess("app on Bun", bun, ["worker/bun.ts"], { cwd: ROOT, env: appProcessEnv({}) }),
+        },
+      ],
+      pushes,
+      REQUESTS_FAST,
+    );
+    rows.push(pushRow("encrypted push req/s, Bun (MemoryStore)", bunHello!, bunApp!));
+
+    const deno = join(BIN, "deno");
+    const kvPath = join(tmp, "deno-kv.sqlite3");
+    const [denoHello, denoApp] = await measure(
+      [
+        {
+          label: "hello on Deno",
+          start: () => startProcess("hello on Deno", deno, ["run", "-A", helloServer], { cwd: tmp, env: helloEnv }),
+        },
+        {
+          label: "app on Deno",
+          start: () =>
+            startProcess("app on Deno", deno, ["run", "-A", "--unstable-kv", "worker/deno.ts"], {
+              cwd: ROOT,
+              env: appProcessEnv({ DENO_KV_PATH: kvPath }),
+            }),
+        },
+      ],
+      pushes,
+      REQUESTS_FAST,
+    );
+    rows.push(pushRow("encrypted push req/s, Deno (Deno KV)", denoHello!, denoApp!));
+    return rows;
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  printTable(await run());
+}
