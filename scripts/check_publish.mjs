@@ -18,7 +18,9 @@ const failures = [];
 // tolerated finding: createApp returns Hono's own `Hono` type, which is Hono's to document.
 const doc = run("deno doc --lint", bin("deno"), ["doc", "--lint", ...entries]);
 const findings = doc.output.split(/\n(?=error\[)/).filter((block) => block.startsWith("error["));
-const unexpected = findings.filter((f) => !/^error\[private-type-ref\]: public type 'createApp' references private type 'Hono'/.test(f));
+const unexpected = findings.filter((f) =>
+  !/^error\[private-type-ref\]: public type 'createApp' references private type 'Hono'/.test(f)
+);
 if (unexpected.length > 0) failures.push({ ...doc, output: unexpected.join("\n") });
 
 const publish = run("deno publish --dry-run", bin("deno"), ["publish", "--dry-run", "--allow-dirty"]);

@@ -4,35 +4,69 @@
  * AppSecret. For local development and smoke tests only; the production entry
  * (`worker/index.ts`) leaves it out of its bundle.
  *
+ * The same emulator serves the app's API calls and the dev-only `/_emulator/` routes
+ * (`worker/dev.ts`): a user who "says" something there opens the send window that
+ * `/api/messages` then uses.
+ *
  * @module
  */
 import { createEmulator, type Emulator } from "../src/testing/mod.ts";
 import type { EmulatorUpstream, UpstreamSettings } from "./upstream.ts";
 import { ConfigError } from "./env.ts";
+import { ExchangeLog, recordingFetch, SentLog } from "./_emulator_log.ts";
+
+/** One emulated mini program and what the dev routes keep about it. */
+export interface EmulatorSession {
+  /** The emulated WeChat. */
+  readonly emulator: Emulator;
+  /** Recent pushes to the app and API calls from it, oldest first (bounded). */
+  readonly exchanges: ExchangeLog;
+  /** What each emulated user sent through the dev routes. */
+  readonly sent: SentLog;
+}
+
+/** What {@link emulatorUpstream} returns. */
+export interface EmulatorUpstreams {
+  /** For `createApp({ emulator })`. */
+  select: EmulatorUpstream;
+  /**
+   * The emulator of `appId`, once the app has used it.
+   *
+   * @param appId the AppID
+   * @returns the emulator, or `undefined`
+   */
+  emulatorFor(appId: string): Emulator | undefined;
+  /**
+   * The session of a configuration, created on first use: the very emulator `select`
+   * hands to the app for the same settings.
+   *
+   * @param settings the WeChat settings (AppSecret required)
+   * @returns the session
+   * @throws {ConfigError} `WECHAT_SECRET` when the AppSecret is missing
+   */
+  session(settings: UpstreamSettings): EmulatorSession;
+}
 
 /**
  * An {@link EmulatorUpstream} for `createApp({ emulator })`, with its emulators
- * reachable for inspection.
+ * reachable for inspection and for the dev routes.
  *
  * @param options `now`: the emulator's clock in ms
- * @returns the upstream factory and `emulatorFor(appId)`
+ * @returns the upstream factory, `emulatorFor(appId)` and `session(settings)`
  * @example
  * ```ts ignore
  * const upstream = emulatorUpstream();
  * const app = createApp({ emulator: upstream.select });
  * ```
  */
-export function emulatorUpstream(options: { now?: () => number } = {}): {
-  select: EmulatorUpstream;
-  emulatorFor(appId: string): Emulator | undefined;
-} {
-  const emulators = new Map<string, Emulator>();
-  const select: EmulatorUpstream = (settings: UpstreamSettings) => {
+export function emulatorUpstream(options: { now?: () => number } = {}): EmulatorUpstreams {
+  const sessions = new Map<string, EmulatorSession>();
+  const session = (settings: UpstreamSettings): EmulatorSession => {
     if (settings.appSecret === undefined) throw new ConfigError("WECHAT_SECRET", "missing");
     const key = JSON.stringify([settings.appId, settings.appSecret, settings.pushToken, settings.aesKey]);
-    let emulator = emulators.get(key);
-    if (emulator === undefined) {
-      emulator = createEmulator({
+    let found = sessions.get(key);
+    if (found === undefined) {
+      const emulator = createEmulator({
         appId: settings.appId,
         appSecret: settings.appSecret,
         ...(settings.pushToken === undefined ? {} : {
@@ -43,12 +77,24 @@ export function emulatorUpstream(options: { now?: () => number } = {}): {
         }),
         ...(options.now === undefined ? {} : { now: options.now }),
       });
-      emulators.set(key, emulator);
+      found = { emulator, exchanges: new ExchangeLog(), sent: new SentLog() };
+      sessions.set(key, found);
     }
-    return { fetch: emulator.fetch as typeof fetch, baseUrl: undefined };
+    return found;
+  };
+  const fetches = new WeakMap<EmulatorSession, typeof fetch>();
+  const select: EmulatorUpstream = (settings) => {
+    const current = session(settings);
+    let fetchFn = fetches.get(current);
+    if (fetchFn === undefined) {
+      const { emulator, exchanges } = current;
+      fetches.set(current, fetchFn = recordingFetch(emulator.fetch, exchanges, () => emulator.now()));
+    }
+    return { fetch: fetchFn, baseUrl: undefined };
   };
   return {
     select,
-    emulatorFor: (appId) => [...emulators.values()].find((e) => e.appId === appId),
+    session,
+    emulatorFor: (appId) => [...sessions.values()].find((s) => s.emulator.appId === appId)?.emulator,
   };
 }

@@ -20,7 +20,9 @@ let files: string[];
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "kefu-edge-pack-"));
   const { stdout } = await run("npm", ["pack", "--json", "--pack-destination", dir], { cwd: repo });
-  const [packed] = JSON.parse(stdout.slice(stdout.indexOf("["))) as Array<{ filename: string; files: { path: string }[] }>;
+  const [packed] = JSON.parse(stdout.slice(stdout.indexOf("["))) as Array<
+    { filename: string; files: { path: string }[] }
+  >;
   files = packed!.files.map((f) => f.path);
   app = join(dir, "app");
   await mkdir(app);

@@ -1,0 +1,172 @@
+// `npm start`: `wrangler dev` on worker/dev.ts in emulator mode, with local KV, on loopback,
+// offline, with no Cloudflare account. The dev variables live here, and only here: they
+// reach wrangler as `--var` flags, so no deployment of wrangler.toml ever carries them.
+import { type ChildProcess, spawn } from "node:child_process";
+import { createRequire } from "node:module";
+import { createServer } from "node:net";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** Port of `npm start` unless `--port` says otherwise. */
+export const DEFAULT_PORT = 8787;
+/** The only address the dev server listens on. */
+export const HOST = "127.0.0.1";
+
+/**
+ * The dev server's variables. Every value is a placeholder that works only against the
+ * in-process emulator: `WECHAT_EMULATOR=on` makes the emulator the upstream, so nothing
+ * here can reach WeChat.
+ */
+export const DEV_VARS = {
+  WECHAT_EMULATOR: "on",
+  WECHAT_APPID: "wx_dev_emulator",
+  WECHAT_SECRET: "dev-only-app-secret",
+  WECHAT_TOKEN: "dev-only-push-token",
+  WECHAT_AES_KEY: "DevOnlyEncodingAESKeyNotForProductionUse000",
+  API_KEY: "dev-only-api-key",
+  TRANSFER_TO_KF: "on",
+  WELCOME_TEXT: "Welcome! This is the kefu-edge dev server. Write anything; replies come from POST /api/messages.",
+} as const;
+
+/** The repository root. */
+export const ROOT: string = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+
+/** What `npm start` was asked for: the port, and flags passed through to `wrangler dev`. */
+export interface StartOptions {
+  port: number;
+  /** E.g. `--persist-to <dir>` or `--var WELCOME_TEXT:Hi` (later `--var`s win). */
+  wranglerFlags: string[];
+}
+
+/**
+ * Reads `--port N` (or `--port=N`; default `PORT`, else 8787); every other argument is
+ * handed to `wrangler dev`.
+ */
+export function parseStartArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): StartOptions {
+  let port = env.PORT === undefined || env.PORT === "" ? DEFAULT_PORT : Number(env.PORT);
+  const wranglerFlags: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === "--port") port = Number(argv[++i]);
+    else if (arg.startsWith("--port=")) port = Number(arg.slice("--port=".length));
+    else wranglerFlags.push(arg);
+  }
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`Invalid port: ${port}`);
+  return { port, wranglerFlags };
+}
+
+/** The `wrangler dev` arguments for `options`. */
+export function wranglerArgs(options: StartOptions): string[] {
+  return [
+    "dev",
+    "worker/dev.ts",
+    "--local",
+    "--ip",
+    HOST,
+    "--port",
+    String(options.port),
+    "--show-interactive-dev-session=false",
+    ...Object.entries(DEV_VARS).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
+    ...options.wranglerFlags,
+  ];
+}
+
+// Cloudflare credentials in the caller's environment are not passed on: local dev needs
+// none, and wrangler must not try to use them. Telemetry, error reports, the update check
+// (printed with the banner) and the `Request.cf` download are off, so nothing leaves the machine.
+const DROPPED = [
+  "CLOUDFLARE_API_TOKEN",
+  "CLOUDFLARE_API_KEY",
+  "CLOUDFLARE_EMAIL",
+  "CLOUDFLARE_ACCOUNT_ID",
+  "CF_API_TOKEN",
+];
+const OFFLINE = {
+  WRANGLER_SEND_METRICS: "false",
+  WRANGLER_SEND_ERROR_REPORTS: "false",
+  WRANGLER_HIDE_BANNER: "true",
+  CLOUDFLARE_CF_FETCH_ENABLED: "false",
+};
+
+/** The environment wrangler runs with. */
+export function wranglerEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { ...env, ...OFFLINE };
+  for (const name of DROPPED) delete out[name];
+  return out;
+}
+
+/** Whether `port` can be bound on the loopback address right now. */
+export function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolvePort) => {
+    const server = createServer();
+    server.once("error", () => resolvePort(false));
+    server.listen({ host: HOST, port, exclusive: true }, () => server.close(() => resolvePort(true)));
+  });
+}
+
+/**
+ * Polls `${url}/health` until it answers 200, the child exits, or `timeoutMs` passes.
+ *
+ * @returns `true` when the server is up
+ */
+export async function waitForHealth(url: string, child: ChildProcess, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && child.exitCode === null && child.signalCode === null) {
+    try {
+      const response = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) });
+      await response.body?.cancel();
+      if (response.ok) return true;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return false;
+}
+
+/** What `npm start` prints once the server answers. */
+export function banner(url: string): string {
+  return [
+    "",
+    "kefu-edge dev server — WeChat emulator mode, local KV, no WeChat account needed",
+    "",
+    `  Local URL        ${url}`,
+    `  Chat simulator   ${url}/_emulator/`,
+    `  Dev API key      ${DEV_VARS.API_KEY}   (dev only: never use these values in production)`,
+    "",
+    "Next: open the chat simulator, or try the README quick start:",
+    `  curl -s ${url}/health`,
+    "",
+  ].join("\n");
+}
+
+/**
+ * Starts `wrangler dev`, prints the banner when the server answers, forwards SIGINT and
+ * SIGTERM, and resolves with wrangler's exit code.
+ */
+export async function start(argv: readonly string[]): Promise<number> {
+  const options = parseStartArgs(argv);
+  const url = `http://${HOST}:${options.port}`;
+  if (!(await portIsFree(options.port))) {
+    console.error(
+      `kefu-edge: port ${options.port} is in use; stop the other server or run: npm start -- --port <free port>`,
+    );
+    return 1;
+  }
+  const cli = createRequire(import.meta.url).resolve("wrangler");
+  // The same Node flags wrangler's own bin script passes.
+  const child = spawn(process.execPath, ["--no-warnings", "--experimental-vm-modules", cli, ...wranglerArgs(options)], {
+    cwd: ROOT,
+    env: wranglerEnv(),
+    stdio: "inherit",
+  });
+  const exited = new Promise<number>((resolveExit) =>
+    child.once("exit", (code, signal) => resolveExit(code ?? (signal === null ? 0 : 1)))
+  );
+  const forward = (signal: NodeJS.Signals) => () => void child.kill(signal);
+  process.on("SIGINT", forward("SIGINT"));
+  process.on("SIGTERM", forward("SIGTERM"));
+  if (await waitForHealth(url, child, 60_000)) console.log(banner(url));
+  else if (child.exitCode === null) console.error(`kefu-edge: ${url}/health did not answer within 60 s`);
+  return await exited;
+}

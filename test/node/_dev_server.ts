@@ -1,0 +1,94 @@
+// Starts `npm start`'s command (scripts/start.ts) on a free loopback port with its own KV
+// directory, in its own process group, and stops the whole group (wrangler and workerd too).
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ROOT } from "../../scripts/_dev_server.ts";
+
+/** The command of the `start` script in package.json, which {@link startDevServer} runs. */
+export const START_COMMAND = "node --import tsx scripts/start.ts";
+
+export interface DevServer {
+  /** `http://127.0.0.1:<port>`. */
+  url: string;
+  port: number;
+  /** Everything the server printed so far (stdout and stderr). */
+  output(): string;
+  /** Stops the process group: SIGTERM, then SIGKILL after 5 s. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+/** A port nothing listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen({ host: "127.0.0.1", port: 0 }, () => {
+      const address = server.address();
+      server.close(() => (typeof address === "object" && address !== null ? resolve(address.port) : reject()));
+    });
+  });
+}
+
+const running = new Set<ChildProcess>();
+// Last resort if the test process exits without stopping a server.
+process.once("exit", () => {
+  for (const child of running) killGroup(child, "SIGKILL");
+});
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+/**
+ * Runs {@link START_COMMAND} and resolves once it printed its banner (the server answered
+ * /health). Rejects, after stopping it, when that takes longer than `timeoutMs`.
+ */
+export async function startDevServer(timeoutMs = 60_000): Promise<DevServer> {
+  const port = await freePort();
+  const state = await mkdtemp(join(tmpdir(), "kefu-dev-kv-"));
+  const [command, ...args] = START_COMMAND.split(" ");
+  const child = spawn(command === "node" ? process.execPath : command!, [
+    ...args,
+    "--port",
+    String(port),
+    "--persist-to",
+    state,
+  ], { cwd: ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  running.add(child);
+  let output = "";
+  child.stdout!.on("data", (chunk: Buffer) => void (output += chunk.toString()));
+  child.stderr!.on("data", (chunk: Buffer) => void (output += chunk.toString()));
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  let stopped = false;
+  const stop = async () => {
+    if (!stopped) {
+      stopped = true;
+      killGroup(child, "SIGTERM");
+      const timer = setTimeout(() => killGroup(child, "SIGKILL"), 5000);
+      await exited;
+      clearTimeout(timer);
+      // wrangler may leave workerd behind for a moment; the group goes in any case.
+      killGroup(child, "SIGKILL");
+      running.delete(child);
+      await rm(state, { recursive: true, force: true });
+    }
+  };
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + timeoutMs;
+  while (!output.includes(`${url}/_emulator/`)) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      await stop();
+      throw new Error(`The dev server did not start within ${timeoutMs} ms:\n${output}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return { url, port, output: () => output, stop };
+}

@@ -1,0 +1,95 @@
+// Reads the README quick start: the `<!-- run: name -->` blocks and the answers shown
+// under them, and compares an actual answer with a shown one, `…` standing for any value.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { ROOT } from "../../scripts/_dev_server.ts";
+
+export interface RunBlock {
+  name: string;
+  /** The shell commands, verbatim. */
+  commands: string;
+  /** The fence language of the shown answer (`json` or `text`) and its text. */
+  expected: { lang: "json" | "text"; text: string };
+}
+
+/** The README text between the quick-start markers. */
+export function quickStart(): string {
+  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+  const start = readme.indexOf("<!-- quickstart:start -->");
+  const end = readme.indexOf("<!-- quickstart:end -->");
+  if (start < 0 || end < start) throw new Error("README.md has no quick-start markers");
+  return readme.slice(start, end);
+}
+
+const RUN_BLOCK = /<!-- run: ([a-z0-9-]+) -->\n\n```sh\n([\s\S]*?)```\n\n```(json|text)\n([\s\S]*?)```/g;
+
+/** Every run block of the quick start, in order. */
+export function runBlocks(section: string = quickStart()): RunBlock[] {
+  return [...section.matchAll(RUN_BLOCK)].map((m) => ({
+    name: m[1]!,
+    commands: m[2]!,
+    expected: { lang: m[3] as "json" | "text", text: m[4]! },
+  }));
+}
+
+/** A shown string with `…` in it, as a regular expression over the whole actual string. */
+function glob(pattern: string): RegExp {
+  const parts = pattern.split("…").map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+  return new RegExp(`^${parts.join("[\\s\\S]*?")}$`);
+}
+
+/**
+ * The differences between an actual JSON value and the shown one: `"…"` matches any
+ * value, a string with `…` matches any string of that shape, objects must have the same
+ * keys, arrays the same length.
+ */
+export function jsonDifferences(shown: unknown, actual: unknown, path = "$"): string[] {
+  if (shown === "…") return actual === undefined ? [`${path}: missing`] : [];
+  if (typeof shown === "string" && shown.includes("…")) {
+    return typeof actual === "string" && glob(shown).test(actual) ? [] : [`${path}: ${JSON.stringify(actual)}`];
+  }
+  if (Array.isArray(shown)) {
+    if (!Array.isArray(actual)) return [`${path}: not an array: ${JSON.stringify(actual)}`];
+    if (shown.length !== actual.length) return [`${path}: ${actual.length} items, README shows ${shown.length}`];
+    return shown.flatMap((item, i) => jsonDifferences(item, actual[i], `${path}[${i}]`));
+  }
+  if (typeof shown === "object" && shown !== null) {
+    if (typeof actual !== "object" || actual === null || Array.isArray(actual)) {
+      return [`${path}: not an object: ${JSON.stringify(actual)}`];
+    }
+    const keys = new Set([...Object.keys(shown), ...Object.keys(actual)]);
+    return [...keys].flatMap((key) =>
+      key in shown
+        ? key in actual
+          ? jsonDifferences(
+            (shown as Record<string, unknown>)[key],
+            (actual as Record<string, unknown>)[key],
+            `${path}.${key}`,
+          )
+          : [`${path}.${key}: missing`]
+        : [`${path}.${key}: not shown in the README`]
+    );
+  }
+  return Object.is(shown, actual) ? [] : [`${path}: ${JSON.stringify(actual)}, README shows ${JSON.stringify(shown)}`];
+}
+
+/** The shown lines (except `…` lines) that no actual line matches. */
+export function textDifferences(shown: string, actual: string): string[] {
+  const lines = actual.split(/\r?\n/);
+  return shown.split("\n")
+    .filter((line) => line.trim() !== "" && line.trim() !== "…")
+    .filter((line) => !lines.some((candidate) => glob(line).test(candidate)))
+    .map((line) => `no line matches: ${line}`);
+}
+
+/** The differences between an actual answer and the one shown under a block. */
+export function answerDifferences(expected: RunBlock["expected"], stdout: string): string[] {
+  if (expected.lang === "text") return textDifferences(expected.text, stdout);
+  let actual: unknown;
+  try {
+    actual = JSON.parse(stdout);
+  } catch {
+    return [`not JSON: ${stdout.slice(0, 500)}`];
+  }
+  return jsonDifferences(JSON.parse(expected.text), actual);
+}

@@ -1,0 +1,58 @@
+// The dev entry stays out of production: `wrangler deploy --dry-run` of wrangler.toml (the
+// production entry, worker/index.ts) bundles no emulator, no /_emulator/ route and no dev value,
+// while the same build of worker/dev.ts does (so the markers below are the right ones).
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEV_VARS, ROOT, wranglerEnv } from "../../scripts/_dev_server.ts";
+
+const run = promisify(execFile);
+// Strings only the emulator and the dev routes contain.
+const MARKERS = ["/_emulator/users/:openId/messages", "kefu-config", "WeChatEmulator", "ExchangeLog"];
+const DEV_VALUES = Object.values(DEV_VARS).filter((value) => value !== "on");
+
+let out: string;
+
+async function bundle(entry: string[]): Promise<string> {
+  const dir = await mkdtemp(join(out, "bundle-"));
+  const wrangler = join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
+  await run(process.execPath, [wrangler, "deploy", "--dry-run", "--outdir", dir, ...entry], {
+    cwd: ROOT,
+    env: wranglerEnv(),
+    timeout: 30_000,
+  });
+  return await readFile(join(dir, entry.length === 0 ? "index.js" : "dev.js"), "utf8");
+}
+
+describe("production bundle", () => {
+  let production: string;
+  let dev: string;
+
+  beforeAll(async () => {
+    out = await mkdtemp(join(tmpdir(), "kefu-bundle-"));
+    [production, dev] = await Promise.all([bundle([]), bundle(["worker/dev.ts"])]);
+  }, 60_000);
+
+  afterAll(async () => {
+    if (out !== undefined) await rm(out, { recursive: true, force: true });
+  });
+
+  it("the dev entry's bundle has the emulator and the dev routes", () => {
+    for (const marker of MARKERS) expect(dev, marker).toContain(marker);
+  });
+
+  it("wrangler.toml's entry (worker/index.ts) has neither, nor any dev value", () => {
+    expect(production).toContain("/wechat/callback");
+    for (const marker of MARKERS) expect(production, marker).not.toContain(marker);
+    for (const value of DEV_VALUES) expect(production, value).not.toContain(value);
+  });
+
+  it("wrangler.toml carries no dev value", async () => {
+    const toml = await readFile(join(ROOT, "wrangler.toml"), "utf8");
+    expect(toml).toMatch(/^main = "worker\/index.ts"$/m);
+    for (const value of DEV_VALUES) expect(toml, value).not.toContain(value);
+  });
+});

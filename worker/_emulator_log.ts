@@ -1,0 +1,239 @@
+/**
+ * Private to the dev entry: what the emulator session remembers for the `/_emulator/`
+ * routes and the chat simulator page — a bounded log of raw push and API exchanges,
+ * and what each emulated user sent. Tokens and the AppSecret never enter the log.
+ *
+ * @module
+ */
+import type { FetchLike } from "../src/testing/mod.ts";
+
+/** One side of an exchange, as the simulator page shows it. */
+export interface ExchangePart {
+  /** `POST /cgi-bin/message/custom/send` for a request, `HTTP 200` for a response. */
+  line: string;
+  /** The Content-Type header, when there is one. */
+  contentType?: string;
+  /** The body as text (truncated), or a summary of a binary or multipart body. */
+  body: string;
+}
+
+/** A push the emulated WeChat sent to the app, or an API call the app made to the emulated WeChat. */
+export interface Exchange {
+  /** Increases by one per exchange; `GET /_emulator/exchanges?after=<id>` pages on it. */
+  id: number;
+  /** When the request was made, ms. */
+  at: number;
+  /** `push`: WeChat → app (`/wechat/callback`); `api`: app → WeChat (`/cgi-bin/...`). */
+  kind: "push" | "api";
+  /** The user it concerns, when known. */
+  openId?: string;
+  /** One line, e.g. `push: text` or `POST /cgi-bin/message/custom/send`. */
+  title: string;
+  request: ExchangePart;
+  /** Missing when no answer came (network error, timeout). */
+  response?: ExchangePart;
+  /** Extra detail: the decrypted push, the decrypted reply, or why there was no answer. */
+  notes: string[];
+}
+
+/** Something an emulated user did, as shown in the conversation. */
+export type SentEntry =
+  | { kind: "text"; text: string; at: number }
+  | { kind: "image"; mediaId: string; at: number }
+  | { kind: "session"; sessionFrom: string; at: number };
+
+/** Longest body kept per exchange part, in characters. */
+export const MAX_BODY_CHARS = 4096;
+/** Exchanges kept; older ones are dropped. */
+export const MAX_EXCHANGES = 200;
+/** Users remembered, and entries kept per user. */
+const MAX_USERS = 100;
+const MAX_SENT_PER_USER = 200;
+const REDACTED = "[redacted]";
+
+/** Cuts `text` to {@link MAX_BODY_CHARS}, saying how much was left out. */
+export function truncate(text: string): string {
+  if (text.length <= MAX_BODY_CHARS) return text;
+  return `${text.slice(0, MAX_BODY_CHARS)}… (${text.length - MAX_BODY_CHARS} more characters)`;
+}
+
+/** A bounded, append-only list of exchanges, oldest first. */
+export class ExchangeLog {
+  readonly #entries: Exchange[] = [];
+  readonly #limit: number;
+  #nextId = 1;
+
+  /** @param limit exchanges kept; default {@link MAX_EXCHANGES} */
+  constructor(limit: number = MAX_EXCHANGES) {
+    this.#limit = limit;
+  }
+
+  /**
+   * Appends an exchange.
+   *
+   * @param entry the exchange without its id
+   * @returns the stored exchange; its `notes` may still be added to
+   */
+  add(entry: Omit<Exchange, "id">): Exchange {
+    const stored: Exchange = { id: this.#nextId++, ...entry };
+    this.#entries.push(stored);
+    if (this.#entries.length > this.#limit) this.#entries.splice(0, this.#entries.length - this.#limit);
+    return stored;
+  }
+
+  /**
+   * The exchanges newer than `afterId`, oldest first.
+   *
+   * @param afterId the last id the caller has seen; 0 for all
+   * @returns the exchanges
+   */
+  since(afterId: number): Exchange[] {
+    return this.#entries.filter((entry) => entry.id > afterId);
+  }
+}
+
+/** What each emulated user sent through the `/_emulator/` routes, for the conversation view. */
+export class SentLog {
+  readonly #users = new Map<string, SentEntry[]>();
+
+  /**
+   * Records an action of `openId`.
+   *
+   * @param openId the user
+   * @param entry what they did
+   */
+  add(openId: string, entry: SentEntry): void {
+    let entries = this.#users.get(openId);
+    if (entries === undefined) {
+      if (this.#users.size >= MAX_USERS) this.#users.delete(this.#users.keys().next().value!);
+      this.#users.set(openId, entries = []);
+    }
+    entries.push(entry);
+    if (entries.length > MAX_SENT_PER_USER) entries.shift();
+  }
+
+  /**
+   * What `openId` sent, oldest first.
+   *
+   * @param openId the user
+   * @returns the entries; empty for an unknown user
+   */
+  of(openId: string): SentEntry[] {
+    return [...(this.#users.get(openId) ?? [])];
+  }
+
+  /**
+   * The users that acted, in order of first appearance.
+   *
+   * @returns their OpenIDs
+   */
+  users(): string[] {
+    return [...this.#users.keys()];
+  }
+}
+
+/**
+ * Wraps the emulator's `fetch` so every API call the app makes is logged, with the
+ * access token, the AppSecret and issued tokens redacted. Media bodies are summarised,
+ * never read, so downloads still stream.
+ *
+ * @param inner the emulator's fetch
+ * @param log where exchanges go
+ * @param now the clock, ms
+ * @returns a fetch for the MiniProgram
+ */
+export function recordingFetch(inner: FetchLike, log: ExchangeLog, now: () => number): typeof fetch {
+  return async (input, init) => {
+    const request = new Request(input, init);
+    const url = new URL(request.url);
+    const at = now();
+    const describedRequest = await describeBody(request.clone());
+    const openId = touserOf(describedRequest);
+    const entry: Omit<Exchange, "id"> = {
+      at,
+      kind: "api",
+      ...(openId === undefined ? {} : { openId }),
+      title: `${request.method} ${url.pathname}`,
+      request: { line: `${request.method} ${redactedPath(url)}`, ...describedRequest },
+      notes: [],
+    };
+    let response: Response;
+    try {
+      response = await inner(request);
+    } catch (err) {
+      log.add({ ...entry, notes: [`No answer: ${err instanceof Error ? err.name : "error"}`] });
+      throw err;
+    }
+    log.add({ ...entry, response: { line: `HTTP ${response.status}`, ...(await describeBody(response)) } });
+    return response;
+  };
+}
+
+/** Path and query with the access token hidden. */
+export function redactedPath(url: URL): string {
+  const query = new URLSearchParams(url.search);
+  if (query.has("access_token")) query.set("access_token", REDACTED);
+  const search = query.toString();
+  return search === "" ? url.pathname : `${url.pathname}?${search.replaceAll("%5Bredacted%5D", REDACTED)}`;
+}
+
+// Reads textual bodies (of a clone, for responses: the app still reads the original);
+// binary and multipart bodies are summarised.
+async function describeBody(message: Request | Response): Promise<Omit<ExchangePart, "line">> {
+  const contentType = message.headers.get("content-type") ?? undefined;
+  const withType = contentType === undefined ? {} : { contentType };
+  if (message.body === null) return { ...withType, body: "" };
+  const type = (contentType ?? "").toLowerCase();
+  if (type.startsWith("multipart/form-data")) {
+    return { ...withType, body: await describeForm(message.clone()) };
+  }
+  if (type === "" || type.includes("json") || type.startsWith("text/") || type.includes("xml")) {
+    const source = message instanceof Response ? message.clone() : message;
+    return { ...withType, body: truncate(redactJson(await source.text())) };
+  }
+  const length = message.headers.get("content-length");
+  return { ...withType, body: `<${length === null ? "streamed" : `${length} bytes of`} ${contentType}>` };
+}
+
+async function describeForm(message: Request | Response): Promise<string> {
+  try {
+    const form = await message.formData();
+    const parts: string[] = [];
+    for (const [name, value] of form) {
+      parts.push(
+        typeof value === "string"
+          ? `${name}=${truncate(value)}`
+          : `${name}: file "${value.name}" (${value.type || "no type"}, ${value.size} bytes)`,
+      );
+    }
+    return `<multipart> ${parts.join("; ")}`;
+  } catch {
+    return "<multipart body>";
+  }
+}
+
+/** A JSON object's `secret` and `access_token` replaced; any other text returned as it is. */
+export function redactJson(text: string): string {
+  if (!text.trimStart().startsWith("{")) return text;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return text;
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return text;
+  const record = parsed as Record<string, unknown>;
+  let changed = false;
+  for (const key of ["secret", "access_token"]) {
+    if (key in record) {
+      record[key] = REDACTED;
+      changed = true;
+    }
+  }
+  return changed ? JSON.stringify(record) : text;
+}
+
+function touserOf(part: Omit<ExchangePart, "line">): string | undefined {
+  const match = /"touser"\s*:\s*"([A-Za-z0-9_-]{1,256})"/.exec(part.body);
+  return match?.[1];
+}
