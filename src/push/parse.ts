@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { XMLParser } from "fast-xml-parser";
 import { PushVerificationError } from "../errors.ts";
+import { parseXmlDocument } from "./_xml.ts";
 import type { PushMessage } from "./types.ts";
 
 /** The two body formats WeChat can be configured to send. */
@@ -194,60 +194,9 @@ function quoteMsgId(match: string, colon: string, digits: string, offset: number
 
 // --- XML --------------------------------------------------------------------
 
-const XML_ENTITIES: Record<string, string> = { lt: "<", gt: ">", amp: "&", quot: '"', apos: "'" };
-const ENTITY = /&(#x[0-9a-fA-F]{1,6}|#[0-9]{1,7}|lt|gt|amp|quot|apos);/g;
-
-/**
- * fast-xml-parser decodes numeric character references only in its (slow) HTML mode,
- * yet XML requires them; this decoder does the five XML entities and `&#…;` and
- * leaves anything else as written. It holds no state, so one serves every parse.
- */
-const xmlEntityDecoder = {
-  setExternalEntities(): void {},
-  addInputEntities(): void {},
-  reset(): void {},
-  setXmlVersion(): void {},
-  decode(text: string): string {
-    if (!text.includes("&")) return text;
-    return text.replace(ENTITY, (whole, name: string) => {
-      if (name[0] !== "#") return XML_ENTITIES[name] ?? whole;
-      const code = name[1] === "x" ? parseInt(name.slice(2), 16) : parseInt(name.slice(1), 10);
-      return isXmlChar(code) ? String.fromCodePoint(code) : whole;
-    });
-  },
-};
-
-/** XML 1.0 `Char`: what a character reference may stand for. */
-function isXmlChar(code: number): boolean {
-  return code === 0x9 || code === 0xa || code === 0xd || (code >= 0x20 && code <= 0xd7ff) ||
-    (code >= 0xe000 && code <= 0xfffd) || (code >= 0x10000 && code <= 0x10ffff);
-}
-
-// Built once: every option is fixed, and building per message would cost as much as parsing.
-const xmlParser = new XMLParser({
-  ignoreAttributes: true,
-  // Values stay strings: MsgId has 19 digits and CreateTime is converted by us.
-  parseTagValue: false,
-  trimValues: true,
-  ignoreDeclaration: true,
-  ignorePiTags: true,
-  processEntities: true,
-  entityDecoder: xmlEntityDecoder,
-  maxNestedTags: 16,
-});
-
 function parseXml(text: string): Record<string, unknown> {
-  // WeChat never sends a DTD; refusing one rules out entity-expansion tricks outright.
-  if (/<!DOCTYPE/i.test(text)) throw badRequest("Malformed XML body: DTDs are not accepted");
-  let document: unknown;
-  try {
-    document = xmlParser.parse(text, true);
-  } catch {
-    throw badRequest("Malformed XML body");
-  }
-  const root = (document as Record<string, unknown> | undefined)?.xml;
-  if (typeof root !== "object" || root === null || Array.isArray(root)) {
-    throw badRequest("Malformed XML body: no <xml> root with fields");
-  }
-  return root as Record<string, unknown>;
+  // The reader refuses DTDs, so no entity-expansion or external-entity tricks get in.
+  const fields = parseXmlDocument(text);
+  if (Object.keys(fields).length === 0) throw badRequest("Malformed XML body: no <xml> root with fields");
+  return fields;
 }
