@@ -264,4 +264,9 @@ export async function run(): Promise<Row[]> {
 }
 
 const isMain = (import.meta as { main?: boolean }).main ?? process.argv[1] === fileURLToPath(import.meta.url);
-if (isMain) printTable(await run());
+if (isMain) {
+  const rows = await run();
+  // `--json`: machine-readable rows, for `npm run bench` collecting the Deno and Bun figures.
+  if (process.argv.includes("--json")) console.log(JSON.stringify(rows));
+  else printTable(rows);
+}

@@ -1,7 +1,10 @@
 // `npm run bench`: runs every benchmark suite, prints one table per suite and writes
 // all rows to test/bench/results.json.
-import { writeFile } from "node:fs/promises";
-import { printTable, type Row } from "./_lib.ts";
+import { execFileSync } from "node:child_process";
+import { cpus } from "node:os";
+import { readFile, writeFile } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import { printTable, round, type Row } from "./_lib.ts";
 
 const suites: Array<[string, string]> = [
   ["core (issue 2)", "./core.ts"],
@@ -24,9 +27,70 @@ for (const [name, path] of suites) {
   printTable(rows);
   results[name] = rows;
 }
+// The push path on Deno and Bun: the same bench file, run by each runtime.
+const bin = (name: string) => fileURLToPath(new URL(`../../node_modules/.bin/${name}`, import.meta.url));
+const pushFile = fileURLToPath(new URL("./push.ts", import.meta.url));
+for (
+  const [runtime, args] of [["Deno", [bin("deno"), "run", "-A", pushFile, "--json"]], ["Bun", [
+    bin("bun"),
+    pushFile,
+    "--json",
+  ]]] as const
+) {
+  const [cmd, ...rest] = args;
+  const out = execFileSync(cmd, rest, { encoding: "utf8", maxBuffer: 16 * 1024 * 1024 });
+  const rows = (JSON.parse(out.trim().split("\n").pop()!) as Row[]).map((r) => ({
+    ...r,
+    metric: `${runtime}: ${r.metric}`,
+  }));
+  const name = `push on ${runtime} (issue 3)`;
+  console.log(`\n## ${name}\n`);
+  printTable(rows);
+  results[name] = rows;
+}
+
 const file = new URL("./results.json", import.meta.url);
 await writeFile(
   file,
   JSON.stringify({ date: new Date().toISOString(), node: process.version, results }, null, 2) + "\n",
 );
 console.log(`\nwrote ${file.pathname}`);
+await recordInReadme(results);
+
+/** Rewrites the README's performance section (between the bench markers) from this run. */
+async function recordInReadme(all: Record<string, Row[]>): Promise<void> {
+  const readme = new URL("../../README.md", import.meta.url);
+  const text = await readFile(readme, "utf8");
+  const start = "<!-- bench:start -->";
+  const end = "<!-- bench:end -->";
+  if (!text.includes(start) || !text.includes(end)) return;
+  const machine = `${cpus().length} × ${cpus()[0]?.model.trim() ?? "unknown CPU"}, Node ${process.version}`;
+  const lines = [
+    start,
+    `Measured by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)} (${machine}); every ratio compares`,
+    "against a baseline or peer measured in the same run. Absolute numbers move with machine load; ratios less so.",
+    "",
+  ];
+  for (const [name, rows] of Object.entries(all)) {
+    lines.push(
+      `**${name}**`,
+      "",
+      "| metric | value | baseline | ratio | target | met |",
+      "| --- | --- | --- | --- | --- | --- |",
+    );
+    for (const r of rows) {
+      const ratio = r.ratio === undefined ? "" : `${round(r.ratio)}×`;
+      const met = r.met === undefined ? "" : r.met ? "yes" : "**no**";
+      lines.push(
+        `| ${r.metric} | ${round(r.value)} ${r.unit} | ${r.baseline ?? ""} | ${ratio} | ${r.target ?? ""} | ${met} |`,
+      );
+    }
+    lines.push("");
+  }
+  lines.push(end);
+  const updated = text.slice(0, text.indexOf(start)) + lines.join("\n") + text.slice(text.indexOf(end) + end.length);
+  await writeFile(readme, updated);
+  const deno = fileURLToPath(new URL("../../node_modules/.bin/deno", import.meta.url));
+  execFileSync(deno, ["fmt", "--quiet", fileURLToPath(readme)]);
+  console.log("updated the README's performance section");
+}

@@ -1,6 +1,5 @@
 // Shared helpers of the emulator's own suite: a movable clock, raw API calls, and probes.
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
 import { createEmulator, type Emulator, type EmulatorOptions } from "../../src/testing/mod.ts";
 
 export const APP = { appId: "wx1234567890abcdef", appSecret: "APP_SECRET_VALUE_0123456789" };
@@ -130,34 +129,8 @@ export async function upload(
 export const JPEG: Uint8Array = Uint8Array.from([0xff, 0xd8, 0xff, 0xe0, 0, 16, 0x4a, 0x46, 0x49, 0x46, 0, 1, 2, 3]);
 export const PNG: Uint8Array = Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 9, 8, 7]);
 
-/** The official push vectors, read from shared/ beside the repository. */
-export interface Vectors {
-  url_verification: { token: string; timestamp: string; nonce: string; echostr: string; signature: string };
-  plain_post: { token: string; timestamp: string; nonce: string; signature: string; body: string };
-  safe_post: {
-    token: string;
-    encodingAESKey: string;
-    appId: string;
-    query: string;
-    body: string;
-    decrypted: string;
-  };
-  encrypted_reply: {
-    token: string;
-    encodingAESKey: string;
-    appId: string;
-    random: string;
-    plaintext: string;
-    encrypt: string;
-    timestamp: string;
-    nonce: string;
-    msg_signature: string;
-  };
-}
-
-export async function vectors(): Promise<Vectors> {
-  const url = new URL("../../../shared/vectors/official_push.json", import.meta.url);
-  return JSON.parse(await readFile(url, "utf8")) as Vectors;
-}
+/** The official push vectors, read once from shared/ beside the repository. */
+export type { Vectors } from "./push_fixtures.ts";
+export { loadVectors as vectors } from "./push_fixtures.ts";
 
 export const RID = / rid: [0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}$/;

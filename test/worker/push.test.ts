@@ -21,38 +21,10 @@ import {
   testApp,
   testEnv,
 } from "./_helpers.ts";
+// The official vectors of WeChat's message-push documentation, as shared/ lays them beside the repository.
+import vectors from "../../../shared/vectors/official_push.json" with { type: "json" };
 
 beforeEach(() => reset());
-
-// The official vectors of WeChat's message-push documentation (shared/vectors/official_push.json).
-const vectors = {
-  "url_verification": {
-    "token": "AAAAA",
-    "timestamp": "1714036504",
-    "nonce": "1514711492",
-    "echostr": "4375120948345356249",
-    "signature": "f464b24fc39322e44b38aa78f5edd27bd1441696",
-  },
-  "plain_post": {
-    "token": "AAAAA",
-    "timestamp": "1714037059",
-    "nonce": "486452656",
-    "signature": "899cf89e464efb63f54ddac96b0a0a235f53aa78",
-    "body":
-      '{"ToUserName":"gh_97417a04a28d","FromUserName":"o9AgO5Kd5ggOC-bXrbNODIiE3bGY","CreateTime":1714037059,"MsgType":"event","Event":"debug_demo","debug_str":"hello world"}',
-  },
-  "safe_post": {
-    "token": "AAAAA",
-    "encodingAESKey": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-    "appId": "wxba5fad812f8e6fb9",
-    "query":
-      "signature=6c5c811b55cc85e0e1b54100749188c20beb3f5d&timestamp=1714112445&nonce=415670741&openid=o9AgO5Kd5ggOC-bXrbNODIiE3bGY&encrypt_type=aes&msg_signature=046e02f8204d34f8ba5fa3b1db94908f3df2e9b3",
-    "body":
-      '{"ToUserName":"gh_97417a04a28d","Encrypt":"+qdx1OKCy+5JPCBFWw70tm0fJGb2Jmeia4FCB7kao+/Q5c/ohsOzQHi8khUOb05JCpj0JB4RvQMkUyus8TPxLKJGQqcvZqzDpVzazhZv6JsXUnnR8XGT740XgXZUXQ7vJVnAG+tE8NUd4yFyjPy7GgiaviNrlCTj+l5kdfMuFUPpRSrfMZuMcp3Fn2Pede2IuQrKEYwKSqFIZoNqJ4M8EajAsjLY2km32IIjdf8YL/P50F7mStwntrA2cPDrM1kb6mOcfBgRtWygb3VIYnSeOBrebufAlr7F9mFUPAJGj04="}',
-    "decrypted":
-      '{"ToUserName":"gh_97417a04a28d","FromUserName":"o9AgO5Kd5ggOC-bXrbNODIiE3bGY","CreateTime":1714112445,"MsgType":"event","Event":"debug_demo","debug_str":"hello world"}',
-  },
-} as const;
 
 const SEND = "/cgi-bin/message/custom/send";
 const FORWARD_URL = "https://hooks.example.com/kefu?team=1";
