@@ -147,7 +147,7 @@ export class PushReceiver {
    * ```ts ignore
    * import { MiniProgram } from "../../mod.ts";
    * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret", push: { token: "TOKEN" } });
-   * Deno.serve((request) => mp.push.handle(request, (msg) => console.log(msg.MsgType)));
+   * export default { fetch: (request: Request) => mp.push.handle(request, (msg) => console.log(msg.MsgType)) };
    * ```
    */
   async handle(request: Request, handler: PushHandler): Promise<Response> {
