@@ -27,9 +27,17 @@ export class UserState {
   #lastInteractionAt = Number.NEGATIVE_INFINITY;
   #typingUntil = Number.NEGATIVE_INFINITY;
 
-  constructor(openId: string, now: () => number) {
+  readonly #maxEntries: number;
+
+  constructor(openId: string, now: () => number, maxEntries: number = Number.POSITIVE_INFINITY) {
     this.openId = openId;
     this.#now = now;
+    this.#maxEntries = maxEntries;
+  }
+
+  #record(entry: InboxEntry): void {
+    this.entries.push(entry);
+    if (this.entries.length > this.#maxEntries) this.entries.splice(0, this.entries.length - this.#maxEntries);
   }
 
   /** The open window, or undefined when there is none or it has closed. */
@@ -75,7 +83,7 @@ export class UserState {
     this.checkSendable();
     if (this.#grant !== undefined) this.#grant.remaining--;
     this.#typingUntil = Number.NEGATIVE_INFINITY;
-    this.entries.push({ kind: "message", msgtype, message, at: this.#now() });
+    this.#record({ kind: "message", msgtype, message, at: this.#now() });
   }
 
   /** Applies a typing command, or throws 45015/45047 (send conditions), 45080 or 45081. */
@@ -89,11 +97,11 @@ export class UserState {
     } else {
       this.#typingUntil = Number.NEGATIVE_INFINITY;
     }
-    this.entries.push({ kind: "typing", command, at: now });
+    this.#record({ kind: "typing", command, at: now });
   }
 
   /** WeChat tells the user the service is unavailable after an unanswered push (spec §6.5). */
   notice(text: string): void {
-    this.entries.push({ kind: "notice", text, at: this.#now() });
+    this.#record({ kind: "notice", text, at: this.#now() });
   }
 }

@@ -58,6 +58,7 @@ class WeChatEmulator implements Emulator {
   readonly faults: EmulatorFaults;
   readonly #faults: FaultQueue;
   readonly #now: () => number;
+  readonly #maxRecorded: number;
   readonly #users = new Map<string, { state: UserState; user: User }>();
   readonly #routes: Map<string, Route>;
   readonly #userContext: UserContext;
@@ -68,6 +69,10 @@ class WeChatEmulator implements Emulator {
       throw new TypeError("appSecret must not be empty");
     }
     this.appId = options.appId;
+    this.#maxRecorded = options.maxRecorded ?? 10_000;
+    if (!Number.isInteger(this.#maxRecorded) || this.#maxRecorded < 1) {
+      throw new TypeError("maxRecorded must be a whole number of at least 1");
+    }
     this.originalId = options.originalId ?? originalIdFor(options.appId);
     this.#now = options.now ?? Date.now;
     const tokens = new TokenAuthority(options.appId, options.appSecret, this.#now);
@@ -94,7 +99,7 @@ class WeChatEmulator implements Emulator {
     if (typeof openId !== "string" || openId === "") throw new TypeError("openId must not be empty");
     let entry = this.#users.get(openId);
     if (entry === undefined) {
-      const state = new UserState(openId, this.#now);
+      const state = new UserState(openId, this.#now, this.#maxRecorded);
       entry = { state, user: new User(state, this.#userContext) };
       this.#users.set(openId, entry);
     }
@@ -150,6 +155,7 @@ class WeChatEmulator implements Emulator {
       at: this.#now(),
     };
     this.calls.push(call);
+    if (this.calls.length > this.#maxRecorded) this.calls.splice(0, this.calls.length - this.#maxRecorded);
     return call;
   }
 

@@ -39,6 +39,11 @@ export interface EmulatorOptions {
   now?: () => number;
   /** The mini program's original id (`gh_…`), the `ToUserName` of pushes; default derived from `appId`. */
   originalId?: string;
+  /**
+   * How many recorded calls, and inbox entries per user, are kept; the oldest go first.
+   * Default 10,000: bounded memory for a long-running dev server, more than any test needs.
+   */
+  maxRecorded?: number;
 }
 
 /** Kinds of injected faults. */

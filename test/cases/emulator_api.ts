@@ -243,3 +243,26 @@ test("emulator faults: hang answers nothing until the request's signal aborts", 
   assert.equal(emulator.calls.at(-1)?.fault, "hang");
   assert.equal((await stableToken(emulator)).expires_in, 7200, "the next call is answered");
 });
+
+test("emulator maxRecorded keeps the newest calls and inbox entries, so a long dev session stays bounded", async () => {
+  const { emulator } = setup({ maxRecorded: 3 });
+  const user = emulator.user(OPENID);
+  await user.says("hi");
+  const accessToken = await token(emulator);
+  for (const n of [1, 2, 3, 4]) {
+    assert.equal(await postJsonErrcode(emulator, accessToken, `m${n}`), 0);
+  }
+  assert.equal(emulator.calls.length, 3);
+  assert.deepEqual(emulator.calls.map((c) => c.path), [SEND, SEND, SEND]);
+  assert.deepEqual(user.inbox().map((e) => e.kind === "message" ? e.message.content : e.kind), ["m2", "m3", "m4"]);
+  assert.throws(() => setup({ maxRecorded: 0 }), /maxRecorded/);
+});
+
+async function postJsonErrcode(emulator: Parameters<typeof token>[0], accessToken: string, content: string) {
+  const res = await raw(emulator, `${SEND}?access_token=${accessToken}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(text(content)),
+  });
+  return ((await res.json()) as { errcode: number }).errcode;
+}
