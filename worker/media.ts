@@ -6,17 +6,7 @@
  * @module
  */
 import { filenameFromContentDisposition } from "../mod.ts";
-
-const EXT_BY_TYPE: Record<string, string> = {
-  "image/jpeg": ".jpg",
-  "image/png": ".png",
-  "image/gif": ".gif",
-  "image/bmp": ".bmp",
-  "image/webp": ".webp",
-  "audio/amr": ".amr",
-  "audio/mpeg": ".mp3",
-  "video/mp4": ".mp4",
-};
+import { extensionForType } from "../src/_media_types.ts";
 
 /**
  * A `Content-Disposition: attachment` value for `name`: an ASCII-only `filename`
@@ -54,7 +44,7 @@ export function contentDisposition(name: string): string {
 export function mediaResponse(upstream: Response, mediaId: string): Response {
   const type = upstream.headers.get("content-type") ?? "application/octet-stream";
   const name = filenameFromContentDisposition(upstream.headers.get("content-disposition")) ??
-    `${mediaId}${EXT_BY_TYPE[type.split(";")[0]?.trim().toLowerCase() ?? ""] ?? ""}`;
+    `${mediaId}${extensionForType(type) ?? ""}`;
   const headers = new Headers({
     "content-type": type,
     "content-disposition": contentDisposition(name),

@@ -1,6 +1,7 @@
 // Private: tells a getTempMedia error body from media bytes without buffering media.
 import { throwIfApiError } from "../http/client.ts";
 import { WeChatError } from "../errors.ts";
+import { concatBytes } from "../_bytes.ts";
 
 /** Error bodies are small; media bodies are not read beyond the first chunk. */
 const MAX_ERROR_BODY = 64 * 1024;
@@ -26,13 +27,13 @@ export async function readMedia(response: Response, endpoint: string): Promise<R
   const chunks = [first.value];
   let total = first.value.byteLength;
   for (;;) {
-    if (total > MAX_ERROR_BODY) return new Response(prepend(concat(chunks), reader), response);
+    if (total > MAX_ERROR_BODY) return new Response(prepend(concatBytes(chunks), reader), response);
     const next = await reader.read();
     if (next.done) break;
     chunks.push(next.value);
     total += next.value.byteLength;
   }
-  const bytes = concat(chunks);
+  const bytes = concatBytes(chunks);
   let parsed: unknown;
   try {
     parsed = JSON.parse(new TextDecoder().decode(bytes));
@@ -49,16 +50,6 @@ export async function readMedia(response: Response, endpoint: string): Promise<R
 function firstNonBlank(bytes: Uint8Array): number | undefined {
   for (const byte of bytes) if (byte !== 0x20 && byte !== 0x0a && byte !== 0x0d && byte !== 0x09) return byte;
   return undefined;
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
 }
 
 function prepend(head: Uint8Array, reader: ReadableStreamDefaultReader<Uint8Array>): ReadableStream<Uint8Array> {

@@ -1,6 +1,8 @@
 // Private: turns every accepted upload input into a File for FormData.
 import { MediaTooLargeError, ValidationError } from "../errors.ts";
 import { readFileFromPath } from "../runtime/read_file.ts";
+import { readStream } from "../_bytes.ts";
+import { extensionForType, normaliseType, typeForFileName } from "../_media_types.ts";
 
 /** Anything uploadTempMedia accepts besides a path. */
 export type UploadBody = Blob | Uint8Array | ArrayBuffer | ReadableStream<Uint8Array>;
@@ -19,24 +21,6 @@ export interface UploadForm {
   /** Content type, when the input does not say (a Blob's own type wins). */
   contentType?: string;
 }
-
-const EXT_BY_TYPE: Record<string, string> = {
-  "image/jpeg": ".jpg",
-  "image/jpg": ".jpg",
-  "image/pjpeg": ".jpg",
-  "image/png": ".png",
-  "image/gif": ".gif",
-  "image/bmp": ".bmp",
-  "image/webp": ".webp",
-};
-const TYPE_BY_EXT: Record<string, string> = {
-  jpg: "image/jpeg",
-  jpeg: "image/jpeg",
-  png: "image/png",
-  gif: "image/gif",
-  bmp: "image/bmp",
-  webp: "image/webp",
-};
 
 /**
  * Builds the `media` file part. The file always has a name with an extension
@@ -70,43 +54,18 @@ export async function toUploadFile(
   }
   if (bytes.byteLength === 0) throw new ValidationError("media", "file is empty");
   if (bytes.byteLength > limit) throw new MediaTooLargeError(bytes.byteLength, limit);
-  type = normaliseType(type) || typeFromName(name) || sniffType(bytes) || "application/octet-stream";
+  type = normaliseType(type) || typeForFileName(name) || sniffType(bytes) || "application/octet-stream";
   return new File([bytes], withExtension(name, type), { type });
 }
 
-async function readBody(body: Uint8Array | ArrayBuffer | ReadableStream<Uint8Array>, limit: number) {
-  if (body instanceof ArrayBuffer) return new Uint8Array(body.slice(0));
-  if (ArrayBuffer.isView(body)) return new Uint8Array(body);
+function readBody(
+  body: Uint8Array | ArrayBuffer | ReadableStream<Uint8Array>,
+  limit: number,
+): Promise<Uint8Array<ArrayBuffer>> {
+  if (body instanceof ArrayBuffer) return Promise.resolve(new Uint8Array(body.slice(0)));
+  if (ArrayBuffer.isView(body)) return Promise.resolve(new Uint8Array(body));
   if (!(body instanceof ReadableStream)) throw new ValidationError("media", "unsupported upload body");
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  const reader = body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > limit) {
-      await reader.cancel().catch(() => {});
-      throw new MediaTooLargeError(total, limit);
-    }
-    chunks.push(value);
-  }
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
-}
-
-function normaliseType(type: string): string {
-  return type.split(";")[0]?.trim().toLowerCase() ?? "";
-}
-
-function typeFromName(name: string | undefined): string | undefined {
-  const ext = /\.([A-Za-z0-9]+)$/.exec(name ?? "")?.[1]?.toLowerCase();
-  return ext === undefined ? undefined : TYPE_BY_EXT[ext];
+  return readStream(body, limit, (seen) => new MediaTooLargeError(seen, limit));
 }
 
 function sniffType(bytes: Uint8Array): string | undefined {
@@ -121,5 +80,5 @@ function sniffType(bytes: Uint8Array): string | undefined {
 function withExtension(name: string | undefined, type: string): string {
   const base = name === undefined || name.trim() === "" ? "media" : name;
   if (/\.[A-Za-z0-9]{1,5}$/.test(base)) return base;
-  return base + (EXT_BY_TYPE[type] ?? ".bin");
+  return base + (extensionForType(type) ?? ".bin");
 }

@@ -7,6 +7,7 @@
 import { PushVerificationError, ValidationError } from "../errors.ts";
 import type { KeyValueStore } from "../stores/key_value_store.ts";
 import { MemoryStore } from "../stores/memory_store.ts";
+import { readStream } from "../_bytes.ts";
 import type { Logger } from "../token/access_token.ts";
 import { constantTimeEqual, MessageCrypto, pushSignature } from "./crypto.ts";
 import { detectFormat, parseEnvelope, parseFields, type PushFormat, toPushMessage } from "./parse.ts";
@@ -376,40 +377,18 @@ async function readBody(request: Request, limit: number): Promise<string> {
   const declared = request.headers.get("content-length");
   if (declared !== null && /^\d+$/.test(declared) && Number(declared) > limit) throw tooLarge();
   if (request.body === null) return "";
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
+  let bytes: Uint8Array;
   try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > limit) {
-        reader.cancel().catch(() => {});
-        throw tooLarge();
-      }
-      chunks.push(value);
-    }
+    bytes = await readStream(request.body, limit, tooLarge);
   } catch (err) {
     if (err instanceof PushVerificationError) throw err;
     throw badRequest("Cannot read the body");
   }
   try {
-    return utf8.decode(concat(chunks, size));
+    return utf8.decode(bytes);
   } catch {
     throw badRequest("Body is not UTF-8");
   }
-}
-
-function concat(chunks: Uint8Array[], size: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!;
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return bytes;
 }
 
 /** `MsgId` for messages; sender, time and event (or type) for events, as WeChat advises. */

@@ -29,11 +29,16 @@ export function randomNonce(): string {
 /**
  * Message ids as WeChat issues them: 64-bit integers, above 2^53 so that a receiver
  * that parses them as a float loses digits and a test notices. Each emulator starts
- * at a random point and counts up, so ids are unique and increasing.
+ * at a random point and counts up, so ids are unique and increasing. They are odd: an
+ * even id can happen to be a multiple of a power of two that a double holds exactly.
  */
 export function msgIdSequence(): () => string {
   const [hi = 0, lo = 0] = crypto.getRandomValues(new Uint32Array(2));
-  // 2^62 plus 61 random bits: always 19 digits, always below 2^63.
-  let next = (1n << 62n) + ((BigInt(hi & 0x1fffffff) << 32n) | BigInt(lo));
-  return () => String(next++);
+  // 2^62 plus 61 random bits, odd: always 19 digits, below 2^63, never exact as a double.
+  let next = (1n << 62n) + ((BigInt(hi & 0x1fffffff) << 32n) | BigInt(lo)) | 1n;
+  return () => {
+    const id = next;
+    next += 2n;
+    return String(id);
+  };
 }
