@@ -129,7 +129,7 @@ export async function upload(
 export const JPEG: Uint8Array = Uint8Array.from([0xff, 0xd8, 0xff, 0xe0, 0, 16, 0x4a, 0x46, 0x49, 0x46, 0, 1, 2, 3]);
 export const PNG: Uint8Array = Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 9, 8, 7]);
 
-/** The official push vectors, read once from shared/ beside the repository. */
+/** The official push vectors (test/fixtures/official_push.json). */
 export type { Vectors } from "./push_fixtures.ts";
 export { loadVectors as vectors } from "./push_fixtures.ts";
 

@@ -21,8 +21,8 @@ import {
   testApp,
   testEnv,
 } from "./_helpers.ts";
-// The official vectors of WeChat's message-push documentation, as shared/ lays them beside the repository.
-import vectors from "../../../shared/vectors/official_push.json" with { type: "json" };
+// The official vectors of WeChat's message-push documentation (test/fixtures/README.md).
+import vectors from "../fixtures/official_push.json" with { type: "json" };
 
 beforeEach(() => reset());
 
