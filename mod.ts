@@ -17,6 +17,8 @@ export type { RetryOptions } from "./src/http/client.ts";
 export {
   CustomerServiceMessage,
   DEFAULT_MAX_UPLOAD_BYTES,
+  DEFAULT_MEDIA_IDLE_TIMEOUT_MS,
+  type GetTempMediaOptions,
   type UploadBody,
   type UploadForm,
   type UploadTempMediaResult,
@@ -58,6 +60,7 @@ export {
 } from "./src/push/mod.ts";
 export {
   CloudflareKvStore,
+  type DenoKvAtomicLike,
   type DenoKvLike,
   DenoKvStore,
   type KeyValueStore,
@@ -81,6 +84,7 @@ export {
   type PushVerificationReason,
   redact,
   TOKEN_INVALID_CODES,
+  TokenSourceError,
   ValidationError,
   WeChatApiError,
   type WeChatApiErrorInit,

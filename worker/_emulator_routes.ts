@@ -59,7 +59,7 @@ export type ConversationEntry = ({ from: "user" } & SentEntry) | ({ from: "servi
  */
 export function registerEmulatorRoutes(app: Hono<AppEnv>, upstream: EmulatorUpstreams): void {
   const gate: MiddlewareHandler<AppEnv> = async (c, next) => {
-    if (!emulatorOn(envOf(c))) throw new HttpError(404, "not_found", "No such route");
+    if (!emulatorOn(envOf(c)) || !fromLoopback(c)) throw new HttpError(404, "not_found", "No such route");
     await next();
   };
   const sessionOf = (c: Context<AppEnv>): EmulatorSession =>
@@ -328,6 +328,27 @@ function envOf(c: Context<AppEnv>): Env {
  */
 export function emulatorOn(env: Env): boolean {
   return lenient(env, "WECHAT_EMULATOR") === "on";
+}
+
+const LOOPBACK_NAMES = new Set(["localhost", "[::1]"]);
+
+/**
+ * Whether the request was addressed to this machine (its Host is a loopback name or
+ * address): the dev routes drive a fake WeChat, and a page on another site that reaches
+ * the dev server through DNS rebinding carries its own name in Host.
+ *
+ * @param c the request context
+ * @returns `true` for `localhost`, `127.x.x.x` and `[::1]`, with any port
+ */
+export function fromLoopback(c: Context<AppEnv>): boolean {
+  const host = c.req.header("host") ?? new URL(c.req.url).host;
+  let hostname: string;
+  try {
+    hostname = new URL(`http://${host}`).hostname;
+  } catch {
+    return false;
+  }
+  return LOOPBACK_NAMES.has(hostname) || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
 }
 
 function lenient<K extends EnvVar>(env: Env, name: K) {

@@ -57,6 +57,8 @@ export interface AppOptions {
   emulator?: EmulatorUpstream;
   /** Largest accepted upload, in bytes; default 10 MiB. */
   maxUploadBytes?: number;
+  /** `GET /api/media/:mediaId` ends a download WeChat stops sending for this long, in ms; default 30,000. */
+  mediaIdleTimeoutMs?: number;
   /** Time limit of each WeChat call, in ms; default the SDK's (10 s). */
   timeoutMs?: number;
   /** Retries of idempotent WeChat calls; default the SDK's. */
@@ -111,6 +113,7 @@ export function createApp(options: AppOptions = {}): HonoApp<AppEnv> {
     timeoutMs: options.timeoutMs,
     retry: options.retry,
     maxUploadBytes,
+    mediaIdleTimeoutMs: options.mediaIdleTimeoutMs,
     logger,
   });
   const envOf = (c: Context<AppEnv>): Env => c.env ?? NO_ENV;

@@ -12,7 +12,6 @@
 import { MemoryStore } from "../mod.ts";
 import { createApp } from "./app.ts";
 import { backgroundContext } from "./background.ts";
-import { emulatorUpstream } from "./emulator.ts";
 import type { Env } from "./env.ts";
 import type { RunningServer } from "./deno.ts";
 
@@ -53,7 +52,7 @@ export function serveBun(options: BunServeOptions = {}): RunningServer {
   const bun = (globalThis as unknown as { Bun: BunLike }).Bun;
   const vars = options.env ?? bun.env;
   const store = new MemoryStore();
-  const app = createApp({ store: () => store, emulator: emulatorUpstream().select });
+  const app = createApp({ store: () => store });
   const env: Env = Object.fromEntries(Object.entries(vars).filter(([, v]) => v !== undefined)) as Env;
   const hostname = options.hostname ?? (vars.HOST || "127.0.0.1");
   const server = bun.serve({

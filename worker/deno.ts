@@ -11,7 +11,6 @@
 import { type DenoKvLike, DenoKvStore } from "../mod.ts";
 import { createApp } from "./app.ts";
 import { backgroundContext } from "./background.ts";
-import { emulatorUpstream } from "./emulator.ts";
 import type { Env } from "./env.ts";
 
 // Declared here so this file type-checks with Web and Workers types as well as Deno's.
@@ -67,7 +66,7 @@ export async function serveDeno(options: DenoServeOptions = {}): Promise<Running
   const kvPath = options.kvPath ?? vars.DENO_KV_PATH;
   const kv = await (kvPath === undefined || kvPath === "" ? deno.openKv() : deno.openKv(kvPath));
   const store = new DenoKvStore(kv);
-  const app = createApp({ store: () => store, emulator: emulatorUpstream().select });
+  const app = createApp({ store: () => store });
   const env: Env = { ...vars };
   const server = deno.serve(
     {

@@ -48,6 +48,11 @@ const flag = z.preprocess(
   (value) => (typeof value === "string" ? value.trim().toLowerCase() : value),
   z.enum(["on", "off"], { error: 'must be "on" or "off"' }),
 );
+// The emulator switch takes the upstream away from WeChat: only the exact word opens it.
+const exactFlag = z.enum(["on", "off"], { error: 'must be exactly "on" or "off"' });
+// A key with blanks around it is almost always a paste accident; refusing it says so at
+// once, where trimming would silently accept a key other than the one configured.
+const apiKey = z.string({ error: "must be a string" }).regex(/^\S(?:.*\S)?$/s, "must not start or end with whitespace");
 const text = z.string({ error: "must be a string" });
 const httpUrl = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
 
@@ -66,9 +71,9 @@ export const envSchema: z.ZodObject<{ [K in EnvVar]: z.ZodType }> = z.object({
   WECHAT_SECRET: text,
   WECHAT_TOKEN: z.string().regex(/^\S+$/, "must not contain spaces"),
   WECHAT_AES_KEY: z.string().regex(/^[A-Za-z0-9]{43}$/, "must be the 43-character EncodingAESKey"),
-  API_KEY: text,
+  API_KEY: apiKey,
   WECHAT_API_BASE: httpUrl,
-  WECHAT_EMULATOR: flag,
+  WECHAT_EMULATOR: exactFlag,
   TRANSFER_TO_KF: flag,
   WELCOME_TEXT: text,
   FORWARD_URL: httpUrl,

@@ -25,11 +25,15 @@ export { type AppEnv, type AppLogger, type AppOptions, createApp } from "./app.t
 export { ConfigError, type ConfigProblem, type Env, type EnvVar } from "./env.ts";
 export { type ErrorBody, HttpError } from "./errors.ts";
 export {
+  DEFAULT_MAX_FORWARD_BYTES,
+  FORWARD_DELIVERY_HEADER,
   FORWARD_SIGNATURE_HEADER,
   FORWARD_TIMESTAMP_HEADER,
   ForwardError,
   signForward,
+  type VerifiedForward,
   verifyForward,
+  type VerifyForwardOptions,
 } from "./forward.ts";
 export type { AppPushContext, AppPushHandler } from "./push_handler.ts";
 export type { EmulatorUpstream, Upstream, UpstreamSettings } from "./upstream.ts";

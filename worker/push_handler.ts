@@ -89,7 +89,12 @@ export function defaultPushHandler(
 ): AppPushHandler {
   return async (message, context) => {
     if (settings.forward !== undefined) {
-      await forwardMessage(message, { ...settings.forward, fetch: deps.fetch, now: deps.now });
+      await forwardMessage(message, {
+        ...settings.forward,
+        deliveryId: context.deliveryId,
+        fetch: deps.fetch,
+        now: deps.now,
+      });
     }
     const welcome = settings.welcomeText;
     if (welcome !== undefined && isPushMessage(message, "user_enter_tempsession")) {

@@ -30,6 +30,7 @@ export interface MiniProgramFactoryOptions {
   timeoutMs?: number | undefined;
   retry?: RetryOptions | undefined;
   maxUploadBytes?: number | undefined;
+  mediaIdleTimeoutMs?: number | undefined;
   logger: Logger;
 }
 
@@ -124,6 +125,7 @@ function build(settings: UpstreamSettings, env: Env, options: MiniProgramFactory
     ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
     ...(options.retry === undefined ? {} : { retry: options.retry }),
     ...(options.maxUploadBytes === undefined ? {} : { maxUploadBytes: options.maxUploadBytes }),
+    ...(options.mediaIdleTimeoutMs === undefined ? {} : { mediaIdleTimeoutMs: options.mediaIdleTimeoutMs }),
     ...(settings.pushToken === undefined ? {} : {
       push: {
         token: settings.pushToken,

@@ -7,6 +7,7 @@
 import {
   redact,
   TOKEN_INVALID_CODES,
+  ValidationError,
   WeChatApiError,
   WeChatError,
   WeChatHttpError,
@@ -30,6 +31,7 @@ export interface RetryOptions {
 
 /** Settings of {@link HttpClient}. */
 export interface HttpClientOptions {
+  /** API origin, optionally with a path prefix (`https://proxy.example/wechat`); checked by {@link apiBase}. */
   baseUrl: string;
   fetch: typeof fetch;
   timeoutMs: number;
@@ -73,11 +75,13 @@ export type ResponseReader<T> = (response: Response, endpoint: string) => Promis
  */
 export class HttpClient {
   readonly #options: HttpClientOptions;
+  readonly #base: string;
   readonly #maxRetries: number;
   readonly #baseDelayMs: number;
 
   constructor(options: HttpClientOptions) {
     this.#options = options;
+    this.#base = apiBase(options.baseUrl);
     this.#maxRetries = options.retry?.maxRetries ?? 2;
     this.#baseDelayMs = options.retry?.baseDelayMs ?? 300;
   }
@@ -146,7 +150,7 @@ export class HttpClient {
   // (url, init) rather than a Request object: constructing a Request costs undici
   // about 50 µs per call, a tenth of a loopback round trip.
   #buildRequest(request: ApiRequest, token: string | undefined, signal: AbortSignal): [string, RequestInit] {
-    const url = new URL(request.path, this.#options.baseUrl);
+    const url = new URL(this.#base + request.path);
     if (token !== undefined) url.searchParams.set("access_token", token);
     for (const [key, value] of Object.entries(request.query ?? {})) url.searchParams.set(key, value);
     const init: RequestInit = { method: request.method, signal };
@@ -158,6 +162,28 @@ export class HttpClient {
     }
     return [url.href, init];
   }
+}
+
+/**
+ * The base every API path is appended to: an http(s) URL without query or fragment, its
+ * trailing slashes removed, so `https://proxy.example/wechat/` keeps its `/wechat` prefix.
+ *
+ * @throws {ValidationError} `baseUrl` for anything else
+ */
+export function apiBase(baseUrl: string): string {
+  let url: URL;
+  try {
+    url = new URL(baseUrl);
+  } catch {
+    throw new ValidationError("baseUrl", "must be an absolute http(s) URL");
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") {
+    throw new ValidationError("baseUrl", "must be an absolute http(s) URL");
+  }
+  if (url.search !== "" || url.hash !== "" || url.username !== "" || url.password !== "") {
+    throw new ValidationError("baseUrl", "must not carry a query, a fragment or credentials");
+  }
+  return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
 }
 
 function isTransient(err: unknown): boolean {

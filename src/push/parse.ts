@@ -117,7 +117,7 @@ export function toPushMessage(fields: Record<string, unknown>): PushMessage {
   const message: Record<string, unknown> = { ...fields };
   for (const name of COMMON_FIELDS) requireString(message, name);
   message.CreateTime = toSeconds(message.CreateTime);
-  if (message.MsgId !== undefined) message.MsgId = toId(message.MsgId, "MsgId");
+  if (message.MsgId !== undefined) message.MsgId = toMsgId(message.MsgId);
   if (message.BusinessId !== undefined) message.BusinessId = toId(message.BusinessId, "BusinessId");
   const kind = message.MsgType === "event" ? `event:${String(message.Event)}` : String(message.MsgType);
   for (const name of KIND_FIELDS[kind] ?? []) requireString(message, name);
@@ -152,6 +152,16 @@ function toId(value: unknown, name: string): string {
   if (typeof value === "string" && value !== "") return value;
   if (typeof value === "number" && Number.isSafeInteger(value)) return String(value);
   throw badRequest(`Invalid message: ${name} is not an id`);
+}
+
+/**
+ * A MsgId is an unsigned 64-bit integer: 1 to 20 digits. Anything longer is not WeChat's,
+ * and would make the dedupe key outgrow what stores accept (Workers KV: 512 bytes).
+ */
+function toMsgId(value: unknown): string {
+  const id = toId(value, "MsgId");
+  if (!/^\d{1,20}$/.test(id)) throw badRequest("Invalid message: MsgId is not an id of 1 to 20 digits");
+  return id;
 }
 
 function badRequest(message: string): PushVerificationError {

@@ -10,6 +10,7 @@ import { MemoryStore } from "../stores/memory_store.ts";
 import { readStream } from "../_bytes.ts";
 import type { Logger } from "../token/access_token.ts";
 import { constantTimeEqual, MessageCrypto, pushSignature } from "./crypto.ts";
+import { sha1Hex } from "./_sha1.ts";
 import { detectFormat, parseEnvelope, parseFields, type PushFormat, toPushMessage } from "./parse.ts";
 import { envelopeBody, Reply, replyXml } from "./reply.ts";
 import type { PushMessage } from "./types.ts";
@@ -46,6 +47,11 @@ export interface PushHandlerContext {
   encrypted: boolean;
   /** The format of the body. */
   format: PushFormat;
+  /**
+   * An id of this message, the same on every retry WeChat makes of it (40 hex digits, a
+   * hash of the deduplication key): pass it on to your own systems so they can deduplicate.
+   */
+  deliveryId: string;
 }
 
 /**
@@ -156,12 +162,39 @@ export class PushReceiver {
       return await this.#handle(request, handler);
     } catch (err) {
       if (err instanceof PushVerificationError) {
+        this.#logRefusal(request, err);
         const headers = err.reason === "unsupported_method" ? { allow: "GET, POST" } : undefined;
         return errorResponse(err.status, err.reason, err.message, headers);
       }
       this.#logger.warn(`Push receiver failed: ${errorName(err)}`);
       return errorResponse(500, "internal_error", "The push receiver failed");
     }
+  }
+
+  /**
+   * One line per refusal, as JSON so log search can filter on it: the reason and the
+   * message (which names the failed check), and the request's timestamp and nonce to find
+   * it in WeChat's console. Never the body, a signature, the token or the key.
+   */
+  #logRefusal(request: Request, err: PushVerificationError): void {
+    let query: URLSearchParams | undefined;
+    try {
+      query = new URL(request.url).searchParams;
+    } catch {
+      query = undefined;
+    }
+    const line: Record<string, unknown> = {
+      event: "kefu-edge.push_refused",
+      status: err.status,
+      reason: err.reason,
+      message: err.message,
+      method: request.method,
+    };
+    for (const name of ["timestamp", "nonce"] as const) {
+      const value = query?.get(name);
+      if (value) line[name] = value.slice(0, 64);
+    }
+    this.#logger.warn(JSON.stringify(line));
   }
 
   async #handle(request: Request, handler: PushHandler): Promise<Response> {
@@ -197,6 +230,15 @@ export class PushReceiver {
     this.#verify(signature, timestamp, nonce);
     this.#checkSkew(timestamp);
     const encrypted = isEncrypted(query.get("encrypt_type"));
+    if (!encrypted && this.#crypto !== undefined) {
+      // `signature` covers the token, timestamp and nonce, none of the body: with a key
+      // configured only msg_signature (over Encrypt) proves a body came from WeChat, and
+      // compatible mode sends encrypt_type=aes as well, so no real push lands here.
+      throw new PushVerificationError(
+        "encryption_required",
+        "Encryption required: an EncodingAESKey is configured, so only encrypt_type=aes with msg_signature is accepted",
+      );
+    }
     const msgSignature = encrypted ? requireParam(query, "msg_signature") : "";
     if (encrypted && this.#crypto === undefined) {
       return errorResponse(503, "push_not_configured", "Message push is not configured: no EncodingAESKey");
@@ -207,9 +249,41 @@ export class PushReceiver {
       ? await this.#open(parseEnvelope(body, format), format, msgSignature, timestamp, nonce)
       : parseFields(body, format);
     const message = toPushMessage(fields);
-    const context: PushHandlerContext = { request, encrypted, format };
-    const outcome = await this.#dispatch(message, handler, context);
+    if (!encrypted) await this.#claimQuery(timestamp, nonce, body);
+    const key = dedupeKey(this.#appId, message);
+    const context: PushHandlerContext = { request, encrypted, format, deliveryId: sha1Hex(key) };
+    const outcome = await this.#dispatch(key, message, handler, context);
     return await this.#answer(outcome, { message, context, nonce });
+  }
+
+  /**
+   * Plain mode: `signature` does not cover the body, so anyone holding one signed query
+   * (from a log, a proxy, a URL-verification GET) could attach any body to it while its
+   * timestamp is fresh. A query is therefore accepted for one body only: the first body
+   * seen with a (timestamp, nonce) pair is remembered for the skew window, and the same
+   * pair with another body is refused. WeChat's retries repeat the body, so they pass.
+   */
+  async #claimQuery(timestamp: string, nonce: string, body: string): Promise<void> {
+    const key = `${DEDUPE_KEY_PREFIX}${this.#appId}:query:${sha1Hex(`${timestamp}\n${nonce}`)}`;
+    const digest = sha1Hex(body);
+    const ttl = { ttlSeconds: this.#dedupeTtlSeconds };
+    let seen: string | null;
+    try {
+      if (this.#store.setIfAbsent !== undefined) {
+        if (await this.#store.setIfAbsent(key, digest, ttl)) return;
+        seen = await this.#store.get(key);
+      } else {
+        seen = await this.#store.get(key);
+        if (seen === null) await this.#store.set(key, digest, ttl);
+      }
+    } catch (err) {
+      // Like the dedupe marks: a failing store must not refuse WeChat's own messages.
+      this.#logger.warn(`Push dedupe store failed, the query was not checked for reuse: ${errorName(err)}`);
+      return;
+    }
+    if (seen !== null && seen !== digest) {
+      throw new PushVerificationError("nonce_reused", "Query reused: this timestamp and nonce came with another body");
+    }
   }
 
   #verify(received: string, timestamp: string, nonce: string, encrypt?: string): void {
@@ -242,8 +316,12 @@ export class PushReceiver {
     return parseFields(inner, requireFormat(inner));
   }
 
-  async #dispatch(message: PushMessage, handler: PushHandler, context: PushHandlerContext): Promise<Outcome> {
-    const key = dedupeKey(this.#appId, message);
+  async #dispatch(
+    key: string,
+    message: PushMessage,
+    handler: PushHandler,
+    context: PushHandlerContext,
+  ): Promise<Outcome> {
     let inFlight = flights.get(this.#store);
     if (inFlight === undefined) flights.set(this.#store, inFlight = new Map());
     const running = inFlight.get(key);

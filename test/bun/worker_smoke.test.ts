@@ -103,3 +103,24 @@ test(
   () => smoke([`${ROOT}node_modules/.bin/deno`, "run", "-A", "--unstable-kv", "worker/deno.ts"]),
   60_000,
 );
+
+test("the Bun server never loads the emulator: WECHAT_EMULATOR=on is refused by name", async () => {
+  const { serveBun } = await import("../../worker/bun.ts");
+  const server = serveBun({
+    port: 0,
+    hostname: "127.0.0.1",
+    env: { WECHAT_APPID: "wx1234567890abcdef", WECHAT_SECRET: "s", API_KEY, WECHAT_EMULATOR: "on" },
+  });
+  try {
+    const typing = await fetch(`${server.url}/api/typing`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ touser: "o9AgO5Kd5ggOC-bXrbNODIiE3bGY", command: "Typing" }),
+    });
+    expect(typing.status).toBe(503);
+    expect((await typing.json()).error.variable).toBe("WECHAT_EMULATOR");
+    expect((await fetch(`${server.url}/_emulator/`)).status).toBe(404);
+  } finally {
+    await server.close();
+  }
+});

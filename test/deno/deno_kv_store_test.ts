@@ -7,7 +7,12 @@ for (const [name, fn] of storeCases) {
     const kv = await Deno.openKv(":memory:");
     const clock = fakeClock();
     try {
-      await fn({ store: new DenoKvStore(kv, { now: clock.now }), advance: clock.advance, minTtlSeconds: 1 });
+      await fn({
+        store: new DenoKvStore(kv, { now: clock.now }),
+        advance: clock.advance,
+        minTtlSeconds: 1,
+        atomic: true,
+      });
     } finally {
       kv.close();
     }

@@ -50,3 +50,26 @@ Deno.test("worker on Deno: /health and an authenticated /api call against a stub
     await upstream.shutdown();
   }
 });
+
+Deno.test("worker on Deno never loads the emulator: WECHAT_EMULATOR=on is refused by name", async () => {
+  const server = await serveDeno({
+    port: 0,
+    hostname: "127.0.0.1",
+    kvPath: ":memory:",
+    env: { WECHAT_APPID: "wx1234567890abcdef", WECHAT_SECRET: "s", API_KEY: "smoke-key", WECHAT_EMULATOR: "on" },
+  });
+  try {
+    const typing = await fetch(`${server.url}/api/typing`, {
+      method: "POST",
+      headers: { authorization: "Bearer smoke-key", "content-type": "application/json" },
+      body: JSON.stringify({ touser: "o9AgO5Kd5ggOC-bXrbNODIiE3bGY", command: "Typing" }),
+    });
+    const body = await typing.json();
+    assertEquals([typing.status, body.error.variable], [503, "WECHAT_EMULATOR"], "emulator refused");
+    const page = await fetch(`${server.url}/_emulator/`);
+    assertEquals(page.status, 404, "no dev routes");
+    await page.body?.cancel();
+  } finally {
+    await server.close();
+  }
+});
