@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { type KeyValueStore, MemoryStore, MiniProgram, type PushMessage, Reply, ValidationError } from "../../mod.ts";
+import {
+  isPushMessage,
+  type KeyValueStore,
+  MemoryStore,
+  MiniProgram,
+  type PushMessage,
+  Reply,
+  ValidationError,
+} from "../../mod.ts";
 import { parseEnvelope, parseFields } from "../../src/push/mod.ts";
 import {
   AES_KEY,
@@ -368,31 +376,38 @@ test("push: events deduplicate by sender, time and event; messages by MsgId", as
   assert.equal(calls.length, 5);
 });
 
-test("push: marks go to the dedupe store with the prefix, after the handler succeeded", async () => {
-  const writes: { key: string; ttl: number | undefined }[] = [];
+test("push: a claim is written before the handler, released when it fails, marked done when it succeeds", async () => {
+  const ops: { op: string; key: string; value?: string; ttl?: number | undefined }[] = [];
   const inner = new MemoryStore();
   const store: KeyValueStore = {
     get: (key) => inner.get(key),
     set: (key, value, options) => {
-      writes.push({ key, ttl: options?.ttlSeconds });
+      ops.push({ op: "set", key, value, ttl: options?.ttlSeconds });
       return inner.set(key, value, options);
     },
-    delete: (key) => inner.delete(key),
+    delete: (key) => {
+      ops.push({ op: "delete", key });
+      return inner.delete(key);
+    },
   };
   const mp = plainApp({ dedupeStore: store });
   const failing = () => {
     throw new Error("no");
   };
-  const marks = () => writes.filter((w) => w.key.includes(":msg:"));
+  const onMessage = () => ops.filter((o) => o.key.includes(":msg:")).map((o) => `${o.op} ${o.value ?? ""}`.trim());
   await mp.push.handle(pushRequest({ body: TEXT_JSON }), failing);
-  assert.equal(marks().length, 0);
+  assert.deepEqual(onMessage().map((o) => o.replace(/lease:[0-9a-f]+/, "lease")), ["set lease", "delete"]);
   await mp.push.handle(pushRequest({ body: TEXT_JSON }), () => undefined);
-  assert.equal(marks().length, 1);
-  assert.ok(marks()[0]!.key.startsWith("kefu-edge:push:"));
-  assert.ok(marks()[0]!.key.includes(String(TEXT.MsgId)));
-  assert.ok((marks()[0]!.ttl ?? 0) >= 300);
+  assert.deepEqual(onMessage().slice(2).map((o) => o.replace(/lease:[0-9a-f]+/, "lease")), [
+    "set lease",
+    "set done:success",
+  ]);
+  const mark = ops.filter((o) => o.key.includes(":msg:")).at(-1)!;
+  assert.ok(mark.key.startsWith(`kefu-edge:push:${APP_ID}:u.${OPENID}:msg:`), mark.key);
+  assert.ok(mark.key.endsWith(`:${TEXT.MsgId}`));
+  assert.ok((mark.ttl ?? 0) >= 300);
   // Plain mode also remembers the query for the skew window (one body per timestamp and nonce).
-  assert.deepEqual(writes.filter((w) => w.key.includes(":query:")).map((w) => (w.ttl ?? 0) >= 600), [true]);
+  assert.deepEqual(ops.filter((o) => o.key.includes(":query:")).map((o) => (o.ttl ?? 0) >= 600), [true]);
   // Another instance sharing the store sees the mark.
   const other = plainApp({ dedupeStore: store });
   const { handler, calls } = recordingHandler();
@@ -412,8 +427,8 @@ test("push: a failing dedupe store never loses a message", async () => {
   const response = await mp.push.handle(pushRequest({ body: TEXT_JSON }), handler);
   assert.equal(await response.text(), "success");
   assert.equal(calls.length, 1);
-  // The query check, the mark read and the mark write each failed, and each said so.
-  assert.equal(logged.lines.length, 3);
+  // The query check, the claim's read, the claim and the mark write each failed, and each said so.
+  assert.equal(logged.lines.length, 4);
   assert.ok(logged.lines.every((line) => line.includes("store")), logged.lines.join("\n"));
 });
 
@@ -597,7 +612,7 @@ test("push: oversized bodies are 413, counted as they stream", async () => {
   await expectRefusal("custom limit", pushRequest({ body: TEXT_JSON }), 413, "too_large", small);
 });
 
-test("push: garbage bodies are 400", async () => {
+test("push: bodies that do not parse are 400", async () => {
   const bodies: (string | Uint8Array)[] = [
     "",
     "   ",
@@ -606,37 +621,76 @@ test("push: garbage bodies are 400", async () => {
     "[1,2,3]",
     "null",
     "{}",
-    '{"ToUserName":"a"}',
-    textJson({ CreateTime: "soon" }),
-    textJson({ CreateTime: -1 }),
-    textJson({ CreateTime: 1.5 }),
-    textJson({ MsgType: 3 }),
-    textJson({ Content: undefined }),
-    textJson({ MsgId: { id: 1 } }),
-    JSON.stringify({ ...TEXT, MsgType: "image" }),
-    JSON.stringify({ ...TEXT, MsgType: "event", Event: "user_enter_tempsession" }),
     "<xml>",
     "<xml><ToUserName>a</FromUserName></xml>",
     "<root><ToUserName>a</ToUserName></root>",
     "<xml></xml>",
-    SAMPLES[0]!.xml.replace("</xml>", "<MsgType>text</MsgType></xml>"),
     `<!DOCTYPE x [<!ENTITY a "${"b".repeat(100)}">]>${SAMPLES[0]!.xml}`,
-    SAMPLES[0]!.xml.replace(/<MsgId>.*<\/MsgId>/, ""),
     new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]),
   ];
-  for (const body of bodies) {
+  for (const [i, body] of bodies.entries()) {
     await expectRefusal(
       JSON.stringify(typeof body === "string" ? body.slice(0, 60) : [...body]),
-      pushRequest({ body }),
+      pushRequest({ body, nonce: `g${i}` }),
       400,
       undefined,
       plainApp(),
     );
   }
   // The same garbage encrypted and properly signed.
-  for (const body of ["hello", "[]", "<xml>", textJson({ CreateTime: "x" })]) {
+  for (const body of ["hello", "[]", "<xml>", "{}"]) {
     await expectRefusal(`encrypted ${body}`, pushRequest({ body, mode: "aes" }), 400, "bad_request");
   }
+});
+
+test("push: a verified message that does not fit its kind reaches the handler untyped, with one warning", async () => {
+  const shapes: Array<[string, string, string]> = [
+    // [body, kind, field] as the warning names them
+    [textJson({ Content: undefined, MsgId: "901" }), "text", "Content"],
+    [textJson({ CreateTime: "soon", MsgId: "902" }), "common", "CreateTime"],
+    [textJson({ CreateTime: -1, MsgId: "903" }), "common", "CreateTime"],
+    [textJson({ MsgType: 3, MsgId: "904" }), "common", "MsgType"],
+    [textJson({ MsgId: { id: 1 } }), "common", "MsgId"],
+    ['{"ToUserName":"a"}', "common", "FromUserName"],
+    [JSON.stringify({ ...TEXT, MsgId: "905", MsgType: "image" }), "image", "PicUrl"],
+    [
+      JSON.stringify({ ...TEXT, MsgId: undefined, MsgType: "event", Event: "user_enter_tempsession" }),
+      "event:user_enter_tempsession",
+      "SessionFrom",
+    ],
+    [SAMPLES[0]!.xml.replace(/<MsgId>.*<\/MsgId>/, ""), "text", "MsgId"],
+    [SAMPLES[0]!.xml.replace("</xml>", "<MsgType>text</MsgType></xml>"), "common", "MsgType"],
+  ];
+  for (const mode of ["plain", "aes"] as const) {
+    for (const [i, [body, kind, field]] of shapes.entries()) {
+      const logged = captureLogger();
+      const mp = mode === "aes" ? pushApp({}, { logger: logged.logger }) : plainApp({}, { logger: logged.logger });
+      const { handler, calls } = recordingHandler();
+      const format = body.startsWith("<") ? "xml" : "json";
+      const response = await mp.push.handle(pushRequest({ body, format, mode, nonce: `s${i}` }), handler);
+      assert.equal(await response.text(), "success", `${mode} ${kind} ${field}`);
+      assert.equal(calls.length, 1);
+      // A kind's own fields missing: not narrowed to the kind. (A bad common field is filled
+      // in — "" or 0 — and the kind's fields still decide.)
+      if (kind !== "common") {
+        for (const known of ["text", "image", "miniprogrampage", "user_enter_tempsession"] as const) {
+          assert.equal(isPushMessage(calls[0]!, known), false, `${body} is not a typed ${known}`);
+        }
+      }
+      assert.deepEqual(logged.lines.map((l) => JSON.parse(l)), [{ event: "kefu-edge.push_untyped", kind, field }]);
+      assert.ok(!logged.lines[0]!.includes(SECRET_CONTENT) && !logged.lines[0]!.includes("hi"));
+    }
+  }
+});
+
+test("push: MsgID as some pushes spell it is read as MsgId", async () => {
+  const mp = plainApp();
+  const { handler, calls } = recordingHandler();
+  const body = textJson({ MsgId: undefined, MsgID: "7360000000000000777" });
+  assert.equal(await (await mp.push.handle(pushRequest({ body }), handler)).text(), "success");
+  assert.equal(calls[0]!.MsgId, "7360000000000000777");
+  assert.equal(calls[0]!.MsgID, undefined);
+  assert.ok(isPushMessage(calls[0]!, "text"));
 });
 
 test("push: other methods are 405 with Allow", async () => {
