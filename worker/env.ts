@@ -7,7 +7,8 @@
  * @module
  */
 import * as z from "zod";
-import type { KvNamespaceLike } from "../mod.ts";
+import type { DurableObjectNamespaceLike, KvNamespaceLike } from "../mod.ts";
+import type { QueueLike } from "./push_route.ts";
 
 /**
  * Bindings and variables of the worker (`wrangler.toml` `[vars]`, secrets, `.dev.vars`,
@@ -15,8 +16,15 @@ import type { KvNamespaceLike } from "../mod.ts";
  * each route checks the ones it needs.
  */
 export interface Env {
-  /** KV namespace for access tokens and push dedupe marks. */
+  /** KV namespace for access tokens (and push dedupe marks when `KEFU_STORE` is not bound). */
   WECHAT_KV?: KvNamespaceLike;
+  /**
+   * Durable Object namespace of the `KefuStore` class: push claims and dedupe marks (atomic,
+   * so every message is handled once across isolates), idempotency records.
+   */
+  KEFU_STORE?: DurableObjectNamespaceLike;
+  /** Queue producer: verified pushes are enqueued and answered at once; the worker consumes them. */
+  KEFU_QUEUE?: QueueLike;
   /** The mini program's AppID. */
   WECHAT_APPID?: string;
   /** The AppSecret (a secret). */
@@ -42,7 +50,7 @@ export interface Env {
 }
 
 /** Names of the string variables of {@link Env}. */
-export type EnvVar = Exclude<keyof Env, "WECHAT_KV">;
+export type EnvVar = Exclude<keyof Env, "WECHAT_KV" | "KEFU_STORE" | "KEFU_QUEUE">;
 
 const flag = z.preprocess(
   (value) => (typeof value === "string" ? value.trim().toLowerCase() : value),

@@ -21,7 +21,16 @@
  *
  * @module
  */
-export { type AppEnv, type AppLogger, type AppOptions, createApp } from "./app.ts";
+export { type AppEnv, type AppLogger, type AppOptions, createApp, type KefuApp } from "./app.ts";
+export { KefuStore, type KefuStoreState } from "./store_object.ts";
+export {
+  DEAD_LETTER_PREFIX,
+  DEAD_LETTER_TTL_SECONDS,
+  type QueueBatchLike,
+  type QueueLike,
+  type QueueMessageLike,
+  retryDelaySeconds,
+} from "./push_route.ts";
 export { ConfigError, type ConfigProblem, type Env, type EnvVar } from "./env.ts";
 export { type ErrorBody, HttpError } from "./errors.ts";
 export {
@@ -35,6 +44,6 @@ export {
   verifyForward,
   type VerifyForwardOptions,
 } from "./forward.ts";
-export type { AppPushContext, AppPushHandler } from "./push_handler.ts";
+export type { AppPushContext, AppPushHandler, AppReplyDecider } from "./push_handler.ts";
 export type { EmulatorUpstream, Upstream, UpstreamSettings } from "./upstream.ts";
 export { backgroundContext, type WaitUntil } from "./background.ts";

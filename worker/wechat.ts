@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type KeyValueStore, type Logger, MiniProgram, type RetryOptions } from "../mod.ts";
+import { type KeyValueStore, type Logger, MiniProgram, type PushOptions, type RetryOptions } from "../mod.ts";
 import { ConfigError, type Env, optionalVar, requireVar } from "./env.ts";
 import { type EmulatorUpstream, selectUpstream, type UpstreamSettings } from "./upstream.ts";
 
@@ -31,6 +31,7 @@ export interface MiniProgramFactoryOptions {
   retry?: RetryOptions | undefined;
   maxUploadBytes?: number | undefined;
   mediaIdleTimeoutMs?: number | undefined;
+  push?: Pick<PushOptions, "leaseSeconds" | "claimWaitMs" | "dedupeKey"> | undefined;
   logger: Logger;
 }
 
@@ -130,6 +131,7 @@ function build(settings: UpstreamSettings, env: Env, options: MiniProgramFactory
       push: {
         token: settings.pushToken,
         ...(settings.aesKey === undefined ? {} : { encodingAESKey: settings.aesKey }),
+        ...options.push,
         dedupeStore: options.dedupeStore(env),
       },
     }),

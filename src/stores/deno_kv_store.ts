@@ -59,7 +59,7 @@ export class DenoKvStore implements KeyValueStore {
    * @returns the value, or `null` when absent or expired
    */
   async get(key: string): Promise<string | null> {
-    return this.#live((await this.#kv.get(["kefu-edge", key])).value);
+    return this.#live((await whenUnlocked(() => this.#kv.get(["kefu-edge", key]))).value);
   }
 
   /**
@@ -71,7 +71,7 @@ export class DenoKvStore implements KeyValueStore {
    */
   async set(key: string, value: string, options: SetOptions = {}): Promise<void> {
     const [entry, expiry] = this.#entry(value, options);
-    await this.#kv.set(["kefu-edge", key], entry, expiry);
+    await whenUnlocked(() => this.#kv.set(["kefu-edge", key], entry, expiry));
   }
 
   /**
@@ -88,11 +88,12 @@ export class DenoKvStore implements KeyValueStore {
     const kvKey = ["kefu-edge", key];
     const [entry, expiry] = this.#entry(value, options);
     for (;;) {
-      const current = await this.#kv.get(kvKey);
+      const current = await whenUnlocked(() => this.#kv.get(kvKey));
       // An expired entry Deno KV has not removed yet counts as absent.
       if (current.versionstamp !== null && this.#live(current.value) !== null) return false;
-      const result = await this.#kv.atomic().check({ key: kvKey, versionstamp: current.versionstamp })
-        .set(kvKey, entry, expiry).commit();
+      const result = await whenUnlocked(() =>
+        this.#kv.atomic().check({ key: kvKey, versionstamp: current.versionstamp }).set(kvKey, entry, expiry).commit()
+      );
       if (result.ok) return true;
       // Someone wrote in between: read again, and usually find their live entry.
     }
@@ -118,6 +119,24 @@ export class DenoKvStore implements KeyValueStore {
    * @param key the key to remove
    */
   async delete(key: string): Promise<void> {
-    await this.#kv.delete(["kefu-edge", key]);
+    await whenUnlocked(() => this.#kv.delete(["kefu-edge", key]));
+  }
+}
+
+const MAX_LOCKED_RETRIES = 50;
+
+/**
+ * Runs `operation`, again shortly while it finds the database locked: several processes on
+ * one SQLite file contend for its write lock, and a locked database is no answer yet.
+ */
+async function whenUnlocked<T>(operation: () => Promise<T>): Promise<T> {
+  for (let busy = 0;; busy++) {
+    try {
+      return await operation();
+    } catch (err) {
+      const locked = err instanceof Error && /database is locked|SQLITE_BUSY/i.test(err.message);
+      if (!locked || busy >= MAX_LOCKED_RETRIES) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 2 + Math.random() * 8 * (busy + 1)));
+    }
   }
 }

@@ -2,6 +2,8 @@
 declare namespace Cloudflare {
   interface Env {
     WECHAT_KV: KVNamespace;
+    KEFU_STORE: DurableObjectNamespace;
+    KEFU_QUEUE: Queue;
   }
   interface GlobalProps {
     mainModule: typeof import("../../worker/index.ts");
