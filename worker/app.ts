@@ -24,6 +24,7 @@ import { requireApiKey } from "./auth.ts";
 import type { WaitUntil } from "./background.ts";
 import { type Env, secretValues } from "./env.ts";
 import { describeError, HttpError, toHttpError } from "./errors.ts";
+import { idempotent, type IdempotencySettings } from "./idempotency.ts";
 import { mediaResponse } from "./media.ts";
 import {
   type AppPushHandler,
@@ -205,10 +206,13 @@ export function createApp(options: AppOptions = {}): KefuApp {
 
   app.use("/api/*", requireApiKey(), needWeChat);
 
+  const once: IdempotencySettings = { store: dedupeStore, appId: (env) => programs.get(env, API).appId };
+
   app.post(
     "/api/messages",
     bodyLimit({ maxSize: MAX_JSON_BYTES, onError: jsonTooLarge }),
     zValidator("json", sendMessageSchema, rejectInvalid),
+    idempotent("messages", once),
     async (c) => c.json(await send(programs.get(envOf(c), API), c.req.valid("json"))),
   );
 
@@ -216,6 +220,7 @@ export function createApp(options: AppOptions = {}): KefuApp {
     "/api/typing",
     bodyLimit({ maxSize: MAX_JSON_BYTES, onError: jsonTooLarge }),
     zValidator("json", typingSchema, rejectInvalid),
+    idempotent("typing", once),
     async (c) => {
       const { touser, command } = c.req.valid("json");
       return c.json(await programs.get(envOf(c), API).customerServiceMessage.setTyping(touser, command));

@@ -11,6 +11,7 @@ import { readStream } from "../_bytes.ts";
 import type { Logger } from "../token/access_token.ts";
 import { constantTimeEqual, MessageCrypto, pushSignature } from "./crypto.ts";
 import { sha1Hex } from "./_sha1.ts";
+import { canonicalJson } from "../internal/canonical_json.ts";
 import { detectFormat, parseEnvelope, parseFields, type PushFormat, typePushMessage } from "./parse.ts";
 import { Claims, leaseValue, markValue } from "./_claims.ts";
 import { envelopeBody, Reply, replyXml } from "./reply.ts";
@@ -450,7 +451,7 @@ export class PushReceiver {
     // and a second (wxa_media_check results differ only in trace_id), so an event is keyed
     // by all its fields: distinct events differ, WeChat's retries of one are identical.
     if (typeof message.MsgId === "string" && /^\d{1,20}$/.test(message.MsgId)) return `${base}:msg:${message.MsgId}`;
-    return `${base}:event:${sha1Hex(canonical(message))}`;
+    return `${base}:event:${sha1Hex(canonicalJson(message))}`;
   }
 
   /**
@@ -720,16 +721,6 @@ async function readBody(request: Request, limit: number): Promise<string> {
 /** The sender in a store key: the OpenID when it looks like one, else its hash (keys stay short and plain). */
 function userPart(openId: string): string {
   return /^[A-Za-z0-9_-]{1,64}$/.test(openId) ? `u.${openId}` : `h.${sha1Hex(openId)}`;
-}
-
-/** Every field, keys sorted at every level: the same message always gives the same text. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
-  if (typeof value === "object" && value !== null) {
-    const record = value as Record<string, unknown>;
-    return `{${Object.keys(record).sort().map((k) => `${JSON.stringify(k)}:${canonical(record[k])}`).join(",")}}`;
-  }
-  return JSON.stringify(value) ?? "null";
 }
 
 function sleep(ms: number): Promise<void> {
