@@ -24,7 +24,7 @@ import { requireApiKey } from "./auth.ts";
 import type { WaitUntil } from "./background.ts";
 import { type Env, secretValues } from "./env.ts";
 import { describeError, HttpError, toHttpError } from "./errors.ts";
-import { idempotent, type IdempotencySettings } from "./idempotency.ts";
+import { type IdempotencySettings, idempotent } from "./idempotency.ts";
 import { mediaResponse } from "./media.ts";
 import {
   type AppPushHandler,

@@ -1,15 +1,21 @@
 /**
- * The app on Deno: `Deno.serve` on loopback, tokens and push dedupe marks in Deno KV.
+ * The app on Deno: `Deno.serve` on loopback, tokens, push claims and dedupe marks in Deno
+ * KV (atomic, so processes sharing one database handle each message once), and durable push
+ * handling on Deno KV's queue: a verified push is enqueued and answered at once, the
+ * handler runs from `listenQueue` with retries and backoff, and a message that never
+ * succeeds is kept under `["kefu-edge-dead-letter", <deliveryId>]`.
  *
  * `npx deno run -A --unstable-kv worker/deno.ts`
  *
  * Reads the worker's variables from the environment, plus `PORT` (default 8787),
- * `HOST` (default 127.0.0.1) and `DENO_KV_PATH` (default Deno's own location).
+ * `HOST` (default 127.0.0.1), `DENO_KV_PATH` (default Deno's own location) and
+ * `KEFU_QUEUE` (`off` handles pushes while WeChat waits).
  *
  * @module
  */
-import { type DenoKvLike, DenoKvStore } from "../mod.ts";
-import { createApp } from "./app.ts";
+import { type DenoKvLike, DenoKvStore, type PushJob } from "../mod.ts";
+import { type AppOptions, createApp, type KefuApp } from "./app.ts";
+import { type QueueLike, type QueueMessageLike, retryDelaySeconds } from "./push_route.ts";
 import { backgroundContext } from "./background.ts";
 import type { Env } from "./env.ts";
 
@@ -19,9 +25,16 @@ interface DenoServer {
   readonly finished: Promise<void>;
   shutdown(): Promise<void>;
 }
+interface DenoKvQueue {
+  enqueue(
+    value: unknown,
+    options?: { backoffSchedule?: number[]; keysIfUndelivered?: readonly (readonly string[])[] },
+  ): Promise<unknown>;
+  listenQueue(handler: (value: unknown) => Promise<void> | void): Promise<void>;
+}
 interface DenoLike {
   env: { toObject(): Record<string, string> };
-  openKv(path?: string): Promise<DenoKvLike & { close(): void }>;
+  openKv(path?: string): Promise<DenoKvLike & DenoKvQueue & { close(): void }>;
   serve(
     options: { hostname: string; port: number; onListen?: (addr: { hostname: string; port: number }) => void },
     handler: (request: Request) => Response | Promise<Response>,
@@ -38,7 +51,19 @@ export interface DenoServeOptions {
   hostname?: string;
   /** Deno KV path; default `DENO_KV_PATH`, else Deno's default. `":memory:"` for tests. */
   kvPath?: string;
+  /** Handle pushes through Deno KV's queue; default on (`KEFU_QUEUE=off` turns it off). */
+  queue?: boolean;
+  /** Delays between the attempts of a failed queued push, in ms; default 5 s doubling to 5 min, 10 retries. */
+  backoffSchedule?: number[];
+  /** Passed to `createApp` (your push handler, logger...). */
+  app?: Omit<AppOptions, "store" | "queue">;
 }
+
+/** Default {@link DenoServeOptions.backoffSchedule}: as the Workers consumer retries. */
+export const DENO_BACKOFF_SCHEDULE_MS: readonly number[] = Array.from(
+  { length: 10 },
+  (_, i) => retryDelaySeconds(i + 1) * 1000,
+);
 
 /** A running server. */
 export interface RunningServer {
@@ -66,8 +91,19 @@ export async function serveDeno(options: DenoServeOptions = {}): Promise<Running
   const kvPath = options.kvPath ?? vars.DENO_KV_PATH;
   const kv = await (kvPath === undefined || kvPath === "" ? deno.openKv() : deno.openKv(kvPath));
   const store = new DenoKvStore(kv);
-  const app = createApp({ store: () => store });
+  const queued = options.queue ?? vars.KEFU_QUEUE !== "off";
+  const backoffSchedule = options.backoffSchedule ?? [...DENO_BACKOFF_SCHEDULE_MS];
+  const queue: QueueLike = {
+    send: (job) =>
+      kv.enqueue(job, {
+        backoffSchedule,
+        // Deno KV writes a message here once every attempt has failed: nothing is lost.
+        keysIfUndelivered: [["kefu-edge-dead-letter", String((job as PushJob).deliveryId)]],
+      }),
+  };
+  const app = createApp({ ...options.app, store: () => store, queue: () => (queued ? queue : undefined) });
   const env: Env = { ...vars };
+  const listening = queued ? kv.listenQueue((value) => consumeOnDeno(app, env, value)) : Promise.resolve();
   const server = deno.serve(
     {
       hostname: options.hostname ?? (vars.HOST || "127.0.0.1"),
@@ -82,8 +118,36 @@ export async function serveDeno(options: DenoServeOptions = {}): Promise<Running
     async close() {
       await server.shutdown();
       kv.close();
+      await listening.catch(() => {});
     },
   };
+}
+
+// Deliveries seen per job by this process (Deno KV does not say which attempt this is).
+const attemptsSeen = new Map<string, number>();
+
+// Deno KV redelivers a message when its handler throws, on the schedule given at enqueue
+// time: the Workers-style consumer's retry request becomes a throw here.
+async function consumeOnDeno(app: KefuApp, env: Env, value: unknown): Promise<void> {
+  const id = String((value as Partial<PushJob> | null)?.deliveryId ?? "job");
+  const attempts = (attemptsSeen.get(id) ?? 0) + 1;
+  attemptsSeen.delete(id);
+  if (attemptsSeen.size >= 10_000) attemptsSeen.delete(attemptsSeen.keys().next().value!);
+  let retry = false;
+  const message: QueueMessageLike = {
+    id,
+    body: value,
+    attempts,
+    ack() {},
+    retry() {
+      retry = true;
+    },
+  };
+  await app.queue({ queue: "kefu-edge-pushes", messages: [message] }, env);
+  if (retry) {
+    attemptsSeen.set(id, attempts);
+    throw new Error("kefu-edge: push handler failed; Deno KV will deliver the job again");
+  }
 }
 
 if ((import.meta as { main?: boolean }).main) {

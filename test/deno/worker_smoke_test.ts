@@ -73,3 +73,59 @@ Deno.test("worker on Deno never loads the emulator: WECHAT_EMULATOR=on is refuse
     await server.close();
   }
 });
+
+Deno.test("worker on Deno: pushes go through Deno KV's queue, answered at once, forwarded exactly once after failures", async () => {
+  const { buildPush } = await import("../../src/testing/mod.ts");
+  const appId = "wx1234567890abcdef";
+  const token = "PushToken0123456789";
+  const aesKey = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+  const received: string[] = [];
+  let failures = 2;
+  const target = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
+    const body = await request.text();
+    if (failures-- > 0) return new Response("down", { status: 503 });
+    received.push(`${request.headers.get("x-kefu-delivery")} ${JSON.parse(body).Content}`);
+    return new Response("ok");
+  });
+  const logged: string[] = [];
+  const server = await serveDeno({
+    port: 0,
+    hostname: "127.0.0.1",
+    kvPath: ":memory:",
+    backoffSchedule: [20, 20, 20],
+    app: { logger: { warn: (m) => void logged.push(m), error: (m) => void logged.push(m) } },
+    env: {
+      WECHAT_APPID: appId,
+      WECHAT_SECRET: "s",
+      WECHAT_TOKEN: token,
+      WECHAT_AES_KEY: aesKey,
+      FORWARD_URL: `http://127.0.0.1:${target.addr.port}/hook`,
+      FORWARD_SECRET: "forward-secret-0123456789",
+    },
+  });
+  try {
+    const push = await buildPush(
+      { appId, token, encodingAESKey: aesKey, format: "xml", url: `${server.url}/wechat/callback` },
+      {
+        ToUserName: "gh_1",
+        FromUserName: "o9AgO5Kd5ggOC-bXrbNODIiE3bGY",
+        CreateTime: Math.floor(Date.now() / 1000),
+        MsgType: "text",
+        Content: "via the queue",
+        MsgId: "7360000000000000123",
+      },
+    );
+    const answered = await fetch(push.request());
+    assertEquals([answered.status, await answered.text()], [200, "success"], "answered before forwarding");
+    const again = await fetch(push.request()); // WeChat's retry: not enqueued twice
+    assertEquals(await again.text(), "success", "retry answered");
+    for (let i = 0; i < 100 && received.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 100)); // no second delivery arrives
+    assertEquals(received.length, 1, "forwarded once");
+    if (!/^[0-9a-f]{40} via the queue$/.test(received[0]!)) throw new Error(`forwarded ${received[0]}`);
+    assertEquals(logged.filter((l) => l.includes("push_retry")).length, 2, "two failed attempts, logged");
+  } finally {
+    await server.close();
+    await target.shutdown();
+  }
+});
