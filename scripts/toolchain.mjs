@@ -64,7 +64,7 @@ function ensureInstalled(dir, node, label) {
 }
 
 /** The path of the Node `major` binary from tools/node for this platform, if npm has one. */
-export function nodeBinary(major) {
+function nodeBinary(major) {
   const bin = join(NODE_TOOLS, "node_modules", `node${major}-${process.platform}-${process.arch}`, "bin", "node");
   return existsSync(bin) ? bin : undefined;
 }
@@ -80,7 +80,8 @@ function node22() {
   );
 }
 
-export function install() {
+/** Installs tools/node, then tools/workerd with its Node 22, where their inputs changed. */
+function install() {
   ensureInstalled(NODE_TOOLS, process.execPath, "Node 22 and 24");
   ensureInstalled(WORKERD_TOOLS, node22(), "the workerd test toolchain (on Node 22)");
 }
