@@ -56,8 +56,9 @@ export interface Called {
 }
 
 /**
- * Sends a request through `app` with an ExecutionContext, reads a textual body,
- * and checks that it carries no credential.
+ * Sends a request through `app` with an ExecutionContext, reads the body and checks that
+ * it carries no credential. `text` is the body decoded as UTF-8, binary bodies included
+ * (the check scans every byte).
  */
 export async function call(
   app: Hono<AppEnv>,
@@ -68,7 +69,7 @@ export async function call(
   const ctx = createExecutionContext();
   const request = typeof input === "string" ? new Request(new URL(input, "http://127.0.0.1:8787"), init) : input;
   const res = await app.fetch(request, env, ctx);
-  const text = await res.text();
+  const text = new TextDecoder().decode(await res.arrayBuffer());
   expectNoCredentials(text);
   return { res, text, settled: () => waitOnExecutionContext(ctx) };
 }
