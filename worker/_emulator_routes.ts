@@ -57,7 +57,12 @@ export type ConversationEntry = ({ from: "user" } & SentEntry) | ({ from: "servi
  * registerEmulatorRoutes(app, upstream);
  * ```
  */
-export function registerEmulatorRoutes(app: Hono<AppEnv>, upstream: EmulatorUpstreams): void {
+export function registerEmulatorRoutes(
+  app: Hono<AppEnv>,
+  upstream: EmulatorUpstreams,
+  options: { background?: () => Promise<unknown>[] } = {},
+): void {
+  const background = options.background ?? (() => []);
   const gate: MiddlewareHandler<AppEnv> = async (c, next) => {
     if (!emulatorOn(envOf(c)) || !fromLoopback(c)) throw new HttpError(404, "not_found", "No such route");
     await next();
@@ -93,7 +98,9 @@ export function registerEmulatorRoutes(app: Hono<AppEnv>, upstream: EmulatorUpst
     const { text } = c.req.valid("json");
     const session = sessionOf(c);
     const user = session.emulator.user(openId);
-    return c.json(await step(c, app, session, openId, () => user.says(text), (at) => ({ kind: "text", text, at })));
+    return c.json(
+      await step(c, app, background, session, openId, () => user.says(text), (at) => ({ kind: "text", text, at })),
+    );
   });
 
   app.post(
@@ -106,7 +113,7 @@ export function registerEmulatorRoutes(app: Hono<AppEnv>, upstream: EmulatorUpst
       const session = sessionOf(c);
       const user = session.emulator.user(openId);
       return c.json(
-        await step(c, app, session, openId, () => user.sendsImage(bytes, contentType), (at, push) => ({
+        await step(c, app, background, session, openId, () => user.sendsImage(bytes, contentType), (at, push) => ({
           kind: "image",
           mediaId: String(push.message.MediaId),
           at,
@@ -121,7 +128,7 @@ export function registerEmulatorRoutes(app: Hono<AppEnv>, upstream: EmulatorUpst
     const session = sessionOf(c);
     const user = session.emulator.user(openId);
     return c.json(
-      await step(c, app, session, openId, () => user.entersSession(sessionFrom), (at) => ({
+      await step(c, app, background, session, openId, () => user.entersSession(sessionFrom), (at) => ({
         kind: "session",
         sessionFrom,
         at,
@@ -172,6 +179,7 @@ export interface StepResult {
 async function step(
   c: Context<AppEnv>,
   app: Hono<AppEnv>,
+  background: () => Promise<unknown>[],
   session: EmulatorSession,
   openId: string,
   act: () => Promise<PushAction>,
@@ -227,7 +235,8 @@ async function step(
       notes: outcome.failures.map((f) => `Attempt ${f.attempt}: ${f.reason} (${f.detail})`),
     });
   }
-  await settle(tasks, BACKGROUND_WAIT_MS);
+  // The work after the answer: waitUntil tasks, and queued pushes consumed in process.
+  await settle([...tasks, ...background()], BACKGROUND_WAIT_MS);
   return {
     openId,
     push: push.message,

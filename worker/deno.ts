@@ -3,7 +3,9 @@
  * KV (atomic, so processes sharing one database handle each message once), and durable push
  * handling on Deno KV's queue: a verified push is enqueued and answered at once, the
  * handler runs from `listenQueue` with retries and backoff, and a message that never
- * succeeds is kept under `["kefu-edge-dead-letter", <deliveryId>]`.
+ * succeeds is logged and kept in the store under `kefu-edge:dead-letter:<deliveryId>`, as
+ * on Workers (Deno KV's own `keysIfUndelivered`, `["kefu-edge-dead-letter", <deliveryId>]`,
+ * catches a job whose delivery itself keeps failing).
  *
  * `npx deno run -A --unstable-kv worker/deno.ts`
  *
@@ -14,8 +16,8 @@
  * @module
  */
 import { type DenoKvLike, DenoKvStore, type PushJob } from "../mod.ts";
-import { type AppOptions, createApp, type KefuApp } from "./app.ts";
-import { type QueueLike, type QueueMessageLike, retryDelaySeconds } from "./push_route.ts";
+import { type AppOptions, createApp } from "./app.ts";
+import { type QueueLike, retryDelaySeconds } from "./push_route.ts";
 import { backgroundContext } from "./background.ts";
 import type { Env } from "./env.ts";
 
@@ -28,7 +30,7 @@ interface DenoServer {
 interface DenoKvQueue {
   enqueue(
     value: unknown,
-    options?: { backoffSchedule?: number[]; keysIfUndelivered?: readonly (readonly string[])[] },
+    options?: { delay?: number; keysIfUndelivered?: readonly (readonly string[])[] },
   ): Promise<unknown>;
   listenQueue(handler: (value: unknown) => Promise<void> | void): Promise<void>;
 }
@@ -53,7 +55,7 @@ export interface DenoServeOptions {
   kvPath?: string;
   /** Handle pushes through Deno KV's queue; default on (`KEFU_QUEUE=off` turns it off). */
   queue?: boolean;
-  /** Delays between the attempts of a failed queued push, in ms; default 5 s doubling to 5 min, 10 retries. */
+  /** Delays before each retry of a failed queued push, in ms (its length is the number of retries); default 5 s doubling to 5 min, 10 retries. */
   backoffSchedule?: number[];
   /** Passed to `createApp` (your push handler, logger...). */
   app?: Omit<AppOptions, "store" | "queue">;
@@ -93,17 +95,41 @@ export async function serveDeno(options: DenoServeOptions = {}): Promise<Running
   const store = new DenoKvStore(kv);
   const queued = options.queue ?? vars.KEFU_QUEUE !== "off";
   const backoffSchedule = options.backoffSchedule ?? [...DENO_BACKOFF_SCHEDULE_MS];
+  // A queued push travels with its attempt count; a failed attempt is enqueued again with
+  // the next delay, and one that used up the schedule goes to the app's dead-letter path.
+  const keysIfUndelivered = (job: unknown) => [["kefu-edge-dead-letter", String((job as PushJob).deliveryId)]];
   const queue: QueueLike = {
-    send: (job) =>
-      kv.enqueue(job, {
-        backoffSchedule,
-        // Deno KV writes a message here once every attempt has failed: nothing is lost.
-        keysIfUndelivered: [["kefu-edge-dead-letter", String((job as PushJob).deliveryId)]],
-      }),
+    send: (job) => kv.enqueue({ job, attempts: 0 }, { keysIfUndelivered: keysIfUndelivered(job) }),
   };
   const app = createApp({ ...options.app, store: () => store, queue: () => (queued ? queue : undefined) });
   const env: Env = { ...vars };
-  const listening = queued ? kv.listenQueue((value) => consumeOnDeno(app, env, value)) : Promise.resolve();
+  const consume = async (value: unknown): Promise<void> => {
+    const { job, attempts: before } = value as { job: unknown; attempts: number };
+    const attempts = before + 1;
+    let retry = false;
+    const batchOf = (queueName: string) => ({
+      queue: queueName,
+      messages: [{
+        id: String((job as Partial<PushJob> | null)?.deliveryId ?? "job"),
+        body: job,
+        attempts,
+        ack() {},
+        retry() {
+          retry = true;
+        },
+      }],
+    });
+    await app.queue(batchOf("kefu-edge-pushes"), env);
+    if (!retry) return;
+    if (attempts > backoffSchedule.length) {
+      retry = false;
+      await app.queue(batchOf("kefu-edge-pushes-dlq"), env);
+      if (!retry) return; // logged and kept; otherwise try again later rather than lose it
+    }
+    const delay = backoffSchedule[Math.min(attempts, backoffSchedule.length) - 1] ?? 0;
+    await kv.enqueue({ job, attempts }, { delay, keysIfUndelivered: keysIfUndelivered(job) });
+  };
+  const listening = queued ? kv.listenQueue(consume) : Promise.resolve();
   const server = deno.serve(
     {
       hostname: options.hostname ?? (vars.HOST || "127.0.0.1"),
@@ -121,33 +147,6 @@ export async function serveDeno(options: DenoServeOptions = {}): Promise<Running
       await listening.catch(() => {});
     },
   };
-}
-
-// Deliveries seen per job by this process (Deno KV does not say which attempt this is).
-const attemptsSeen = new Map<string, number>();
-
-// Deno KV redelivers a message when its handler throws, on the schedule given at enqueue
-// time: the Workers-style consumer's retry request becomes a throw here.
-async function consumeOnDeno(app: KefuApp, env: Env, value: unknown): Promise<void> {
-  const id = String((value as Partial<PushJob> | null)?.deliveryId ?? "job");
-  const attempts = (attemptsSeen.get(id) ?? 0) + 1;
-  attemptsSeen.delete(id);
-  if (attemptsSeen.size >= 10_000) attemptsSeen.delete(attemptsSeen.keys().next().value!);
-  let retry = false;
-  const message: QueueMessageLike = {
-    id,
-    body: value,
-    attempts,
-    ack() {},
-    retry() {
-      retry = true;
-    },
-  };
-  await app.queue({ queue: "kefu-edge-pushes", messages: [message] }, env);
-  if (retry) {
-    attemptsSeen.set(id, attempts);
-    throw new Error("kefu-edge: push handler failed; Deno KV will deliver the job again");
-  }
 }
 
 if ((import.meta as { main?: boolean }).main) {

@@ -169,7 +169,9 @@ export function typePushMessage(fields: Record<string, unknown>): { message: Pus
     else message[name] = id;
   }
   const kind = kindOf(message as PushMessage);
-  const missing = KIND_FIELDS[kind]?.find((name) => !fitsField(message, name));
+  // Own properties only: a MsgType of "valueOf" or "__proto__" is a kind like any other.
+  const required = Object.hasOwn(KIND_FIELDS, kind) ? KIND_FIELDS[kind] : undefined;
+  const missing = required?.find((name) => !fitsField(message, name));
   if (missing !== undefined) note(kind, missing);
   return mismatch === undefined ? { message: message as PushMessage } : { message: message as PushMessage, mismatch };
 }

@@ -133,10 +133,12 @@ test(
 
 test("the Bun server never loads the emulator: WECHAT_EMULATOR=on is refused by name", async () => {
   const { serveBun } = await import("../../worker/bun.ts");
+  const logged: string[] = [];
   const server = serveBun({
     port: 0,
     hostname: "127.0.0.1",
     env: { WECHAT_APPID: "wx1234567890abcdef", WECHAT_SECRET: "s", API_KEY, WECHAT_EMULATOR: "on" },
+    app: { logger: { warn: (m) => void logged.push(m), error: (m) => void logged.push(m) } },
   });
   try {
     const typing = await fetch(`${server.url}/api/typing`, {
@@ -147,6 +149,10 @@ test("the Bun server never loads the emulator: WECHAT_EMULATOR=on is refused by 
     expect(typing.status).toBe(503);
     expect((await typing.json()).error.variable).toBe("WECHAT_EMULATOR");
     expect((await fetch(`${server.url}/_emulator/`)).status).toBe(404);
+    expect(logged).toEqual([
+      "kefu-edge: POST /api/typing answered 503: ConfigError: Invalid configuration: WECHAT_EMULATOR is on, " +
+      "but this entry has no emulator (use worker/dev.ts)",
+    ]);
   } finally {
     await server.close();
   }

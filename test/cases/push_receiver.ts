@@ -769,3 +769,15 @@ test("push: compatible mode (plaintext and Encrypt together) uses the decrypted 
   assert.equal(calls[0]!.Content, "the real one");
   assert.equal(calls[0]!.Encrypt, undefined);
 });
+
+test("push: a MsgType named like an Object property is just another kind", async () => {
+  const mp = plainApp();
+  const { handler, calls } = recordingHandler();
+  for (const [i, type] of ["valueOf", "__proto__", "constructor", "toString", "hasOwnProperty"].entries()) {
+    const body = `<xml><ToUserName>${GH_ID}</ToUserName><FromUserName>${OPENID}</FromUserName>` +
+      `<CreateTime>${NOW_SECONDS}</CreateTime><MsgType>${type}</MsgType><MsgId>${600 + i}</MsgId></xml>`;
+    const response = await mp.push.handle(pushRequest({ body, format: "xml", nonce: `p${i}` }), handler);
+    assert.equal(await response.text(), "success", type);
+  }
+  assert.equal(calls.length, 5);
+});

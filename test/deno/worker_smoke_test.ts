@@ -52,11 +52,13 @@ Deno.test("worker on Deno: /health and an authenticated /api call against a stub
 });
 
 Deno.test("worker on Deno never loads the emulator: WECHAT_EMULATOR=on is refused by name", async () => {
+  const logged: string[] = [];
   const server = await serveDeno({
     port: 0,
     hostname: "127.0.0.1",
     kvPath: ":memory:",
     env: { WECHAT_APPID: "wx1234567890abcdef", WECHAT_SECRET: "s", API_KEY: "smoke-key", WECHAT_EMULATOR: "on" },
+    app: { logger: { warn: (m) => void logged.push(m), error: (m) => void logged.push(m) } },
   });
   try {
     const typing = await fetch(`${server.url}/api/typing`, {
@@ -69,6 +71,8 @@ Deno.test("worker on Deno never loads the emulator: WECHAT_EMULATOR=on is refuse
     const page = await fetch(`${server.url}/_emulator/`);
     assertEquals(page.status, 404, "no dev routes");
     await page.body?.cancel();
+    assertEquals(logged.length, 1, "one line for the 503");
+    if (!logged[0]!.includes("WECHAT_EMULATOR is on, but this entry has no emulator")) throw new Error(logged[0]);
   } finally {
     await server.close();
   }
@@ -127,5 +131,62 @@ Deno.test("worker on Deno: pushes go through Deno KV's queue, answered at once, 
   } finally {
     await server.close();
     await target.shutdown();
+  }
+});
+
+Deno.test("worker on Deno: a push whose handler never succeeds is dead-lettered, logged and kept", async () => {
+  const { buildPush } = await import("../../src/testing/mod.ts");
+  const { DenoKvStore } = await import("../../mod.ts");
+  const appId = "wx1234567890abcdef";
+  const token = "PushToken0123456789";
+  const aesKey = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+  const logged: string[] = [];
+  const path = await Deno.makeTempFile({ suffix: ".sqlite" });
+  let runs = 0;
+  const server = await serveDeno({
+    port: 0,
+    hostname: "127.0.0.1",
+    kvPath: path,
+    backoffSchedule: [10, 10],
+    app: {
+      onMessage: () => {
+        runs++;
+        throw new Error("backend down");
+      },
+      logger: { warn: (m) => void logged.push(m), error: (m) => void logged.push(m) },
+    },
+    env: { WECHAT_APPID: appId, WECHAT_SECRET: "s", WECHAT_TOKEN: token, WECHAT_AES_KEY: aesKey },
+  });
+  try {
+    const push = await buildPush(
+      { appId, token, encodingAESKey: aesKey, format: "json", url: `${server.url}/wechat/callback` },
+      {
+        ToUserName: "gh_1",
+        FromUserName: "o9AgO5Kd5ggOC-bXrbNODIiE3bGY",
+        CreateTime: Math.floor(Date.now() / 1000),
+        MsgType: "text",
+        Content: "doomed",
+        MsgId: "7360000000000000999",
+      },
+    );
+    assertEquals(await (await fetch(push.request())).text(), "success", "answered");
+    for (let i = 0; i < 100 && !logged.some((l) => l.includes("dead_letter")); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assertEquals(runs, 3, "the first attempt and two retries");
+    const line = JSON.parse(logged.find((l) => l.includes("dead_letter"))!);
+    assertEquals([line.event, line.msgType], ["kefu-edge.dead_letter", "text"], "logged");
+  } finally {
+    await server.close();
+  }
+  const kv = await Deno.openKv(path);
+  try {
+    const dead = await new DenoKvStore(kv).get(
+      `kefu-edge:dead-letter:${JSON.parse(logged.find((l) => l.includes("dead_letter"))!).deliveryId}`,
+    );
+    assertEquals(JSON.parse(dead ?? "{}").message?.Content, "doomed", "kept in the store");
+  } finally {
+    kv.close();
+    await Deno.remove(path).catch(() => {});
   }
 });
