@@ -1,5 +1,5 @@
-// `npm start`: `wrangler dev` on worker/dev.ts in emulator mode, with local KV, on loopback,
-// offline, with no Cloudflare account. The dev variables live here, and only here: they
+// `npm start`: `wrangler dev` on dev/worker.ts in emulator mode, with the chat page's files as
+// assets, local KV, on loopback, offline, with no Cloudflare account. The dev variables live here, and only here: they
 // reach wrangler as `--var` flags, so no deployment of wrangler.toml ever carries them.
 import { type ChildProcess, spawn } from "node:child_process";
 import { createRequire } from "node:module";
@@ -31,6 +31,11 @@ export const DEV_VARS = {
 /** The repository root. */
 export const ROOT: string = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
+/** The dev entry: the app wrapped with `withEmulator`. */
+export const DEV_ENTRY = "dev/worker.ts";
+/** The chat page's files, served by `wrangler dev --assets` (published with `kefu-edge/testing`). */
+export const PAGE_ASSETS = "src/testing/dev_server/assets";
+
 /** What `npm start` was asked for: the port, and flags passed through to `wrangler dev`. */
 export interface StartOptions {
   port: number;
@@ -59,7 +64,9 @@ export function parseStartArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
 export function wranglerArgs(options: StartOptions): string[] {
   return [
     "dev",
-    "worker/dev.ts",
+    DEV_ENTRY,
+    "--assets",
+    PAGE_ASSETS,
     "--local",
     "--ip",
     HOST,

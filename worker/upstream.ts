@@ -3,7 +3,8 @@
  * origin. Production: `https://api.weixin.qq.com` through the global fetch;
  * `WECHAT_API_BASE` overrides the origin; a `fetch` passed to `createApp`
  * replaces the transport (tests); `WECHAT_EMULATOR=on` (local development) makes
- * the in-process emulator the upstream.
+ * the in-process emulator the upstream, when the app was given one: `createApp({ emulator })`,
+ * or `withEmulator(app)` from `kefu-edge/testing`, which hands it over in the env.
  *
  * @module
  */
@@ -33,8 +34,31 @@ export interface Upstream {
   baseUrl?: string | undefined;
 }
 
-/** Builds the emulator upstream for a configuration (see `worker/emulator.ts`). */
+/** Builds the emulator upstream for a configuration (`withEmulator` in `kefu-edge/testing` makes one). */
 export type EmulatorUpstream = (settings: UpstreamSettings) => Upstream;
+
+/**
+ * The env entry under which `withEmulator` (`kefu-edge/testing`) hands the app its emulator.
+ * A symbol, not a name: no variable, secret or process environment can set it, only code that
+ * wraps the app.
+ */
+export const EMULATOR_UPSTREAM: unique symbol = Symbol("kefu-edge.emulator-upstream");
+
+/**
+ * The emulator upstream handed over in `env`, if any.
+ *
+ * @param env the bindings
+ * @returns the upstream factory under {@link EMULATOR_UPSTREAM}, or `undefined`
+ * @example
+ * ```ts
+ * import { injectedEmulator } from "./upstream.ts";
+ * console.log(injectedEmulator({ WECHAT_EMULATOR: "on" })); // undefined
+ * ```
+ */
+export function injectedEmulator(env: object): EmulatorUpstream | undefined {
+  const value: unknown = (env as { [EMULATOR_UPSTREAM]?: unknown })[EMULATOR_UPSTREAM];
+  return typeof value === "function" ? value as EmulatorUpstream : undefined;
+}
 
 /**
  * Picks the upstream for `settings`: the emulator when `WECHAT_EMULATOR=on`, else
@@ -57,8 +81,12 @@ export function selectUpstream(
 ): Upstream {
   if (settings.emulator) {
     if (options.emulator === undefined) {
-      // The production entry leaves the emulator out of its bundle.
-      throw new ConfigError("WECHAT_EMULATOR", "invalid", "is on, but this entry has no emulator (use worker/dev.ts)");
+      // Production entries leave the emulator out of their bundle.
+      throw new ConfigError(
+        "WECHAT_EMULATOR",
+        "invalid",
+        "is on, but this app has no emulator (wrap it with withEmulator from kefu-edge/testing)",
+      );
     }
     return options.emulator(settings);
   }

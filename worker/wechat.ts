@@ -6,7 +6,7 @@
  */
 import { type KeyValueStore, type Logger, MiniProgram, type PushOptions, type RetryOptions } from "../mod.ts";
 import { ConfigError, type Env, optionalVar, requireVar } from "./env.ts";
-import { type EmulatorUpstream, selectUpstream, type UpstreamSettings } from "./upstream.ts";
+import { type EmulatorUpstream, injectedEmulator, selectUpstream, type UpstreamSettings } from "./upstream.ts";
 
 /** What a route needs from the configuration. */
 export interface Needs {
@@ -24,7 +24,7 @@ export interface MiniProgramFactoryOptions {
   dedupeStore: (env: Env) => KeyValueStore;
   /** Upstream transport override (tests). */
   fetch?: typeof fetch | undefined;
-  /** Supplies the emulator upstream for `WECHAT_EMULATOR=on`. */
+  /** Supplies the emulator upstream for `WECHAT_EMULATOR=on`; default the one `withEmulator` put in the env. */
   emulator?: EmulatorUpstream | undefined;
   now?: (() => number) | undefined;
   timeoutMs?: number | undefined;
@@ -89,9 +89,20 @@ export function miniProgramCache(options: MiniProgramFactoryOptions): {
   get(env: Env, needs: Needs): MiniProgram;
 } {
   const cache = new Map<string, MiniProgram>();
+  // An emulator handed over in the env is part of the configuration: the same settings with
+  // another emulator (or none) must not share a MiniProgram.
+  const emulatorIds = new WeakMap<EmulatorUpstream, number>();
+  let emulators = 0;
+  const emulatorId = (emulator: EmulatorUpstream | undefined): number => {
+    if (emulator === undefined) return 0;
+    let id = emulatorIds.get(emulator);
+    if (id === undefined) emulatorIds.set(emulator, id = ++emulators);
+    return id;
+  };
   return {
     get(env, needs) {
       const settings = wechatSettings(env, needs);
+      const emulator = settings.emulator ? options.emulator ?? injectedEmulator(env) : undefined;
       const key = JSON.stringify([
         settings.appId,
         settings.appSecret,
@@ -99,10 +110,11 @@ export function miniProgramCache(options: MiniProgramFactoryOptions): {
         settings.aesKey,
         settings.apiBase,
         settings.emulator,
+        emulatorId(emulator),
       ]);
       let mp = cache.get(key);
       if (mp === undefined) {
-        mp = build(settings, env, options);
+        mp = build(settings, env, options, emulator);
         // Configurations change only on redeploy; keep a few for isolates that see several.
         if (cache.size >= 8) cache.delete(cache.keys().next().value!);
         cache.set(key, mp);
@@ -112,8 +124,13 @@ export function miniProgramCache(options: MiniProgramFactoryOptions): {
   };
 }
 
-function build(settings: UpstreamSettings, env: Env, options: MiniProgramFactoryOptions): MiniProgram {
-  const upstream = selectUpstream(settings, options);
+function build(
+  settings: UpstreamSettings,
+  env: Env,
+  options: MiniProgramFactoryOptions,
+  emulator: EmulatorUpstream | undefined,
+): MiniProgram {
+  const upstream = selectUpstream(settings, { fetch: options.fetch, emulator });
   const store = options.store(env);
   return new MiniProgram({
     appId: settings.appId,

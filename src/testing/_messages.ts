@@ -1,20 +1,68 @@
-// Private: validation of the send and typing bodies (spec §2 and §3).
+// Private: the outbound message types (spec §2) — one table that the send check, the media
+// check and the dev server's chat page all read — and validation of the send and typing bodies.
 import { ApiFailure } from "./_responses.ts";
+import type { InboxEntry } from "./types.ts";
 
-export const MSGTYPES = ["text", "image", "link", "miniprogrampage"] as const;
-export type MsgType = typeof MSGTYPES[number];
+/** A msgtype the emulator accepts on `/cgi-bin/message/custom/send`. */
+export type MsgType = Extract<InboxEntry, { kind: "message" }>["msgtype"];
 
-/** Fields each msgtype's object must carry as strings. */
-const FIELDS: Record<MsgType, readonly string[]> = {
-  text: ["content"],
-  image: ["media_id"],
-  link: ["title", "description", "url", "thumb_url"],
-  miniprogrampage: ["title", "pagepath", "thumb_media_id"],
-};
+/** How the dev server's chat page shows a message of one type: fields of the msgtype's object, by role. */
+export interface MessageView {
+  /** Names the type on cards, e.g. "Mini program". */
+  readonly label: string;
+  /** Shown as the message text. */
+  readonly text?: string;
+  /** Shown as a card's title. */
+  readonly title?: string;
+  /** Shown as lines under the title. */
+  readonly lines?: readonly string[];
+  /** Holds a media_id, shown as an image. */
+  readonly image?: string;
+}
+
+/** What the emulator knows of one outbound message type. */
+export interface MessageSpec {
+  /** Fields the msgtype's object must carry as strings (47001 otherwise). */
+  readonly required: readonly string[];
+  /** Fields that may be present, as strings. */
+  readonly optional?: readonly string[];
+  /** Fields that hold a media_id, which must exist (40007). */
+  readonly media?: readonly string[];
+  /** Further checks of the object (throw {@link ApiFailure}). */
+  readonly check?: (object: Record<string, unknown>) => void;
+  /** How the chat page shows it. */
+  readonly view: MessageView;
+}
 
 // [UNCERTAIN] the text limit is undocumented; a community answer says ~2048 with the unit
 // unclear. We count UTF-8 bytes, the stricter reading, so an emulator pass means WeChat passes.
 const MAX_TEXT_BYTES = 2048;
+
+/**
+ * Every outbound message type. Adding one: an entry here and its name in `InboxEntry`'s
+ * `msgtype` (types.ts); the compiler points at this table until both agree.
+ */
+export const MESSAGE_TYPES: { readonly [K in MsgType]: MessageSpec } = {
+  text: {
+    required: ["content"],
+    check: (object) => checkText(object.content as string),
+    view: { label: "Text", text: "content" },
+  },
+  image: { required: ["media_id"], media: ["media_id"], view: { label: "Image", image: "media_id" } },
+  link: {
+    required: ["title", "description", "url", "thumb_url"],
+    view: { label: "Link", title: "title", lines: ["description", "url"] },
+  },
+  miniprogrampage: {
+    required: ["title", "pagepath", "thumb_media_id"],
+    // silenceper adds an optional appid to miniprogrampage; accepted when it is a string.
+    optional: ["appid"],
+    media: ["thumb_media_id"],
+    view: { label: "Mini program", title: "title", lines: ["pagepath"], image: "thumb_media_id" },
+  },
+};
+
+const MSGTYPES = Object.keys(MESSAGE_TYPES) as MsgType[];
 
 /** A validated send body. */
 export interface SendBody {
@@ -32,12 +80,12 @@ export function parseSend(text: string): SendBody {
   if (MSGTYPES.some((other) => other !== msgtype && other in body)) throw new ApiFailure(47001);
   const object = body[msgtype];
   if (!isRecord(object)) throw new ApiFailure(47001);
-  for (const field of FIELDS[msgtype]) if (typeof object[field] !== "string") throw new ApiFailure(47001);
-  // silenceper adds an optional appid to miniprogrampage; accepted when it is a string.
-  if (msgtype === "miniprogrampage" && "appid" in object && typeof object.appid !== "string") {
-    throw new ApiFailure(47001);
+  const spec = MESSAGE_TYPES[msgtype];
+  for (const field of spec.required) if (typeof object[field] !== "string") throw new ApiFailure(47001);
+  for (const field of spec.optional ?? []) {
+    if (field in object && typeof object[field] !== "string") throw new ApiFailure(47001);
   }
-  if (msgtype === "text") checkText(object.content as string);
+  spec.check?.(object);
   return { touser: body.touser, msgtype, object };
 }
 
@@ -51,9 +99,7 @@ export function parseTyping(text: string): { touser: unknown; command: "Typing" 
 
 /** The media ids a send refers to (they must exist: 40007). */
 export function mediaIdsOf({ msgtype, object }: SendBody): string[] {
-  if (msgtype === "image") return [object.media_id as string];
-  if (msgtype === "miniprogrampage") return [object.thumb_media_id as string];
-  return [];
+  return (MESSAGE_TYPES[msgtype].media ?? []).map((field) => object[field] as string);
 }
 
 /** Parses a JSON API body: 44002 when empty, 40033 for escaped non-ASCII, 47001 when malformed. */
@@ -93,7 +139,7 @@ function checkText(content: string): void {
 }
 
 function isMsgType(value: unknown): value is MsgType {
-  return typeof value === "string" && (MSGTYPES as readonly string[]).includes(value);
+  return typeof value === "string" && Object.hasOwn(MESSAGE_TYPES, value);
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

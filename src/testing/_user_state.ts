@@ -1,10 +1,11 @@
 // Private: one user's send window, typing state and inbox (spec §2 and §3).
 import { HOUR, MINUTE, SECOND } from "./_clock.ts";
 import { ApiFailure } from "./_responses.ts";
+import type { MsgType } from "./_messages.ts";
 import type { InboxEntry, SendWindow } from "./types.ts";
 
 /** What each user action allows (spec §2's table). */
-const GRANTS = {
+export const GRANTS = {
   message: { count: 5, duration: 48 * HOUR },
   // [UNCERTAIN] the newer doc gives 2 messages per 1 minute after entering the session,
   // older docs 1 per minute; we take the newer reading.
@@ -79,7 +80,7 @@ export class UserState {
   }
 
   /** Records a delivered message: uses one of the quota and ends the typing state (rule 5). */
-  deliver(msgtype: "text" | "image" | "link" | "miniprogrampage", message: Record<string, unknown>): void {
+  deliver(msgtype: MsgType, message: Record<string, unknown>): void {
     this.checkSendable();
     if (this.#grant !== undefined) this.#grant.remaining--;
     this.#typingUntil = Number.NEGATIVE_INFINITY;

@@ -16,9 +16,18 @@
  * console.log(emulator.inbox("OPENID"));
  * ```
  *
+ * @example Run your own worker against the emulator and the chat page (`dev.ts`)
+ * ```ts ignore
+ * import app from "./worker.ts";
+ * import { withEmulator } from "kefu-edge/testing";
+ * export { KefuStore } from "kefu-edge/worker";
+ * export default withEmulator(app);
+ * ```
+ *
  * @module
  */
 export { createEmulator } from "./emulator.ts";
+export { withEmulator, type WithEmulatorOptions } from "./dev_server/with_emulator.ts";
 export { buildPush, type BuiltPush, deliverPush, type DeliverySettings, type PushTarget } from "./push.ts";
 export type {
   DeliverOptions,

@@ -1,17 +1,17 @@
 // The dev entry stays out of production: `wrangler deploy --dry-run` of wrangler.toml (the
-// production entry, worker/index.ts) bundles no emulator, no /_emulator/ route and no dev value,
-// while the same build of worker/dev.ts does (so the markers below are the right ones).
+// production entry, worker/index.ts) bundles no emulator, no /_emulator/ route, no chat page and
+// no dev value, while the same build of dev/worker.ts does (so the markers below are the right ones).
 import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DEV_VARS, ROOT, wranglerEnv } from "../../scripts/_dev_server.ts";
+import { DEV_ENTRY, DEV_VARS, ROOT, wranglerEnv } from "../../scripts/_dev_server.ts";
 
 const run = promisify(execFile);
 // Strings only the emulator and the dev routes contain.
-const MARKERS = ["/_emulator/users/:openId/messages", "kefu-config", "WeChatEmulator", "ExchangeLog"];
+const MARKERS = ["/users/:openId/miniprogrampages", "/_emulator", "WeChatEmulator", "ExchangeLog", "emulatorApp"];
 const DEV_VALUES = Object.values(DEV_VARS).filter((value) => value !== "on");
 
 let out: string;
@@ -24,7 +24,7 @@ async function bundle(entry: string[]): Promise<string> {
     env: wranglerEnv(),
     timeout: 30_000,
   });
-  return await readFile(join(dir, entry.length === 0 ? "index.js" : "dev.js"), "utf8");
+  return await readFile(join(dir, entry.length === 0 ? "index.js" : "worker.js"), "utf8");
 }
 
 describe("production bundle", () => {
@@ -33,7 +33,7 @@ describe("production bundle", () => {
 
   beforeAll(async () => {
     out = await mkdtemp(join(tmpdir(), "kefu-bundle-"));
-    [production, dev] = await Promise.all([bundle([]), bundle(["worker/dev.ts"])]);
+    [production, dev] = await Promise.all([bundle([]), bundle([DEV_ENTRY])]);
   }, 60_000);
 
   afterAll(async () => {
@@ -50,9 +50,10 @@ describe("production bundle", () => {
     for (const value of DEV_VALUES) expect(production, value).not.toContain(value);
   });
 
-  it("wrangler.toml carries no dev value", async () => {
+  it("wrangler.toml carries no dev value and serves no assets", async () => {
     const toml = await readFile(join(ROOT, "wrangler.toml"), "utf8");
     expect(toml).toMatch(/^main = "worker\/index.ts"$/m);
+    expect(toml).not.toMatch(/^\s*\[assets\]|^\s*assets\s*=/m);
     for (const value of DEV_VALUES) expect(toml, value).not.toContain(value);
   });
 });

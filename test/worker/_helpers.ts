@@ -4,7 +4,7 @@ import { env as workerEnv } from "cloudflare:workers";
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { expect } from "vitest";
 import type { Hono } from "hono";
-import { type AppEnv, type AppOptions, createApp } from "../../worker/app.ts";
+import { type AppEnv, type AppOptions, createApp, type KefuApp } from "../../worker/app.ts";
 import type { Env } from "../../worker/env.ts";
 import type { ErrorBody } from "../../worker/errors.ts";
 
@@ -98,7 +98,7 @@ export function errorOf(called: Called): ErrorBody["error"] {
 const logged: string[] = [];
 
 /** `createApp` with a logger whose lines the setup file checks for credentials after each test. */
-export function testApp(options: AppOptions = {}): Hono<AppEnv> {
+export function testApp(options: AppOptions = {}): KefuApp {
   return createApp({ logger: { warn: (m) => void logged.push(m), error: (m) => void logged.push(m) }, ...options });
 }
 

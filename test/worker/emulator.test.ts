@@ -1,8 +1,9 @@
 // WECHAT_EMULATOR=on: the in-process emulator is the upstream, and its users push to the app.
 import { createExecutionContext, reset, waitOnExecutionContext } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
-import { emulatorUpstream } from "../../worker/emulator.ts";
-import { AES_KEY, APP_ID, AUTH, call, errorOf, json, OPENID, testApp, testEnv } from "./_helpers.ts";
+import { emulatorUpstream } from "../../src/testing/dev_server/_upstream.ts";
+import { withEmulator } from "../../src/testing/mod.ts";
+import { AES_KEY, APP_ID, AUTH, call, errorOf, json, OPENID, takeLogs, testApp, testEnv } from "./_helpers.ts";
 
 beforeEach(() => reset());
 
@@ -69,5 +70,41 @@ describe("emulator mode", () => {
     expect(emulator.inbox(OPENID)).toContainEqual(
       expect.objectContaining({ kind: "message", msgtype: "text", message: { content: "Welcome!" } }),
     );
+  });
+});
+
+describe("withEmulator", () => {
+  it("hands its emulator to an app built without one, through the env", async () => {
+    const app = testApp();
+    const dev = withEmulator(app, { logger: { warn() {}, error() {} } });
+    const env = testEnv({ WECHAT_EMULATOR: "on" });
+    // The emulator answered: an unknown media_id is its 40007.
+    const wrapped = await call(dev, "/api/media/UNKNOWN", { headers: AUTH }, env);
+    expect([wrapped.res.status, errorOf(wrapped).errcode]).toEqual([502, 40007]);
+    // The same app on its own has no emulator, and says how to get one.
+    const bare = await call(app, "/api/media/UNKNOWN", { headers: AUTH }, env);
+    expect(bare.res.status).toBe(503);
+    expect(errorOf(bare)).toMatchObject({ code: "config_invalid", variable: "WECHAT_EMULATOR" });
+    expect(errorOf(bare).message).toContain("withEmulator from kefu-edge/testing");
+    expect(takeLogs()).toEqual([expect.stringContaining("answered 502"), expect.stringContaining("answered 503")]);
+  });
+
+  it("changes nothing while WECHAT_EMULATOR is off: the app calls its own upstream", async () => {
+    const urls: string[] = [];
+    const upstream = ((input: RequestInfo | URL) => {
+      const url = new URL(input instanceof Request ? input.url : String(input));
+      urls.push(url.pathname);
+      return Promise.resolve(Response.json(
+        url.pathname === "/cgi-bin/stable_token"
+          ? { access_token: "ACCESS_TOKEN_OFF", expires_in: 7200 }
+          : { errcode: 0, errmsg: "ok" },
+      ));
+    }) as typeof fetch;
+    const dev = withEmulator(testApp({ fetch: upstream }));
+    const env = testEnv();
+    const typing = await call(dev, "/api/typing", json({ touser: OPENID, command: "Typing" }, AUTH), env);
+    expect(JSON.parse(typing.text)).toEqual({ errcode: 0, errmsg: "ok" });
+    expect(urls).toEqual(["/cgi-bin/stable_token", "/cgi-bin/message/custom/typing"]);
+    expect((await call(dev, "/_emulator/users", undefined, env)).res.status).toBe(404);
   });
 });

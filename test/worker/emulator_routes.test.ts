@@ -1,10 +1,11 @@
-// The dev entry's /_emulator/ routes (worker/dev.ts) inside workerd with real KV: they exist only
+// withEmulator's /_emulator/ routes (kefu-edge/testing) inside workerd with real KV: they exist only
 // with WECHAT_EMULATOR=on, drive the real push endpoint, and share one emulator with /api.
 import { createExecutionContext, reset, waitOnExecutionContext } from "cloudflare:test";
+import { env as workerEnv } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
-import { createDevApp } from "../../worker/dev.ts";
+import { emulatorApp } from "../../src/testing/dev_server/with_emulator.ts";
+import { emulatorUpstream } from "../../src/testing/dev_server/_upstream.ts";
 import worker from "../../worker/index.ts";
-import { emulatorUpstream } from "../../worker/emulator.ts";
 import type { Env } from "../../worker/env.ts";
 import {
   AES_KEY,
@@ -20,6 +21,7 @@ import {
   PUSH_TOKEN,
   recordingLogger,
   SECRET,
+  testApp,
   testEnv,
 } from "./_helpers.ts";
 
@@ -31,7 +33,7 @@ const JPEG = new Uint8Array([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3, 4, 5]);
 function setup(extra: Parameters<typeof testEnv>[0] = {}, fetchFn?: typeof fetch) {
   const upstream = emulatorUpstream();
   const logger = recordingLogger();
-  const app = createDevApp({ upstream, logger, ...(fetchFn === undefined ? {} : { fetch: fetchFn }) });
+  const app = emulatorApp(testApp({ logger, ...(fetchFn === undefined ? {} : { fetch: fetchFn }) }), upstream, logger);
   const env = testEnv({ WECHAT_EMULATOR: "on", WECHAT_AES_KEY: AES_KEY, ...extra });
   return { upstream, app, env, logger };
 }
@@ -45,16 +47,15 @@ const says = (text: string) => json({ text });
 
 describe("/_emulator/ exists only with WECHAT_EMULATOR=on", () => {
   const requests: Array<[string, RequestInit | undefined]> = [
-    ["/_emulator", undefined],
-    ["/_emulator/", undefined],
-    ["/_emulator/page.js", undefined],
-    ["/_emulator/page.css", undefined],
+    ["/_emulator/config", undefined],
     ["/_emulator/users", undefined],
     ["/_emulator/exchanges", undefined],
+    ["/_emulator/updates?wait=0", undefined],
     [`/_emulator/users/${OPENID}/inbox`, undefined],
     [`/_emulator/users/${OPENID}/conversation`, undefined],
     [`/_emulator/users/${OPENID}/messages`, says("hello")],
     [`/_emulator/users/${OPENID}/session`, json({})],
+    [`/_emulator/users/${OPENID}/miniprogrampages`, json({ title: "Order", pagePath: "pages/order/index" })],
     [`/_emulator/users/${OPENID}/images`, { method: "POST", body: JPEG, headers: { "content-type": "image/jpeg" } }],
   ];
 
@@ -62,7 +63,7 @@ describe("/_emulator/ exists only with WECHAT_EMULATOR=on", () => {
     it(`answers 404 when WECHAT_EMULATOR is ${JSON.stringify(value)}`, async () => {
       const { app, upstream } = setup();
       const env = testEnv({ WECHAT_EMULATOR: value, WECHAT_AES_KEY: AES_KEY });
-      for (const [path, init] of requests) {
+      for (const [path, init] of [...requests, ["/_emulator/media/abc", undefined] as const]) {
         const called = await call(app, path, init, env);
         expect(called.res.status, path).toBe(404);
         expect(errorOf(called).code, path).toBe("not_found");
@@ -75,16 +76,24 @@ describe("/_emulator/ exists only with WECHAT_EMULATOR=on", () => {
   it("answers when it is on", async () => {
     const { app, env } = setup();
     for (const [path, init] of requests) {
-      // Not through `call`: the page carries the API key on purpose (see the page test).
+      // Not through `call`: the configuration carries the API key on purpose (see the page's test).
       const res = await app.fetch(new Request(`http://127.0.0.1:8787${path}`, init), env, createExecutionContext());
-      expect(res.status, path).toBe(path === "/_emulator" ? 308 : 200);
+      expect(res.status, path).toBe(200);
       await res.body?.cancel();
     }
   });
 
+  it("leaves every other route to the app, and an unknown /_emulator/ path to its 404", async () => {
+    const { app, env } = setup();
+    const health = await call(app, "/health", undefined, env);
+    expect([health.res.status, JSON.parse(health.text)]).toEqual([200, { status: "ok" }]);
+    const unknown = await call(app, "/_emulator/nothing-here", undefined, env);
+    expect([unknown.res.status, errorOf(unknown).code]).toEqual([404, "not_found"]);
+  });
+
   it("is absent from the production entry (worker/index.ts), even with WECHAT_EMULATOR=on", async () => {
     const env = testEnv({ WECHAT_EMULATOR: "on", WECHAT_AES_KEY: AES_KEY });
-    for (const path of ["/_emulator/", "/_emulator/users"]) {
+    for (const path of ["/_emulator/config", "/_emulator/users"]) {
       const res = await worker.fetch(new Request(`http://127.0.0.1:8787${path}`), env, createExecutionContext());
       expect(res.status, path).toBe(404);
     }
@@ -182,6 +191,64 @@ describe("user actions", () => {
     ]);
   });
 
+  it("a mini-program card is pushed with its fields and a cover stored as the user's media", async () => {
+    const { app, env, upstream } = setup();
+    const sent = body(
+      await call(
+        app,
+        `/_emulator/users/${OPENID}/miniprogrampages`,
+        json({ title: "Order 1024", pagePath: "pages/order/index?id=1024" }),
+        env,
+      ),
+    );
+    expect(sent.push).toMatchObject({
+      MsgType: "miniprogrampage",
+      FromUserName: OPENID,
+      Title: "Order 1024",
+      PagePath: "pages/order/index?id=1024",
+      AppId: APP_ID,
+      MsgId: expect.stringMatching(/^\d+$/),
+    });
+    expect(sent.delivery).toMatchObject({ ok: true, status: 200, reply: null });
+    expect(upstream.emulatorFor(APP_ID)!.media.get(sent.push.ThumbMediaId)?.contentType).toBe("image/png");
+    const other = body(
+      await call(
+        app,
+        `/_emulator/users/${OPENID}/miniprogrampages`,
+        json({ title: "Other", pagePath: "pages/index/index", appId: "wx_other_app" }),
+        env,
+      ),
+    );
+    expect(other.push.AppId).toBe("wx_other_app");
+    const conversation = body(await call(app, `/_emulator/users/${OPENID}/conversation`, undefined, env));
+    expect(conversation.entries[0]).toMatchObject({
+      from: "user",
+      kind: "miniprogrampage",
+      title: "Order 1024",
+      pagePath: "pages/order/index?id=1024",
+      appId: APP_ID,
+      thumbMediaId: sent.push.ThumbMediaId,
+    });
+    // A card opens the send window like any user message.
+    expect(conversation.window).toMatchObject({ kind: "message", remaining: 5 });
+  });
+
+  it("a queued push is consumed in process: the action's answer shows what the user received", async () => {
+    const { app, env } = setup({ WELCOME_TEXT: WELCOME, KEFU_QUEUE: workerEnv.KEFU_QUEUE });
+    const ctx = createExecutionContext();
+    const res = await app.fetch(
+      new Request(`http://127.0.0.1:8787/_emulator/users/${OPENID}/session`, json({})),
+      env,
+      ctx,
+    );
+    await waitOnExecutionContext(ctx);
+    const result = await res.json() as { delivery: { ok: boolean }; received: unknown[] };
+    expect(result.delivery.ok).toBe(true);
+    expect(result.received).toEqual([
+      expect.objectContaining({ kind: "message", msgtype: "text", message: { content: WELCOME } }),
+    ]);
+  });
+
   it("validates the OpenID, the body and the image type, naming the field", async () => {
     const { app, env } = setup();
     const cases: Array<[string, RequestInit, string]> = [
@@ -190,6 +257,11 @@ describe("user actions", () => {
       [`/_emulator/users/${OPENID}/messages`, says("   "), "text"],
       [`/_emulator/users/${OPENID}/messages`, json({ text: "hi", extra: 1 }), "extra"],
       [`/_emulator/users/${OPENID}/session`, json({ sessionFrom: 5 }), "sessionFrom"],
+      [`/_emulator/users/${OPENID}/miniprogrampages`, json({ title: " ", pagePath: "p" }), "title"],
+      [`/_emulator/users/${OPENID}/miniprogrampages`, json({ title: "t" }), "pagePath"],
+      [`/_emulator/users/${OPENID}/miniprogrampages`, json({ title: "t", pagePath: "p", appId: "a b" }), "appId"],
+      ["/_emulator/updates?version=-1", { method: "GET" }, "version"],
+      ["/_emulator/updates?wait=26", { method: "GET" }, "wait"],
       [
         `/_emulator/users/${OPENID}/images`,
         { method: "POST", body: "x", headers: { "content-type": "text/plain" } },
@@ -261,28 +333,133 @@ describe("exchange log", () => {
   });
 });
 
-describe("the page", () => {
-  it("is served with a strict policy, and configuration cannot break out of its script element", async () => {
+describe("exchange log: errcodes and changes", () => {
+  it("shows WeChat's errcode on answers that are HTTP 200 all the same", async () => {
+    const { app, env } = setup();
+    await call(app, `/_emulator/users/${OPENID}/session`, json({}), env);
+    const unknown = await call(
+      app,
+      "/api/messages",
+      json({ touser: "o_never_wrote", msgtype: "text", text: { content: "x" } }, AUTH),
+      env,
+    );
+    expect(errorOf(unknown).errcode).toBe(40003);
+    await call(app, "/api/messages", json({ touser: OPENID, msgtype: "text", text: { content: "1" } }, AUTH), env);
+    await call(app, "/api/messages", json({ touser: OPENID, msgtype: "text", text: { content: "2" } }, AUTH), env);
+    const usedUp = await call(
+      app,
+      "/api/messages",
+      json({ touser: OPENID, msgtype: "text", text: { content: "3" } }, AUTH),
+      env,
+    );
+    expect(errorOf(usedUp).errcode).toBe(45047);
+    const sends = (body(await call(app, "/_emulator/exchanges", undefined, env)).exchanges as Array<
+      { title: string; response: { line: string; errcode?: number } }
+    >).filter((x) => x.title === "POST /cgi-bin/message/custom/send");
+    expect(sends.map((x) => [x.response.line, x.response.errcode])).toEqual([
+      ["HTTP 200", 40003],
+      ["HTTP 200", 0],
+      ["HTTP 200", 0],
+      ["HTTP 200", 45047],
+    ]);
+  });
+
+  it("a note added later (the decrypted reply) makes the exchange new again for readers of changes", async () => {
+    const { app, env } = setup({ TRANSFER_TO_KF: "on" });
+    const before = body(await call(app, "/_emulator/updates?wait=0", undefined, env));
+    await call(app, `/_emulator/users/${OPENID}/messages`, says("hello"), env);
+    const all = body(await call(app, "/_emulator/exchanges", undefined, env)).exchanges as Array<
+      { id: number; rev: number; title: string; notes: string[] }
+    >;
+    const push = all.find((x) => x.title === "push: text")!;
+    expect(push.notes.at(-1)).toMatch(/^Reply after decryption: .*transfer_customer_service/);
+    expect(push.rev).toBeGreaterThan(push.id);
+    const again = body(await call(app, `/_emulator/exchanges?after=${push.rev - 1}`, undefined, env)).exchanges;
+    expect(again.map((x: { id: number }) => x.id)).toContain(push.id);
+    expect(body(await call(app, "/_emulator/updates?wait=0", undefined, env)).version).toBeGreaterThan(before.version);
+  });
+});
+
+describe("the page's long poll and images", () => {
+  it("an update request waits for the next change and answers with it", async () => {
+    const { app, env } = setup();
+    await call(app, `/_emulator/users/${OPENID}/session`, json({}), env);
+    const first = body(await call(app, `/_emulator/updates?openId=${OPENID}`, undefined, env));
+    expect(first.conversation).toMatchObject({ openId: OPENID, known: true, window: { kind: "session" } });
+    expect(first.users.map((u: { openId: string }) => u.openId)).toEqual([OPENID]);
+    const latest = Math.max(...first.exchanges.map((x: { rev: number }) => x.rev));
+    // Asked with the version it has, the page gets nothing until something happens.
+    const waiting = call(
+      app,
+      `/_emulator/updates?openId=${OPENID}&version=${first.version}&after=${latest}`,
+      undefined,
+      env,
+    );
+    await call(app, `/_emulator/users/${OPENID}/messages`, says("are you there?"), env);
+    const next = body(await waiting);
+    expect(next.version).toBeGreaterThan(first.version);
+    expect(next.conversation.entries.at(-1)).toMatchObject({ from: "user", kind: "text", text: "are you there?" });
+    // Asked again once the step is over, it has the step's whole exchange.
+    const done = body(await call(app, `/_emulator/updates?openId=${OPENID}&after=${latest}`, undefined, env));
+    expect(done.exchanges.map((x: { title: string }) => x.title)).toEqual(["push: text"]);
+  });
+
+  it("without a change it answers after `wait` seconds with the same version", async () => {
+    const { app, env } = setup();
+    const first = body(await call(app, "/_emulator/updates", undefined, env));
+    const again = body(await call(app, `/_emulator/updates?version=${first.version}&wait=1`, undefined, env));
+    expect([again.version, again.exchanges, again.conversation]).toEqual([first.version, [], null]);
+  });
+
+  it("serves the conversation's images from the emulator, without calling the app", async () => {
+    const { app, env } = setup();
+    const sent = body(
+      await call(app, `/_emulator/users/${OPENID}/images`, {
+        method: "POST",
+        body: JPEG,
+        headers: { "content-type": "image/jpeg" },
+      }, env),
+    );
+    const logged = body(await call(app, "/_emulator/exchanges", undefined, env)).exchanges.length;
+    for (let i = 0; i < 3; i++) {
+      const res = await app.fetch(new Request(`http://127.0.0.1:8787/_emulator/media/${sent.push.MediaId}`), env);
+      expect(res.headers.get("content-type")).toBe("image/jpeg");
+      expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+      expect(new Uint8Array(await res.arrayBuffer())).toEqual(JPEG);
+    }
+    expect(body(await call(app, "/_emulator/exchanges", undefined, env)).exchanges).toHaveLength(logged);
+    const missing = await call(app, "/_emulator/media/UNKNOWN_MEDIA", undefined, env);
+    expect([missing.res.status, errorOf(missing).code]).toEqual([404, "not_found"]);
+  });
+});
+
+describe("the page's configuration", () => {
+  it("names the running setup and the emulator's message table; the dev API key, never a secret", async () => {
     const { app, env } = setup({ WELCOME_TEXT: "</script><script>alert(1)</script>" });
-    const res = await app.fetch(new Request("http://127.0.0.1:8787/_emulator/"), env, createExecutionContext());
-    const html = await res.text();
-    expect(res.headers.get("content-type")).toBe("text/html; charset=utf-8");
-    expect(res.headers.get("content-security-policy")).toContain("script-src 'self'");
-    expect(html).not.toContain("<script>alert");
-    const data = /<script type="application\/json" id="kefu-config">(.*?)<\/script>/.exec(html)?.[1];
-    expect(JSON.parse(data!)).toEqual({
+    const res = await app.fetch(new Request("http://127.0.0.1:8787/_emulator/config"), env, createExecutionContext());
+    const text = await res.text();
+    expect(res.headers.get("content-type")).toMatch(/^application\/json/);
+    expect(res.headers.get("cache-control")).toBe("no-store");
+    const config = JSON.parse(text);
+    expect(config).toMatchObject({
       appId: APP_ID,
       apiKey: API_KEY,
       pushMode: "safe",
       pushFormat: "xml",
       welcomeText: "</script><script>alert(1)</script>",
       transfer: false,
+      windowLimits: { message: 5, session: 2 },
     });
-    // The dev API key is in the page on purpose (it prefills the page's API key field); the
+    // Every type the emulator accepts on custom/send, and how the page shows it.
+    expect(Object.keys(config.messageTypes).sort()).toEqual(["image", "link", "miniprogrampage", "text"]);
+    expect(config.messageTypes.miniprogrampage).toEqual({
+      label: "Mini program",
+      title: "title",
+      lines: ["pagepath"],
+      image: "thumb_media_id",
+    });
+    // The dev API key is there on purpose (it prefills the page's API key field); the
     // AppSecret, push token and AES key never are.
-    for (const secret of [SECRET, PUSH_TOKEN, AES_KEY]) expect(html).not.toContain(secret);
-    const script = await call(app, "/_emulator/page.js", undefined, env);
-    expect(script.res.headers.get("content-type")).toBe("text/javascript; charset=utf-8");
-    expect(script.text).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write/);
+    for (const secret of [SECRET, PUSH_TOKEN, AES_KEY]) expect(text).not.toContain(secret);
   });
 });

@@ -5,8 +5,8 @@ import { env as workerEnv } from "cloudflare:workers";
 import { reset } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
 import { buildPush, type PushTarget } from "../../src/testing/mod.ts";
-import { createDevApp } from "../../worker/dev.ts";
-import { emulatorUpstream } from "../../worker/emulator.ts";
+import { emulatorApp } from "../../src/testing/dev_server/with_emulator.ts";
+import { emulatorUpstream } from "../../src/testing/dev_server/_upstream.ts";
 import { fakeFetch, json as jsonResponse } from "../cases/_fake.ts";
 import {
   AES_KEY,
@@ -123,9 +123,9 @@ describe("emulator mode and the dev routes", () => {
   for (const value of ["ON", " on ", "On", "on\t", "on\n", "yes"]) {
     it(`WECHAT_EMULATOR=${JSON.stringify(value)} opens nothing`, async () => {
       const upstream = emulatorUpstream();
-      const app = createDevApp({ upstream, logger: recordingLogger() });
+      const app = emulatorApp(testApp({ logger: recordingLogger() }), upstream);
       const env = testEnv({ WECHAT_EMULATOR: value });
-      const page = await call(app, "/_emulator/", undefined, env);
+      const page = await call(app, "/_emulator/config", undefined, env);
       expect(page.res.status).toBe(404);
       const said = await call(app, `/_emulator/users/${OPENID}/messages`, json({ text: "hi" }), env);
       expect(said.res.status).toBe(404);
@@ -138,7 +138,7 @@ describe("emulator mode and the dev routes", () => {
   }
 
   it("the dev routes answer only requests addressed to a loopback host", async () => {
-    const app = createDevApp({ upstream: emulatorUpstream(), logger: recordingLogger() });
+    const app = emulatorApp(testApp({ logger: recordingLogger() }), emulatorUpstream());
     const env = testEnv({ WECHAT_EMULATOR: "on" });
     for (const host of ["localhost:8787", "127.0.0.1:8787", "127.0.0.2", "[::1]:8787"]) {
       const res = await app.fetch(new Request(`http://${host}/_emulator/users`), env);

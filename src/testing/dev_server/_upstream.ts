@@ -1,19 +1,18 @@
 /**
- * The in-process WeChat emulator as the upstream (`WECHAT_EMULATOR=on`): one emulator
- * per isolate per configuration, answering the API for the configured AppID and
- * AppSecret. For local development and smoke tests only; the production entry
- * (`worker/index.ts`) leaves it out of its bundle.
+ * Private to the dev server (`withEmulator`): the in-process WeChat emulator as the app's
+ * upstream (`WECHAT_EMULATOR=on`), one emulator per isolate per configuration, answering
+ * the API for the configured AppID and AppSecret.
  *
- * The same emulator serves the app's API calls and the dev-only `/_emulator/` routes
- * (`worker/dev.ts`): a user who "says" something there opens the send window that
- * `/api/messages` then uses.
+ * The same emulator serves the app's API calls and the `/_emulator/` routes: a user who
+ * "says" something there opens the send window that `/api/messages` then uses.
  *
  * @module
  */
-import { createEmulator, type Emulator } from "../src/testing/mod.ts";
-import type { EmulatorUpstream, UpstreamSettings } from "./upstream.ts";
-import { ConfigError } from "./env.ts";
-import { ExchangeLog, recordingFetch, SentLog } from "./_emulator_log.ts";
+import { createEmulator } from "../emulator.ts";
+import type { Emulator } from "../types.ts";
+import type { EmulatorUpstream, UpstreamSettings } from "../../../worker/upstream.ts";
+import { ConfigError } from "../../../worker/env.ts";
+import { Changes, ExchangeLog, recordingFetch, SentLog } from "./_log.ts";
 
 /** One emulated mini program and what the dev routes keep about it. */
 export interface EmulatorSession {
@@ -23,6 +22,8 @@ export interface EmulatorSession {
   readonly exchanges: ExchangeLog;
   /** What each emulated user sent through the dev routes. */
   readonly sent: SentLog;
+  /** Goes up whenever `exchanges` or `sent` change: the chat page waits on it. */
+  readonly changes: Changes;
 }
 
 /** What {@link emulatorUpstream} returns. */
@@ -53,7 +54,7 @@ export interface EmulatorUpstreams {
  *
  * @param options `now`: the emulator's clock in ms
  * @returns the upstream factory, `emulatorFor(appId)` and `session(settings)`
- * @example
+ * @example Hand it to an app
  * ```ts ignore
  * const upstream = emulatorUpstream();
  * const app = createApp({ emulator: upstream.select });
@@ -77,7 +78,8 @@ export function emulatorUpstream(options: { now?: () => number } = {}): Emulator
         }),
         ...(options.now === undefined ? {} : { now: options.now }),
       });
-      found = { emulator, exchanges: new ExchangeLog(), sent: new SentLog() };
+      const changes = new Changes();
+      found = { emulator, exchanges: new ExchangeLog(changes), sent: new SentLog(changes), changes };
       sessions.set(key, found);
     }
     return found;

@@ -1,13 +1,14 @@
 /**
- * Private to the dev entry: what the emulator session remembers for the `/_emulator/`
- * routes and the chat simulator page — a bounded log of raw push and API exchanges,
- * and what each emulated user sent. Tokens and the AppSecret never enter the log.
+ * Private to the dev server (`withEmulator`): what an emulator session remembers for the
+ * `/_emulator/` routes and the chat page — a bounded log of raw push and API exchanges, what
+ * each emulated user sent, and a change counter the page waits on. Tokens and the AppSecret
+ * never enter the log.
  *
  * @module
  */
-import type { FetchLike } from "../src/testing/mod.ts";
+import type { FetchLike } from "../types.ts";
 
-/** One side of an exchange, as the simulator page shows it. */
+/** One side of an exchange, as the chat page shows it. */
 export interface ExchangePart {
   /** `POST /cgi-bin/message/custom/send` for a request, `HTTP 200` for a response. */
   line: string;
@@ -15,12 +16,22 @@ export interface ExchangePart {
   contentType?: string;
   /** The body as text (truncated), or a summary of a binary or multipart body. */
   body: string;
+  /**
+   * WeChat's `errcode`, when a JSON answer carries one. WeChat answers its errors with
+   * HTTP 200, so this, not the status, says whether a call worked.
+   */
+  errcode?: number;
 }
 
 /** A push the emulated WeChat sent to the app, or an API call the app made to the emulated WeChat. */
 export interface Exchange {
-  /** Increases by one per exchange; `GET /_emulator/exchanges?after=<id>` pages on it. */
+  /** Increases by one per exchange. */
   id: number;
+  /**
+   * Increases whenever an exchange is added or changed (a note added): `GET
+   * /_emulator/exchanges?after=<rev>` returns what is newer than `rev`.
+   */
+  rev: number;
   /** When the request was made, ms. */
   at: number;
   /** `push`: WeChat → app (`/wechat/callback`); `api`: app → WeChat (`/cgi-bin/...`). */
@@ -40,6 +51,7 @@ export interface Exchange {
 export type SentEntry =
   | { kind: "text"; text: string; at: number }
   | { kind: "image"; mediaId: string; at: number }
+  | { kind: "miniprogrampage"; title: string; pagePath: string; appId: string; thumbMediaId: string; at: number }
   | { kind: "session"; sessionFrom: string; at: number };
 
 /** Longest body kept per exchange part, in characters. */
@@ -51,50 +63,126 @@ const MAX_USERS = 100;
 const MAX_SENT_PER_USER = 200;
 const REDACTED = "[redacted]";
 
-/** Cuts `text` to {@link MAX_BODY_CHARS}, saying how much was left out. */
+/**
+ * Cuts `text` to {@link MAX_BODY_CHARS}, saying how much was left out.
+ *
+ * @param text the text
+ * @returns the text, or its start and how many characters were cut
+ */
 export function truncate(text: string): string {
   if (text.length <= MAX_BODY_CHARS) return text;
   return `${text.slice(0, MAX_BODY_CHARS)}… (${text.length - MAX_BODY_CHARS} more characters)`;
 }
 
-/** A bounded, append-only list of exchanges, oldest first. */
+/**
+ * A counter that goes up on every change of a session, and lets a request wait for the next
+ * one (the chat page's long poll).
+ */
+export class Changes {
+  #version = 0;
+  #waiters = new Set<() => void>();
+
+  /** The current version. */
+  get version(): number {
+    return this.#version;
+  }
+
+  /** Records a change and wakes every waiter. */
+  bump(): void {
+    this.#version++;
+    const waiters = this.#waiters;
+    this.#waiters = new Set();
+    for (const wake of waiters) wake();
+  }
+
+  /**
+   * Resolves once the version is past `seen`, or after `ms`, or when `signal` aborts.
+   *
+   * @param seen the version the caller has
+   * @param ms the longest wait
+   * @param signal ends the wait early (the page went away)
+   */
+  async after(seen: number, ms: number, signal?: AbortSignal): Promise<void> {
+    if (this.#version !== seen || ms <= 0 || signal?.aborted) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let wake: () => void = () => {};
+    try {
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        this.#waiters.add(resolve);
+        timer = setTimeout(resolve, ms);
+        signal?.addEventListener("abort", () => resolve(), { once: true });
+      });
+    } finally {
+      clearTimeout(timer);
+      this.#waiters.delete(wake);
+    }
+  }
+}
+
+/** A bounded list of exchanges, oldest first. */
 export class ExchangeLog {
   readonly #entries: Exchange[] = [];
   readonly #limit: number;
+  readonly #changes: Changes | undefined;
+  #next = 1;
   #nextId = 1;
 
-  /** @param limit exchanges kept; default {@link MAX_EXCHANGES} */
-  constructor(limit: number = MAX_EXCHANGES) {
+  /**
+   * @param changes bumped on every change; optional
+   * @param limit exchanges kept; default {@link MAX_EXCHANGES}
+   */
+  constructor(changes?: Changes, limit: number = MAX_EXCHANGES) {
+    this.#changes = changes;
     this.#limit = limit;
   }
 
   /**
    * Appends an exchange.
    *
-   * @param entry the exchange without its id
-   * @returns the stored exchange; its `notes` may still be added to
+   * @param entry the exchange without its id and revision
+   * @returns the stored exchange; change it through {@link ExchangeLog.update}
    */
-  add(entry: Omit<Exchange, "id">): Exchange {
-    const stored: Exchange = { id: this.#nextId++, ...entry };
+  add(entry: Omit<Exchange, "id" | "rev">): Exchange {
+    const stored: Exchange = { id: this.#nextId++, rev: this.#next++, ...entry };
     this.#entries.push(stored);
     if (this.#entries.length > this.#limit) this.#entries.splice(0, this.#entries.length - this.#limit);
+    this.#changes?.bump();
     return stored;
   }
 
   /**
-   * The exchanges newer than `afterId`, oldest first.
+   * Adds a note to a stored exchange, so that readers asking for changes see it again.
    *
-   * @param afterId the last id the caller has seen; 0 for all
+   * @param entry an exchange {@link ExchangeLog.add} returned
+   * @param note the note
+   */
+  note(entry: Exchange, note: string): void {
+    entry.notes.push(note);
+    entry.rev = this.#next++;
+    this.#changes?.bump();
+  }
+
+  /**
+   * The exchanges added or changed since revision `after`, in the order they were added.
+   *
+   * @param after the last revision the caller has seen; 0 for all
    * @returns the exchanges
    */
-  since(afterId: number): Exchange[] {
-    return this.#entries.filter((entry) => entry.id > afterId);
+  since(after: number): Exchange[] {
+    return this.#entries.filter((entry) => entry.rev > after);
   }
 }
 
 /** What each emulated user sent through the `/_emulator/` routes, for the conversation view. */
 export class SentLog {
   readonly #users = new Map<string, SentEntry[]>();
+  readonly #changes: Changes | undefined;
+
+  /** @param changes bumped on every change; optional */
+  constructor(changes?: Changes) {
+    this.#changes = changes;
+  }
 
   /**
    * Records an action of `openId`.
@@ -110,6 +198,7 @@ export class SentLog {
     }
     entries.push(entry);
     if (entries.length > MAX_SENT_PER_USER) entries.shift();
+    this.#changes?.bump();
   }
 
   /**
@@ -149,7 +238,7 @@ export function recordingFetch(inner: FetchLike, log: ExchangeLog, now: () => nu
     const at = now();
     const describedRequest = await describeBody(request.clone());
     const openId = touserOf(describedRequest);
-    const entry: Omit<Exchange, "id"> = {
+    const entry: Omit<Exchange, "id" | "rev"> = {
       at,
       kind: "api",
       ...(openId === undefined ? {} : { openId }),
@@ -164,12 +253,22 @@ export function recordingFetch(inner: FetchLike, log: ExchangeLog, now: () => nu
       log.add({ ...entry, notes: [`No answer: ${err instanceof Error ? err.name : "error"}`] });
       throw err;
     }
-    log.add({ ...entry, response: { line: `HTTP ${response.status}`, ...(await describeBody(response)) } });
+    const described = await describeBody(response);
+    const errcode = errcodeOf(described);
+    log.add({
+      ...entry,
+      response: { line: `HTTP ${response.status}`, ...described, ...(errcode === undefined ? {} : { errcode }) },
+    });
     return response;
   };
 }
 
-/** Path and query with the access token hidden. */
+/**
+ * Path and query with the access token hidden.
+ *
+ * @param url the request URL
+ * @returns e.g. `/cgi-bin/message/custom/send?access_token=[redacted]`
+ */
 export function redactedPath(url: URL): string {
   const query = new URLSearchParams(url.search);
   if (query.has("access_token")) query.set("access_token", REDACTED);
@@ -212,17 +311,15 @@ async function describeForm(message: Request | Response): Promise<string> {
   }
 }
 
-/** A JSON object's `secret` and `access_token` replaced; any other text returned as it is. */
+/**
+ * A JSON object's `secret` and `access_token` replaced; any other text returned as it is.
+ *
+ * @param text a body
+ * @returns the body with those two values redacted
+ */
 export function redactJson(text: string): string {
-  if (!text.trimStart().startsWith("{")) return text;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    return text;
-  }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return text;
-  const record = parsed as Record<string, unknown>;
+  const record = jsonObject(text);
+  if (record === undefined) return text;
   let changed = false;
   for (const key of ["secret", "access_token"]) {
     if (key in record) {
@@ -231,6 +328,23 @@ export function redactJson(text: string): string {
     }
   }
   return changed ? JSON.stringify(record) : text;
+}
+
+function jsonObject(text: string): Record<string, unknown> | undefined {
+  if (!text.trimStart().startsWith("{")) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(text);
+    return typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)
+      ? parsed as Record<string, unknown>
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function errcodeOf(part: Omit<ExchangePart, "line">): number | undefined {
+  const errcode = jsonObject(part.body)?.errcode;
+  return typeof errcode === "number" ? errcode : undefined;
 }
 
 function touserOf(part: Omit<ExchangePart, "line">): string | undefined {

@@ -1,0 +1,5 @@
+// The same worker against the in-process WeChat emulator, for `wrangler dev` only.
+import app from "./worker.ts";
+import { withEmulator } from "kefu-edge/testing";
+export { KefuStore } from "kefu-edge/worker";
+export default withEmulator(app);

@@ -1,0 +1,542 @@
+/**
+ * Private to the dev server (`withEmulator`): the `/_emulator/` routes, a Hono sub-app. They
+ * answer only while `WECHAT_EMULATOR` is exactly `on` and the request is addressed to a
+ * loopback host; otherwise every one of them answers 404 like an unknown route.
+ *
+ * A user action (`messages`, `images`, `miniprogrampages`, `session`) makes the emulated
+ * WeChat build the signed push it would send and deliver it to the app's own
+ * `/wechat/callback`, in process: signature checks, decryption, dedupe and the push handler
+ * run for real, and the user's send window opens for `/api/messages`. The answer says what
+ * was pushed, how the app answered, and what the user received meanwhile (a welcome text).
+ *
+ * The chat page itself is static files (`assets/`), served by `wrangler dev --assets`; it
+ * reads its configuration from `GET /_emulator/config` and waits for changes on
+ * `GET /_emulator/updates`.
+ *
+ * @module
+ */
+import { type Context, Hono, type MiddlewareHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { zValidator } from "@hono/zod-validator";
+import * as z from "zod";
+import { openIdSchema } from "../../customer_service/schemas.ts";
+import type { InboxEntry, PushAction, PushFields, SendWindow } from "../types.ts";
+import { MESSAGE_TYPES, type MessageView, type MsgType } from "../_messages.ts";
+import { GRANTS } from "../_user_state.ts";
+import type { AppEnv, AppLogger, KefuApp } from "../../../worker/app.ts";
+import { type Env, type EnvVar, optionalVar, secretValues } from "../../../worker/env.ts";
+import { describeError, HttpError, toHttpError } from "../../../worker/errors.ts";
+import { rejectInvalid } from "../../../worker/schemas.ts";
+import { wechatSettings } from "../../../worker/wechat.ts";
+import type { EmulatorSession, EmulatorUpstreams } from "./_upstream.ts";
+import { type Exchange, type SentEntry, truncate } from "./_log.ts";
+
+/** Largest image an emulated user can send, in bytes (WeChat's temporary media limit). */
+const MAX_IMAGE_BYTES = 10 * 1024 * 1024;
+const MULTIPART_OVERHEAD_BYTES = 64 * 1024;
+/** How long a step waits for the work the app does after answering the push (a welcome text). */
+const BACKGROUND_WAIT_MS = 5000;
+/** Longest wait of `GET /_emulator/updates`, in seconds, before it answers with no change. */
+export const LONG_POLL_SECONDS = 25;
+/** While someone is typing, `updates` answers at least this often, so the page sees typing end. */
+const TYPING_RECHECK_MS = 1000;
+/** After a change wakes it, `updates` waits this long so that one answer carries a whole step. */
+const COALESCE_MS = 150;
+const IMAGE_TYPES = new Set(["image/jpeg", "image/png", "image/gif"]);
+
+const paramsSchema = z.object({ openId: openIdSchema });
+const mediaParams = z.object({ mediaId: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, "must be a media_id") });
+const nonEmpty = (max: number) =>
+  z.string().refine((s) => s.trim() !== "", "must not be empty").pipe(
+    z.string().max(max, `must be at most ${max} characters`),
+  );
+const messageSchema = z.strictObject({ text: nonEmpty(2048) });
+const sessionSchema = z.strictObject({
+  sessionFrom: z.string().max(1024, "must be at most 1024 characters").optional(),
+});
+const miniProgramPageSchema = z.strictObject({
+  title: nonEmpty(256),
+  pagePath: nonEmpty(1024),
+  appId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be an AppID (letters, digits, - and _)").optional(),
+});
+const exchangesQuery = z.object({ after: z.coerce.number().int().min(0).default(0) });
+const updatesQuery = z.object({
+  version: z.coerce.number().int().min(0).optional(),
+  after: z.coerce.number().int().min(0).default(0),
+  openId: openIdSchema.optional(),
+  wait: z.coerce.number().int().min(0).max(LONG_POLL_SECONDS).default(LONG_POLL_SECONDS),
+});
+
+/** An entry of a user's conversation: what they did, what they received, and WeChat's notices. */
+export type ConversationEntry = ({ from: "user" } & SentEntry) | ({ from: "service" | "wechat" } & InboxEntry);
+
+/** What the chat page is told about the running configuration (dev values only). */
+export interface PageConfig {
+  /** `WECHAT_APPID`. */
+  appId: string | null;
+  /**
+   * `API_KEY`, prefilled in the page's API key field for its `/api` calls (replies, typing).
+   * Shown on purpose: this answer exists only in emulator mode, to loopback requests.
+   */
+  apiKey: string | null;
+  /** `safe` with `WECHAT_AES_KEY`, else `plain`. */
+  pushMode: "safe" | "plain";
+  /** The format the emulated WeChat pushes in. */
+  pushFormat: "xml" | "json";
+  /** `WELCOME_TEXT`. */
+  welcomeText: string | null;
+  /** `TRANSFER_TO_KF=on`. */
+  transfer: boolean;
+  /** How the page shows each outbound message type (the emulator's table). */
+  messageTypes: Record<MsgType, MessageView>;
+  /** Messages a send window allows, by what opened it. */
+  windowLimits: Record<SendWindow["kind"], number>;
+}
+
+/** What the `/_emulator/` routes work with. */
+export interface EmulatorRoutesOptions {
+  /** The app the pushes go to (its own `fetch`, with the env the routes got). */
+  app: KefuApp;
+  /** The emulators the app was handed, so both share one emulator per configuration. */
+  upstream: EmulatorUpstreams;
+  /** The app's work after an answer that the routes wait for (queued pushes consumed in process). */
+  background?: () => Promise<unknown>[];
+  /** Where 5xx answers are logged; default `console`. */
+  logger?: AppLogger;
+}
+
+/**
+ * The `/_emulator/` routes as a sub-app, to mount with `wrapper.route("/_emulator", routes)`.
+ *
+ * @param options the app, its emulator upstream and its background work
+ * @returns the sub-app
+ * @example Mount the routes
+ * ```ts ignore
+ * const upstream = emulatorUpstream();
+ * const wrapper = new Hono<AppEnv>().route("/_emulator", emulatorRoutes({ app, upstream }));
+ * ```
+ */
+export function emulatorRoutes(options: EmulatorRoutesOptions): Hono<AppEnv> {
+  const { app, upstream } = options;
+  const background = options.background ?? (() => []);
+  const logger = options.logger ?? console;
+  const gate: MiddlewareHandler<AppEnv> = async (c, next) => {
+    if (!emulatorOn(envOf(c)) || !fromLoopback(c)) throw new HttpError(404, "not_found", "No such route");
+    await next();
+  };
+  const sessionOf = (c: Context<AppEnv>): EmulatorSession =>
+    upstream.session(wechatSettings(envOf(c), { secret: true, push: true }));
+  const params = zValidator("param", paramsSchema, rejectInvalid);
+  const json = <T extends z.ZodType>(schema: T) =>
+    [
+      bodyLimit({ maxSize: 64 * 1024, onError: tooLarge }),
+      zValidator("json", schema, rejectInvalid),
+    ] as const;
+  const act = (c: Context<AppEnv>, openId: string, action: Action) =>
+    step(c, app, background, sessionOf(c), openId, action);
+
+  const routes = new Hono<AppEnv>();
+  routes.use("*", gate);
+
+  routes.get("/config", (c) => c.json(pageConfig(envOf(c)), 200, { "cache-control": "no-store" }));
+
+  routes.get("/users", (c) => c.json({ users: users(sessionOf(c)) }));
+
+  routes.post("/users/:openId/messages", params, ...json(messageSchema), (c) => {
+    const { openId } = c.req.valid("param");
+    const { text } = c.req.valid("json");
+    return act(c, openId, {
+      push: (user) => user.says(text),
+      sent: (at) => ({ kind: "text", text, at }),
+    }).then((result) => c.json(result));
+  });
+
+  routes.post(
+    "/users/:openId/images",
+    bodyLimit({ maxSize: MAX_IMAGE_BYTES + MULTIPART_OVERHEAD_BYTES, onError: tooLarge }),
+    params,
+    async (c) => {
+      const { openId } = c.req.valid("param");
+      const { bytes, contentType } = await readImage(c);
+      return c.json(
+        await act(c, openId, {
+          push: (user) => user.sendsImage(bytes, contentType),
+          sent: (at, push) => ({ kind: "image", mediaId: String(push.message.MediaId), at }),
+        }),
+      );
+    },
+  );
+
+  routes.post("/users/:openId/miniprogrampages", params, ...json(miniProgramPageSchema), async (c) => {
+    const { openId } = c.req.valid("param");
+    const { title, pagePath, appId } = c.req.valid("json");
+    return c.json(
+      await act(c, openId, {
+        push: (user) => user.sendsMiniProgramPage({ title, pagePath, ...(appId === undefined ? {} : { appId }) }),
+        sent: (at, push) => ({
+          kind: "miniprogrampage",
+          title,
+          pagePath,
+          appId: String(push.message.AppId),
+          thumbMediaId: String(push.message.ThumbMediaId),
+          at,
+        }),
+      }),
+    );
+  });
+
+  routes.post("/users/:openId/session", params, ...json(sessionSchema), async (c) => {
+    const { openId } = c.req.valid("param");
+    const sessionFrom = c.req.valid("json").sessionFrom ?? "";
+    return c.json(
+      await act(c, openId, {
+        push: (user) => user.entersSession(sessionFrom),
+        sent: (at) => ({ kind: "session", sessionFrom, at }),
+      }),
+    );
+  });
+
+  routes.get("/users/:openId/inbox", params, (c) => {
+    const { openId } = c.req.valid("param");
+    const session = sessionOf(c);
+    return c.json({ openId, ...userStatus(session, openId), inbox: session.emulator.inbox(openId) });
+  });
+
+  routes.get("/users/:openId/conversation", params, (c) => {
+    const { openId } = c.req.valid("param");
+    const session = sessionOf(c);
+    return c.json({ openId, ...status(session, openId), entries: conversation(session, openId) });
+  });
+
+  routes.get("/exchanges", zValidator("query", exchangesQuery, rejectInvalid), (c) => {
+    const { after } = c.req.valid("query");
+    return c.json({ exchanges: sessionOf(c).exchanges.since(after) });
+  });
+
+  // The images of the conversation, straight from the emulated WeChat: what the user sees is
+  // not the app's traffic, so showing it neither calls the app nor fills the exchange log.
+  routes.get("/media/:mediaId", zValidator("param", mediaParams, rejectInvalid), (c) => {
+    const media = sessionOf(c).emulator.media.get(c.req.valid("param").mediaId);
+    if (media === undefined) throw new HttpError(404, "not_found", "No such media");
+    const type = IMAGE_TYPES.has(media.contentType) ? media.contentType : "application/octet-stream";
+    return c.body(media.bytes.slice().buffer, 200, {
+      "content-type": type,
+      // A media_id always names the same bytes.
+      "cache-control": "private, max-age=86400, immutable",
+      "x-content-type-options": "nosniff",
+      "content-security-policy": "default-src 'none'",
+    });
+  });
+
+  // The page's long poll: answers at once when something changed since `version`, else when
+  // something does (a push, an API call, a user action), when a window or typing state ends
+  // on its own, or after `wait` seconds — one request per change instead of polling.
+  routes.get("/updates", zValidator("query", updatesQuery, rejectInvalid), async (c) => {
+    const { version, after, openId, wait } = c.req.valid("query");
+    const session = sessionOf(c);
+    if (version !== undefined && version === session.changes.version) {
+      const ms = Math.min(wait * 1000, untilTimedChange(session));
+      await session.changes.after(version, ms, c.req.raw.signal);
+      if (session.changes.version !== version) await sleep(COALESCE_MS);
+    }
+    return c.json(
+      {
+        version: session.changes.version,
+        now: session.emulator.now(),
+        users: users(session),
+        conversation: openId === undefined
+          ? null
+          : { openId, ...status(session, openId), entries: conversation(session, openId) },
+        exchanges: session.exchanges.since(after),
+      },
+      200,
+      { "cache-control": "no-store" },
+    );
+  });
+
+  routes.onError((err, c) => {
+    const answer = toHttpError(err);
+    if (answer.status >= 500) {
+      const line = describeError(err, secretValues(envOf(c)));
+      logger.error(`kefu-edge: ${c.req.method} ${new URL(c.req.url).pathname} answered ${answer.status}: ${line}`);
+    }
+    return answer.toResponse();
+  });
+
+  return routes;
+}
+
+/** The answer of a user action. */
+export interface StepResult {
+  /** The user. */
+  openId: string;
+  /** The message WeChat pushed, before encryption; `MsgId` is a decimal string. */
+  push: PushFields;
+  /** How the app answered the push. */
+  delivery: {
+    ok: boolean;
+    attempts: number;
+    status: number | null;
+    /** The app's reply (decrypted in safe mode), or `null` for `success`. */
+    reply: string | null;
+    encrypted: boolean;
+    failures: readonly { attempt: number; reason: string; detail: string }[];
+  };
+  /** What the user received while the push was handled, including work done after the answer. */
+  received: InboxEntry[];
+}
+
+/** A user action: the push it makes, and how it shows in the conversation. */
+interface Action {
+  push(user: ReturnType<EmulatorSession["emulator"]["user"]>): Promise<PushAction>;
+  sent(at: number, push: PushAction): SentEntry;
+}
+
+// One user action: record it, deliver the push to the app with WeChat's retry rules,
+// log each attempt, then wait (bounded) for the app's after-answer work.
+async function step(
+  c: Context<AppEnv>,
+  app: KefuApp,
+  background: () => Promise<unknown>[],
+  session: EmulatorSession,
+  openId: string,
+  action: Action,
+): Promise<StepResult> {
+  const { emulator, exchanges } = session;
+  const before = emulator.inbox(openId).length;
+  const push = await action.push(emulator.user(openId));
+  session.sent.add(openId, action.sent(emulator.now(), push));
+  const tasks: Promise<unknown>[] = [];
+  const outer = executionContext(c);
+  const ctx = {
+    waitUntil(promise: Promise<unknown>): void {
+      tasks.push(promise);
+      outer?.waitUntil(promise);
+    },
+    passThroughOnException(): void {},
+    props: {},
+  };
+  let last: Exchange | undefined;
+  let attempt = 0;
+  const outcome = await push.deliver(async (request) => {
+    attempt++;
+    const url = new URL(request.url);
+    const at = emulator.now();
+    const body = await request.clone().text();
+    const response = await app.fetch(request, envOf(c), ctx);
+    const text = await response.clone().text();
+    const notes = url.searchParams.get("encrypt_type") === "aes"
+      ? [`Message before encryption: ${JSON.stringify(push.message)}`]
+      : [];
+    last = exchanges.add({
+      at,
+      kind: "push",
+      openId,
+      title: `push: ${pushTitle(push.message)}${attempt > 1 ? ` (attempt ${attempt})` : ""}`,
+      request: { line: `POST ${url.pathname}${url.search}`, ...typeOf(request), body: truncate(body) },
+      response: { line: `HTTP ${response.status}`, ...typeOf(response), body: truncate(text) },
+      notes,
+    });
+    return response;
+  });
+  if (last !== undefined && outcome.reply !== undefined) {
+    exchanges.note(last, `Reply${outcome.encrypted ? " after decryption" : ""}: ${truncate(outcome.reply)}`);
+  }
+  if (!outcome.ok) {
+    exchanges.add({
+      at: emulator.now(),
+      kind: "push",
+      openId,
+      title: `push: ${pushTitle(push.message)} not delivered after ${outcome.attempts} attempts`,
+      request: { line: "WeChat gave up", body: "" },
+      notes: outcome.failures.map((f) => `Attempt ${f.attempt}: ${f.reason} (${f.detail})`),
+    });
+  }
+  // The work after the answer: waitUntil tasks, and queued pushes consumed in process.
+  await settle([...tasks, ...background()], BACKGROUND_WAIT_MS);
+  return {
+    openId,
+    push: push.message,
+    delivery: {
+      ok: outcome.ok,
+      attempts: outcome.attempts,
+      status: outcome.status ?? null,
+      reply: outcome.reply ?? null,
+      encrypted: outcome.encrypted,
+      failures: outcome.failures,
+    },
+    received: emulator.inbox(openId).slice(before),
+  };
+}
+
+function pushTitle(message: PushFields): string {
+  return message.MsgType === "event" ? `event ${String(message.Event)}` : String(message.MsgType);
+}
+
+function typeOf(message: Request | Response): { contentType?: string } {
+  const type = message.headers.get("content-type");
+  return type === null ? {} : { contentType: type };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function settle(tasks: Promise<unknown>[], ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, ms));
+  try {
+    await Promise.race([Promise.allSettled(tasks), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+interface UserStatus {
+  /** Whether the user acted: until then WeChat does not know the OpenID (sends answer 40003). */
+  known: boolean;
+  window: SendWindow | null;
+  typing: boolean;
+}
+
+// Only users who acted through these routes exist in the emulator: asking about anyone
+// else must not create them (WeChat answers 40003 for an OpenID it does not know).
+function status(session: EmulatorSession, openId: string): UserStatus {
+  if (session.sent.of(openId).length === 0) return { known: false, window: null, typing: false };
+  const user = session.emulator.user(openId);
+  return { known: true, window: user.window ?? null, typing: user.typing };
+}
+
+function userStatus(session: EmulatorSession, openId: string): Omit<UserStatus, "known"> {
+  const { window, typing } = status(session, openId);
+  return { window, typing };
+}
+
+function users(session: EmulatorSession): ({ openId: string } & Omit<UserStatus, "known">)[] {
+  return session.sent.users().map((openId) => ({ openId, ...userStatus(session, openId) }));
+}
+
+// How long until a state changes with no event: a window closes, typing ends.
+function untilTimedChange(session: EmulatorSession): number {
+  const now = session.emulator.now();
+  let ms = Number.POSITIVE_INFINITY;
+  for (const openId of session.sent.users()) {
+    const { window, typing } = status(session, openId);
+    if (typing) ms = Math.min(ms, TYPING_RECHECK_MS);
+    if (window !== null) ms = Math.min(ms, Math.max(0, window.expiresAt - now) + 50);
+  }
+  return ms;
+}
+
+function conversation(session: EmulatorSession, openId: string): ConversationEntry[] {
+  const entries: ConversationEntry[] = [
+    ...session.sent.of(openId).map((entry): ConversationEntry => ({ from: "user", ...entry })),
+    ...session.emulator.inbox(openId).map((entry): ConversationEntry =>
+      entry.kind === "notice" ? { from: "wechat", ...entry } : { from: "service", ...entry }
+    ),
+  ];
+  // Stable: on equal times the user's action (listed first) comes before its effects.
+  return entries.sort((a, b) => a.at - b.at);
+}
+
+async function readImage(c: Context<AppEnv>): Promise<{ bytes: Uint8Array; contentType: string }> {
+  const header = c.req.header("content-type") ?? "";
+  let bytes: Uint8Array;
+  let contentType: string;
+  if (/^multipart\/form-data/i.test(header)) {
+    let file: unknown;
+    try {
+      file = (await c.req.formData()).get("media");
+    } catch {
+      throw new HttpError(400, "validation_error", "Invalid body: malformed multipart form", { field: "body" });
+    }
+    if (!(file instanceof File)) {
+      throw new HttpError(400, "validation_error", "Invalid media: must be a file part", { field: "media" });
+    }
+    bytes = new Uint8Array(await file.arrayBuffer());
+    contentType = file.type.toLowerCase();
+  } else {
+    bytes = new Uint8Array(await c.req.arrayBuffer());
+    contentType = header.split(";")[0]?.trim().toLowerCase() ?? "";
+  }
+  if (!IMAGE_TYPES.has(contentType)) {
+    throw new HttpError(400, "validation_error", "Invalid content-type: must be image/jpeg, image/png or image/gif", {
+      field: "content-type",
+    });
+  }
+  if (bytes.byteLength === 0) {
+    throw new HttpError(400, "validation_error", "Invalid media: file is empty", { field: "media" });
+  }
+  return { bytes, contentType };
+}
+
+function tooLarge(): never {
+  throw new HttpError(413, "payload_too_large", "Request body is too large");
+}
+
+function envOf(c: Context<AppEnv>): Env {
+  return c.env ?? {};
+}
+
+/**
+ * Whether `WECHAT_EMULATOR` is `on`; anything else, malformed values included, is off.
+ *
+ * @param env the bindings
+ * @returns `true` only for `on`
+ */
+export function emulatorOn(env: Env): boolean {
+  return lenient(env, "WECHAT_EMULATOR") === "on";
+}
+
+const LOOPBACK_NAMES = new Set(["localhost", "[::1]"]);
+
+/**
+ * Whether the request was addressed to this machine (its Host is a loopback name or
+ * address): the dev routes drive a fake WeChat, and a page on another site that reaches
+ * the dev server through DNS rebinding carries its own name in Host.
+ *
+ * @param c the request context
+ * @returns `true` for `localhost`, `127.x.x.x` and `[::1]`, with any port
+ */
+export function fromLoopback(c: Context<AppEnv>): boolean {
+  const host = c.req.header("host") ?? new URL(c.req.url).host;
+  let hostname: string;
+  try {
+    hostname = new URL(`http://${host}`).hostname;
+  } catch {
+    return false;
+  }
+  return LOOPBACK_NAMES.has(hostname) || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
+}
+
+function lenient<K extends EnvVar>(env: Env, name: K) {
+  try {
+    return optionalVar(env, name);
+  } catch {
+    return undefined;
+  }
+}
+
+function pageConfig(env: Env): PageConfig {
+  return {
+    appId: lenient(env, "WECHAT_APPID") ?? null,
+    apiKey: lenient(env, "API_KEY") ?? null,
+    pushMode: lenient(env, "WECHAT_AES_KEY") === undefined ? "plain" : "safe",
+    pushFormat: "xml",
+    welcomeText: lenient(env, "WELCOME_TEXT") ?? null,
+    transfer: lenient(env, "TRANSFER_TO_KF") === "on",
+    messageTypes: Object.fromEntries(
+      Object.entries(MESSAGE_TYPES).map(([name, spec]) => [name, spec.view]),
+    ) as Record<MsgType, MessageView>,
+    windowLimits: { message: GRANTS.message.count, session: GRANTS.session.count },
+  };
+}
+
+// Hono throws when the runtime gave no execution context (plain Deno/Bun servers).
+function executionContext(c: Context<AppEnv>): { waitUntil(promise: Promise<unknown>): void } | undefined {
+  try {
+    return c.executionCtx;
+  } catch {
+    return undefined;
+  }
+}
