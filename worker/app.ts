@@ -22,8 +22,8 @@ import {
 } from "../mod.ts";
 import { requireApiKey } from "./auth.ts";
 import type { WaitUntil } from "./background.ts";
-import { type Env, secretValues } from "./env.ts";
-import { describeError, HttpError, toHttpError } from "./errors.ts";
+import type { Env } from "./env.ts";
+import { answerErrors, HttpError } from "./errors.ts";
 import { type IdempotencySettings, idempotent } from "./idempotency.ts";
 import { mediaResponse } from "./media.ts";
 import {
@@ -247,14 +247,7 @@ export function createApp(options: AppOptions = {}): KefuApp {
 
   app.notFound(() => new HttpError(404, "not_found", "No such route").toResponse());
 
-  app.onError((err, c) => {
-    const answer = toHttpError(err);
-    if (answer.status >= 500) {
-      const line = describeError(err, secretValues(envOf(c)));
-      logger.error(`kefu-edge: ${c.req.method} ${new URL(c.req.url).pathname} answered ${answer.status}: ${line}`);
-    }
-    return answer.toResponse();
-  });
+  app.onError(answerErrors(logger));
 
   return Object.assign(app, {
     queue: (batch: QueueBatchLike, env: Env) => consumePushes(batch, env ?? NO_ENV, push),

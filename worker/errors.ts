@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import {
   MediaTooLargeError,
@@ -17,7 +18,7 @@ import {
   WeChatNetworkError,
   WeChatTimeoutError,
 } from "../mod.ts";
-import { ConfigError } from "./env.ts";
+import { ConfigError, type Env, secretValues } from "./env.ts";
 
 /** The body of every error answer. */
 export interface ErrorBody {
@@ -163,4 +164,28 @@ export function describeError(err: unknown, secrets: readonly string[]): string 
   const name = err instanceof Error ? err.name : typeof err;
   const message = err instanceof Error ? err.message : String(err);
   return `${name}: ${redact(message, secrets)}`;
+}
+
+/**
+ * The `onError` handler of a Hono app: the error's JSON answer, and one redacted log line
+ * (method, path, status, error) for a 5xx.
+ *
+ * @param logger where 5xx answers are logged
+ * @returns the handler for `app.onError`
+ * @example
+ * ```ts ignore
+ * app.onError(answerErrors(console));
+ * ```
+ */
+export function answerErrors(
+  logger: { error(message: string): void },
+): (err: Error, c: Context<{ Bindings: Env }>) => Response {
+  return (err, c) => {
+    const answer = toHttpError(err);
+    if (answer.status >= 500) {
+      const line = describeError(err, secretValues(c.env ?? {}));
+      logger.error(`kefu-edge: ${c.req.method} ${new URL(c.req.url).pathname} answered ${answer.status}: ${line}`);
+    }
+    return answer.toResponse();
+  };
 }

@@ -44,6 +44,8 @@ function body(called: Called): any {
 }
 
 const says = (text: string) => json({ text });
+const sendText = (touser: string, content: string) => json({ touser, msgtype: "text", text: { content } }, AUTH);
+const jpeg = (): RequestInit => ({ method: "POST", body: JPEG, headers: { "content-type": "image/jpeg" } });
 
 describe("/_emulator/ exists only with WECHAT_EMULATOR=on", () => {
   const requests: Array<[string, RequestInit | undefined]> = [
@@ -56,7 +58,7 @@ describe("/_emulator/ exists only with WECHAT_EMULATOR=on", () => {
     [`/_emulator/users/${OPENID}/messages`, says("hello")],
     [`/_emulator/users/${OPENID}/session`, json({})],
     [`/_emulator/users/${OPENID}/miniprogrampages`, json({ title: "Order", pagePath: "pages/order/index" })],
-    [`/_emulator/users/${OPENID}/images`, { method: "POST", body: JPEG, headers: { "content-type": "image/jpeg" } }],
+    [`/_emulator/users/${OPENID}/images`, jpeg()],
   ];
 
   for (const value of [undefined, "off", "OFF", "maybe", ""]) {
@@ -166,11 +168,7 @@ describe("user actions", () => {
   it("an image (raw bytes or multipart) is stored as the user's media, downloadable through /api/media", async () => {
     const { app, env } = setup();
     const raw = body(
-      await call(app, `/_emulator/users/${OPENID}/images`, {
-        method: "POST",
-        body: JPEG,
-        headers: { "content-type": "image/jpeg" },
-      }, env),
+      await call(app, `/_emulator/users/${OPENID}/images`, jpeg(), env),
     );
     expect(raw.push).toMatchObject({ MsgType: "image", MediaId: expect.stringMatching(/^[A-Za-z0-9_-]{64}$/) });
     const media = await app.fetch(
@@ -337,22 +335,11 @@ describe("exchange log: errcodes and changes", () => {
   it("shows WeChat's errcode on answers that are HTTP 200 all the same", async () => {
     const { app, env } = setup();
     await call(app, `/_emulator/users/${OPENID}/session`, json({}), env);
-    const unknown = await call(
-      app,
-      "/api/messages",
-      json({ touser: "o_never_wrote", msgtype: "text", text: { content: "x" } }, AUTH),
-      env,
-    );
-    expect(errorOf(unknown).errcode).toBe(40003);
-    await call(app, "/api/messages", json({ touser: OPENID, msgtype: "text", text: { content: "1" } }, AUTH), env);
-    await call(app, "/api/messages", json({ touser: OPENID, msgtype: "text", text: { content: "2" } }, AUTH), env);
-    const usedUp = await call(
-      app,
-      "/api/messages",
-      json({ touser: OPENID, msgtype: "text", text: { content: "3" } }, AUTH),
-      env,
-    );
-    expect(errorOf(usedUp).errcode).toBe(45047);
+    expect(errorOf(await call(app, "/api/messages", sendText("o_never_wrote", "x"), env)).errcode).toBe(40003);
+    await call(app, "/api/messages", sendText(OPENID, "1"), env);
+    await call(app, "/api/messages", sendText(OPENID, "2"), env);
+    // Entering the session allows two messages: the third is refused.
+    expect(errorOf(await call(app, "/api/messages", sendText(OPENID, "3"), env)).errcode).toBe(45047);
     const sends = (body(await call(app, "/_emulator/exchanges", undefined, env)).exchanges as Array<
       { title: string; response: { line: string; errcode?: number } }
     >).filter((x) => x.title === "POST /cgi-bin/message/custom/send");
@@ -414,11 +401,7 @@ describe("the page's long poll and images", () => {
   it("serves the conversation's images from the emulator, without calling the app", async () => {
     const { app, env } = setup();
     const sent = body(
-      await call(app, `/_emulator/users/${OPENID}/images`, {
-        method: "POST",
-        body: JPEG,
-        headers: { "content-type": "image/jpeg" },
-      }, env),
+      await call(app, `/_emulator/users/${OPENID}/images`, jpeg(), env),
     );
     const logged = body(await call(app, "/_emulator/exchanges", undefined, env)).exchanges.length;
     for (let i = 0; i < 3; i++) {

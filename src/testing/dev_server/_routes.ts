@@ -24,8 +24,8 @@ import type { InboxEntry, PushAction, PushFields, SendWindow } from "../types.ts
 import { MESSAGE_TYPES, type MessageView, type MsgType } from "../_messages.ts";
 import { GRANTS } from "../_user_state.ts";
 import type { AppEnv, AppLogger, KefuApp } from "../../../worker/app.ts";
-import { type Env, type EnvVar, optionalVar, secretValues } from "../../../worker/env.ts";
-import { describeError, HttpError, toHttpError } from "../../../worker/errors.ts";
+import { type Env, type EnvVar, optionalVar } from "../../../worker/env.ts";
+import { answerErrors, HttpError } from "../../../worker/errors.ts";
 import { rejectInvalid } from "../../../worker/schemas.ts";
 import { wechatSettings } from "../../../worker/wechat.ts";
 import type { EmulatorSession, EmulatorUpstreams } from "./_upstream.ts";
@@ -254,14 +254,7 @@ export function emulatorRoutes(options: EmulatorRoutesOptions): Hono<AppEnv> {
     );
   });
 
-  routes.onError((err, c) => {
-    const answer = toHttpError(err);
-    if (answer.status >= 500) {
-      const line = describeError(err, secretValues(envOf(c)));
-      logger.error(`kefu-edge: ${c.req.method} ${new URL(c.req.url).pathname} answered ${answer.status}: ${line}`);
-    }
-    return answer.toResponse();
-  });
+  routes.onError(answerErrors(logger));
 
   return routes;
 }
