@@ -1,8 +1,11 @@
-// The chat simulator page (/_emulator/) end to end in headless Chromium against `npm start`'s
-// command: add a user, enter the session and see the welcome text, write as the user, reply
-// through /api/messages (from the page and from outside), show typing, send an image, read the
-// raw exchanges, and save a screenshot to test/artifacts/. Needs Debian's chromium, which .ci/run
-// installs; without it, and only then, this file is skipped with a message saying so.
+// The chat page (/_emulator/) end to end in headless Chromium against `npm start`'s command: add a
+// user, see the code a send would get before they write (40003), enter the session and see the
+// welcome text, use up the session's window (45047, shown in the page and the exchange log), write
+// as the user, reply through /api/messages (from the page and from outside), show typing, send an
+// image and a mini-program card, read the raw exchanges, reload without media traffic and land on
+// the newest message, and save screenshots at desktop and phone width to test/artifacts/. Needs
+// Debian's chromium, which .ci/run installs; without it, and only then, this file is skipped with a
+// message saying so.
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
@@ -24,11 +27,13 @@ const CHROMIUM_ARGS = [
   "--disable-component-update",
   "--disable-sync",
 ];
-const SCREENSHOT = join(ROOT, "test", "artifacts", "chat-simulator.png");
+const ARTIFACTS = join(ROOT, "test", "artifacts");
 const OPENID = "o_browser_test_user";
 const WAIT = { timeout: 10_000 };
 const PNG_SIZE = 64;
 const PNG = gradientPng(PNG_SIZE);
+const DESKTOP = { width: 1400, height: 1000 };
+const PHONE = { width: 390, height: 844 };
 
 const available = existsSync(CHROMIUM);
 if (!available) {
@@ -42,22 +47,32 @@ describe.skipIf(!available)("chat simulator page in headless Chromium", () => {
   let browser: Browser;
   let page: Page;
   const problems: string[] = [];
+  // Answers the test provokes on purpose (sends WeChat refuses): [status, path].
+  const refused: string[] = [];
+
+  const watch = (target: Page) => {
+    target.on("pageerror", (err) => void problems.push(`page error: ${err.message}`));
+    target.on("console", (message) => {
+      // Chromium reports every 4xx/5xx fetch on the console; those are checked as `refused` below.
+      if (message.type() === "error" && !/^Failed to load resource: the server responded/.test(message.text())) {
+        problems.push(`console error: ${message.text()}`);
+      }
+    });
+    target.on("response", (response) => {
+      if (response.status() >= 400) refused.push(`${response.status()} ${new URL(response.url()).pathname}`);
+    });
+    target.on("dialog", (dialog) => {
+      problems.push(`dialog: ${dialog.message()}`);
+      void dialog.dismiss();
+    });
+  };
 
   beforeAll(async () => {
     server = await startDevServer();
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
-    page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-    page.on("pageerror", (err) => void problems.push(`page error: ${err.message}`));
-    page.on("console", (message) => {
-      if (message.type() === "error") problems.push(`console error: ${message.text()}`);
-    });
-    page.on("response", (response) => {
-      if (response.status() >= 400) problems.push(`HTTP ${response.status()} for ${response.url()}`);
-    });
-    page.on("dialog", (dialog) => {
-      problems.push(`dialog: ${dialog.message()}`);
-      void dialog.dismiss();
-    });
+    page = await browser.newPage({ viewport: DESKTOP });
+    watch(page);
+    await mkdir(ARTIFACTS, { recursive: true });
   }, 90_000);
 
   afterAll(async () => {
@@ -65,38 +80,88 @@ describe.skipIf(!available)("chat simulator page in headless Chromium", () => {
     await server?.stop();
   }, 20_000);
 
-  const conversation = () => page.locator("#conversation");
+  const conversation = (on: Page = page) => on.locator("#conversation");
   const fromService = (text: string) => conversation().locator(".msg.service", { hasText: text });
   const fromUser = (text: string) => conversation().locator(".msg.user", { hasText: text });
+  const windowStatus = () => page.locator("#window-status");
+  const status = () => page.getByRole("status");
+  const exchange = (text: string) => page.locator("#exchanges summary", { hasText: text }).first();
+  const sendReply = async (text: string) => {
+    await page.getByLabel("Reply").fill(text);
+    await page.getByRole("button", { name: "Send reply" }).click();
+  };
+  const inbox = async () =>
+    (await (await fetch(`${server.url}/_emulator/users/${OPENID}/inbox`)).json()) as {
+      window: { kind: string; remaining: number; expiresAt: number } | null;
+    };
+  const mediaCalls = async () => {
+    const { exchanges } = (await (await fetch(`${server.url}/_emulator/exchanges`)).json()) as {
+      exchanges: { title: string }[];
+    };
+    return exchanges.filter((x) => x.title === "GET /cgi-bin/media/get").length;
+  };
 
-  it("adds a user, who enters the session and gets the welcome text", async () => {
+  it("serves the page as static files with a strict policy, and reads the configuration", async () => {
     const response = await page.goto(`${server.url}/_emulator/`);
     expect(response?.status()).toBe(200);
+    const headers = response!.headers();
+    expect(headers["content-type"]).toBe("text/html; charset=utf-8");
+    expect(headers["cache-control"]).toBe("no-store");
+    expect(headers["x-content-type-options"]).toBe("nosniff");
+    expect(headers["content-security-policy"]).toContain("default-src 'none'; script-src 'self'");
+    expect(headers["content-security-policy"]).toContain("frame-ancestors 'none'");
     await expect(page.title()).resolves.toBe("kefu-edge · WeChat emulator");
-    await expect(page.locator("#config-summary").textContent()).resolves.toContain(DEV_VARS.WECHAT_APPID);
+    await page.locator("#config-summary", { hasText: DEV_VARS.WECHAT_APPID }).waitFor(WAIT);
+    await expect(page.getByLabel("API key").inputValue()).resolves.toBe(DEV_VARS.API_KEY);
+  });
 
+  it("before the user writes, says that a send answers 40003, and the log shows WeChat's errcode", async () => {
     await page.getByLabel("OpenID").fill(OPENID);
     await page.getByRole("button", { name: "Add user" }).click();
     await page.getByRole("heading", { name: `Conversation with ${OPENID}` }).waitFor(WAIT);
+    await windowStatus().filter({ hasText: "sends answer 40003" }).waitFor(WAIT);
+    await sendReply("Hello?");
+    await status().filter({ hasText: "errcode 40003" }).waitFor(WAIT);
+    await exchange("POST /cgi-bin/message/custom/send").locator(".failed", { hasText: "errcode 40003" }).waitFor(WAIT);
+  });
 
+  it("the user enters the session, gets the welcome text; the session's window shows its count and end", async () => {
     await page.getByRole("button", { name: "Enter session" }).click();
     await fromService(DEV_VARS.WELCOME_TEXT).waitFor(WAIT);
     await conversation().locator(".event", { hasText: "User entered the session" }).waitFor(WAIT);
+    // Entering the session allows 2 messages within a minute; the welcome text used one.
+    await windowStatus().filter({ hasText: "1 of 2 messages left, until" }).waitFor(WAIT);
+    const shown = await windowStatus().locator("time").getAttribute("datetime");
+    expect(shown).toBe(new Date((await inbox()).window!.expiresAt).toISOString());
+    await expect(windowStatus().textContent()).resolves.toMatch(/\(in (\d{1,2} s|1 min)\)\.$/);
   });
 
-  it("types as the user: the push is delivered and answered with transfer_customer_service", async () => {
+  it("a used-up window says that sends answer 45047, and the refused send shows errcode 45047", async () => {
+    await sendReply("One more thing");
+    await fromService("One more thing").waitFor(WAIT);
+    await windowStatus().filter({ hasText: "0 of 2 messages left. Sends answer 45047" }).waitFor(WAIT);
+    await page.locator("#user-list", { hasText: "window used up: sends answer 45047" }).waitFor(WAIT);
+    await sendReply("And another");
+    await status().filter({ hasText: "errcode 45047" }).waitFor(WAIT);
+    await exchange("POST /cgi-bin/message/custom/send").locator(".failed", { hasText: "errcode 45047" }).waitFor(WAIT);
+  });
+
+  it("types as the user: the push is answered with transfer_customer_service and opens 5 in 48 h", async () => {
     const text = "Hi, I would like to change my delivery address";
     await page.getByLabel("Message", { exact: true }).fill(text);
     await page.getByRole("button", { name: "Send as user" }).click();
     await fromUser(text).waitFor(WAIT);
-    await expect(page.getByRole("status").textContent()).resolves.toContain("transfer_customer_service");
-    await expect(page.locator("#window-status").textContent()).resolves.toContain("5 message(s)");
+    await status().filter({ hasText: "transfer_customer_service" }).waitFor(WAIT);
+    await windowStatus().filter({ hasText: "5 of 5 messages left, until" }).waitFor(WAIT);
+    // The date and time of the window's end, and how far away it is.
+    const shown = await windowStatus().locator("time").getAttribute("datetime");
+    expect(shown).toBe(new Date((await inbox()).window!.expiresAt).toISOString());
+    await expect(windowStatus().textContent()).resolves.toMatch(/\(in 4[78] h \d+ min\)\.$/);
   });
 
   it("replies through /api/messages from the page and from outside; shows typing", async () => {
     const reply = "Sure. What is the new address?";
-    await page.getByLabel("Reply").fill(reply);
-    await page.getByRole("button", { name: "Send reply" }).click();
+    await sendReply(reply);
     await fromService(reply).waitFor(WAIT);
 
     await page.getByRole("button", { name: "Show typing" }).click();
@@ -112,21 +177,35 @@ describe.skipIf(!available)("chat simulator page in headless Chromium", () => {
     await fromService(outside).waitFor(WAIT);
     // A message ends the typing state.
     await page.locator("#typing").waitFor({ state: "hidden", ...WAIT });
+    await windowStatus().filter({ hasText: "3 of 5 messages left" }).waitFor(WAIT);
   });
 
-  it("sends an image as the user and shows it, fetched through the media proxy", async () => {
+  it("sends an image as the user and shows it, read from the emulator rather than through the app", async () => {
+    const before = await mediaCalls();
     await page.getByLabel("Image").setInputFiles({ name: "photo.png", mimeType: "image/png", buffer: PNG });
     await page.getByRole("button", { name: "Send image" }).click();
-    const image = conversation().locator(".msg.user img");
-    await image.waitFor(WAIT);
+    await conversation().locator(".msg.user img").waitFor(WAIT);
     await page.waitForFunction(
       (size) => {
         const img = document.querySelector<HTMLImageElement>("#conversation .msg.user img");
-        return img !== null && img.complete && img.naturalWidth === size && img.src.startsWith("blob:");
+        return img !== null && img.complete && img.naturalWidth === size &&
+          new URL(img.src).pathname.startsWith("/_emulator/media/");
       },
       PNG_SIZE,
       WAIT,
     );
+    expect(await mediaCalls()).toBe(before);
+  });
+
+  it("sends a mini-program card as the user", async () => {
+    await page.getByLabel("Mini program card").fill("Order 1024");
+    await page.getByLabel("Card page path").fill("pages/order/index?id=1024");
+    await page.getByRole("button", { name: "Send card" }).click();
+    const card = conversation().locator(".msg.user.card", { hasText: "Order 1024" });
+    await card.waitFor(WAIT);
+    await expect(card.textContent()).resolves.toContain("pages/order/index?id=1024");
+    await status().filter({ hasText: "Mini program card: the app answered transfer_customer_service" }).waitFor(WAIT);
+    await exchange("push: miniprogrampage").waitFor(WAIT);
   });
 
   it("shows user text as text, never as markup", async () => {
@@ -139,23 +218,141 @@ describe.skipIf(!available)("chat simulator page in headless Chromium", () => {
     await expect(page.title()).resolves.toBe("kefu-edge · WeChat emulator");
   });
 
-  it("lists the raw pushes and API calls, with the token and secret redacted, and saves a screenshot", async () => {
+  it("lists the raw pushes and API calls, with the token and secret redacted", async () => {
     const log = page.locator("#exchanges");
-    await log.locator("summary", { hasText: "push: event user_enter_tempsession" }).first().waitFor(WAIT);
-    await log.locator("summary", { hasText: "push: text" }).first().waitFor(WAIT);
-    await log.locator("summary", { hasText: "POST /cgi-bin/message/custom/send" }).first().waitFor(WAIT);
+    await exchange("push: event user_enter_tempsession").waitFor(WAIT);
+    await exchange("push: text").waitFor(WAIT);
     const text = (await log.textContent()) ?? "";
     expect(text).toContain("access_token=[redacted]");
     expect(text).not.toContain(DEV_VARS.WECHAT_SECRET);
+    // The decrypted reply is added to its push once WeChat has it: the entry is updated in place.
+    await exchange("push: text").click();
+    await log.locator("details[open] pre", { hasText: "Reply after decryption" }).first().waitFor(WAIT);
+  });
 
-    // Open the latest push so the screenshot shows a raw exchange.
-    await log.locator("summary", { hasText: "push: text" }).first().click();
-    await mkdir(join(ROOT, "test", "artifacts"), { recursive: true });
-    await page.screenshot({ path: SCREENSHOT, fullPage: true });
-    expect(existsSync(SCREENSHOT)).toBe(true);
+  it("keeps one request open while nothing happens, instead of polling", async () => {
+    await page.waitForTimeout(1000); // the end of the last step's changes
+    const asked: string[] = [];
+    const onRequest = (request: { url(): string }) => void asked.push(new URL(request.url()).pathname);
+    page.on("request", onRequest);
+    await page.waitForTimeout(3000);
+    page.off("request", onRequest);
+    expect(asked).toEqual([]);
+  });
+
+  it("reloads without a media call per image, and lands on the newest message once images load", async () => {
+    // Enough messages that the conversation scrolls.
+    for (let i = 1; i <= 6; i++) {
+      const res = await fetch(`${server.url}/_emulator/users/${OPENID}/messages`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ text: `Line ${i} of a long conversation` }),
+      });
+      expect(res.status).toBe(200);
+    }
+    // The newest message is an image: it gets its height only once it has loaded.
+    const image = await fetch(`${server.url}/_emulator/users/${OPENID}/images`, {
+      method: "POST",
+      headers: { "content-type": "image/png" },
+      body: PNG,
+    });
+    expect(image.status).toBe(200);
+    await fromUser("Line 6 of a long conversation").waitFor(WAIT);
+    await page.waitForFunction(
+      () => document.querySelectorAll("#conversation .msg.user img").length === 3,
+      undefined,
+      WAIT,
+    );
+    const before = await mediaCalls();
+    const mediaRequests: string[] = [];
+    page.on("request", (request) => {
+      if (new URL(request.url()).pathname.startsWith("/api/media")) mediaRequests.push(request.url());
+    });
+    await page.reload();
+    await fromUser("Line 6 of a long conversation").waitFor(WAIT);
+    expect(await scrolledOnceImagesLoad(page)).toEqual({ overflows: true, atEnd: true });
+    expect(mediaRequests).toEqual([]);
+    expect(await mediaCalls()).toBe(before);
+  });
+
+  it("saves screenshots at desktop and phone width; at 390 px nothing scrolls sideways", async () => {
+    await exchange("push: text").click();
+    await page.screenshot({ path: join(ARTIFACTS, "chat-simulator-desktop.png"), fullPage: true });
+    const phone = await browser.newPage({ viewport: PHONE });
+    watch(phone);
+    try {
+      await phone.goto(`${server.url}/_emulator/#user=${OPENID}`);
+      await conversation(phone).locator(".msg.user", { hasText: "Line 6 of a long conversation" }).waitFor(WAIT);
+      // A fresh browser has no image cached: they load after the conversation is drawn.
+      expect(await scrolledOnceImagesLoad(phone)).toEqual({ overflows: true, atEnd: true });
+      const width = await phone.evaluate(() => ({
+        page: document.documentElement.scrollWidth,
+        view: document.documentElement.clientWidth,
+      }));
+      expect(width.view).toBe(PHONE.width);
+      expect(width.page).toBeLessThanOrEqual(width.view);
+      await phone.screenshot({ path: join(ARTIFACTS, "chat-simulator-phone.png"), fullPage: true });
+    } finally {
+      await phone.close();
+    }
+    expect(existsSync(join(ARTIFACTS, "chat-simulator-desktop.png"))).toBe(true);
+    expect(existsSync(join(ARTIFACTS, "chat-simulator-phone.png"))).toBe(true);
+  });
+
+  it("shows a message type it does not know as such, and a closed window as 45015", async () => {
+    const other = await browser.newPage({ viewport: DESKTOP });
+    watch(other);
+    try {
+      // The dev server answers as usual; the page is handed a type from a newer emulator, and a
+      // window that has closed.
+      await other.route("**/_emulator/updates?*", async (route) => {
+        const response = await route.fetch().catch(() => undefined);
+        if (response === undefined) return; // the page closed while it waited
+        const body = await response.json();
+        if (body.conversation !== null) {
+          body.conversation.window = null;
+          body.conversation.entries.push({
+            from: "service",
+            kind: "message",
+            msgtype: "music",
+            message: { title: "A song" },
+            at: body.now,
+          });
+        }
+        await route.fulfill({ response, json: body });
+      });
+      await other.goto(`${server.url}/_emulator/#user=${OPENID}`);
+      const unknown = conversation(other).locator(".msg.service.unknown", { hasText: "Unknown message type “music”" });
+      await unknown.waitFor(WAIT);
+      await expect(unknown.textContent()).resolves.toContain('"title": "A song"');
+      await other.locator("#window-status", { hasText: "Sends answer 45015" }).waitFor(WAIT);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it("met no page error, and no failed request but the two refused sends", () => {
     expect(problems).toEqual([]);
+    expect(refused).toEqual(["502 /api/messages", "502 /api/messages"]);
   });
 });
+
+// Waits until every image of the conversation has loaded, then says whether the conversation
+// overflows its box and is scrolled to its end (the newest message).
+async function scrolledOnceImagesLoad(on: Page): Promise<{ overflows: boolean; atEnd: boolean }> {
+  await on.waitForFunction(
+    () => {
+      const images = [...document.querySelectorAll<HTMLImageElement>("#conversation img")];
+      return images.length >= 3 && images.every((img) => img.complete && img.naturalWidth > 0);
+    },
+    undefined,
+    WAIT,
+  );
+  return await on.locator("#conversation").evaluate((list) => ({
+    overflows: list.scrollHeight > list.clientHeight,
+    atEnd: list.scrollHeight - list.scrollTop - list.clientHeight <= 2,
+  }));
+}
 
 // A square RGB PNG with a gradient, so the screenshot shows the image the user sent.
 function gradientPng(size: number): Buffer {

@@ -48,6 +48,10 @@
     pinned: true,
     /** @type {AbortController | null} */
     listening: null,
+    /** The emulator's clock minus this browser's, so that times count down between updates. */
+    clockOffset: 0,
+    /** @type {Conversation | null} */
+    shown: null,
     connectionError: false,
   };
 
@@ -408,12 +412,21 @@
    * @param {Conversation} data
    * @param {number} now
    */
-  function renderConversation(data, now) {
+  function renderWindow(data, now) {
     const described = describeWindow(data, now);
     const status = $("window-status");
     status.replaceChildren(...described.nodes);
     status.classList.toggle("closed", described.closed);
     status.classList.remove("muted");
+  }
+
+  /**
+   * @param {Conversation} data
+   * @param {number} now
+   */
+  function renderConversation(data, now) {
+    state.shown = data;
+    renderWindow(data, now);
     $("typing").hidden = !data.typing;
     const key = JSON.stringify(data.entries);
     if (key === state.conversationKey) return;
@@ -497,6 +510,7 @@
 
   /** @param {Updates} updates */
   function render(updates) {
+    state.clockOffset = updates.now - Date.now();
     renderUsers(updates.users, updates.now);
     if (updates.conversation && updates.conversation.openId === state.current) {
       renderConversation(updates.conversation, updates.now);
@@ -549,6 +563,7 @@
   /** @param {string} openId */
   function select(openId) {
     state.current = openId;
+    state.shown = null;
     if (!state.known.includes(openId)) state.known.push(openId);
     state.conversationKey = "";
     state.usersKey = "";
@@ -685,6 +700,10 @@
     const fromHash = /^#user=(.+)$/.exec(location.hash);
     const initial = fromHash ? decodeURIComponent(fromHash[1]) : null;
     if (initial && OPENID.test(initial)) select(initial);
+    // The window's "in 58 s" counts down between updates; no request is made for it.
+    setInterval(() => {
+      if (state.shown !== null) renderWindow(state.shown, Date.now() + state.clockOffset);
+    }, 1000);
     void listen();
   }
 
