@@ -5,7 +5,8 @@
  * `npx bun worker/bun.ts`
  *
  * Reads the worker's variables from the environment, plus `PORT` (default 8787) and
- * `HOST` (default 127.0.0.1).
+ * `HOST` (default 127.0.0.1). Writes one line per request (method, path, status, ms) to the
+ * logger's `info`; a port already in use ends it with one line saying so and exit code 1.
  *
  * @module
  */
@@ -14,6 +15,7 @@ import { type AppOptions, createApp } from "./app.ts";
 import { backgroundContext } from "./background.ts";
 import type { Env } from "./env.ts";
 import type { RunningServer } from "./deno.ts";
+import { listenError, logRequests, runMain, type ServerLogger } from "./servers.ts";
 
 // Declared here so this file type-checks with Web and Workers types as well as Bun's.
 interface BunLike {
@@ -34,8 +36,11 @@ export interface BunServeOptions {
   port?: number;
   /** Default `HOST`, else 127.0.0.1. */
   hostname?: string;
-  /** Passed to `createApp` (your push handler, logger...). */
-  app?: Omit<AppOptions, "store">;
+  /**
+   * Passed to `createApp` (your push handler, logger...). The logger's `info`, when it has one,
+   * gets one line per request; default `console`.
+   */
+  app?: Omit<AppOptions, "store" | "logger"> & { logger?: ServerLogger };
 }
 
 /**
@@ -57,13 +62,18 @@ export function serveBun(options: BunServeOptions = {}): RunningServer {
   const app = createApp({ ...options.app, store: () => store });
   const env: Env = Object.fromEntries(Object.entries(vars).filter(([, v]) => v !== undefined)) as Env;
   const hostname = options.hostname ?? (vars.HOST || "127.0.0.1");
-  const server = bun.serve({
-    hostname,
-    port: options.port ?? Number(vars.PORT || 8787),
+  const port = options.port ?? Number(vars.PORT || 8787);
+  const handler = logRequests(
+    (request) => app.fetch(request, env, backgroundContext()),
+    options.app?.logger ?? console,
+  );
+  let server: ReturnType<BunLike["serve"]>;
+  try {
     // Media downloads may stream for a while; Bun's default idle timeout is 10 s.
-    idleTimeout: 120,
-    fetch: (request) => app.fetch(request, env, backgroundContext()),
-  });
+    server = bun.serve({ hostname, port, idleTimeout: 120, fetch: handler });
+  } catch (err) {
+    throw listenError(err, hostname, port);
+  }
   return {
     url: `http://${hostname}:${server.port}`,
     async close() {
@@ -73,6 +83,8 @@ export function serveBun(options: BunServeOptions = {}): RunningServer {
 }
 
 if ((import.meta as { main?: boolean }).main) {
-  const server = serveBun();
-  console.log(`kefu-edge listening on ${server.url}`);
+  await runMain(() => Promise.resolve(console.log(`kefu-edge listening on ${serveBun().url}`)), (line) => {
+    console.error(line);
+    (globalThis as unknown as { process: { exit(code: number): never } }).process.exit(1);
+  });
 }

@@ -11,7 +11,9 @@
  *
  * Reads the worker's variables from the environment, plus `PORT` (default 8787),
  * `HOST` (default 127.0.0.1), `DENO_KV_PATH` (default Deno's own location) and
- * `KEFU_QUEUE` (`off` handles pushes while WeChat waits).
+ * `KEFU_QUEUE` (`off` handles pushes while WeChat waits). Writes one line per request
+ * (method, path, status, ms) to the logger's `info`; a port already in use ends it with one
+ * line saying so and exit code 1.
  *
  * @module
  */
@@ -20,6 +22,7 @@ import { type AppOptions, createApp } from "./app.ts";
 import { type QueueLike, retryDelaySeconds } from "./push_route.ts";
 import { backgroundContext } from "./background.ts";
 import type { Env } from "./env.ts";
+import { listenError, logRequests, runMain, type ServerLogger } from "./servers.ts";
 
 // Declared here so this file type-checks with Web and Workers types as well as Deno's.
 interface DenoServer {
@@ -36,6 +39,7 @@ interface DenoKvQueue {
 }
 interface DenoLike {
   env: { toObject(): Record<string, string> };
+  exit(code: number): never;
   openKv(path?: string): Promise<DenoKvLike & DenoKvQueue & { close(): void }>;
   serve(
     options: { hostname: string; port: number; onListen?: (addr: { hostname: string; port: number }) => void },
@@ -57,8 +61,11 @@ export interface DenoServeOptions {
   queue?: boolean;
   /** Delays before each retry of a failed queued push, in ms (its length is the number of retries); default 5 s doubling to 5 min, 10 retries. */
   backoffSchedule?: number[];
-  /** Passed to `createApp` (your push handler, logger...). */
-  app?: Omit<AppOptions, "store" | "queue">;
+  /**
+   * Passed to `createApp` (your push handler, logger...). The logger's `info`, when it has one,
+   * gets one line per request; default `console`.
+   */
+  app?: Omit<AppOptions, "store" | "queue" | "logger"> & { logger?: ServerLogger };
 }
 
 /** Default {@link DenoServeOptions.backoffSchedule}: as the Workers consumer retries. */
@@ -129,15 +136,20 @@ export async function serveDeno(options: DenoServeOptions = {}): Promise<Running
     const delay = backoffSchedule[Math.min(attempts, backoffSchedule.length) - 1] ?? 0;
     await kv.enqueue({ job, attempts }, { delay, keysIfUndelivered: keysIfUndelivered(job) });
   };
-  const listening = queued ? kv.listenQueue(consume) : Promise.resolve();
-  const server = deno.serve(
-    {
-      hostname: options.hostname ?? (vars.HOST || "127.0.0.1"),
-      port: options.port ?? Number(vars.PORT || 8787),
-      onListen: () => {},
-    },
+  const hostname = options.hostname ?? (vars.HOST || "127.0.0.1");
+  const port = options.port ?? Number(vars.PORT || 8787);
+  const handler = logRequests(
     (request) => app.fetch(request, env, backgroundContext()),
+    options.app?.logger ?? console,
   );
+  let server: DenoServer;
+  try {
+    server = deno.serve({ hostname, port, onListen: () => {} }, handler);
+  } catch (err) {
+    kv.close();
+    throw listenError(err, hostname, port);
+  }
+  const listening = queued ? kv.listenQueue(consume) : Promise.resolve();
   const url = `http://${server.addr.hostname}:${server.addr.port}`;
   return {
     url,
@@ -150,6 +162,8 @@ export async function serveDeno(options: DenoServeOptions = {}): Promise<Running
 }
 
 if ((import.meta as { main?: boolean }).main) {
-  const server = await serveDeno();
-  console.log(`kefu-edge listening on ${server.url}`);
+  await runMain(async () => console.log(`kefu-edge listening on ${(await serveDeno()).url}`), (line) => {
+    console.error(line);
+    (globalThis as unknown as { Deno: DenoLike }).Deno.exit(1);
+  });
 }

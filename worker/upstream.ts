@@ -67,7 +67,7 @@ export function injectedEmulator(env: object): EmulatorUpstream | undefined {
  * @param settings the validated WeChat settings
  * @param options `fetch`: the transport given to `createApp`; `emulator`: the emulator factory, if this entry has one
  * @returns the fetch and origin to hand to the MiniProgram
- * @throws {ConfigError} `WECHAT_EMULATOR` when emulator mode is asked for but this entry has no emulator
+ * @throws {ConfigError} `WECHAT_EMULATOR` when emulator mode is asked for but the app was given no emulator
  * @example
  * ```ts
  * import { selectUpstream } from "./upstream.ts";

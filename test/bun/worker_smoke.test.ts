@@ -31,8 +31,28 @@ afterAll(() => upstream.stop(true));
 interface Started {
   url: string;
   proc: ReturnType<typeof Bun.spawn>;
+  /** Everything the server wrote to stdout so far (the request lines). */
+  stdout(): string;
   /** Everything the server wrote to stderr so far. */
   stderr(): string;
+}
+
+/** The environment of a server started by these tests. */
+function serverEnv(extra: Record<string, string> = {}): Record<string, string | undefined> {
+  return {
+    ...process.env,
+    PORT: "0",
+    HOST: "127.0.0.1",
+    DENO_KV_PATH: ":memory:",
+    WECHAT_APPID: "wx1234567890abcdef",
+    WECHAT_SECRET: "smoke-secret",
+    WECHAT_TOKEN: "",
+    API_KEY,
+    WECHAT_API_BASE: `http://127.0.0.1:${upstream.port}`,
+    WECHAT_EMULATOR: "off",
+    NO_COLOR: "1",
+    ...extra,
+  };
 }
 
 /**
@@ -40,52 +60,33 @@ interface Started {
  * process; its stderr is collected for the test to check rather than printed.
  */
 async function start(command: string[]): Promise<Started> {
-  const proc = Bun.spawn(command, {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      PORT: "0",
-      HOST: "127.0.0.1",
-      DENO_KV_PATH: ":memory:",
-      WECHAT_APPID: "wx1234567890abcdef",
-      WECHAT_SECRET: "smoke-secret",
-      WECHAT_TOKEN: "",
-      API_KEY,
-      WECHAT_API_BASE: `http://127.0.0.1:${upstream.port}`,
-      WECHAT_EMULATOR: "off",
-      NO_COLOR: "1",
-    },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
+  const proc = Bun.spawn(command, { cwd: ROOT, env: serverEnv(), stdout: "pipe", stderr: "pipe" });
   let stderr = "";
+  let stdout = "";
   void (async () => {
     const errDecoder = new TextDecoder();
     for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) stderr += errDecoder.decode(chunk);
   })();
-  const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
-  const decoder = new TextDecoder();
-  let output = "";
+  void (async () => {
+    const decoder = new TextDecoder();
+    for await (const chunk of proc.stdout as ReadableStream<Uint8Array>) stdout += decoder.decode(chunk);
+  })();
   const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    output += decoder.decode(value, { stream: true });
-    const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
-    if (match?.[1] !== undefined) {
-      reader.releaseLock();
-      return { url: match[1], proc, stderr: () => stderr };
-    }
+  while (Date.now() < deadline && proc.exitCode === null) {
+    const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout);
+    if (match?.[1] !== undefined) return { url: match[1], proc, stdout: () => stdout, stderr: () => stderr };
+    await Bun.sleep(20);
   }
   proc.kill();
-  throw new Error(`Server did not start: ${output}\nstderr: ${stderr}`);
+  throw new Error(`Server did not start: ${stdout}\nstderr: ${stderr}`);
 }
 
-/** The stderr lines once `line` is among them (the log may trail the response a little). */
-async function loggedLines(started: Started, line: string): Promise<string[]> {
+/** The lines of one stream once `line` is among them (the log may trail the response a little). */
+async function loggedLines(output: () => string, line: string | RegExp): Promise<string[]> {
   const deadline = Date.now() + 5_000;
-  while (!started.stderr().includes(line) && Date.now() < deadline) await Bun.sleep(20);
-  return started.stderr().split("\n").filter((l) => l !== "");
+  const has = () => typeof line === "string" ? output().includes(line) : line.test(output());
+  while (!has() && Date.now() < deadline) await Bun.sleep(20);
+  return output().split("\n").filter((l) => l !== "");
 }
 
 async function smoke(command: string[]): Promise<void> {
@@ -116,7 +117,17 @@ async function smoke(command: string[]): Promise<void> {
     // The one line an operator gets for it, and nothing else on stderr.
     const line =
       "kefu-edge: GET /wechat/callback answered 503: ConfigError: Missing configuration: WECHAT_TOKEN is not set";
-    expect(await loggedLines(started, line)).toEqual([line]);
+    expect(await loggedLines(started.stderr, line)).toEqual([line]);
+
+    // One line per request on stdout: method, path, status, ms, and never the query string.
+    const requests = await loggedLines(started.stdout, /GET \/wechat\/callback 503/);
+    expect(requests.slice(1)).toEqual([
+      expect.stringMatching(/^kefu-edge: GET \/health 200 \d+ms$/),
+      expect.stringMatching(/^kefu-edge: POST \/api\/typing 401 \d+ms$/),
+      expect.stringMatching(/^kefu-edge: POST \/api\/typing 200 \d+ms$/),
+      expect.stringMatching(/^kefu-edge: GET \/wechat\/callback 503 \d+ms$/),
+    ]);
+    expect(started.stdout()).not.toMatch(/signature|echostr|\?/);
   } finally {
     proc.kill();
     await proc.exited;
@@ -130,6 +141,64 @@ test(
   () => smoke([`${ROOT}node_modules/.bin/deno`, "run", "-A", "--unstable-kv", "worker/deno.ts"]),
   60_000,
 );
+
+// A port already in use: one line that says so on stderr, nothing else, exit code 1.
+async function portTaken(command: string[]): Promise<void> {
+  const taken = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("taken") });
+  try {
+    const proc = Bun.spawn(command, {
+      cwd: ROOT,
+      env: serverEnv({ PORT: String(taken.port) }),
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const [code, stdout, stderr] = await Promise.all([
+      proc.exited,
+      new Response(proc.stdout as ReadableStream).text(),
+      new Response(proc.stderr as ReadableStream).text(),
+    ]);
+    expect([code, stdout, stderr]).toEqual([
+      1,
+      "",
+      `kefu-edge: Cannot listen on 127.0.0.1:${taken.port}: the port is in use (stop the other server or set PORT)\n`,
+    ]);
+  } finally {
+    await taken.stop(true);
+  }
+}
+
+test("npx bun worker/bun.ts on a taken port says so in one line and exits 1", () =>
+  portTaken([
+    process.execPath,
+    "worker/bun.ts",
+  ]), 60_000);
+
+test(
+  "npx deno run -A --unstable-kv worker/deno.ts on a taken port says so in one line and exits 1",
+  () => portTaken([`${ROOT}node_modules/.bin/deno`, "run", "-A", "--unstable-kv", "worker/deno.ts"]),
+  60_000,
+);
+
+test("serveBun logs each request through the app logger's info, without the query", async () => {
+  const { serveBun } = await import("../../worker/bun.ts");
+  const lines: string[] = [];
+  const server = serveBun({
+    port: 0,
+    hostname: "127.0.0.1",
+    env: { WECHAT_APPID: "wx1234567890abcdef" },
+    app: { logger: { info: (m) => void lines.push(m), warn() {}, error() {} } },
+  });
+  try {
+    await (await fetch(`${server.url}/health?token=hidden`)).arrayBuffer();
+    await (await fetch(`${server.url}/nowhere`)).arrayBuffer();
+    expect(lines).toEqual([
+      expect.stringMatching(/^kefu-edge: GET \/health 200 \d+ms$/),
+      expect.stringMatching(/^kefu-edge: GET \/nowhere 404 \d+ms$/),
+    ]);
+  } finally {
+    await server.close();
+  }
+});
 
 test("the Bun server never loads the emulator: WECHAT_EMULATOR=on is refused by name", async () => {
   const { serveBun } = await import("../../worker/bun.ts");
@@ -151,7 +220,7 @@ test("the Bun server never loads the emulator: WECHAT_EMULATOR=on is refused by 
     expect((await fetch(`${server.url}/_emulator/`)).status).toBe(404);
     expect(logged).toEqual([
       "kefu-edge: POST /api/typing answered 503: ConfigError: Invalid configuration: WECHAT_EMULATOR is on, " +
-      "but this entry has no emulator (use worker/dev.ts)",
+      "but this app has no emulator (wrap it with withEmulator from kefu-edge/testing)",
     ]);
   } finally {
     await server.close();

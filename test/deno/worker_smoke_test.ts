@@ -72,7 +72,9 @@ Deno.test("worker on Deno never loads the emulator: WECHAT_EMULATOR=on is refuse
     assertEquals(page.status, 404, "no dev routes");
     await page.body?.cancel();
     assertEquals(logged.length, 1, "one line for the 503");
-    if (!logged[0]!.includes("WECHAT_EMULATOR is on, but this entry has no emulator")) throw new Error(logged[0]);
+    if (!logged[0]!.includes("WECHAT_EMULATOR is on, but this app has no emulator (wrap it with withEmulator")) {
+      throw new Error(logged[0]);
+    }
   } finally {
     await server.close();
   }
@@ -188,5 +190,45 @@ Deno.test("worker on Deno: a push whose handler never succeeds is dead-lettered,
   } finally {
     kv.close();
     await Deno.remove(path).catch(() => {});
+  }
+});
+
+Deno.test("worker on Deno: one line per request through the app logger's info, never the query", async () => {
+  const lines: string[] = [];
+  const server = await serveDeno({
+    port: 0,
+    hostname: "127.0.0.1",
+    kvPath: ":memory:",
+    env: { WECHAT_APPID: "wx1234567890abcdef" },
+    app: { logger: { info: (m) => void lines.push(m), warn() {}, error() {} } },
+  });
+  try {
+    await (await fetch(`${server.url}/health`)).body?.cancel();
+    await (await fetch(`${server.url}/wechat/callback?signature=0123abcd&timestamp=1&nonce=2&echostr=x`)).body
+      ?.cancel();
+    const shape = lines.map((line) => line.replace(/ \d+ms$/, " <ms>"));
+    assertEquals(shape, ["kefu-edge: GET /health 200 <ms>", "kefu-edge: GET /wechat/callback 503 <ms>"], "lines");
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("worker on Deno: a port in use is refused with one sentence that says so", async () => {
+  const taken = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => new Response("taken"));
+  try {
+    let message = "";
+    try {
+      const server = await serveDeno({ port: taken.addr.port, hostname: "127.0.0.1", kvPath: ":memory:", env: {} });
+      await server.close();
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    assertEquals(
+      message,
+      `Cannot listen on 127.0.0.1:${taken.addr.port}: the port is in use (stop the other server or set PORT)`,
+      "error",
+    );
+  } finally {
+    await taken.shutdown();
   }
 });

@@ -254,7 +254,7 @@ describe.skipIf(!available)("chat simulator page in headless Chromium", () => {
     const image = await fetch(`${server.url}/_emulator/users/${OPENID}/images`, {
       method: "POST",
       headers: { "content-type": "image/png" },
-      body: PNG,
+      body: new Uint8Array(PNG),
     });
     expect(image.status).toBe(200);
     await fromUser("Line 6 of a long conversation").waitFor(WAIT);
