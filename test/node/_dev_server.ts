@@ -1,5 +1,6 @@
-// Starts `npm start`'s command (scripts/start.ts) on a free loopback port with its own KV
-// directory, in its own process group, and stops the whole group (wrangler and workerd too).
+// Starts `npm start`'s command (scripts/start.ts), or another server command, on a free loopback
+// port with its own KV directory, in its own process group, and stops the whole group (wrangler
+// and workerd too).
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
@@ -47,21 +48,35 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   }
 }
 
+/** What {@link startServer} runs. */
+export interface ServerCommand {
+  /** The program; `node` means this Node. */
+  command: string;
+  /** Its arguments; the port and a fresh state folder are passed by the callback. */
+  args: (port: number, state: string) => string[];
+  /** Where it runs; default the repository. */
+  cwd?: string;
+  /** Its environment; default this process's. */
+  env?: NodeJS.ProcessEnv;
+  /** Whether it is up, from everything it printed. */
+  ready: (output: string, url: string) => boolean;
+}
+
 /**
- * Runs {@link START_COMMAND} and resolves once it printed its banner (the server answered
- * /health). Rejects, after stopping it, when that takes longer than `timeoutMs`.
+ * Runs a server on a free loopback port with its own state folder, in its own process group,
+ * and resolves once `ready` says so. Rejects, after stopping it, when that takes longer than
+ * `timeoutMs`.
  */
-export async function startDevServer(timeoutMs = 60_000): Promise<DevServer> {
+export async function startServer(server: ServerCommand, timeoutMs = 60_000): Promise<DevServer> {
   const port = await freePort();
   const state = await mkdtemp(join(tmpdir(), "kefu-dev-kv-"));
-  const [command, ...args] = START_COMMAND.split(" ");
-  const child = spawn(command === "node" ? process.execPath : command!, [
-    ...args,
-    "--port",
-    String(port),
-    "--persist-to",
-    state,
-  ], { cwd: ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  const program = server.command === "node" ? process.execPath : server.command;
+  const child = spawn(program, server.args(port, state), {
+    cwd: server.cwd ?? ROOT,
+    env: server.env ?? process.env,
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   running.add(child);
   let output = "";
   child.stdout!.on("data", (chunk: Buffer) => void (output += chunk.toString()));
@@ -83,12 +98,25 @@ export async function startDevServer(timeoutMs = 60_000): Promise<DevServer> {
   };
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + timeoutMs;
-  while (!output.includes(`${url}/_emulator/`)) {
+  while (!server.ready(output, url)) {
     if (child.exitCode !== null || Date.now() > deadline) {
       await stop();
-      throw new Error(`The dev server did not start within ${timeoutMs} ms:\n${output}`);
+      throw new Error(`The server did not start within ${timeoutMs} ms:\n${output}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   return { url, port, output: () => output, stop };
+}
+
+/**
+ * Runs {@link START_COMMAND} and resolves once it printed its banner (the server answered
+ * /health).
+ */
+export function startDevServer(timeoutMs = 60_000): Promise<DevServer> {
+  const [command, ...args] = START_COMMAND.split(" ");
+  return startServer({
+    command: command!,
+    args: (port, state) => [...args, "--port", String(port), "--persist-to", state],
+    ready: (output, url) => output.includes(`${url}/_emulator/`),
+  }, timeoutMs);
 }

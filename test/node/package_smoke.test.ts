@@ -1,6 +1,8 @@
 // The published package, as users get it: `npm pack`, installed into a fresh project,
 // imported by plain `node` (dist/ JavaScript) and by Bun (the .ts source), running the
-// examples the README shows. Deno's example runs in the Deno suite (test/deno).
+// examples the README shows, and a team's own worker (examples/own-worker) run against the
+// emulator and the chat page with the README's `wrangler dev` command. Deno's example runs in
+// the Deno suite (test/deno).
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -9,6 +11,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, test } from "vitest";
+import { wranglerEnv } from "../../scripts/_dev_server.ts";
+import { type DevServer, startServer } from "./_dev_server.ts";
 
 const run = promisify(execFile);
 const repo = fileURLToPath(new URL("../../", import.meta.url));
@@ -41,7 +45,9 @@ test("the tarball holds the build, the sources Bun and JSR use, and nothing else
   for (const needed of ["dist/mod.js", "dist/mod.d.ts", "dist/src/testing/mod.js", "dist/worker/mod.js", "mod.ts"]) {
     assert.ok(files.includes(needed), `${needed} is packed`);
   }
-  const stray = files.filter((f) => /^(test|examples|\.ci)\/|\.test\.ts$|_test\.ts$|vitest|wrangler\.toml/.test(f));
+  const stray = files.filter((f) =>
+    /^(test|examples|dev|tools|scripts|\.ci)\/|\.test\.ts$|_test\.ts$|vitest|wrangler\.toml|tsconfig/.test(f)
+  );
   assert.deepEqual(stray, []);
 });
 
@@ -62,3 +68,70 @@ test("the README shows each runtime's example exactly as tested", async () => {
     assert.ok(readme.includes(source.trim()), `README contains examples/${name}`);
   }
 });
+
+// The README's command for a team's own worker, run verbatim from the project's root; the test
+// adds only where to listen, where to keep local state, and no interactive prompt.
+const OWN_WORKER_COMMAND =
+  "npx wrangler dev dev.ts --assets node_modules/kefu-edge/src/testing/dev_server/assets --var WECHAT_EMULATOR:on";
+const OWN_WORKER_VARS = [
+  "WECHAT_APPID=wx_my_dev_app",
+  "WECHAT_SECRET=dev-secret",
+  "WECHAT_TOKEN=dev-push-token",
+  "API_KEY=dev-api-key",
+].join("\n");
+
+test("a team's own worker runs against the emulator and the chat page with the README's command", async () => {
+  const readme = await readFile(join(repo, "README.md"), "utf8");
+  assert.ok(readme.includes(OWN_WORKER_COMMAND), "README shows the command");
+  for (const name of ["worker.ts", "dev.ts", "wrangler.toml"]) {
+    const source = await readFile(join(repo, "examples", "own-worker", name), "utf8");
+    if (name !== "wrangler.toml") assert.ok(readme.includes(source.trim()), `README contains examples/own-worker/${name}`);
+    await copyFile(join(repo, "examples", "own-worker", name), join(app, name));
+  }
+  await writeFile(join(app, ".dev.vars"), OWN_WORKER_VARS);
+  const [, , ...args] = OWN_WORKER_COMMAND.split(" ");
+  let server: DevServer | undefined;
+  try {
+    server = await startServer({
+      command: "node",
+      args: (port, state) => [
+        join(repo, "node_modules", "wrangler", "bin", "wrangler.js"),
+        ...args,
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        String(port),
+        "--persist-to",
+        state,
+        "--show-interactive-dev-session=false",
+      ],
+      cwd: app,
+      env: wranglerEnv(),
+      ready: (output, url) => output.includes(`Ready on ${url}`),
+    });
+    const page = await fetch(`${server.url}/_emulator/`);
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get("content-security-policy") ?? "", /^default-src 'none'; script-src 'self'/);
+    assert.match(await page.text(), /<title>kefu-edge · WeChat emulator<\/title>/);
+    const config = await (await fetch(`${server.url}/_emulator/config`)).json() as { appId: string };
+    assert.equal(config.appId, "wx_my_dev_app");
+
+    // The team's onMessage runs on the emulated user's push and answers through the emulator.
+    const act = async (path: string, body: unknown) => {
+      const res = await fetch(`${server!.url}/_emulator/users/o_team_user/${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      assert.equal(res.status, 200);
+      return await res.json() as { delivery: { ok: boolean }; received: { message?: { content?: string } }[] };
+    };
+    const said = await act("messages", { text: "hello" });
+    assert.equal(said.delivery.ok, true);
+    assert.deepEqual(said.received.map((entry) => entry.message?.content), ["You said: hello"]);
+    const card = await act("miniprogrampages", { title: "Order 7", pagePath: "pages/order/index?id=7" });
+    assert.deepEqual(card.received.map((entry) => entry.message?.content), ["Thanks for sharing “Order 7”"]);
+  } finally {
+    await server?.stop();
+  }
+}, 90_000);
