@@ -46,6 +46,8 @@
     usersKey: "",
     /** Whether the conversation follows the newest message (the user has not scrolled up). */
     pinned: true,
+    /** Where the page itself last scrolled the conversation to. */
+    autoScrollTop: -1,
     /** @type {AbortController | null} */
     listening: null,
     /** The emulator's clock minus this browser's, so that times count down between updates. */
@@ -223,6 +225,7 @@
     if (!state.pinned) return;
     const list = $("conversation");
     list.scrollTop = list.scrollHeight;
+    state.autoScrollTop = list.scrollTop;
   }
 
   function renderSummary() {
@@ -671,8 +674,11 @@
     });
   }
 
+  // Only the user's own scrolling decides whether the page follows the newest message: the
+  // event of the page's own scroll may arrive after an image grew the list, and must not count.
   $("conversation").addEventListener("scroll", () => {
     const list = $("conversation");
+    if (list.scrollTop === state.autoScrollTop) return;
     state.pinned = list.scrollTop + list.clientHeight >= list.scrollHeight - 8;
   });
 
