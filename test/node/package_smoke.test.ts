@@ -85,7 +85,9 @@ test("a team's own worker runs against the emulator and the chat page with the R
   assert.ok(readme.includes(OWN_WORKER_COMMAND), "README shows the command");
   for (const name of ["worker.ts", "dev.ts", "wrangler.toml"]) {
     const source = await readFile(join(repo, "examples", "own-worker", name), "utf8");
-    if (name !== "wrangler.toml") assert.ok(readme.includes(source.trim()), `README contains examples/own-worker/${name}`);
+    if (name !== "wrangler.toml") {
+      assert.ok(readme.includes(source.trim()), `README contains examples/own-worker/${name}`);
+    }
     await copyFile(join(repo, "examples", "own-worker", name), join(app, name));
   }
   await writeFile(join(app, ".dev.vars"), OWN_WORKER_VARS);
