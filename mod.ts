@@ -25,6 +25,13 @@ export {
   type WeChatResult,
 } from "./src/customer_service/customer_service_message.ts";
 export { filenameFromContentDisposition } from "./src/customer_service/media.ts";
+export {
+  openWindow,
+  type SendWindow,
+  SendWindowTracker,
+  WINDOW_GRANTS,
+  type WindowAction,
+} from "./src/customer_service/send_window.ts";
 export type {
   ImagePayload,
   LinkPayload,
@@ -80,14 +87,24 @@ export {
 export {
   ErrCode,
   isAlreadyTyping,
+  isApiUnauthorized,
+  isAppIdOpenIdMismatch,
+  isContentTooLong,
+  isDailyQuotaExceeded,
   isInvalidMediaId,
   isInvalidOpenId,
+  isInvalidTemplateData,
+  isInvalidTemplateId,
   isInvalidTypingCommand,
+  isIpNotWhitelisted,
+  isMinuteQuotaExceeded,
   isOutOfWindow,
   isQuotaExceeded,
+  isSubscriptionRefused,
   isSystemBusy,
   isTypingWithoutInteraction,
   MediaTooLargeError,
+  OutOfWindowError,
   PushVerificationError,
   type PushVerificationReason,
   redact,
