@@ -26,6 +26,14 @@ export {
 } from "./src/customer_service/customer_service_message.ts";
 export { filenameFromContentDisposition } from "./src/customer_service/media.ts";
 export {
+  DEFAULT_MAX_TEXT_BYTES,
+  miniProgramLink,
+  type MiniProgramLinkOptions,
+  splitText,
+  type SplitTextOptions,
+  utf8Length,
+} from "./src/customer_service/text.ts";
+export {
   openWindow,
   type SendWindow,
   SendWindowTracker,

@@ -1,6 +1,7 @@
 // Every shared case file, imported once for its side effect of registering cases.
 import "./core_customer_service.ts";
 import "./core_token.ts";
+import "./core_text.ts";
 import "./core_portability.ts";
 import "./core_stores.ts";
 import "./publish_exports.ts";
