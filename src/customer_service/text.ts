@@ -68,7 +68,7 @@ const SENTENCE = /(?:[。！？；…]+[”’」』）)]*|[.!?;]+[”’"')\]]*
  * @example
  * ```ts
  * import { splitText } from "./text.ts";
- * console.log(splitText("第一段。\n\n第二段。", { maxBytes: 16 })); // [ "第一段。\n\n", "第二段。" ]
+ * console.log(splitText("第一段。\n\n第二段。", { maxBytes: 16 })); // ["第一段。\n\n", "第二段。"]
  * ```
  */
 export function splitText(content: string, options: SplitTextOptions = {}): string[] {
