@@ -74,6 +74,12 @@ export {
   Reply,
   type ReplyDecider,
   type ReplyType,
+  type SubscribeMsgChangeEvent,
+  type SubscribeMsgChangeItem,
+  type SubscribeMsgPopupEvent,
+  type SubscribeMsgPopupItem,
+  type SubscribeMsgSentEvent,
+  type SubscribeMsgSentItem,
   type TextMessage,
   type UserEnterTempSessionEvent,
 } from "./src/push/mod.ts";

@@ -11,6 +11,7 @@ import "./push_fuzz.ts";
 import "./push_xml.ts";
 import "./security.ts";
 import "./push_claims.ts";
+import "./push_subscribe.ts";
 import "./push_xml_differential.ts";
 import "./emulator_tokens.ts";
 import "./emulator_send.ts";
