@@ -34,7 +34,6 @@ export type {
   TypingCommand,
 } from "./src/customer_service/schemas.ts";
 export {
-  type DecryptOptions,
   type EncryptOptions,
   type ImageMessage,
   isPushMessage,

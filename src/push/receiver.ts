@@ -9,7 +9,7 @@ import type { KeyValueStore } from "../stores/key_value_store.ts";
 import { MemoryStore } from "../stores/memory_store.ts";
 import { readStream } from "../_bytes.ts";
 import type { Logger } from "../token/access_token.ts";
-import { constantTimeEqual, MessageCrypto, pushSignature } from "./crypto.ts";
+import { constantTimeEqual, decryptStartingWith, MessageCrypto, pushSignature } from "./crypto.ts";
 import { detectFormat, parseEnvelope, parseFields, type PushFormat, toPushMessage } from "./parse.ts";
 import { envelopeBody, Reply, replyXml } from "./reply.ts";
 import type { PushMessage } from "./types.ts";
@@ -238,7 +238,7 @@ export class PushReceiver {
     const encrypt = envelope.Encrypt;
     if (typeof encrypt !== "string" || encrypt === "") throw badRequest("Missing Encrypt in an encrypted body");
     this.#verify(msgSignature, timestamp, nonce, encrypt);
-    const inner = await this.#crypto!.decrypt(encrypt, { startsWith: MESSAGE_START[format] });
+    const inner = await decryptStartingWith(this.#crypto!, encrypt, MESSAGE_START[format]);
     return parseFields(inner, requireFormat(inner));
   }
 
