@@ -8,7 +8,15 @@
  * @module
  */
 import { PushVerificationError, ValidationError } from "../errors.ts";
-import { type AesCbc, aesCbc, type CryptoPath, currentCryptoPath, sha1Hex } from "../runtime/crypto.ts";
+import {
+  type AesCbc,
+  aesCbc,
+  type CryptoPath,
+  currentCryptoPath,
+  decodeBase64,
+  encodeBase64,
+  sha1Hex,
+} from "../runtime/crypto.ts";
 
 /** Settings of {@link MessageCrypto}, as configured in the mini program's admin console. */
 export interface MessageCryptoOptions {
@@ -81,8 +89,9 @@ export class MessageCrypto {
     this.#token = options.token;
     this.#appId = encoder.encode(options.appId);
     // 43 base64 characters plus "=" decode to exactly 32 bytes; the IV is the key's first half.
-    const key = base64ToBytes(`${options.encodingAESKey}=`);
-    this.#aes = aesCbc(key, key.slice(0, AES_BLOCK));
+    const path = currentCryptoPath();
+    const key = decodeBase64(`${options.encodingAESKey}=`, path).slice();
+    this.#aes = aesCbc(key, key.slice(0, AES_BLOCK), path);
   }
 
   /**
@@ -169,13 +178,13 @@ export class MessageCrypto {
     padded.set(message, HEADER_BYTES);
     padded.set(this.#appId, HEADER_BYTES + message.length);
     padded.fill(pad, size);
-    return bytesToBase64(await this.#aes.encrypt(padded));
+    return encodeBase64(await this.#aes.encrypt(padded), this.#aes.path);
   }
 
   // The start of the message, when the caller knows it, lets WebCrypto decrypt in one call
   // instead of two; a wrong guess costs time, never correctness.
   async #decrypt(encrypt: string, startsWith: string | undefined): Promise<string> {
-    const cipher = decodeCiphertext(encrypt);
+    const cipher = decodeCiphertext(encrypt, this.#aes.path);
     const predicted = startsWith === undefined ? undefined : encoder.encode(startsWith)[PREDICTED_BYTE];
     return this.#unpack(await this.#aes.decrypt(cipher, predicted));
   }
@@ -292,31 +301,15 @@ function randomBytes(random: Uint8Array | string | undefined): Uint8Array {
   return bytes;
 }
 
-function decodeCiphertext(encrypt: string): Uint8Array<ArrayBuffer> {
+function decodeCiphertext(encrypt: string, path: CryptoPath): Uint8Array<ArrayBuffer> {
   let bytes: Uint8Array<ArrayBuffer>;
   try {
-    bytes = base64ToBytes(encrypt);
+    bytes = decodeBase64(encrypt, path);
   } catch {
     throw undecryptable("invalid base64");
   }
   if (bytes.length === 0 || bytes.length % AES_BLOCK !== 0) throw undecryptable("invalid length");
   return bytes;
-}
-
-function base64ToBytes(base64: string): Uint8Array<ArrayBuffer> {
-  const binary = atob(base64);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  return bytes;
-}
-
-function bytesToBase64(bytes: Uint8Array): string {
-  let binary = "";
-  // Chunked so a long message never exceeds the engine's argument limit.
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(binary);
 }
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {

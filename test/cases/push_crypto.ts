@@ -1,13 +1,16 @@
 import assert from "node:assert/strict";
-import { createHash, randomBytes } from "node:crypto";
+import { createCipheriv, createHash, randomBytes } from "node:crypto";
 import { createRequire } from "node:module";
 import { MessageCrypto, type MessageCryptoOptions, PushVerificationError, ValidationError } from "../../mod.ts";
 import { constantTimeEqual, decryptStartingWith, pushSignature } from "../../src/push/crypto.ts";
 import { sha1Hex } from "../../src/push/_sha1.ts";
 import {
+  aesCbc,
   availableCryptoPaths,
   type CryptoPath,
   currentCryptoPath,
+  decodeBase64,
+  encodeBase64,
   forceCryptoPath,
   sha1Hex as pathSha1Hex,
 } from "../../src/runtime/crypto.ts";
@@ -146,6 +149,39 @@ for (const path of availableCryptoPaths()) {
   const make = (options: MessageCryptoOptions = { token: TOKEN, encodingAESKey: AES_KEY, appId: APP_ID }) =>
     onPath(path, () => new MessageCrypto(options));
   const name = (what: string) => `push crypto (${path}): ${what}`;
+
+  test(name("AES-CBC gives every block of consecutive messages, the first included"), async () => {
+    const key = new Uint8Array(randomBytes(32));
+    const iv = key.slice(0, 16);
+    const aes = aesCbc(key, iv, path);
+    assert.equal(aes.path, path);
+    for (let i = 0; i < 50; i++) {
+      const plain = new Uint8Array(randomBytes(16 * (1 + (i * 7) % 40)));
+      const oracle = createCipheriv("aes-256-cbc", key, iv).setAutoPadding(false);
+      const cipher = new Uint8Array(Buffer.concat([oracle.update(plain), oracle.final()]));
+      assert.deepEqual(new Uint8Array(await aes.decrypt(cipher)), plain, `message ${i} decrypted`);
+      if (i % 3 === 0) {
+        assert.deepEqual(new Uint8Array(await aes.encrypt(plain)), cipher, `message ${i} encrypted`);
+      }
+    }
+  });
+
+  test(name("base64 is read as atob reads it, and written with padding"), () => {
+    const bytes = new Uint8Array(randomBytes(608));
+    const canonical = Buffer.from(bytes).toString("base64");
+    assert.equal(encodeBase64(bytes, path), canonical);
+    assert.equal(encodeBase64(bytes.subarray(5, 9), path), Buffer.from(bytes.subarray(5, 9)).toString("base64"));
+    const readable = [canonical, canonical.replace(/(.{76})/g, "$1\r\n"), ` ${canonical}\t`, "QQ", "QR==", "QUI=", ""];
+    for (const text of readable) {
+      const expected = Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+      assert.deepEqual(decodeBase64(text, path), expected, JSON.stringify(text.slice(0, 20)));
+    }
+    // What atob refuses is refused, though node:buffer would read URL-safe letters and skip junk.
+    for (const text of ["QQ-_", "QQ!=", "Q", "QQ=A", "QQ==QQ==", `${canonical}%`]) {
+      assert.throws(() => atob(text), JSON.stringify(text));
+      assert.throws(() => decodeBase64(text, path), JSON.stringify(text));
+    }
+  });
 
   test(name("official URL-verification and plain signatures"), async () => {
     const v = await loadVectors();
