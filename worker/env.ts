@@ -6,7 +6,7 @@
  *
  * @module
  */
-import * as z from "zod";
+import * as z from "../src/_zod.ts";
 import type { KvNamespaceLike } from "../mod.ts";
 
 /**
@@ -44,8 +44,8 @@ export interface Env {
 /** Names of the string variables of {@link Env}. */
 export type EnvVar = Exclude<keyof Env, "WECHAT_KV">;
 
-const flag = z.preprocess(
-  (value) => (typeof value === "string" ? value.trim().toLowerCase() : value),
+const flag = z.pipe(
+  z.transform((value: unknown) => (typeof value === "string" ? value.trim().toLowerCase() : value)),
   z.enum(["on", "off"], { error: 'must be "on" or "off"' }),
 );
 const text = z.string({ error: "must be a string" });
@@ -61,11 +61,11 @@ const httpUrl = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" })
  * console.log(envSchema.shape.WECHAT_AES_KEY.safeParse("short").success); // false
  * ```
  */
-export const envSchema: z.ZodObject<{ [K in EnvVar]: z.ZodType }> = z.object({
-  WECHAT_APPID: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be an AppID (letters, digits, - and _)"),
+export const envSchema: z.ZodMiniObject<{ [K in EnvVar]: z.ZodMiniType }> = z.object({
+  WECHAT_APPID: z.string().check(z.regex(/^[A-Za-z0-9_-]{1,64}$/, "must be an AppID (letters, digits, - and _)")),
   WECHAT_SECRET: text,
-  WECHAT_TOKEN: z.string().regex(/^\S+$/, "must not contain spaces"),
-  WECHAT_AES_KEY: z.string().regex(/^[A-Za-z0-9]{43}$/, "must be the 43-character EncodingAESKey"),
+  WECHAT_TOKEN: z.string().check(z.regex(/^\S+$/, "must not contain spaces")),
+  WECHAT_AES_KEY: z.string().check(z.regex(/^[A-Za-z0-9]{43}$/, "must be the 43-character EncodingAESKey")),
   API_KEY: text,
   WECHAT_API_BASE: httpUrl,
   WECHAT_EMULATOR: flag,

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import * as z from "zod";
+import * as z from "../src/_zod.ts";
 import type { Context } from "hono";
 import {
   mediaIdSchema,
@@ -35,7 +35,7 @@ const message = <K extends keyof SendPayloads>(msgtype: K) =>
  * console.log(sendMessageSchema.safeParse(body).success); // true
  * ```
  */
-export const sendMessageSchema: z.ZodType<SendMessageBody> = z.discriminatedUnion("msgtype", [
+export const sendMessageSchema: z.ZodMiniType<SendMessageBody> = z.discriminatedUnion("msgtype", [
   message("text"),
   message("image"),
   message("link"),
@@ -43,7 +43,7 @@ export const sendMessageSchema: z.ZodType<SendMessageBody> = z.discriminatedUnio
 ], {
   error: (issue) =>
     issue.code === "invalid_union" ? 'must be one of "text", "image", "link", "miniprogrampage"' : undefined,
-}) as unknown as z.ZodType<SendMessageBody>;
+}) as unknown as z.ZodMiniType<SendMessageBody>;
 
 /** Body of `POST /api/typing`. */
 export interface TypingBody {
@@ -60,7 +60,7 @@ export interface TypingBody {
  * console.log(typingSchema.safeParse({ touser: "o9AgO5Kd5ggOC-bXrbNODIiE3bGY", command: "Typing" }).success); // true
  * ```
  */
-export const typingSchema: z.ZodType<TypingBody> = z.strictObject({
+export const typingSchema: z.ZodMiniType<TypingBody> = z.strictObject({
   touser: openIdSchema,
   command: typingCommandSchema,
 });
@@ -81,10 +81,10 @@ export interface UploadFields {
  * console.log(parsed.success && parsed.data.type); // "image"
  * ```
  */
-export const uploadSchema: z.ZodType<UploadFields, { media?: unknown; type?: unknown }> = z.object({
-  media: z.instanceof(File, { error: "must be a file part" }).refine((file) => file.size > 0, "file is empty"),
-  type: mediaTypeSchema.default("image"),
-}) as unknown as z.ZodType<UploadFields, { media?: unknown; type?: unknown }>;
+export const uploadSchema: z.ZodMiniType<UploadFields, { media?: unknown; type?: unknown }> = z.object({
+  media: z.instanceof(File, { error: "must be a file part" }).check(z.refine((file) => file.size > 0, "file is empty")),
+  type: z._default(mediaTypeSchema, "image"),
+}) as unknown as z.ZodMiniType<UploadFields, { media?: unknown; type?: unknown }>;
 
 /** Path parameters of `GET /api/media/:mediaId`. */
 export interface MediaParams {
@@ -100,7 +100,7 @@ export interface MediaParams {
  * console.log(mediaParamsSchema.safeParse({ mediaId: "../etc" }).success); // false
  * ```
  */
-export const mediaParamsSchema: z.ZodType<MediaParams> = z.object({ mediaId: mediaIdSchema });
+export const mediaParamsSchema: z.ZodMiniType<MediaParams> = z.object({ mediaId: mediaIdSchema });
 
 /**
  * The dotted name of the field a zod issue is about (`text.content`, `touser`);
