@@ -26,11 +26,11 @@ import { mediaResponse } from "./media.ts";
 import { type AppPushHandler, defaultHandlerSettings, defaultPushHandler } from "./push_handler.ts";
 import {
   mediaParamsSchema,
+  readUpload,
   rejectInvalid,
   type SendMessageBody,
   sendMessageSchema,
   typingSchema,
-  uploadSchema,
 } from "./schemas.ts";
 import type { EmulatorUpstream } from "./upstream.ts";
 import { miniProgramCache, type Needs } from "./wechat.ts";
@@ -171,9 +171,9 @@ export function createApp(options: AppOptions = {}): HonoApp<AppEnv> {
   app.post(
     "/api/media",
     bodyLimit({ maxSize: maxUploadBytes + MULTIPART_OVERHEAD_BYTES, onError: tooLarge }),
-    zValidator("form", uploadSchema, rejectInvalid),
     async (c) => {
-      const { media, type } = c.req.valid("form");
+      // Not zValidator("form"): it would keep a copy of the whole body until the answer.
+      const { media, type } = await readUpload(c.req.raw);
       if (media.size > maxUploadBytes) tooLarge();
       const mp = programs.get(envOf(c), API);
       return c.json(await mp.customerServiceMessage.uploadTempMedia(type, media, { filename: media.name }));
