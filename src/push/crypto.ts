@@ -185,7 +185,10 @@ export class MessageCrypto {
   // instead of two; a wrong guess costs time, never correctness.
   async #decrypt(encrypt: string, startsWith: string | undefined): Promise<string> {
     const cipher = decodeCiphertext(encrypt, this.#aes.path);
-    const predicted = startsWith === undefined ? undefined : encoder.encode(startsWith)[PREDICTED_BYTE];
+    // Only WebCrypto has a use for the guess.
+    const predicted = startsWith === undefined || this.#aes.path === "native"
+      ? undefined
+      : encoder.encode(startsWith)[PREDICTED_BYTE];
     return this.#unpack(await this.#aes.decrypt(cipher, predicted));
   }
 
@@ -202,7 +205,8 @@ export class MessageCrypto {
     }
     const end = plain.length - pad;
     if (end < HEADER_BYTES) throw undecryptable("too short");
-    const length = new DataView(plain.buffer, plain.byteOffset, plain.byteLength).getUint32(RANDOM_BYTES);
+    const at = RANDOM_BYTES; // the big-endian length follows the random
+    const length = ((plain[at]! << 24) | (plain[at + 1]! << 16) | (plain[at + 2]! << 8) | plain[at + 3]!) >>> 0;
     if (length > end - HEADER_BYTES) throw undecryptable("invalid length prefix");
     const messageEnd = HEADER_BYTES + length;
     if (!bytesEqual(plain.subarray(messageEnd, end), this.#appId)) {

@@ -160,7 +160,7 @@ function nodeAesCbc(node: NodeCrypto, key: Uint8Array, iv: Uint8Array): AesCbc {
   // block therefore comes out XORed with the previous message's last block instead of
   // the IV, which is undone here.
   const decipher = node.createDecipheriv("aes-256-cbc", key, iv).setAutoPadding(false);
-  let chain: Uint8Array = iv;
+  const chain = iv.slice();
   const oneShot = (cipher: NodeCipher, data: Uint8Array): Uint8Array => {
     const out = cipher.setAutoPadding(false).update(data);
     cipher.final();
@@ -175,7 +175,7 @@ function nodeAesCbc(node: NodeCrypto, key: Uint8Array, iv: Uint8Array): AesCbc {
         return Promise.reject(new Error("node:crypto decipher held back data with auto padding off"));
       }
       for (let i = 0; i < AES_BLOCK; i++) out[i]! ^= chain[i]! ^ iv[i]!;
-      chain = cipher.slice(cipher.length - AES_BLOCK);
+      chain.set(cipher.subarray(cipher.length - AES_BLOCK));
       return Promise.resolve(out);
     },
   };
