@@ -64,10 +64,10 @@ let forced: CryptoPath | undefined;
 function nodeModules(): { crypto: NodeCrypto; buffer: NodeBufferClass | undefined } | undefined {
   if (native === null) {
     const runtime = globalThis as RuntimeGlobals;
-    const load = runtime.navigator?.userAgent === "Cloudflare-Workers" ? undefined : runtime.process?.getBuiltinModule;
-    const crypto = load?.("node:crypto") as NodeCrypto | undefined;
-    const buffer = (load?.("node:buffer") as { Buffer?: NodeBufferClass } | undefined)?.Buffer;
-    native = crypto === undefined ? undefined : { crypto, buffer };
+    const node = runtime.navigator?.userAgent === "Cloudflare-Workers" ? undefined : runtime.process;
+    const cryptoModule = node?.getBuiltinModule?.("node:crypto") as NodeCrypto | undefined;
+    const buffer = (node?.getBuiltinModule?.("node:buffer") as { Buffer?: NodeBufferClass } | undefined)?.Buffer;
+    native = cryptoModule === undefined ? undefined : { crypto: cryptoModule, buffer };
   }
   return native;
 }
