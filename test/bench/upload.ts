@@ -1,168 +1,186 @@
-// Upload memory: what one 10 MiB `POST /api/media` keeps alive in the worker app, against a
-// handler that does nothing but pass the same upload through (`request.formData()` → `fetch`),
-// both measured in this run on Node. The request body is generated chunk by chunk, so the
-// client side holds no copy; the upstream is a loopback server in a child process that reads
-// and drops the upload. Live memory is V8's heap plus array buffers after a full GC, sampled
-// every millisecond and at the moment the upload leaves for WeChat (the app's fetch is
-// wrapped for that), where every copy the handler made is still referenced. The row is the
-// median of several uploads, app and pass-through taking turns. Needs `--expose-gc`.
+// Upload memory: what one 10 MiB `POST /api/media` costs the worker as deployed (the
+// wrangler bundle) on workerd, against a worker that does nothing but pass the same upload
+// through (`request.formData()` → `fetch`), both measured in this run.
 //
-// Run: `npm run bench`, or alone: `node --expose-gc --import tsx test/bench/upload.ts`.
-import { type ChildProcess, spawn } from "node:child_process";
+// Each measured upload gets a fresh workerd process: two small uploads warm it up, then its
+// peak resident memory is reset (Linux /proc/<pid>/clear_refs) and the growth of that peak
+// (VmHWM) over what it held before is read after the 10 MiB upload. A reused process would
+// keep the pages of earlier uploads and hide most of the growth. The row is the median of
+// several processes per worker, taking turns. The upstream is a loopback server in this
+// process that reads and drops the upload, so its memory is not counted.
+//
+// Run: `npm run bench`, or alone: `node --import tsx test/bench/upload.ts`.
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer, type Server } from "node:http";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createApp } from "../../worker/app.ts";
+import { Miniflare, type MiniflareOptions } from "miniflare";
 import { median, printTable, type Row } from "./_lib.ts";
+import { wranglerBuild } from "./worker.ts";
 
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const MIB = 1024 * 1024;
 const UPLOAD_BYTES = 10 * MIB;
-const CHUNK_BYTES = 64 * 1024;
+const WARMUP_BYTES = 256 * 1024;
 const TARGET_RATIO = 1.2;
-const WARMUP = 2;
-const UPLOADS = 7;
+const PROCESSES = 5;
 const API_KEY = "bench-api-key";
-const BOUNDARY = "----kefu-edge-bench";
 
-// WeChat's two calls an upload needs; the media is named after the bytes received.
-const UPSTREAM = `
-const server = require("node:http").createServer((req, res) => {
-  let bytes = 0;
-  req.on("data", (chunk) => (bytes += chunk.length));
-  req.on("end", () => {
-    res.writeHead(200, { "content-type": "application/json" });
-    res.end(JSON.stringify(req.url.startsWith("/cgi-bin/stable_token")
-      ? { access_token: "BENCH_TOKEN", expires_in: 7200 }
-      : { type: "image", media_id: "MEDIA_" + bytes, created_at: 1714112445 }));
-  });
-});
-server.listen(0, "127.0.0.1", () => console.log(server.address().port));
-process.on("SIGTERM", () => server.close(() => process.exit(0)));
+// The least any worker can do with a multipart upload it forwards.
+const passThrough = (upstream: string) =>
+  `export default {
+  async fetch(request) {
+    const form = await request.formData();
+    const out = new FormData();
+    out.set("media", form.get("media"));
+    const res = await fetch(${
+    JSON.stringify(`${upstream}/cgi-bin/media/upload?type=image`)
+  }, { method: "POST", body: out });
+    return new Response(await res.text(), { headers: { "content-type": "application/json" } });
+  },
+};
 `;
 
-async function startUpstream(): Promise<{ base: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, ["-e", UPSTREAM], { stdio: ["ignore", "pipe", "inherit"] });
-  const port = await new Promise<string>((resolve, reject) => {
-    child.stdout!.once("data", (d: Buffer) => resolve(d.toString().trim()));
-    child.once("exit", (code) => reject(new Error(`upload upstream exited with ${code}`)));
+/** WeChat's two calls an upload needs; the media is named after the bytes received. */
+function startUpstream(): Promise<{ base: string; server: Server }> {
+  const server = createServer((req, res) => {
+    let bytes = 0;
+    req.on("data", (chunk: Buffer) => (bytes += chunk.length));
+    req.on("end", () => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify(
+        req.url?.startsWith("/cgi-bin/stable_token")
+          ? { access_token: "BENCH_TOKEN", expires_in: 7200 }
+          : { type: "image", media_id: `MEDIA_${bytes}`, created_at: 1714112445 },
+      ));
+    });
   });
-  return { base: `http://127.0.0.1:${port}`, child };
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      resolve({ base: `http://127.0.0.1:${port}`, server });
+    })
+  );
 }
 
-/** A multipart upload of a JPEG-looking 10 MiB file, produced as it is read. */
-function uploadRequest(path: string): Request {
-  const encoder = new TextEncoder();
-  const head = encoder.encode(
-    `--${BOUNDARY}\r\nContent-Disposition: form-data; name="media"; filename="photo.jpg"\r\n` +
-      "Content-Type: image/jpeg\r\n\r\n",
-  );
-  const tail = encoder.encode(
-    `\r\n--${BOUNDARY}\r\nContent-Disposition: form-data; name="type"\r\n\r\nimage\r\n--${BOUNDARY}--\r\n`,
-  );
-  let sent = -1;
-  const body = new ReadableStream<Uint8Array>({
-    pull(controller) {
-      if (sent < 0) {
-        controller.enqueue(head);
-        sent = 0;
-      } else if (sent < UPLOAD_BYTES) {
-        const chunk = new Uint8Array(Math.min(CHUNK_BYTES, UPLOAD_BYTES - sent));
-        if (sent === 0) chunk.set([0xff, 0xd8, 0xff, 0xe0]);
-        sent += chunk.length;
-        controller.enqueue(chunk);
-      } else {
-        controller.enqueue(tail);
-        controller.close();
-      }
-    },
-  });
-  return new Request(`http://kefu.test${path}`, {
-    method: "POST",
-    body,
-    duplex: "half",
-    headers: {
-      "content-type": `multipart/form-data; boundary=${BOUNDARY}`,
-      "content-length": String(head.length + UPLOAD_BYTES + tail.length),
-      authorization: `Bearer ${API_KEY}`,
-    },
-  } as RequestInit);
-}
-
-/** Peak live memory while `handle` answers one upload, above what was live before. */
-class LiveMemory {
-  readonly #gc: () => void;
-  #peak = 0;
-
-  constructor() {
-    const gc = (globalThis as { gc?: () => void }).gc;
-    if (gc === undefined) throw new Error("the upload benchmark needs node --expose-gc");
-    this.#gc = gc;
-  }
-
-  sample(): void {
-    this.#gc();
-    const { heapUsed, arrayBuffers } = process.memoryUsage();
-    this.#peak = Math.max(this.#peak, heapUsed + arrayBuffers);
-  }
-
-  async during(handle: () => Promise<Response>): Promise<number> {
-    this.#gc();
-    const { heapUsed, arrayBuffers } = process.memoryUsage();
-    const start = heapUsed + arrayBuffers;
-    this.#peak = start;
-    const timer = setInterval(() => this.sample(), 1);
+/** The workerd processes this process started. */
+function workerdChildren(): Set<number> {
+  const pids = new Set<number>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
     try {
-      const response = await handle();
-      const text = await response.text();
-      const received = Number(/"media_id":"MEDIA_(\d+)"/.exec(text)?.[1] ?? 0);
-      if (response.status !== 200 || received < UPLOAD_BYTES) {
-        throw new Error(`upload failed: HTTP ${response.status} ${text.slice(0, 300)}`);
-      }
-    } finally {
-      clearInterval(timer);
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const parent = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (stat.includes("(workerd)") && parent === process.pid) pids.add(Number(entry));
+    } catch {
+      // The process ended while we looked.
     }
-    this.sample();
-    return this.#peak - start;
+  }
+  return pids;
+}
+
+function statusBytes(pid: number, field: "VmRSS" | "VmHWM"): number {
+  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  if (match === null) throw new Error(`no ${field} for process ${pid}`);
+  return Number(match[1]) * 1024;
+}
+
+/** A JPEG-looking file of `size` bytes, multipart-encoded by fetch as a browser or curl -F would. */
+function uploadBody(size: number): FormData {
+  const bytes = new Uint8Array(size);
+  bytes.set([0xff, 0xd8, 0xff, 0xe0]);
+  const form = new FormData();
+  form.set("media", new File([bytes], "photo.jpg", { type: "image/jpeg" }));
+  form.set("type", "image");
+  return form;
+}
+
+interface Worker {
+  label: string;
+  options: MiniflareOptions;
+  path: string;
+  headers: Record<string, string>;
+}
+
+/** One fresh workerd process for `worker`: the growth of its peak memory over one 10 MiB upload. */
+async function peakGrowth(worker: Worker): Promise<number> {
+  const before = workerdChildren();
+  const mf = new Miniflare({ ...worker.options, host: "127.0.0.1", port: 0 } as MiniflareOptions);
+  try {
+    const base = await mf.ready;
+    const pid = [...workerdChildren()].find((p) => !before.has(p));
+    if (pid === undefined) throw new Error(`cannot find the workerd process of ${worker.label}`);
+    const upload = async (size: number) => {
+      const res = await fetch(new URL(worker.path, base), {
+        method: "POST",
+        body: uploadBody(size),
+        headers: worker.headers,
+      });
+      const text = await res.text();
+      // The upstream names the media after the bytes it received: the whole file went through.
+      const received = Number(/"media_id":"MEDIA_(\d+)"/.exec(text)?.[1] ?? 0);
+      if (res.status !== 200 || received < size) throw new Error(`${worker.label}: HTTP ${res.status} ${text}`);
+    };
+    await upload(WARMUP_BYTES);
+    await upload(WARMUP_BYTES);
+    const resident = statusBytes(pid, "VmRSS");
+    writeFileSync(`/proc/${pid}/clear_refs`, "5"); // resets VmHWM to the current RSS
+    await upload(UPLOAD_BYTES);
+    return statusBytes(pid, "VmHWM") - resident;
+  } finally {
+    await mf.dispose().catch(() => {});
   }
 }
 
 /** Runs the upload memory benchmark and returns its row. */
 export async function run(): Promise<Row[]> {
-  const memory = new LiveMemory();
+  if (process.platform !== "linux") {
+    console.log("upload memory: skipped (it reads a process's peak memory from Linux /proc)");
+    return [];
+  }
+  const tmp = await mkdtemp(join(tmpdir(), "kefu-bench-upload-"));
   const upstream = await startUpstream();
   try {
-    // Every upstream call made while an upload is handled is a moment to sample.
-    const sampledFetch = ((input: RequestInfo | URL, init?: RequestInit) => {
-      memory.sample();
-      return fetch(input, init);
-    }) as typeof fetch;
-    const app = createApp({ fetch: sampledFetch });
-    const env = {
-      WECHAT_APPID: "wxbench0000000001",
-      WECHAT_SECRET: "bench-secret",
-      API_KEY,
-      WECHAT_API_BASE: upstream.base,
-    };
-    const passThrough = async (request: Request): Promise<Response> => {
-      const form = await request.formData();
-      const out = new FormData();
-      out.set("media", form.get("media")!);
-      const res = await sampledFetch(`${upstream.base}/cgi-bin/media/upload?type=image`, { method: "POST", body: out });
-      return new Response(await res.text(), { headers: { "content-type": "application/json" } });
-    };
-    const targets = [
-      { handle: () => passThrough(uploadRequest("/")), growth: [] as number[] },
-      { handle: () => Promise.resolve(app.fetch(uploadRequest("/api/media"), env)), growth: [] as number[] },
+    const toml = readFileSync(join(ROOT, "wrangler.toml"), "utf8");
+    const compatibilityDate = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(toml)![1]!;
+    const app = await wranglerBuild(ROOT, join(tmp, "app-out"));
+    const workers: Worker[] = [
+      {
+        label: "pass-through",
+        options: { modules: true, script: passThrough(upstream.base), compatibilityDate },
+        path: "/",
+        headers: {},
+      },
+      {
+        label: "app",
+        options: {
+          modules: true,
+          scriptPath: app.file,
+          modulesRoot: dirname(app.file),
+          compatibilityDate,
+          bindings: {
+            WECHAT_APPID: "wxbench0000000001",
+            WECHAT_SECRET: "bench-secret",
+            API_KEY,
+            WECHAT_API_BASE: upstream.base,
+          },
+          kvNamespaces: ["WECHAT_KV"],
+        },
+        path: "/api/media",
+        headers: { authorization: `Bearer ${API_KEY}` },
+      },
     ];
-    for (const target of targets) for (let i = 0; i < WARMUP; i++) await memory.during(target.handle);
-    for (let i = 0; i < UPLOADS; i++) {
-      for (const target of i % 2 === 0 ? targets : [...targets].reverse()) {
-        target.growth.push(await memory.during(target.handle));
-      }
+    const growth: number[][] = workers.map(() => []);
+    for (let i = 0; i < PROCESSES; i++) {
+      for (const [k, worker] of workers.entries()) growth[k]!.push(await peakGrowth(worker));
     }
-    const [bare, ours] = targets.map((t) => median(t.growth));
+    const [bare, ours] = growth.map(median);
     const ratio = ours! / bare!;
     return [{
       bench: "upload",
-      metric: "10 MiB POST /api/media: peak live memory (heap + buffers)",
+      metric: "10 MiB POST /api/media, workerd: peak memory growth",
       value: ours! / MIB,
       unit: "MiB",
       baseline: `formData() → fetch pass-through ${(bare! / MIB).toFixed(1)} MiB`,
@@ -171,7 +189,8 @@ export async function run(): Promise<Row[]> {
       met: ratio <= TARGET_RATIO,
     }];
   } finally {
-    upstream.child.kill("SIGTERM");
+    upstream.server.close();
+    await rm(tmp, { recursive: true, force: true });
   }
 }
 

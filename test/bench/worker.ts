@@ -129,7 +129,7 @@ interface Server {
   stop(): Promise<void>;
 }
 
-interface Bundle {
+export interface Bundle {
   /** The one JS module wrangler wrote. */
   file: string;
   bytes: number;
@@ -144,7 +144,7 @@ interface Bundle {
  * `wrangler deploy --dry-run --outdir <out>` in `cwd`, offline and without telemetry. The
  * throwaway workers ask for `minify = true` in their own wrangler.toml, like the shipped one.
  */
-async function wranglerBuild(cwd: string, outdir: string): Promise<Bundle> {
+export async function wranglerBuild(cwd: string, outdir: string): Promise<Bundle> {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     WRANGLER_SEND_METRICS: "false",
