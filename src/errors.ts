@@ -158,16 +158,49 @@ export class WeChatTimeoutError extends WeChatError {
   /** The time limit that was exceeded, in milliseconds. */
   readonly timeoutMs: number;
 
+  /** `response`: no answer in time; `body`: the answer's body stopped arriving (no bytes for `timeoutMs`). */
+  readonly phase: "response" | "body";
+
   /**
    * Creates the error for an exceeded time limit.
    *
    * @param endpoint the API path, without query
    * @param timeoutMs the limit that was exceeded
+   * @param phase `response` (default): waiting for the answer; `body`: waiting for more of its body
    */
-  constructor(endpoint: string, timeoutMs: number) {
-    super(`WeChat did not answer ${endpoint} within ${timeoutMs} ms`);
+  constructor(endpoint: string, timeoutMs: number, phase: "response" | "body" = "response") {
+    super(
+      phase === "response"
+        ? `WeChat did not answer ${endpoint} within ${timeoutMs} ms`
+        : `WeChat stopped sending ${endpoint}: no bytes for ${timeoutMs} ms`,
+    );
     this.endpoint = endpoint;
     this.timeoutMs = timeoutMs;
+    this.phase = phase;
+  }
+}
+
+/**
+ * A custom `tokenSource` function failed (threw, rejected or timed out). The original
+ * error is kept as `cause`, as a redacted copy without its stack.
+ *
+ * @example
+ * ```ts
+ * import { TokenSourceError } from "./errors.ts";
+ * const err = new TokenSourceError(new Error("vault unreachable"));
+ * console.log(err.message); // "Cannot get an access token: the token source failed: vault unreachable"
+ * ```
+ */
+export class TokenSourceError extends WeChatError {
+  /**
+   * Wraps what the token source threw.
+   *
+   * @param cause what the token source threw (its message is redacted)
+   * @param secrets literal values to blank out of it as well
+   */
+  constructor(cause: unknown, secrets: readonly string[] = []) {
+    const safe = redactError(cause, secrets);
+    super(`Cannot get an access token: the token source failed: ${safe.message}`, { cause: safe });
   }
 }
 
@@ -230,6 +263,8 @@ export class MediaTooLargeError extends ValidationError {
 export type PushVerificationReason =
   | "bad_request"
   | "bad_signature"
+  | "encryption_required"
+  | "nonce_reused"
   | "stale_timestamp"
   | "bad_appid"
   | "undecryptable"
@@ -269,6 +304,8 @@ export class PushVerificationError extends WeChatError {
 const PUSH_STATUS: Record<PushVerificationReason, number> = {
   bad_request: 400,
   bad_signature: 401,
+  encryption_required: 401,
+  nonce_reused: 401,
   stale_timestamp: 401,
   bad_appid: 403,
   undecryptable: 400,
@@ -454,11 +491,13 @@ const SECRET_JSON = /("(?:access_token|secret|appsecret)"\s*:\s*")[^"]*/gi;
  * ```
  */
 export function redact(text: string, secrets: readonly string[] = []): string {
-  let out = text.replace(SECRET_PARAMS, "$1[redacted]").replace(SECRET_JSON, "$1[redacted]");
-  for (const secret of secrets) {
+  // Literal values first: a pattern stops at a quote or a parenthesis, so a secret that
+  // contains one would otherwise be cut in two and its tail left in the text.
+  let out = text;
+  for (const secret of [...secrets].sort((a, b) => b.length - a.length)) {
     if (secret.length >= 4) out = out.split(secret).join("[redacted]");
   }
-  return out;
+  return out.replace(SECRET_PARAMS, "$1[redacted]").replace(SECRET_JSON, "$1[redacted]");
 }
 
 /**

@@ -34,6 +34,8 @@ export interface MiniProgramOptions {
   retry?: RetryOptions;
   /** Upload limit in bytes; default 10 MiB. */
   maxUploadBytes?: number;
+  /** Longest silence of a `getTempMedia` body before it fails, in ms; default 30,000. */
+  mediaIdleTimeoutMs?: number;
   /** Receives warnings (such as a failing store); default `console`. */
   logger?: Logger;
   /** Message push settings (Token, EncodingAESKey...). Without them `push.handle` answers 503. */
@@ -101,7 +103,10 @@ export class MiniProgram {
       timeoutMs,
       logger: options.logger ?? console,
     });
-    this.customerServiceMessage = new CustomerServiceMessage(http, { maxUploadBytes: options.maxUploadBytes });
+    this.customerServiceMessage = new CustomerServiceMessage(http, {
+      maxUploadBytes: options.maxUploadBytes,
+      mediaIdleTimeoutMs: options.mediaIdleTimeoutMs,
+    });
     this.push = new PushReceiver({
       ...options.push,
       appId: options.appId,

@@ -59,9 +59,14 @@ export type ConversationEntry = ({ from: "user" } & SentEntry) | ({ from: "servi
  * registerEmulatorRoutes(app, upstream);
  * ```
  */
-export function registerEmulatorRoutes(app: Hono<AppEnv>, upstream: EmulatorUpstreams): void {
+export function registerEmulatorRoutes(
+  app: Hono<AppEnv>,
+  upstream: EmulatorUpstreams,
+  options: { background?: () => Promise<unknown>[] } = {},
+): void {
+  const background = options.background ?? (() => []);
   const gate: MiddlewareHandler<AppEnv> = async (c, next) => {
-    if (!emulatorOn(envOf(c))) throw new HttpError(404, "not_found", "No such route");
+    if (!emulatorOn(envOf(c)) || !fromLoopback(c)) throw new HttpError(404, "not_found", "No such route");
     await next();
   };
   const sessionOf = (c: Context<AppEnv>): EmulatorSession =>
@@ -95,7 +100,9 @@ export function registerEmulatorRoutes(app: Hono<AppEnv>, upstream: EmulatorUpst
     const { text } = c.req.valid("json");
     const session = sessionOf(c);
     const user = session.emulator.user(openId);
-    return c.json(await step(c, app, session, openId, () => user.says(text), (at) => ({ kind: "text", text, at })));
+    return c.json(
+      await step(c, app, background, session, openId, () => user.says(text), (at) => ({ kind: "text", text, at })),
+    );
   });
 
   app.post(
@@ -108,7 +115,7 @@ export function registerEmulatorRoutes(app: Hono<AppEnv>, upstream: EmulatorUpst
       const session = sessionOf(c);
       const user = session.emulator.user(openId);
       return c.json(
-        await step(c, app, session, openId, () => user.sendsImage(bytes, contentType), (at, push) => ({
+        await step(c, app, background, session, openId, () => user.sendsImage(bytes, contentType), (at, push) => ({
           kind: "image",
           mediaId: String(push.message.MediaId),
           at,
@@ -123,7 +130,7 @@ export function registerEmulatorRoutes(app: Hono<AppEnv>, upstream: EmulatorUpst
     const session = sessionOf(c);
     const user = session.emulator.user(openId);
     return c.json(
-      await step(c, app, session, openId, () => user.entersSession(sessionFrom), (at) => ({
+      await step(c, app, background, session, openId, () => user.entersSession(sessionFrom), (at) => ({
         kind: "session",
         sessionFrom,
         at,
@@ -174,6 +181,7 @@ export interface StepResult {
 async function step(
   c: Context<AppEnv>,
   app: Hono<AppEnv>,
+  background: () => Promise<unknown>[],
   session: EmulatorSession,
   openId: string,
   act: () => Promise<PushAction>,
@@ -229,7 +237,8 @@ async function step(
       notes: outcome.failures.map((f) => `Attempt ${f.attempt}: ${f.reason} (${f.detail})`),
     });
   }
-  await settle(tasks, BACKGROUND_WAIT_MS);
+  // The work after the answer: waitUntil tasks, and queued pushes consumed in process.
+  await settle([...tasks, ...background()], BACKGROUND_WAIT_MS);
   return {
     openId,
     push: push.message,
@@ -330,6 +339,27 @@ function envOf(c: Context<AppEnv>): Env {
  */
 export function emulatorOn(env: Env): boolean {
   return lenient(env, "WECHAT_EMULATOR") === "on";
+}
+
+const LOOPBACK_NAMES = new Set(["localhost", "[::1]"]);
+
+/**
+ * Whether the request was addressed to this machine (its Host is a loopback name or
+ * address): the dev routes drive a fake WeChat, and a page on another site that reaches
+ * the dev server through DNS rebinding carries its own name in Host.
+ *
+ * @param c the request context
+ * @returns `true` for `localhost`, `127.x.x.x` and `[::1]`, with any port
+ */
+export function fromLoopback(c: Context<AppEnv>): boolean {
+  const host = c.req.header("host") ?? new URL(c.req.url).host;
+  let hostname: string;
+  try {
+    hostname = new URL(`http://${host}`).hostname;
+  } catch {
+    return false;
+  }
+  return LOOPBACK_NAMES.has(hostname) || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
 }
 
 function lenient<K extends EnvVar>(env: Env, name: K) {

@@ -12,18 +12,28 @@ import { zValidator } from "@hono/zod-validator";
 import {
   CloudflareKvStore,
   DEFAULT_MAX_UPLOAD_BYTES,
+  DurableObjectStore,
   type KeyValueStore,
   MemoryStore,
   type MiniProgram,
+  type PushOptions,
   type RetryOptions,
   type SendPayloads,
 } from "../mod.ts";
 import { requireApiKey } from "./auth.ts";
-import { afterResponse, type WaitUntil } from "./background.ts";
+import type { WaitUntil } from "./background.ts";
 import { type Env, secretValues } from "./env.ts";
 import { describeError, HttpError, toHttpError } from "./errors.ts";
+import { type IdempotencySettings, idempotent } from "./idempotency.ts";
 import { mediaResponse } from "./media.ts";
-import { type AppPushHandler, defaultHandlerSettings, defaultPushHandler } from "./push_handler.ts";
+import {
+  type AppPushHandler,
+  type AppReplyDecider,
+  defaultHandlerSettings,
+  defaultPushHandler,
+  defaultReplyDecider,
+} from "./push_handler.ts";
+import { consumePushes, handlePush, type PushRuntime, type QueueBatchLike, type QueueLike } from "./push_route.ts";
 import {
   mediaParamsSchema,
   readUpload,
@@ -45,18 +55,41 @@ export interface AppLogger {
 
 /** Options of {@link createApp}. */
 export interface AppOptions {
-  /** Handles every verified push message; replaces the env-configured default handler. */
-  onMessage?: AppPushHandler;
+  /**
+   * Handles every verified push message, exactly once; replaces the env-configured default
+   * handler. With a queue bound it runs in the queue's consumer, after WeChat was answered.
+   */
+  onMessage?: AppPushHandler | undefined;
+  /**
+   * Decides the passive reply (`transfer_customer_service`) while WeChat waits; replaces the
+   * `TRANSFER_TO_KF` default. With a queue bound it has 3 s, before the message is enqueued.
+   */
+  onReply?: AppReplyDecider | undefined;
+  /**
+   * The queue verified pushes go to for an env; default the `KEFU_QUEUE` binding. Return
+   * `undefined` to handle pushes while WeChat waits.
+   */
+  queue?: ((env: Env) => QueueLike | undefined) | undefined;
+  /** The name of the dead-letter queue this worker consumes; default any queue whose name ends in `-dlq`. */
+  deadLetterQueue?: string | undefined;
+  /** Claim settings of the push receiver (`leaseSeconds`, `claimWaitMs`, `dedupeKey`). */
+  push?: Pick<PushOptions, "leaseSeconds" | "claimWaitMs" | "dedupeKey"> | undefined;
   /** Transport for every outbound request (WeChat API, forwards); default `globalThis.fetch`. Tests inject one. */
   fetch?: typeof fetch;
   /** Token store for an env; default `WECHAT_KV` when bound, else one in-memory store per app. */
   store?: (env: Env) => KeyValueStore;
-  /** Push dedupe store for an env; default the token store. */
-  dedupeStore?: (env: Env) => KeyValueStore;
+  /**
+   * Push claims and dedupe marks for an env; default the `KEFU_STORE` Durable Objects when
+   * bound (atomic: exactly once across isolates), else the token store (a warning says that
+   * Workers KV makes deduplication best effort).
+   */
+  dedupeStore?: ((env: Env) => KeyValueStore) | undefined;
   /** Supplies the in-process emulator as the upstream when `WECHAT_EMULATOR=on` (local development). */
   emulator?: EmulatorUpstream;
   /** Largest accepted upload, in bytes; default 10 MiB. */
   maxUploadBytes?: number;
+  /** `GET /api/media/:mediaId` ends a download WeChat stops sending for this long, in ms; default 30,000. */
+  mediaIdleTimeoutMs?: number;
   /** Time limit of each WeChat call, in ms; default the SDK's (10 s). */
   timeoutMs?: number;
   /** Retries of idempotent WeChat calls; default the SDK's. */
@@ -69,6 +102,15 @@ export interface AppOptions {
 
 /** The Hono environment of the app: the worker's bindings. */
 export type AppEnv = { Bindings: Env };
+
+/** The app: a Hono app (`fetch`) that is also the worker's `queue` consumer. */
+export type KefuApp = HonoApp<AppEnv> & {
+  /**
+   * The Workers `queue` handler: runs queued pushes' handlers exactly once, with retries, and
+   * keeps dead letters.
+   */
+  queue(batch: QueueBatchLike, env: Env, ctx?: unknown): Promise<void>;
+};
 
 /** JSON bodies of `/api` are small; this bounds what is read before validation. */
 const MAX_JSON_BYTES = 64 * 1024;
@@ -95,22 +137,25 @@ const NO_ENV: Env = {};
  * });
  * ```
  */
-export function createApp(options: AppOptions = {}): HonoApp<AppEnv> {
+export function createApp(options: AppOptions = {}): KefuApp {
   const logger = options.logger ?? console;
   const fetchFn = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
   const now = options.now ?? Date.now;
   const maxUploadBytes = options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES;
   const memory = new MemoryStore({ now });
   const store = options.store ?? ((env: Env) => (env.WECHAT_KV ? new CloudflareKvStore(env.WECHAT_KV) : memory));
+  const dedupeStore = options.dedupeStore ?? defaultDedupeStore(store);
   const programs = miniProgramCache({
     store,
-    dedupeStore: options.dedupeStore ?? store,
+    dedupeStore,
     fetch: options.fetch,
     emulator: options.emulator,
     now: options.now,
     timeoutMs: options.timeoutMs,
     retry: options.retry,
     maxUploadBytes,
+    mediaIdleTimeoutMs: options.mediaIdleTimeoutMs,
+    push: options.push,
     logger,
   });
   const envOf = (c: Context<AppEnv>): Env => c.env ?? NO_ENV;
@@ -129,32 +174,45 @@ export function createApp(options: AppOptions = {}): HonoApp<AppEnv> {
 
   app.get("/health", (c) => c.json({ status: "ok" }, 200, { "cache-control": "no-store" }));
 
-  app.all("/wechat/callback", async (c) => {
-    const env = envOf(c);
-    const mp = programs.get(env, PUSH);
-    const handler = options.onMessage ??
-      defaultPushHandler(defaultHandlerSettings(env), { fetch: fetchFn, now, logger });
-    const later: Array<() => Promise<unknown>> = [];
-    const response = await mp.push.handle(c.req.raw, (message, context) =>
-      handler(message, {
-        ...context,
-        env,
-        miniProgram: mp,
-        afterResponse: (task) => void later.push(task),
-      }));
-    if (response.ok) {
-      const ctx = executionContext(c);
-      for (const task of later) afterResponse(ctx, () => task().catch((err) => logTaskFailure(logger, err, env)));
-    }
-    return response;
-  });
+  let warnedBestEffort = false;
+  const push: PushRuntime = {
+    // Your onMessage replaces the env-configured behaviour (forward, welcome, transfer) whole.
+    handlers: (env) => {
+      if (options.onMessage !== undefined) return { onMessage: options.onMessage, onReply: options.onReply };
+      const settings = defaultHandlerSettings(env);
+      return {
+        onMessage: defaultPushHandler(settings, { fetch: fetchFn, now, logger }),
+        onReply: options.onReply ?? defaultReplyDecider(settings),
+      };
+    },
+    miniProgram: (env) => {
+      const mp = programs.get(env, PUSH);
+      if (!warnedBestEffort && dedupeStore(env).setIfAbsent === undefined) {
+        warnedBestEffort = true;
+        logger.warn(
+          "kefu-edge: push deduplication is best effort: the store has no atomic setIfAbsent (Workers KV is " +
+            "eventually consistent), so a retry landing on another isolate may run the handler twice; bind KEFU_STORE",
+        );
+      }
+      return mp;
+    },
+    deadLetters: dedupeStore,
+    logger,
+    queue: options.queue ?? ((env) => env.KEFU_QUEUE),
+    deadLetterQueue: options.deadLetterQueue,
+  };
+
+  app.all("/wechat/callback", (c) => handlePush(c.req.raw, envOf(c), executionContext(c), push));
 
   app.use("/api/*", requireApiKey(), needWeChat);
+
+  const once: IdempotencySettings = { store: dedupeStore, appId: (env) => programs.get(env, API).appId };
 
   app.post(
     "/api/messages",
     bodyLimit({ maxSize: MAX_JSON_BYTES, onError: jsonTooLarge }),
     zValidator("json", sendMessageSchema, rejectInvalid),
+    idempotent("messages", once),
     async (c) => c.json(await send(programs.get(envOf(c), API), c.req.valid("json"))),
   );
 
@@ -162,6 +220,7 @@ export function createApp(options: AppOptions = {}): HonoApp<AppEnv> {
     "/api/typing",
     bodyLimit({ maxSize: MAX_JSON_BYTES, onError: jsonTooLarge }),
     zValidator("json", typingSchema, rejectInvalid),
+    idempotent("typing", once),
     async (c) => {
       const { touser, command } = c.req.valid("json");
       return c.json(await programs.get(envOf(c), API).customerServiceMessage.setTyping(touser, command));
@@ -197,7 +256,21 @@ export function createApp(options: AppOptions = {}): HonoApp<AppEnv> {
     return answer.toResponse();
   });
 
-  return app;
+  return Object.assign(app, {
+    queue: (batch: QueueBatchLike, env: Env) => consumePushes(batch, env ?? NO_ENV, push),
+  });
+}
+
+// Claims need an atomic store to hold across isolates: the Durable Objects when bound.
+function defaultDedupeStore(store: (env: Env) => KeyValueStore): (env: Env) => KeyValueStore {
+  const objects = new WeakMap<object, DurableObjectStore>();
+  return (env) => {
+    const namespace = env.KEFU_STORE;
+    if (namespace === undefined || namespace === null) return store(env);
+    let found = objects.get(namespace);
+    if (found === undefined) objects.set(namespace, found = new DurableObjectStore(namespace));
+    return found;
+  };
 }
 
 function jsonTooLarge(): never {
@@ -216,8 +289,4 @@ function executionContext(c: Context<AppEnv>): WaitUntil | undefined {
   } catch {
     return undefined;
   }
-}
-
-function logTaskFailure(logger: AppLogger, err: unknown, env: Env): void {
-  logger.warn(`kefu-edge: background task failed: ${describeError(err, secretValues(env))}`);
 }

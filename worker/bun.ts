@@ -10,9 +10,8 @@
  * @module
  */
 import { MemoryStore } from "../mod.ts";
-import { createApp } from "./app.ts";
+import { type AppOptions, createApp } from "./app.ts";
 import { backgroundContext } from "./background.ts";
-import { emulatorUpstream } from "./emulator.ts";
 import type { Env } from "./env.ts";
 import type { RunningServer } from "./deno.ts";
 
@@ -35,6 +34,8 @@ export interface BunServeOptions {
   port?: number;
   /** Default `HOST`, else 127.0.0.1. */
   hostname?: string;
+  /** Passed to `createApp` (your push handler, logger...). */
+  app?: Omit<AppOptions, "store">;
 }
 
 /**
@@ -53,7 +54,7 @@ export function serveBun(options: BunServeOptions = {}): RunningServer {
   const bun = (globalThis as unknown as { Bun: BunLike }).Bun;
   const vars = options.env ?? bun.env;
   const store = new MemoryStore();
-  const app = createApp({ store: () => store, emulator: emulatorUpstream().select });
+  const app = createApp({ ...options.app, store: () => store });
   const env: Env = Object.fromEntries(Object.entries(vars).filter(([, v]) => v !== undefined)) as Env;
   const hostname = options.hostname ?? (vars.HOST || "127.0.0.1");
   const server = bun.serve({

@@ -1,17 +1,24 @@
 /**
- * The app on Deno: `Deno.serve` on loopback, tokens and push dedupe marks in Deno KV.
+ * The app on Deno: `Deno.serve` on loopback, tokens, push claims and dedupe marks in Deno
+ * KV (atomic, so processes sharing one database handle each message once), and durable push
+ * handling on Deno KV's queue: a verified push is enqueued and answered at once, the
+ * handler runs from `listenQueue` with retries and backoff, and a message that never
+ * succeeds is logged and kept in the store under `kefu-edge:dead-letter:<deliveryId>`, as
+ * on Workers (Deno KV's own `keysIfUndelivered`, `["kefu-edge-dead-letter", <deliveryId>]`,
+ * catches a job whose delivery itself keeps failing).
  *
  * `npx deno run -A --unstable-kv worker/deno.ts`
  *
  * Reads the worker's variables from the environment, plus `PORT` (default 8787),
- * `HOST` (default 127.0.0.1) and `DENO_KV_PATH` (default Deno's own location).
+ * `HOST` (default 127.0.0.1), `DENO_KV_PATH` (default Deno's own location) and
+ * `KEFU_QUEUE` (`off` handles pushes while WeChat waits).
  *
  * @module
  */
-import { type DenoKvLike, DenoKvStore } from "../mod.ts";
-import { createApp } from "./app.ts";
+import { type DenoKvLike, DenoKvStore, type PushJob } from "../mod.ts";
+import { type AppOptions, createApp } from "./app.ts";
+import { type QueueLike, retryDelaySeconds } from "./push_route.ts";
 import { backgroundContext } from "./background.ts";
-import { emulatorUpstream } from "./emulator.ts";
 import type { Env } from "./env.ts";
 
 // Declared here so this file type-checks with Web and Workers types as well as Deno's.
@@ -20,9 +27,16 @@ interface DenoServer {
   readonly finished: Promise<void>;
   shutdown(): Promise<void>;
 }
+interface DenoKvQueue {
+  enqueue(
+    value: unknown,
+    options?: { delay?: number; keysIfUndelivered?: readonly (readonly string[])[] },
+  ): Promise<unknown>;
+  listenQueue(handler: (value: unknown) => Promise<void> | void): Promise<void>;
+}
 interface DenoLike {
   env: { toObject(): Record<string, string> };
-  openKv(path?: string): Promise<DenoKvLike & { close(): void }>;
+  openKv(path?: string): Promise<DenoKvLike & DenoKvQueue & { close(): void }>;
   serve(
     options: { hostname: string; port: number; onListen?: (addr: { hostname: string; port: number }) => void },
     handler: (request: Request) => Response | Promise<Response>,
@@ -39,7 +53,19 @@ export interface DenoServeOptions {
   hostname?: string;
   /** Deno KV path; default `DENO_KV_PATH`, else Deno's default. `":memory:"` for tests. */
   kvPath?: string;
+  /** Handle pushes through Deno KV's queue; default on (`KEFU_QUEUE=off` turns it off). */
+  queue?: boolean;
+  /** Delays before each retry of a failed queued push, in ms (its length is the number of retries); default 5 s doubling to 5 min, 10 retries. */
+  backoffSchedule?: number[];
+  /** Passed to `createApp` (your push handler, logger...). */
+  app?: Omit<AppOptions, "store" | "queue">;
 }
+
+/** Default {@link DenoServeOptions.backoffSchedule}: as the Workers consumer retries. */
+export const DENO_BACKOFF_SCHEDULE_MS: readonly number[] = Array.from(
+  { length: 10 },
+  (_, i) => retryDelaySeconds(i + 1) * 1000,
+);
 
 /** A running server. */
 export interface RunningServer {
@@ -67,8 +93,43 @@ export async function serveDeno(options: DenoServeOptions = {}): Promise<Running
   const kvPath = options.kvPath ?? vars.DENO_KV_PATH;
   const kv = await (kvPath === undefined || kvPath === "" ? deno.openKv() : deno.openKv(kvPath));
   const store = new DenoKvStore(kv);
-  const app = createApp({ store: () => store, emulator: emulatorUpstream().select });
+  const queued = options.queue ?? vars.KEFU_QUEUE !== "off";
+  const backoffSchedule = options.backoffSchedule ?? [...DENO_BACKOFF_SCHEDULE_MS];
+  // A queued push travels with its attempt count; a failed attempt is enqueued again with
+  // the next delay, and one that used up the schedule goes to the app's dead-letter path.
+  const keysIfUndelivered = (job: unknown) => [["kefu-edge-dead-letter", String((job as PushJob).deliveryId)]];
+  const queue: QueueLike = {
+    send: (job) => kv.enqueue({ job, attempts: 0 }, { keysIfUndelivered: keysIfUndelivered(job) }),
+  };
+  const app = createApp({ ...options.app, store: () => store, queue: () => (queued ? queue : undefined) });
   const env: Env = { ...vars };
+  const consume = async (value: unknown): Promise<void> => {
+    const { job, attempts: before } = value as { job: unknown; attempts: number };
+    const attempts = before + 1;
+    let retry = false;
+    const batchOf = (queueName: string) => ({
+      queue: queueName,
+      messages: [{
+        id: String((job as Partial<PushJob> | null)?.deliveryId ?? "job"),
+        body: job,
+        attempts,
+        ack() {},
+        retry() {
+          retry = true;
+        },
+      }],
+    });
+    await app.queue(batchOf("kefu-edge-pushes"), env);
+    if (!retry) return;
+    if (attempts > backoffSchedule.length) {
+      retry = false;
+      await app.queue(batchOf("kefu-edge-pushes-dlq"), env);
+      if (!retry) return; // logged and kept; otherwise try again later rather than lose it
+    }
+    const delay = backoffSchedule[Math.min(attempts, backoffSchedule.length) - 1] ?? 0;
+    await kv.enqueue({ job, attempts }, { delay, keysIfUndelivered: keysIfUndelivered(job) });
+  };
+  const listening = queued ? kv.listenQueue(consume) : Promise.resolve();
   const server = deno.serve(
     {
       hostname: options.hostname ?? (vars.HOST || "127.0.0.1"),
@@ -83,6 +144,7 @@ export async function serveDeno(options: DenoServeOptions = {}): Promise<Running
     async close() {
       await server.shutdown();
       kv.close();
+      await listening.catch(() => {});
     },
   };
 }

@@ -8,8 +8,9 @@
  *
  * @module
  */
-import type { Hono } from "hono";
-import { type AppEnv, type AppOptions, createApp } from "./app.ts";
+import { type AppOptions, createApp, type KefuApp } from "./app.ts";
+import type { Env } from "./env.ts";
+import type { QueueLike } from "./push_route.ts";
 import { emulatorUpstream, type EmulatorUpstreams } from "./emulator.ts";
 import { kvStore } from "./index.ts";
 import { registerEmulatorRoutes } from "./_emulator_routes.ts";
@@ -32,12 +33,43 @@ export interface DevAppOptions extends Omit<AppOptions, "emulator"> {
  * await app.request("/_emulator/users/o_demo_user_1/messages", { method: "POST", ... }, env);
  * ```
  */
-export function createDevApp(options: DevAppOptions = {}): Hono<AppEnv> {
+export function createDevApp(options: DevAppOptions = {}): KefuApp {
   const { upstream = emulatorUpstream(options.now === undefined ? {} : { now: options.now }), ...appOptions } = options;
-  const app = createApp({ store: kvStore, ...appOptions, emulator: upstream.select });
-  registerEmulatorRoutes(app, upstream);
+  const running = new Set<Promise<unknown>>();
+  // With a queue bound, dev pushes take the queue path (claim, enqueue, answer, then the
+  // app's own consumer), but in process: the job is consumed at once, so a dev route can
+  // show what the user received (a welcome text) in its answer.
+  const queue = appOptions.queue ?? ((env: Env): QueueLike | undefined =>
+    env.KEFU_QUEUE === undefined ? undefined : {
+      send(job) {
+        consumeNow(job, env, 1);
+        return Promise.resolve();
+      },
+    });
+  const app: KefuApp = createApp({ store: kvStore, ...appOptions, queue, emulator: upstream.select });
+  const consumeNow = (job: unknown, env: Env, attempts: number): void => {
+    let retryIn: number | undefined;
+    const message = {
+      id: `dev-${attempts}`,
+      body: job,
+      attempts,
+      ack() {},
+      retry(o?: { delaySeconds?: number }) {
+        retryIn = o?.delaySeconds ?? 5;
+      },
+    };
+    const run = app.queue({ queue: "kefu-edge-pushes", messages: [message] }, env).then(() => {
+      if (retryIn !== undefined && attempts < 10) setTimeout(() => consumeNow(job, env, attempts + 1), retryIn * 1000);
+    });
+    running.add(run);
+    void run.finally(() => running.delete(run));
+  };
+  registerEmulatorRoutes(app, upstream, { background: () => [...running] });
   return app;
 }
 
-/** The worker: `fetch(request, env, ctx)` for `wrangler dev`. */
+/** The Durable Object class of `wrangler.toml` (`KEFU_STORE`). */
+export { KefuStore } from "./store_object.ts";
+
+/** The worker: `fetch(request, env, ctx)` and `queue(batch, env, ctx)` for `wrangler dev`. */
 export default createDevApp();

@@ -7,7 +7,8 @@
  * @module
  */
 import * as z from "../src/_zod.ts";
-import type { KvNamespaceLike } from "../mod.ts";
+import type { DurableObjectNamespaceLike, KvNamespaceLike } from "../mod.ts";
+import type { QueueLike } from "./push_route.ts";
 
 /**
  * Bindings and variables of the worker (`wrangler.toml` `[vars]`, secrets, `.dev.vars`,
@@ -15,8 +16,15 @@ import type { KvNamespaceLike } from "../mod.ts";
  * each route checks the ones it needs.
  */
 export interface Env {
-  /** KV namespace for access tokens and push dedupe marks. */
+  /** KV namespace for access tokens (and push dedupe marks when `KEFU_STORE` is not bound). */
   WECHAT_KV?: KvNamespaceLike;
+  /**
+   * Durable Object namespace of the `KefuStore` class: push claims and dedupe marks (atomic,
+   * so every message is handled once across isolates), idempotency records.
+   */
+  KEFU_STORE?: DurableObjectNamespaceLike;
+  /** Queue producer: verified pushes are enqueued and answered at once; the worker consumes them. */
+  KEFU_QUEUE?: QueueLike;
   /** The mini program's AppID. */
   WECHAT_APPID?: string;
   /** The AppSecret (a secret). */
@@ -42,11 +50,18 @@ export interface Env {
 }
 
 /** Names of the string variables of {@link Env}. */
-export type EnvVar = Exclude<keyof Env, "WECHAT_KV">;
+export type EnvVar = Exclude<keyof Env, "WECHAT_KV" | "KEFU_STORE" | "KEFU_QUEUE">;
 
 const flag = z.pipe(
   z.transform((value: unknown) => (typeof value === "string" ? value.trim().toLowerCase() : value)),
   z.enum(["on", "off"], { error: 'must be "on" or "off"' }),
+);
+// The emulator switch takes the upstream away from WeChat: only the exact word opens it.
+const exactFlag = z.enum(["on", "off"], { error: 'must be exactly "on" or "off"' });
+// A key with blanks around it is almost always a paste accident; refusing it says so at
+// once, where trimming would silently accept a key other than the one configured.
+const apiKey = z.string({ error: "must be a string" }).check(
+  z.regex(/^\S(?:.*\S)?$/s, "must not start or end with whitespace"),
 );
 const text = z.string({ error: "must be a string" });
 const httpUrl = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
@@ -66,9 +81,9 @@ export const envSchema: z.ZodMiniObject<{ [K in EnvVar]: z.ZodMiniType }> = z.ob
   WECHAT_SECRET: text,
   WECHAT_TOKEN: z.string().check(z.regex(/^\S+$/, "must not contain spaces")),
   WECHAT_AES_KEY: z.string().check(z.regex(/^[A-Za-z0-9]{43}$/, "must be the 43-character EncodingAESKey")),
-  API_KEY: text,
+  API_KEY: apiKey,
   WECHAT_API_BASE: httpUrl,
-  WECHAT_EMULATOR: flag,
+  WECHAT_EMULATOR: exactFlag,
   TRANSFER_TO_KF: flag,
   WELCOME_TEXT: text,
   FORWARD_URL: httpUrl,

@@ -4,17 +4,27 @@
  *
  * The request is `POST FORWARD_URL` with the message as a JSON body and:
  * - `X-Kefu-Timestamp`: Unix seconds when it was signed;
- * - `X-Kefu-Signature`: `sha256=` + hex HMAC-SHA256 of `` `${timestamp}.${body}` `` under `FORWARD_SECRET`.
+ * - `X-Kefu-Delivery`: the message's delivery id, the same on every retry of that message
+ *   (WeChat's and the worker's), so a receiver can process each message once;
+ * - `X-Kefu-Signature`: `sha256=` + hex HMAC-SHA256 of `` `${timestamp}.${deliveryId}.${body}` ``
+ *   under `FORWARD_SECRET`.
+ *
+ * Redirects are not followed: a 3xx answer is a failed forward.
  *
  * @module
  */
+import { readStream } from "../src/_bytes.ts";
 
 /** Header carrying the signature. */
 export const FORWARD_SIGNATURE_HEADER = "x-kefu-signature";
 /** Header carrying the signing time (Unix seconds). */
 export const FORWARD_TIMESTAMP_HEADER = "x-kefu-timestamp";
+/** Header carrying the delivery id (stable across retries of one message). */
+export const FORWARD_DELIVERY_HEADER = "x-kefu-delivery";
 /** Time allowed for the forward target to answer; WeChat waits 5 s for the whole push. */
 export const FORWARD_TIMEOUT_MS = 4000;
+/** Default largest body {@link verifyForward} reads: 1 MiB. */
+export const DEFAULT_MAX_FORWARD_BYTES = 1024 * 1024;
 
 const encoder = new TextEncoder();
 
@@ -27,53 +37,96 @@ async function hmacHex(secret: string, data: string): Promise<string> {
 }
 
 /**
- * The `X-Kefu-Signature` value for a body signed at `timestamp`.
+ * The `X-Kefu-Signature` value for a body signed at `timestamp` with its delivery id.
  *
  * @param secret `FORWARD_SECRET`
  * @param timestamp Unix seconds, as sent in `X-Kefu-Timestamp`
+ * @param deliveryId the delivery id, as sent in `X-Kefu-Delivery`
  * @param body the exact request body
  * @returns `sha256=<hex>`
  * @example
  * ```ts
  * import { signForward } from "./forward.ts";
- * console.log((await signForward("secret", "1700000000", "{}")).startsWith("sha256=")); // true
+ * console.log((await signForward("secret", "1700000000", "d41d8c", "{}")).startsWith("sha256=")); // true
  * ```
  */
-export async function signForward(secret: string, timestamp: string, body: string): Promise<string> {
-  return `sha256=${await hmacHex(secret, `${timestamp}.${body}`)}`;
+export async function signForward(
+  secret: string,
+  timestamp: string,
+  deliveryId: string,
+  body: string,
+): Promise<string> {
+  return `sha256=${await hmacHex(secret, `${timestamp}.${deliveryId}.${body}`)}`;
+}
+
+/** An authentic forwarded request, as {@link verifyForward} read it. */
+export interface VerifiedForward {
+  /** The exact body: the push message as JSON. */
+  body: string;
+  /**
+   * The delivery id: the same for every retry of one message. Keep the ids you have
+   * processed (for a day is plenty) and answer 2xx to one you have seen without acting again.
+   */
+  deliveryId: string;
+  /** When the request was signed, Unix seconds. */
+  timestamp: number;
+}
+
+/** Options of {@link verifyForward}. */
+export interface VerifyForwardOptions {
+  /** Largest accepted distance between `X-Kefu-Timestamp` and now, in seconds; default 300. */
+  maxSkewSeconds?: number | undefined;
+  /** Largest body read, in bytes; default 1 MiB. A larger body is refused before it is read whole. */
+  maxBodyBytes?: number | undefined;
+  /** Clock in ms; default `Date.now`. */
+  now?: (() => number) | undefined;
 }
 
 /**
- * Checks a forwarded request on the receiving side: the signature over the timestamp
- * and body, and the timestamp's distance from now.
+ * Checks a forwarded request on the receiving side: the signature over the timestamp,
+ * the delivery id and the body, the timestamp's distance from now, and the body's size
+ * (counted as it arrives, never trusted from Content-Length).
  *
- * @param request the incoming request (its body is read)
+ * @param request the incoming request (its body is read, up to the limit)
  * @param secret `FORWARD_SECRET`
- * @param options `maxSkewSeconds` (default 300) and `now` (ms clock)
- * @returns the body text when the request is authentic, `null` otherwise
+ * @param options `maxSkewSeconds` (default 300), `maxBodyBytes` (default 1 MiB) and `now` (ms clock)
+ * @returns the body, delivery id and timestamp when the request is authentic, `null` otherwise
  * @example
  * ```ts ignore
- * const body = await verifyForward(request, env.FORWARD_SECRET);
- * if (body === null) return new Response("forbidden", { status: 403 });
- * const message = JSON.parse(body);
+ * const forwarded = await verifyForward(request, env.FORWARD_SECRET);
+ * if (forwarded === null) return new Response("forbidden", { status: 403 });
+ * if (await alreadyProcessed(forwarded.deliveryId)) return new Response("ok"); // a retry
+ * const message = JSON.parse(forwarded.body);
  * ```
  */
 export async function verifyForward(
   request: Request,
   secret: string,
-  options: { maxSkewSeconds?: number; now?: () => number } = {},
-): Promise<string | null> {
+  options: VerifyForwardOptions = {},
+): Promise<VerifiedForward | null> {
   const timestamp = request.headers.get(FORWARD_TIMESTAMP_HEADER) ?? "";
+  const deliveryId = request.headers.get(FORWARD_DELIVERY_HEADER) ?? "";
   const signature = request.headers.get(FORWARD_SIGNATURE_HEADER) ?? "";
-  if (!/^\d{1,12}$/.test(timestamp)) return null;
+  if (!/^\d{1,12}$/.test(timestamp) || !/^[0-9a-f]{1,128}$/.test(deliveryId)) return null;
   const skew = Math.abs((options.now ?? Date.now)() / 1000 - Number(timestamp));
   if (skew > (options.maxSkewSeconds ?? 300)) return null;
-  const body = await request.text();
-  const expected = await signForward(secret, timestamp, body);
+  const limit = options.maxBodyBytes ?? DEFAULT_MAX_FORWARD_BYTES;
+  const declared = request.headers.get("content-length");
+  if (declared !== null && /^\d+$/.test(declared) && Number(declared) > limit) return null;
+  let body: string;
+  try {
+    const bytes = request.body === null ? new Uint8Array() : await readStream(request.body, limit, () => tooLarge);
+    body = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    return null; // over the limit, unreadable, or not UTF-8
+  }
+  const expected = await signForward(secret, timestamp, deliveryId, body);
   let diff = expected.length ^ signature.length;
   for (let i = 0; i < expected.length; i++) diff |= expected.charCodeAt(i) ^ signature.charCodeAt(i);
-  return diff === 0 ? body : null;
+  return diff === 0 ? { body, deliveryId, timestamp: Number(timestamp) } : null;
 }
+
+const tooLarge = new Error("Forwarded body is over the limit");
 
 /**
  * Forwarding failed: the target is unreachable, too slow, or answered non-2xx.
@@ -98,23 +151,26 @@ export class ForwardError extends Error {
 }
 
 /**
- * POSTs `message` as JSON to `url`, signed with `secret`.
+ * POSTs `message` as JSON to `url`, signed with `secret`, carrying its delivery id.
+ * Redirects are not followed.
  *
  * @param message the verified push message
- * @param target `url`, `secret`, the `fetch` to use and the clock (ms)
- * @throws {ForwardError} on a network error, a timeout or a non-2xx answer
+ * @param target `url`, `secret`, the message's `deliveryId`, the `fetch` to use and the clock (ms)
+ * @throws {ForwardError} on a network error, a timeout or an answer other than 2xx (3xx included)
  * @example
  * ```ts ignore
- * await forwardMessage(message, { url: env.FORWARD_URL, secret: env.FORWARD_SECRET, fetch, now: Date.now });
+ * await forwardMessage(message, {
+ *   url: env.FORWARD_URL, secret: env.FORWARD_SECRET, deliveryId: context.deliveryId, fetch, now: Date.now,
+ * });
  * ```
  */
 export async function forwardMessage(
   message: unknown,
-  target: { url: string; secret: string; fetch: typeof fetch; now: () => number },
+  target: { url: string; secret: string; deliveryId: string; fetch: typeof fetch; now: () => number },
 ): Promise<void> {
   const body = JSON.stringify(message);
   const timestamp = String(Math.floor(target.now() / 1000));
-  const signature = await signForward(target.secret, timestamp, body);
+  const signature = await signForward(target.secret, timestamp, target.deliveryId, body);
   let response: Response;
   try {
     response = await target.fetch(target.url, {
@@ -124,8 +180,11 @@ export async function forwardMessage(
         "content-type": "application/json; charset=utf-8",
         "user-agent": "kefu-edge",
         [FORWARD_TIMESTAMP_HEADER]: timestamp,
+        [FORWARD_DELIVERY_HEADER]: target.deliveryId,
         [FORWARD_SIGNATURE_HEADER]: signature,
       },
+      // A redirect could take the signed message to a host FORWARD_URL does not name.
+      redirect: "manual",
       signal: AbortSignal.timeout(FORWARD_TIMEOUT_MS),
     });
   } catch (err) {
@@ -133,5 +192,9 @@ export async function forwardMessage(
     throw new ForwardError(timeout ? `no answer within ${FORWARD_TIMEOUT_MS} ms` : "target unreachable");
   }
   await response.body?.cancel().catch(() => {});
+  if (response.status >= 300 && response.status < 400) {
+    throw new ForwardError(`HTTP ${response.status} (redirects are not followed)`);
+  }
+  // `redirect: "manual"` gives browsers an opaque answer with status 0: not a success either.
   if (!response.ok) throw new ForwardError(`HTTP ${response.status}`);
 }

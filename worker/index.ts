@@ -1,6 +1,7 @@
 /**
- * The Cloudflare Workers entry (`wrangler.toml` `main`): the app with access tokens
- * and push dedupe marks in the `WECHAT_KV` namespace.
+ * The Cloudflare Workers entry (`wrangler.toml` `main`): the app with access tokens in the
+ * `WECHAT_KV` namespace, push claims in the `KEFU_STORE` Durable Objects (KV when unbound),
+ * and durable push handling through `KEFU_QUEUE` when bound.
  *
  * @module
  */
@@ -29,5 +30,8 @@ export function kvStore(env: Env): KeyValueStore {
   return store;
 }
 
-/** The worker: `fetch(request, env, ctx)` for wrangler. */
+/** The Durable Object class bound as `KEFU_STORE` (the runtime finds it among the entry's exports). */
+export { KefuStore } from "./store_object.ts";
+
+/** The worker: `fetch(request, env, ctx)` and `queue(batch, env, ctx)` for wrangler. */
 export default createApp({ store: kvStore });

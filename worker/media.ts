@@ -1,7 +1,8 @@
 /**
- * The media proxy's answer: WeChat's body streamed through untouched, with the
- * Content-Type kept, a Content-Disposition rebuilt around a safe file name, and
- * private caching.
+ * The media proxy's answer: WeChat's body streamed through untouched, with an image,
+ * audio or video Content-Type kept (anything else is served as
+ * `application/octet-stream`, so no HTML or script runs on the worker's origin), a
+ * Content-Disposition rebuilt around a safe, bounded file name, and private caching.
  *
  * @module
  */
@@ -42,9 +43,11 @@ export function contentDisposition(name: string): string {
  * ```
  */
 export function mediaResponse(upstream: Response, mediaId: string): Response {
-  const type = upstream.headers.get("content-type") ?? "application/octet-stream";
-  const name = filenameFromContentDisposition(upstream.headers.get("content-disposition")) ??
-    `${mediaId}${extensionForType(type) ?? ""}`;
+  const type = servedType(upstream.headers.get("content-type"));
+  const name = capFilename(
+    filenameFromContentDisposition(upstream.headers.get("content-disposition")) ??
+      `${mediaId}${extensionForType(type) ?? ""}`,
+  );
   const headers = new Headers({
     "content-type": type,
     "content-disposition": contentDisposition(name),
@@ -55,3 +58,54 @@ export function mediaResponse(upstream: Response, mediaId: string): Response {
   if (length !== null && /^\d+$/.test(length)) headers.set("content-length", length);
   return new Response(upstream.body, { status: 200, headers });
 }
+
+/** Longest file name put in Content-Disposition, in UTF-8 bytes (the extension is kept). */
+export const MAX_FILENAME_BYTES = 200;
+
+const MEDIA_TYPE = /^(?:image|audio|video)\/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$/;
+
+/**
+ * The Content-Type the proxy serves: WeChat's when it is an image, audio or video type
+ * (parameters dropped; `image/svg+xml` excluded, it can carry script), else
+ * `application/octet-stream`.
+ *
+ * @param upstream WeChat's Content-Type header, or `null`
+ * @returns the type to serve
+ * @example
+ * ```ts
+ * import { servedType } from "./media.ts";
+ * console.log(servedType("image/jpeg"), servedType("text/html")); // "image/jpeg" "application/octet-stream"
+ * ```
+ */
+export function servedType(upstream: string | null): string {
+  const type = (upstream ?? "").split(";")[0]!.trim().toLowerCase();
+  return MEDIA_TYPE.test(type) && type !== "image/svg+xml" ? type : "application/octet-stream";
+}
+
+/**
+ * Cuts a file name to {@link MAX_FILENAME_BYTES} UTF-8 bytes on a character boundary,
+ * keeping a short extension.
+ *
+ * @param name the file name
+ * @returns the name, at most 200 bytes long
+ * @example
+ * ```ts
+ * import { capFilename } from "./media.ts";
+ * console.log(new TextEncoder().encode(capFilename("图".repeat(100) + ".jpg")).length <= 200); // true
+ * ```
+ */
+export function capFilename(name: string): string {
+  if (encoder.encode(name).length <= MAX_FILENAME_BYTES) return name;
+  const dot = name.lastIndexOf(".");
+  const ext = dot > 0 && name.length - dot <= 10 ? name.slice(dot) : "";
+  let budget = MAX_FILENAME_BYTES - encoder.encode(ext).length;
+  let out = "";
+  for (const ch of name.slice(0, name.length - ext.length)) {
+    budget -= encoder.encode(ch).length;
+    if (budget < 0) break;
+    out += ch;
+  }
+  return out + ext;
+}
+
+const encoder = new TextEncoder();

@@ -21,16 +21,29 @@
  *
  * @module
  */
-export { type AppEnv, type AppLogger, type AppOptions, createApp } from "./app.ts";
+export { type AppEnv, type AppLogger, type AppOptions, createApp, type KefuApp } from "./app.ts";
+export { KefuStore, type KefuStoreState } from "./store_object.ts";
+export {
+  DEAD_LETTER_PREFIX,
+  DEAD_LETTER_TTL_SECONDS,
+  type QueueBatchLike,
+  type QueueLike,
+  type QueueMessageLike,
+  retryDelaySeconds,
+} from "./push_route.ts";
 export { ConfigError, type ConfigProblem, type Env, type EnvVar } from "./env.ts";
 export { type ErrorBody, HttpError } from "./errors.ts";
 export {
+  DEFAULT_MAX_FORWARD_BYTES,
+  FORWARD_DELIVERY_HEADER,
   FORWARD_SIGNATURE_HEADER,
   FORWARD_TIMESTAMP_HEADER,
   ForwardError,
   signForward,
+  type VerifiedForward,
   verifyForward,
+  type VerifyForwardOptions,
 } from "./forward.ts";
-export type { AppPushContext, AppPushHandler } from "./push_handler.ts";
+export type { AppPushContext, AppPushHandler, AppReplyDecider } from "./push_handler.ts";
 export type { EmulatorUpstream, Upstream, UpstreamSettings } from "./upstream.ts";
 export { backgroundContext, type WaitUntil } from "./background.ts";

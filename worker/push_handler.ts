@@ -1,8 +1,10 @@
 /**
  * The push handler the worker runs when `createApp` is given none, configured by env:
  * - `FORWARD_URL` (+ `FORWARD_SECRET`): POST every verified message, signed, to your
- *   service; a failed forward fails the push, so WeChat retries and nothing is lost;
- * - `TRANSFER_TO_KF=on`: answer user messages (not events) with `transfer_customer_service`;
+ *   service; a failed forward fails the run, so it is retried (by WeChat, or by the queue)
+ *   and nothing is lost;
+ * - `TRANSFER_TO_KF=on`: answer user messages (not events) with `transfer_customer_service`
+ *   (the default `onReply`);
  * - `WELCOME_TEXT`: when a user enters the session, send that text after answering.
  *
  * @module
@@ -33,12 +35,24 @@ export interface AppPushContext extends PushHandlerContext {
 
 /**
  * A push handler for `createApp({ onMessage })`: a core {@link PushHandler} that
- * also receives the worker's context. Any plain `PushHandler` fits.
+ * also receives the worker's context. Any plain `PushHandler` fits. With a queue bound it
+ * runs in the queue's consumer, after WeChat was answered: a `Reply` it returns is then
+ * ignored (decide passive replies with `onReply`).
  */
 export type AppPushHandler = (
   message: PushMessage,
   context: AppPushContext,
 ) => ReturnType<PushHandler>;
+
+/**
+ * Decides the passive reply (`transfer_customer_service`) while WeChat waits, for
+ * `createApp({ onReply })`: with a queue bound it runs before the message is enqueued,
+ * within 3 s; without one, after `onMessage` (whose own `Reply` wins).
+ */
+export type AppReplyDecider = (
+  message: PushMessage,
+  context: PushHandlerContext & { env: Env },
+) => Reply | undefined | void | Promise<Reply | undefined | void>;
 
 /** The default handler's settings, read from env. */
 export interface DefaultHandlerSettings {
@@ -89,7 +103,12 @@ export function defaultPushHandler(
 ): AppPushHandler {
   return async (message, context) => {
     if (settings.forward !== undefined) {
-      await forwardMessage(message, { ...settings.forward, fetch: deps.fetch, now: deps.now });
+      await forwardMessage(message, {
+        ...settings.forward,
+        deliveryId: context.deliveryId,
+        fetch: deps.fetch,
+        now: deps.now,
+      });
     }
     const welcome = settings.welcomeText;
     if (welcome !== undefined && isPushMessage(message, "user_enter_tempsession")) {
@@ -101,6 +120,22 @@ export function defaultPushHandler(
         })
       );
     }
-    if (settings.transfer && message.MsgType !== "event") return Reply.transferCustomerService();
   };
+}
+
+/**
+ * The default passive reply: with `TRANSFER_TO_KF=on`, user messages (not events) are
+ * handed to the customer-service tool.
+ *
+ * @param settings what {@link defaultHandlerSettings} read
+ * @returns the decision, or `undefined` when there is nothing to decide
+ * @example
+ * ```ts
+ * import { defaultReplyDecider } from "./push_handler.ts";
+ * console.log(defaultReplyDecider({ transfer: false, welcomeText: undefined, forward: undefined })); // undefined
+ * ```
+ */
+export function defaultReplyDecider(settings: DefaultHandlerSettings): AppReplyDecider | undefined {
+  if (!settings.transfer) return undefined;
+  return (message) => (message.MsgType === "event" ? undefined : Reply.transferCustomerService());
 }

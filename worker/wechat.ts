@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type KeyValueStore, type Logger, MiniProgram, type RetryOptions } from "../mod.ts";
+import { type KeyValueStore, type Logger, MiniProgram, type PushOptions, type RetryOptions } from "../mod.ts";
 import { ConfigError, type Env, optionalVar, requireVar } from "./env.ts";
 import { type EmulatorUpstream, selectUpstream, type UpstreamSettings } from "./upstream.ts";
 
@@ -30,6 +30,8 @@ export interface MiniProgramFactoryOptions {
   timeoutMs?: number | undefined;
   retry?: RetryOptions | undefined;
   maxUploadBytes?: number | undefined;
+  mediaIdleTimeoutMs?: number | undefined;
+  push?: Pick<PushOptions, "leaseSeconds" | "claimWaitMs" | "dedupeKey"> | undefined;
   logger: Logger;
 }
 
@@ -124,10 +126,12 @@ function build(settings: UpstreamSettings, env: Env, options: MiniProgramFactory
     ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
     ...(options.retry === undefined ? {} : { retry: options.retry }),
     ...(options.maxUploadBytes === undefined ? {} : { maxUploadBytes: options.maxUploadBytes }),
+    ...(options.mediaIdleTimeoutMs === undefined ? {} : { mediaIdleTimeoutMs: options.mediaIdleTimeoutMs }),
     ...(settings.pushToken === undefined ? {} : {
       push: {
         token: settings.pushToken,
         ...(settings.aesKey === undefined ? {} : { encodingAESKey: settings.aesKey }),
+        ...options.push,
         dedupeStore: options.dedupeStore(env),
       },
     }),

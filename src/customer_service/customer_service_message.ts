@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { ValidationError } from "../errors.ts";
 import { validate } from "../_validate.ts";
 import type { HttpClient } from "../http/client.ts";
 import { readMedia } from "./media.ts";
@@ -41,6 +42,19 @@ export interface UploadTempMediaResult {
 /** Default upload limit: 10 MiB (WeChat's temporary image limit). */
 export const DEFAULT_MAX_UPLOAD_BYTES: number = 10 * 1024 * 1024;
 
+/** Default for {@link GetTempMediaOptions.idleTimeoutMs}: 30 s without a byte ends a download. */
+export const DEFAULT_MEDIA_IDLE_TIMEOUT_MS = 30_000;
+
+/** Options of {@link CustomerServiceMessage.getTempMedia}. */
+export interface GetTempMediaOptions {
+  /**
+   * Longest wait for the next bytes of the body once the headers have arrived, in ms; a
+   * download that stalls longer fails with {@link WeChatTimeoutError} instead of hanging.
+   * Default the MiniProgram's `mediaIdleTimeoutMs` (30 s); `Infinity` waits forever.
+   */
+  idleTimeoutMs?: number | undefined;
+}
+
 /**
  * Sends customer-service messages and handles temporary media. Reached as
  * `mp.customerServiceMessage`.
@@ -55,16 +69,23 @@ export const DEFAULT_MAX_UPLOAD_BYTES: number = 10 * 1024 * 1024;
 export class CustomerServiceMessage {
   readonly #http: HttpClient;
   readonly #maxUploadBytes: number;
+  readonly #mediaIdleTimeoutMs: number;
 
   /**
    * Creates the module; `MiniProgram` does this for you.
    *
    * @param http the SDK's request pipeline
-   * @param options `maxUploadBytes`: upload limit (default 10 MiB)
+   * @param options `maxUploadBytes`: upload limit (default 10 MiB); `mediaIdleTimeoutMs`:
+   *   the default {@link GetTempMediaOptions.idleTimeoutMs} (30 s)
    */
-  constructor(http: HttpClient, options: { maxUploadBytes?: number | undefined } = {}) {
+  constructor(
+    http: HttpClient,
+    options: { maxUploadBytes?: number | undefined; mediaIdleTimeoutMs?: number | undefined } = {},
+  ) {
     this.#http = http;
     this.#maxUploadBytes = options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES;
+    this.#mediaIdleTimeoutMs = idleTimeout("mediaIdleTimeoutMs", options.mediaIdleTimeoutMs) ??
+      DEFAULT_MEDIA_IDLE_TIMEOUT_MS;
   }
 
   /**
@@ -171,7 +192,11 @@ export class CustomerServiceMessage {
    * Content-Disposition) are intact. An error answer throws {@link WeChatApiError}
    * (40007 for an unknown or expired media_id), whatever its Content-Type.
    *
+   * The body is cut with {@link WeChatTimeoutError} when WeChat sends no bytes for
+   * `idleTimeoutMs` (default 30 s), so a stalled download never hangs its reader.
+   *
    * @param mediaId the media_id
+   * @param options `idleTimeoutMs`: longest silence of the body, in ms
    * @returns the streaming response
    * @example
    * ```ts ignore
@@ -180,15 +205,16 @@ export class CustomerServiceMessage {
    * await res.body?.pipeTo(destination);
    * ```
    */
-  getTempMedia(mediaId: string): Promise<Response> {
+  getTempMedia(mediaId: string, options: GetTempMediaOptions = {}): Promise<Response> {
     return this.#run(() => {
       const media_id = validate(mediaIdSchema, mediaId, "media_id");
+      const idleMs = idleTimeout("idleTimeoutMs", options.idleTimeoutMs) ?? this.#mediaIdleTimeoutMs;
       return this.#http.call({
         method: "GET",
         path: "/cgi-bin/media/get",
         query: { media_id },
         idempotent: true,
-      }, readMedia);
+      }, (response, endpoint) => readMedia(response, endpoint, idleMs));
     });
   }
 
@@ -200,6 +226,14 @@ export class CustomerServiceMessage {
       return Promise.reject(err);
     }
   }
+}
+
+function idleTimeout(field: string, value: number | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "number" || Number.isNaN(value) || value <= 0) {
+    throw new ValidationError(field, "must be a positive number of milliseconds (or Infinity)");
+  }
+  return value;
 }
 
 export type { UploadBody, UploadForm };

@@ -1,6 +1,6 @@
 // Private: tells a getTempMedia error body from media bytes without buffering media.
 import { throwIfApiError } from "../http/client.ts";
-import { WeChatError } from "../errors.ts";
+import { WeChatError, WeChatTimeoutError } from "../errors.ts";
 import { concatBytes } from "../_bytes.ts";
 
 /** Error bodies are small; media bodies are not read beyond the first chunk. */
@@ -8,27 +8,35 @@ const MAX_ERROR_BODY = 64 * 1024;
 
 /**
  * Returns the response for media; throws WeChatApiError for an errcode body.
- * Media types (image/audio/video) pass through untouched. Anything else —
+ * Media types (image/audio/video) pass through unread. Anything else —
  * JSON, text/plain, no Content-Type, octet-stream — is peeked: a body whose
  * first non-blank byte is `{` is read (bounded) and checked for errcode; any
- * other body is re-assembled around the peeked chunk and streamed on.
+ * other body is re-assembled around the peeked chunk and streamed on. Every body
+ * returned fails with a body-phase WeChatTimeoutError when a chunk is `idleTimeoutMs` late.
  */
-export async function readMedia(response: Response, endpoint: string): Promise<Response> {
+export async function readMedia(response: Response, endpoint: string, idleTimeoutMs: number): Promise<Response> {
+  if (response.body === null) return response;
+  const stalled = () => new WeChatTimeoutError(endpoint, idleTimeoutMs, "body");
   const type = (response.headers.get("content-type") ?? "").toLowerCase();
-  if (/^(image|audio|video)\//.test(type) || response.body === null) return response;
+  if (/^(image|audio|video)\//.test(type)) {
+    if (!Number.isFinite(idleTimeoutMs)) return response;
+    return new Response(withIdleTimeout(response.body.getReader(), idleTimeoutMs, stalled), response);
+  }
   const reader = response.body.getReader();
-  const first = await reader.read();
+  const first = await nextChunk(reader, idleTimeoutMs, stalled);
   if (first.done) {
     return new Response(null, response);
   }
   if (firstNonBlank(first.value) !== 0x7b /* { */) {
-    return new Response(prepend(first.value, reader), response);
+    return new Response(withIdleTimeout(reader, idleTimeoutMs, stalled, first.value), response);
   }
   const chunks = [first.value];
   let total = first.value.byteLength;
   for (;;) {
-    if (total > MAX_ERROR_BODY) return new Response(prepend(concatBytes(chunks), reader), response);
-    const next = await reader.read();
+    if (total > MAX_ERROR_BODY) {
+      return new Response(withIdleTimeout(reader, idleTimeoutMs, stalled, concatBytes(chunks)), response);
+    }
+    const next = await nextChunk(reader, idleTimeoutMs, stalled);
     if (next.done) break;
     chunks.push(next.value);
     total += next.value.byteLength;
@@ -52,16 +60,41 @@ function firstNonBlank(bytes: Uint8Array): number | undefined {
   return undefined;
 }
 
-function prepend(head: Uint8Array, reader: ReadableStreamDefaultReader<Uint8Array>): ReadableStream<Uint8Array> {
-  let sentHead = false;
+/** The next chunk, or `stalled()` thrown (and the body cancelled) after `ms` without one. */
+async function nextChunk(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  ms: number,
+  stalled: () => Error,
+): Promise<ReadableStreamReadResult<Uint8Array>> {
+  if (!Number.isFinite(ms)) return reader.read();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => timer = setTimeout(() => reject(stalled()), ms));
+  try {
+    return await Promise.race([reader.read(), timeout]);
+  } catch (err) {
+    reader.cancel(err).catch(() => {});
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The rest of `reader` as a stream (after `head`, if given), failing when a chunk is `ms` late. */
+function withIdleTimeout(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  ms: number,
+  stalled: () => Error,
+  head?: Uint8Array,
+): ReadableStream<Uint8Array> {
+  let pending = head;
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
-      if (!sentHead) {
-        sentHead = true;
-        controller.enqueue(head);
+      if (pending !== undefined) {
+        controller.enqueue(pending);
+        pending = undefined;
         return;
       }
-      const { done, value } = await reader.read();
+      const { done, value } = await nextChunk(reader, ms, stalled);
       if (done) controller.close();
       else controller.enqueue(value);
     },

@@ -7,6 +7,7 @@
 import {
   redact,
   TOKEN_INVALID_CODES,
+  ValidationError,
   WeChatApiError,
   WeChatError,
   WeChatHttpError,
@@ -30,6 +31,7 @@ export interface RetryOptions {
 
 /** Settings of {@link HttpClient}. */
 export interface HttpClientOptions {
+  /** API origin, optionally with a path prefix (`https://proxy.example/wechat`); checked by {@link apiBase}. */
   baseUrl: string;
   fetch: typeof fetch;
   timeoutMs: number;
@@ -73,6 +75,7 @@ export type ResponseReader<T> = (response: Response, endpoint: string) => Promis
  */
 export class HttpClient {
   readonly #options: HttpClientOptions;
+  readonly #base: string;
   readonly #maxRetries: number;
   readonly #baseDelayMs: number;
   /** Absolute URL of each API path, resolved once: a handful of fixed paths per client. */
@@ -80,6 +83,7 @@ export class HttpClient {
 
   constructor(options: HttpClientOptions) {
     this.#options = options;
+    this.#base = apiBase(options.baseUrl);
     this.#maxRetries = options.retry?.maxRetries ?? 2;
     this.#baseDelayMs = options.retry?.baseDelayMs ?? 300;
   }
@@ -150,7 +154,7 @@ export class HttpClient {
   #buildRequest(request: ApiRequest, token: string | undefined, signal: AbortSignal): [string, RequestInit] {
     let url = this.#endpoints.get(request.path);
     if (url === undefined) {
-      url = new URL(request.path, this.#options.baseUrl).href;
+      url = new URL(this.#base + request.path).href;
       this.#endpoints.set(request.path, url);
     }
     // The query as URL.searchParams would write it, without building a URL per call.
@@ -184,6 +188,28 @@ function formPair(key: string, value: string): string {
   return FORM_SAFE.test(key) && FORM_SAFE.test(value)
     ? `${key}=${value}`
     : new URLSearchParams([[key, value]]).toString();
+}
+
+/**
+ * The base every API path is appended to: an http(s) URL without query or fragment, its
+ * trailing slashes removed, so `https://proxy.example/wechat/` keeps its `/wechat` prefix.
+ *
+ * @throws {ValidationError} `baseUrl` for anything else
+ */
+export function apiBase(baseUrl: string): string {
+  let url: URL;
+  try {
+    url = new URL(baseUrl);
+  } catch {
+    throw new ValidationError("baseUrl", "must be an absolute http(s) URL");
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") {
+    throw new ValidationError("baseUrl", "must be an absolute http(s) URL");
+  }
+  if (url.search !== "" || url.hash !== "" || url.username !== "" || url.password !== "") {
+    throw new ValidationError("baseUrl", "must not carry a query, a fragment or credentials");
+  }
+  return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
 }
 
 function isTransient(err: unknown): boolean {

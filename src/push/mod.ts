@@ -15,13 +15,20 @@ export { detectFormat, parseEnvelope, parseFields, parsePushMessage, type PushFo
 export { type EncryptedEnvelope, envelopeBody, Reply, type ReplyType, replyXml } from "./reply.ts";
 export {
   DEDUPE_KEY_PREFIX,
+  DEFAULT_CLAIM_WAIT_MS,
+  DEFAULT_LEASE_SECONDS,
   DEFAULT_MAX_PUSH_BODY_BYTES,
   DEFAULT_MAX_SKEW_SECONDS,
+  DEFAULT_REPLY_BUDGET_MS,
+  type ProcessOutcome,
   type PushHandler,
   type PushHandlerContext,
+  type PushJob,
   type PushOptions,
   PushReceiver,
   type PushReceiverOptions,
+  type QueuedPushOptions,
+  type ReplyDecider,
 } from "./receiver.ts";
 export {
   type ImageMessage,

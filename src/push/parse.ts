@@ -6,7 +6,7 @@
  */
 import { PushVerificationError } from "../errors.ts";
 import { parseXmlDocument } from "./_xml.ts";
-import type { PushMessage } from "./types.ts";
+import { fitsField, KIND_FIELDS, kindOf, type PushMessage } from "./types.ts";
 
 /** The two body formats WeChat can be configured to send. */
 export type PushFormat = "json" | "xml";
@@ -81,13 +81,16 @@ const SAFE_XML_ENVELOPE =
   /^\s*<xml>\s*<ToUserName><!\[CDATA\[([^\]<>&]*)\]\]><\/ToUserName>\s*<Encrypt><!\[CDATA\[([A-Za-z0-9+/=]*)\]\]><\/Encrypt>\s*<\/xml>\s*$/;
 
 /**
- * Parses a body into a typed message: the common fields and those of the known kinds
- * are checked, `CreateTime` becomes a number, `MsgId` stays a string with all its digits.
+ * Parses a body into a message: the common fields and those of the known kinds are
+ * checked, `CreateTime` becomes a number, `MsgId` stays a string with all its digits.
+ * A body that parses but does not fit its kind is still returned (as an
+ * `OtherPushMessage`, see {@link typePushMessage}); only a body that cannot be
+ * parsed at all throws.
  *
  * @param text the body (decrypted, in safe mode)
  * @param format its format; default detected from the first character
  * @returns the message
- * @throws {PushVerificationError} `bad_request` when the body is malformed or a field is missing
+ * @throws {PushVerificationError} `bad_request` when the body is not a JSON object or an XML `<xml>` document
  * @example
  * ```ts
  * import { parsePushMessage } from "./parse.ts";
@@ -101,11 +104,10 @@ export function parsePushMessage(text: string, format: PushFormat | undefined = 
 }
 
 /**
- * Checks and types the fields of a message.
+ * Types the fields of a message; never throws (see {@link typePushMessage}).
  *
  * @param fields the fields from {@link parseFields}
  * @returns the message
- * @throws {PushVerificationError} `bad_request` naming the first missing or malformed field
  * @example
  * ```ts
  * import { toPushMessage } from "./parse.ts";
@@ -114,44 +116,79 @@ export function parsePushMessage(text: string, format: PushFormat | undefined = 
  * ```
  */
 export function toPushMessage(fields: Record<string, unknown>): PushMessage {
+  return typePushMessage(fields).message;
+}
+
+/** What did not fit when a message was typed: the kind it claimed and the first field that was wrong. */
+export interface PushMismatch {
+  /** `text`, `image`, `event:user_enter_tempsession`, … or `common` for the fields every push has. */
+  kind: string;
+  /** The missing or malformed field, e.g. `SessionFrom`. */
+  field: string;
+}
+
+/**
+ * Types the fields of a verified message without ever refusing it for its shape:
+ * - `MsgID` (as some pushes spell it) is read as `MsgId`;
+ * - `CreateTime` becomes a number (0 when it is not a whole number of seconds), `MsgId` a
+ *   string of 1 to 20 digits (an id that is not is left as sent and never used to deduplicate);
+ * - a message whose fields do not fit its kind (a text without `Content`, a session event
+ *   without `SessionFrom`) keeps every field as sent: {@link isPushMessage} does not narrow
+ *   it to the kind, so it reaches the handler as an `OtherPushMessage`.
+ *
+ * @param fields the fields from {@link parseFields}
+ * @returns the message, and the first mismatch when there was one
+ * @example
+ * ```ts
+ * import { typePushMessage } from "./parse.ts";
+ * const { mismatch } = typePushMessage({ ToUserName: "gh_1", FromUserName: "o1", CreateTime: 1, MsgType: "event", Event: "user_enter_tempsession" });
+ * console.log(mismatch); // { kind: "event:user_enter_tempsession", field: "SessionFrom" }
+ * ```
+ */
+export function typePushMessage(fields: Record<string, unknown>): { message: PushMessage; mismatch?: PushMismatch } {
   const message: Record<string, unknown> = { ...fields };
-  for (const name of COMMON_FIELDS) requireString(message, name);
-  message.CreateTime = toSeconds(message.CreateTime);
-  if (message.MsgId !== undefined) message.MsgId = toId(message.MsgId, "MsgId");
-  if (message.BusinessId !== undefined) message.BusinessId = toId(message.BusinessId, "BusinessId");
-  const kind = message.MsgType === "event" ? `event:${String(message.Event)}` : String(message.MsgType);
-  for (const name of KIND_FIELDS[kind] ?? []) requireString(message, name);
-  return message as PushMessage;
+  let mismatch: PushMismatch | undefined;
+  const note = (kind: string, field: string) => void (mismatch ??= { kind, field });
+  if (message.MsgId === undefined && message.MsgID !== undefined) {
+    message.MsgId = message.MsgID;
+    delete message.MsgID;
+  }
+  for (const name of COMMON_FIELDS) {
+    if (typeof message[name] !== "string") {
+      note("common", name);
+      message[name] = typeof message[name] === "number" ? String(message[name]) : "";
+    }
+  }
+  const seconds = toSeconds(message.CreateTime);
+  if (seconds === undefined) note("common", "CreateTime");
+  message.CreateTime = seconds ?? 0;
+  for (const name of ["MsgId", "BusinessId"] as const) {
+    if (message[name] === undefined) continue;
+    const id = toId(message[name]);
+    if (id === undefined) note("common", name);
+    else message[name] = id;
+  }
+  const kind = kindOf(message as PushMessage);
+  // Own properties only: a MsgType of "valueOf" or "__proto__" is a kind like any other.
+  const required = Object.hasOwn(KIND_FIELDS, kind) ? KIND_FIELDS[kind] : undefined;
+  const missing = required?.find((name) => !fitsField(message, name));
+  if (missing !== undefined) note(kind, missing);
+  return mismatch === undefined ? { message: message as PushMessage } : { message: message as PushMessage, mismatch };
 }
 
 const COMMON_FIELDS = ["ToUserName", "FromUserName", "MsgType"] as const;
 
-/** The fields each typed kind must carry, as strings. */
-const KIND_FIELDS: Record<string, readonly string[]> = {
-  text: ["Content", "MsgId"],
-  image: ["PicUrl", "MediaId", "MsgId"],
-  miniprogrampage: ["Title", "AppId", "PagePath", "ThumbUrl", "ThumbMediaId", "MsgId"],
-  "event:user_enter_tempsession": ["Event", "SessionFrom"],
-};
-
-function requireString(message: Record<string, unknown>, name: string): void {
-  if (typeof message[name] !== "string") throw badRequest(`Invalid message: ${name} is missing or not text`);
-}
-
-function toSeconds(value: unknown): number {
+function toSeconds(value: unknown): number | undefined {
   const seconds = typeof value === "string" && /^\d{1,15}$/.test(value) ? Number(value) : value;
-  if (typeof seconds !== "number" || !Number.isSafeInteger(seconds) || seconds < 0) {
-    throw badRequest("Invalid message: CreateTime is not a whole number of seconds");
-  }
-  return seconds;
+  return typeof seconds === "number" && Number.isSafeInteger(seconds) && seconds >= 0 ? seconds : undefined;
 }
 
-// JSON bodies have their MsgId quoted before parsing, so a number here is only a
-// small integer from an odd encoding (e.g. an escaped key); it is exact if safe.
-function toId(value: unknown, name: string): string {
-  if (typeof value === "string" && value !== "") return value;
-  if (typeof value === "number" && Number.isSafeInteger(value)) return String(value);
-  throw badRequest(`Invalid message: ${name} is not an id`);
+// JSON bodies have their MsgId quoted before parsing, so a number here is only a small
+// integer from an odd encoding (e.g. an escaped key); it is exact if safe. An id is an
+// unsigned 64-bit integer: 1 to 20 digits, which also keeps dedupe keys short.
+function toId(value: unknown): string | undefined {
+  const id = typeof value === "number" && Number.isSafeInteger(value) && value >= 0 ? String(value) : value;
+  return typeof id === "string" && /^\d{1,20}$/.test(id) ? id : undefined;
 }
 
 function badRequest(message: string): PushVerificationError {
@@ -179,6 +216,7 @@ function parseJson(text: string): Record<string, unknown> {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw badRequest("Malformed JSON body: not an object");
   }
+  if (Object.keys(value).length === 0) throw badRequest("Malformed JSON body: an object without fields");
   return value as Record<string, unknown>;
 }
 

@@ -10,7 +10,10 @@ import { MemoryStore } from "../stores/memory_store.ts";
 import { readStream } from "../_bytes.ts";
 import type { Logger } from "../token/access_token.ts";
 import { constantTimeEqual, decryptStartingWith, MessageCrypto, pushSignature } from "./crypto.ts";
-import { detectFormat, parseEnvelope, parseFields, type PushFormat, toPushMessage } from "./parse.ts";
+import { sha1Hex } from "../runtime/crypto.ts";
+import { canonicalJson } from "../internal/canonical_json.ts";
+import { detectFormat, parseEnvelope, parseFields, type PushFormat, typePushMessage } from "./parse.ts";
+import { Claims, leaseValue, markValue } from "./_claims.ts";
 import { envelopeBody, Reply, replyXml } from "./reply.ts";
 import type { PushMessage } from "./types.ts";
 
@@ -26,6 +29,22 @@ export interface PushOptions {
   maxSkewSeconds?: number;
   /** Largest accepted body; default 64 KiB. Larger bodies are answered 413. */
   maxBodyBytes?: number;
+  /**
+   * The deduplication key of a message, replacing the default (`MsgId` with the sender,
+   * or a hash of every field for events). It is stored under kefu-edge's prefix, per AppID
+   * and sender.
+   */
+  dedupeKey?: (message: PushMessage) => string;
+  /**
+   * How long a claim protects a message while its handler runs, in seconds; default 60. A
+   * delivery that finds an older claim takes it over (its holder is presumed gone).
+   */
+  leaseSeconds?: number;
+  /**
+   * How long a delivery that finds the message claimed by another one waits for its outcome
+   * before answering non-success (so WeChat retries), in ms; default 1500.
+   */
+  claimWaitMs?: number;
 }
 
 /** Settings of {@link PushReceiver}: the push options plus what the mini program supplies. */
@@ -40,12 +59,19 @@ export interface PushReceiverOptions extends Partial<PushOptions> {
 
 /** What a push handler learns besides the message. */
 export interface PushHandlerContext {
-  /** The request (its body has been read). */
-  request: Request;
+  /** The request (its body has been read); absent when the handler runs from a queue. */
+  request?: Request | undefined;
+  /** 1 for the first run of this message's handler, counting runs from a queue's retries. */
+  attempt: number;
   /** Whether the message came encrypted (compatible or safe mode). */
   encrypted: boolean;
   /** The format of the body. */
   format: PushFormat;
+  /**
+   * An id of this message, the same on every retry WeChat makes of it (40 hex digits, a
+   * hash of the deduplication key): pass it on to your own systems so they can deduplicate.
+   */
+  deliveryId: string;
 }
 
 /**
@@ -57,30 +83,96 @@ export type PushHandler = (
   context: PushHandlerContext,
 ) => void | Reply | undefined | Promise<void | Reply | undefined>;
 
+/**
+ * A verified message waiting in a queue for its handler (see {@link PushReceiver.handleQueued}):
+ * plain JSON, so any queue can carry it.
+ */
+export interface PushJob {
+  /** The format version of the job. */
+  v: 1;
+  /** The message's deduplication key in the store. */
+  key: string;
+  /** The message's delivery id (see {@link PushHandlerContext.deliveryId}). */
+  deliveryId: string;
+  /** The verified message. */
+  message: PushMessage;
+  /** Whether it came encrypted. */
+  encrypted: boolean;
+  /** The body format it came in. */
+  format: PushFormat;
+  /** When it was received, ms. */
+  receivedAt: number;
+}
+
+/**
+ * Decides a passive reply (`transfer_customer_service`) at once, while WeChat waits, in
+ * queue mode: the handler itself runs later, when WeChat has been answered.
+ */
+export type ReplyDecider = (
+  message: PushMessage,
+  context: PushHandlerContext,
+) => Reply | undefined | void | Promise<Reply | undefined | void>;
+
+/** Settings of {@link PushReceiver.handleQueued}. */
+export interface QueuedPushOptions {
+  /** Puts a verified, claimed message on the queue; a rejection answers non-success so WeChat retries. */
+  enqueue(job: PushJob): Promise<void>;
+  /** The passive reply, decided before answering; default none (`success`). */
+  reply?: ReplyDecider | undefined;
+  /** Longest time `reply` may take, in ms, before `success` is answered without it; default 3000. */
+  replyBudgetMs?: number | undefined;
+}
+
+/** What {@link PushReceiver.processQueued} did with a job. */
+export type ProcessOutcome =
+  /** The handler ran and succeeded; the message is marked handled. */
+  | "done"
+  /** The message was already handled: nothing ran. */
+  | "duplicate"
+  /** Another consumer is running this message's handler right now: retry the job later. */
+  | "busy";
+
 /** Default for {@link PushOptions.maxSkewSeconds}. */
 export const DEFAULT_MAX_SKEW_SECONDS = 300;
 /** Default for {@link PushOptions.maxBodyBytes}: 64 KiB. */
 export const DEFAULT_MAX_PUSH_BODY_BYTES = 64 * 1024;
 /** Prefix of every dedupe mark in the store. */
 export const DEDUPE_KEY_PREFIX = "kefu-edge:push:";
+/** Default for {@link QueuedPushOptions.replyBudgetMs}. */
+export const DEFAULT_REPLY_BUDGET_MS = 3000;
+
+/** Default for {@link PushOptions.leaseSeconds}. */
+export const DEFAULT_LEASE_SECONDS = 60;
+/** Default for {@link PushOptions.claimWaitMs}. */
+export const DEFAULT_CLAIM_WAIT_MS = 1500;
 
 // WeChat retries for about 15 s, but a captured request stays acceptable until its
 // timestamp is maxSkew old and may be used up to maxSkew early: the mark must outlive
 // both for a replay to be caught, with a minute to spare.
 const MIN_DEDUPE_TTL_SECONDS = 300;
+// A queued message is marked handled for as long as a queue may still redeliver it
+// (Cloudflare Queues keep a message up to 4 days by default).
+const QUEUED_MARK_TTL_SECONDS = 4 * 24 * 3600;
+const CLAIM_POLL_MS = 100;
 
-/** What came of running the handler for one message, shared by concurrent deliveries. */
-type Outcome = { ok: true; reply: Reply | undefined } | { ok: false };
+/** What came of one delivery, shared by concurrent duplicates in an isolate. */
+type Outcome =
+  | { ok: true; reply: Reply | undefined }
+  | { ok: false; busy: boolean };
 
 // One flight per store and key for the whole isolate, so that receivers sharing a
 // store (several MiniProgram instances) still run the handler once for a message.
 const flights = new WeakMap<KeyValueStore, Map<string, Promise<Outcome>>>();
 
 interface Delivery {
+  key: string;
   message: PushMessage;
   context: PushHandlerContext;
   nonce: string;
 }
+
+/** How a delivery is handled: run the handler now, or claim, enqueue and answer. */
+type Mode = { kind: "handle"; handler: PushHandler } | { kind: "queue"; options: QueuedPushOptions };
 
 /**
  * Receives WeChat's message push. `mp.push` is one; `handle` is a fetch handler for any
@@ -106,9 +198,13 @@ export class PushReceiver {
   readonly #token: string | undefined;
   readonly #crypto: MessageCrypto | undefined;
   readonly #store: KeyValueStore;
+  readonly #claims: Claims;
   readonly #maxSkewSeconds: number;
   readonly #maxBodyBytes: number;
   readonly #dedupeTtlSeconds: number;
+  readonly #leaseSeconds: number;
+  readonly #claimWaitMs: number;
+  readonly #dedupeKey: ((message: PushMessage) => string) | undefined;
   readonly #now: () => number;
   readonly #logger: Logger;
 
@@ -128,9 +224,16 @@ export class PushReceiver {
     this.#maxSkewSeconds = nonNegative("push.maxSkewSeconds", options.maxSkewSeconds, DEFAULT_MAX_SKEW_SECONDS);
     this.#maxBodyBytes = nonNegative("push.maxBodyBytes", options.maxBodyBytes, DEFAULT_MAX_PUSH_BODY_BYTES);
     this.#dedupeTtlSeconds = Math.max(MIN_DEDUPE_TTL_SECONDS, 2 * this.#maxSkewSeconds + 60);
+    this.#leaseSeconds = nonNegative("push.leaseSeconds", options.leaseSeconds, DEFAULT_LEASE_SECONDS);
+    this.#claimWaitMs = nonNegative("push.claimWaitMs", options.claimWaitMs, DEFAULT_CLAIM_WAIT_MS);
+    if (options.dedupeKey !== undefined && typeof options.dedupeKey !== "function") {
+      throw new ValidationError("push.dedupeKey", "must be a function of the message");
+    }
+    this.#dedupeKey = options.dedupeKey;
     this.#now = options.now ?? Date.now;
     this.#store = options.dedupeStore ?? new MemoryStore({ now: this.#now });
     this.#logger = options.logger ?? console;
+    this.#claims = new Claims(this.#store, this.#logger);
   }
 
   /** Whether a push token is configured; when not, every request is answered 503. */
@@ -151,11 +254,88 @@ export class PushReceiver {
    * export default { fetch: (request: Request) => mp.push.handle(request, (msg) => console.log(msg.MsgType)) };
    * ```
    */
-  async handle(request: Request, handler: PushHandler): Promise<Response> {
+  handle(request: Request, handler: PushHandler): Promise<Response> {
+    return this.#entry(request, { kind: "handle", handler });
+  }
+
+  /**
+   * Queue mode: answers WeChat as soon as a verified message is claimed and enqueued, so a
+   * slow handler never makes WeChat retry or show "该小程序客服暂时无法提供服务". A passive
+   * reply can still be decided at once (`reply`); the handler runs later in the queue's
+   * consumer through {@link PushReceiver.processQueued}. WeChat's retries of a queued message
+   * are answered alike without enqueueing it again.
+   *
+   * @param request the incoming request
+   * @param options `enqueue` (required), `reply` and `replyBudgetMs`
+   * @returns the response to send; never rejects
+   * @example
+   * ```ts ignore
+   * const response = await mp.push.handleQueued(request, { enqueue: (job) => env.KEFU_QUEUE.send(job) });
+   * ```
+   */
+  handleQueued(request: Request, options: QueuedPushOptions): Promise<Response> {
+    return this.#entry(request, { kind: "queue", options });
+  }
+
+  /**
+   * Runs the handler of a job that {@link PushReceiver.handleQueued} enqueued, at most once
+   * per message however often the queue delivers the job: a message already handled is
+   * `duplicate`, one whose handler runs in another consumer right now is `busy`. A failing
+   * handler rejects, and the job should be retried; the message stays unhandled until one
+   * run succeeds.
+   *
+   * @param job the job, as enqueued
+   * @param handler the push handler (its passive replies are ignored: WeChat was answered already)
+   * @param options `attempt`: how many times the queue has delivered the job (1 the first time)
+   * @returns what was done
+   * @throws what the handler threw
+   * @example
+   * ```ts ignore
+   * export default { async queue(batch) {
+   *   for (const m of batch.messages) {
+   *     const outcome = await mp.push.processQueued(m.body, handler, { attempt: m.attempts }).catch(() => "failed");
+   *     if (outcome === "done" || outcome === "duplicate") m.ack(); else m.retry({ delaySeconds: 30 });
+   *   }
+   * } };
+   * ```
+   */
+  async processQueued(job: PushJob, handler: PushHandler, options: { attempt?: number } = {}): Promise<ProcessOutcome> {
+    if (job?.v !== 1 || typeof job.key !== "string" || typeof job.message !== "object" || job.message === null) {
+      throw new ValidationError("job", "is not a kefu-edge push job");
+    }
+    const current = await this.#claims.read(job.key);
+    if (current.state === "done") return "duplicate";
+    const runKey = `${job.key}:run`;
+    const lease = leaseValue();
+    if (!await this.#claims.claim(runKey, lease, { ttlSeconds: this.#leaseTtl() })) return "busy";
+    const reply = current.state === "queued" ? current.reply : undefined;
+    const context: PushHandlerContext = {
+      encrypted: job.encrypted,
+      format: job.format,
+      deliveryId: job.deliveryId,
+      attempt: options.attempt ?? 1,
+    };
+    let result: unknown;
     try {
-      return await this.#handle(request, handler);
+      result = await handler(job.message, context);
+    } catch (err) {
+      await this.#claims.release(runKey, lease);
+      throw err;
+    }
+    if (result instanceof Reply) {
+      this.#logger.warn(`Push handler replied ${result.type} from the queue: WeChat was answered already`);
+    }
+    await this.#claims.write(job.key, markValue("done", reply), { ttlSeconds: QUEUED_MARK_TTL_SECONDS });
+    await this.#claims.release(runKey, lease);
+    return "done";
+  }
+
+  async #entry(request: Request, mode: Mode): Promise<Response> {
+    try {
+      return await this.#handle(request, mode);
     } catch (err) {
       if (err instanceof PushVerificationError) {
+        this.#logRefusal(request, err);
         const headers = err.reason === "unsupported_method" ? { allow: "GET, POST" } : undefined;
         return errorResponse(err.status, err.reason, err.message, headers);
       }
@@ -164,7 +344,33 @@ export class PushReceiver {
     }
   }
 
-  async #handle(request: Request, handler: PushHandler): Promise<Response> {
+  /**
+   * One line per refusal, as JSON so log search can filter on it: the reason and the
+   * message (which names the failed check), and the request's timestamp and nonce to find
+   * it in WeChat's console. Never the body, a signature, the token or the key.
+   */
+  #logRefusal(request: Request, err: PushVerificationError): void {
+    let query: URLSearchParams | undefined;
+    try {
+      query = new URL(request.url).searchParams;
+    } catch {
+      query = undefined;
+    }
+    const line: Record<string, unknown> = {
+      event: "kefu-edge.push_refused",
+      status: err.status,
+      reason: err.reason,
+      message: err.message,
+      method: request.method,
+    };
+    for (const name of ["timestamp", "nonce"] as const) {
+      const value = query?.get(name);
+      if (value) line[name] = value.slice(0, 64);
+    }
+    this.#logger.warn(JSON.stringify(line));
+  }
+
+  async #handle(request: Request, mode: Mode): Promise<Response> {
     if (this.#token === undefined) {
       return errorResponse(503, "push_not_configured", "Message push is not configured: no push token");
     }
@@ -183,7 +389,7 @@ export class PushReceiver {
       this.#verify(signed.signature, signed.timestamp, signed.nonce);
       return new Response(echostr, { headers: TEXT_HEADERS });
     }
-    return await this.#receive(request, query, signed, handler);
+    return await this.#receive(request, query, signed, mode);
   }
 
   /** A delivery: everything about the query is checked before the body is read. */
@@ -191,12 +397,21 @@ export class PushReceiver {
     request: Request,
     query: URLSearchParams,
     { signature, timestamp, nonce }: { signature: string; timestamp: string; nonce: string },
-    handler: PushHandler,
+    mode: Mode,
   ): Promise<Response> {
     if (!/^\d{1,12}$/.test(timestamp)) throw badRequest("Invalid query parameter: timestamp");
     this.#verify(signature, timestamp, nonce);
     this.#checkSkew(timestamp);
     const encrypted = isEncrypted(query.get("encrypt_type"));
+    if (!encrypted && this.#crypto !== undefined) {
+      // `signature` covers the token, timestamp and nonce, none of the body: with a key
+      // configured only msg_signature (over Encrypt) proves a body came from WeChat, and
+      // compatible mode sends encrypt_type=aes as well, so no real push lands here.
+      throw new PushVerificationError(
+        "encryption_required",
+        "Encryption required: an EncodingAESKey is configured, so only encrypt_type=aes with msg_signature is accepted",
+      );
+    }
     const msgSignature = encrypted ? requireParam(query, "msg_signature") : "";
     if (encrypted && this.#crypto === undefined) {
       return errorResponse(503, "push_not_configured", "Message push is not configured: no EncodingAESKey");
@@ -206,10 +421,67 @@ export class PushReceiver {
     const fields = encrypted
       ? await this.#open(parseEnvelope(body, format), format, msgSignature, timestamp, nonce)
       : parseFields(body, format);
-    const message = toPushMessage(fields);
-    const context: PushHandlerContext = { request, encrypted, format };
-    const outcome = await this.#dispatch(message, handler, context);
-    return await this.#answer(outcome, { message, context, nonce });
+    const { message, mismatch } = typePushMessage(fields);
+    if (mismatch !== undefined) {
+      // Verified, so never refused: it reaches the handler untyped, and the log says why.
+      this.#logger.warn(
+        JSON.stringify({ event: "kefu-edge.push_untyped", kind: mismatch.kind, field: mismatch.field }),
+      );
+    }
+    if (!encrypted) await this.#claimQuery(timestamp, nonce, body);
+    const key = this.#keyOf(message);
+    const context: PushHandlerContext = { request, encrypted, format, deliveryId: sha1Hex(key), attempt: 1 };
+    const delivery: Delivery = { key, message, context, nonce };
+    const outcome = await this.#dispatch(delivery, mode);
+    return await this.#answer(outcome, delivery);
+  }
+
+  /** The message's key in the store: per AppID and sender, so a store can keep each user's apart. */
+  #keyOf(message: PushMessage): string {
+    const user = userPart(message.FromUserName);
+    const base = `${DEDUPE_KEY_PREFIX}${this.#appId}:${user}`;
+    if (this.#dedupeKey !== undefined) {
+      const custom = this.#dedupeKey(message);
+      if (typeof custom !== "string" || custom === "") {
+        throw new ValidationError("push.dedupeKey", "must return a non-empty string");
+      }
+      return `${base}:custom:${sha1Hex(custom)}`;
+    }
+    // WeChat advises MsgId for messages; events have none, and several may share a sender
+    // and a second (wxa_media_check results differ only in trace_id), so an event is keyed
+    // by all its fields: distinct events differ, WeChat's retries of one are identical.
+    if (typeof message.MsgId === "string" && /^\d{1,20}$/.test(message.MsgId)) return `${base}:msg:${message.MsgId}`;
+    return `${base}:event:${sha1Hex(canonicalJson(message))}`;
+  }
+
+  /**
+   * Plain mode: `signature` does not cover the body, so anyone holding one signed query
+   * (from a log, a proxy, a URL-verification GET) could attach any body to it while its
+   * timestamp is fresh. A query is therefore accepted for one body only: the first body
+   * seen with a (timestamp, nonce) pair is remembered for the skew window, and the same
+   * pair with another body is refused. WeChat's retries repeat the body, so they pass.
+   */
+  async #claimQuery(timestamp: string, nonce: string, body: string): Promise<void> {
+    const key = `${DEDUPE_KEY_PREFIX}${this.#appId}:query:${sha1Hex(`${timestamp}\n${nonce}`)}`;
+    const digest = sha1Hex(body);
+    const ttl = { ttlSeconds: this.#dedupeTtlSeconds };
+    let seen: string | null;
+    try {
+      if (this.#store.setIfAbsent !== undefined) {
+        if (await this.#store.setIfAbsent(key, digest, ttl)) return;
+        seen = await this.#store.get(key);
+      } else {
+        seen = await this.#store.get(key);
+        if (seen === null) await this.#store.set(key, digest, ttl);
+      }
+    } catch (err) {
+      // Like the dedupe marks: a failing store must not refuse WeChat's own messages.
+      this.#logger.warn(`Push dedupe store failed, the query was not checked for reuse: ${errorName(err)}`);
+      return;
+    }
+    if (seen !== null && seen !== digest) {
+      throw new PushVerificationError("nonce_reused", "Query reused: this timestamp and nonce came with another body");
+    }
   }
 
   #verify(received: string, timestamp: string, nonce: string, encrypt?: string): void {
@@ -242,65 +514,120 @@ export class PushReceiver {
     return parseFields(inner, requireFormat(inner));
   }
 
-  async #dispatch(message: PushMessage, handler: PushHandler, context: PushHandlerContext): Promise<Outcome> {
-    const key = dedupeKey(this.#appId, message);
+  // Concurrent duplicates within one isolate join one flight; across isolates the store's
+  // claim decides.
+  async #dispatch(delivery: Delivery, mode: Mode): Promise<Outcome> {
     let inFlight = flights.get(this.#store);
     if (inFlight === undefined) flights.set(this.#store, inFlight = new Map());
-    const running = inFlight.get(key);
+    const running = inFlight.get(delivery.key);
     if (running !== undefined) return running;
-    const flight = this.#runOnce(key, message, handler, context);
-    inFlight.set(key, flight);
+    const flight = mode.kind === "handle"
+      ? this.#runOnce(delivery, mode.handler)
+      : this.#enqueueOnce(delivery, mode.options);
+    inFlight.set(delivery.key, flight);
     try {
       return await flight;
     } finally {
-      inFlight.delete(key);
+      inFlight.delete(delivery.key);
     }
   }
 
-  async #runOnce(
-    key: string,
-    message: PushMessage,
-    handler: PushHandler,
-    context: PushHandlerContext,
-  ): Promise<Outcome> {
-    const mark = await this.#readMark(key);
-    if (mark !== null) return { ok: true, reply: Reply.fromType(mark) };
+  async #runOnce(delivery: Delivery, handler: PushHandler): Promise<Outcome> {
+    const { key } = delivery;
+    const lease = leaseValue();
+    for (let polls = 0;; polls++) {
+      const current = await this.#claims.read(key);
+      if (current.state === "done" || current.state === "queued") return { ok: true, reply: current.reply };
+      if (current.state === "absent" && await this.#claims.claim(key, lease, { ttlSeconds: this.#leaseTtl() })) break;
+      // Another delivery holds the message (or just claimed it): wait a little for its outcome.
+      if (polls * CLAIM_POLL_MS >= this.#claimWaitMs) return { ok: false, busy: true };
+      await sleep(CLAIM_POLL_MS);
+    }
     let result: unknown;
     try {
-      result = await handler(message, context);
+      result = await handler(delivery.message, delivery.context);
     } catch (err) {
       this.#logger.warn(`Push handler failed: ${errorName(err)}`);
-      return { ok: false };
+      await this.#claims.release(key, lease);
+      return { ok: false, busy: false };
     }
     if (result !== undefined && result !== null && !(result instanceof Reply)) {
       this.#logger.warn("Push handler returned neither nothing nor a Reply");
-      return { ok: false };
+      await this.#claims.release(key, lease);
+      return { ok: false, busy: false };
     }
     const reply = result ?? undefined;
-    await this.#writeMark(key, reply?.type ?? "success");
+    await this.#claims.write(key, markValue("done", reply), { ttlSeconds: this.#dedupeTtlSeconds });
     return { ok: true, reply };
   }
 
-  // A failing store must not lose a message: an unreadable mark runs the handler
-  // (at least once), an unwritable one still answers success.
-  async #readMark(key: string): Promise<string | null> {
+  async #enqueueOnce(delivery: Delivery, options: QueuedPushOptions): Promise<Outcome> {
+    const { key } = delivery;
+    const current = await this.#claims.read(key);
+    if (current.state === "done" || current.state === "queued") return { ok: true, reply: current.reply };
+    if (current.state === "lease") return { ok: true, reply: undefined }; // being handled (a deploy mixing modes)
+    const reply = await this.#decideReply(delivery, options);
+    if (!await this.#claims.claim(key, markValue("queued", reply), { ttlSeconds: QUEUED_MARK_TTL_SECONDS })) {
+      const now = await this.#claims.read(key);
+      return { ok: true, reply: now.state === "done" || now.state === "queued" ? now.reply : undefined };
+    }
+    const job: PushJob = {
+      v: 1,
+      key,
+      deliveryId: delivery.context.deliveryId,
+      message: delivery.message,
+      encrypted: delivery.context.encrypted,
+      format: delivery.context.format,
+      receivedAt: this.#now(),
+    };
     try {
-      return await this.#store.get(key);
+      await options.enqueue(job);
     } catch (err) {
-      this.#logger.warn(`Push dedupe store read failed: ${errorName(err)}`);
-      return null;
+      this.#logger.warn(`Push enqueue failed: ${errorName(err)}`);
+      await this.#claims.release(key, markValue("queued", reply));
+      return { ok: false, busy: false };
+    }
+    return { ok: true, reply };
+  }
+
+  async #decideReply(delivery: Delivery, options: QueuedPushOptions): Promise<Reply | undefined> {
+    if (options.reply === undefined) return undefined;
+    const budget = options.replyBudgetMs ?? DEFAULT_REPLY_BUDGET_MS;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<"late">((resolve) => timer = setTimeout(() => resolve("late"), budget));
+    try {
+      const decided = await Promise.race([
+        Promise.resolve().then(() => options.reply!(delivery.message, delivery.context)),
+        late,
+      ]);
+      if (decided === "late") {
+        this.#logger.warn(`Push reply decision took over ${budget} ms: answered success without a reply`);
+        return undefined;
+      }
+      if (decided !== undefined && decided !== null && !(decided instanceof Reply)) {
+        this.#logger.warn("Push reply decision returned neither nothing nor a Reply: ignored");
+        return undefined;
+      }
+      return decided ?? undefined;
+    } catch (err) {
+      // The message is still handled by the queue: only the passive reply is lost.
+      this.#logger.warn(`Push reply decision failed: ${errorName(err)}`);
+      return undefined;
+    } finally {
+      clearTimeout(timer);
     }
   }
 
-  async #writeMark(key: string, value: string): Promise<void> {
-    try {
-      await this.#store.set(key, value, { ttlSeconds: this.#dedupeTtlSeconds });
-    } catch (err) {
-      this.#logger.warn(`Push dedupe store write failed: ${errorName(err)}`);
-    }
+  #leaseTtl(): number {
+    return Math.max(1, this.#leaseSeconds);
   }
 
   async #answer(outcome: Outcome, delivery: Delivery): Promise<Response> {
+    if (!outcome.ok && outcome.busy) {
+      return errorResponse(503, "in_progress", "The message is being handled by another delivery: WeChat will retry", {
+        "retry-after": "1",
+      });
+    }
     if (!outcome.ok) return errorResponse(500, "handler_failed", "The push handler failed: WeChat will retry");
     const { reply } = outcome;
     if (reply === undefined) return new Response("success", { headers: TEXT_HEADERS });
@@ -391,11 +718,13 @@ async function readBody(request: Request, limit: number): Promise<string> {
   }
 }
 
-/** `MsgId` for messages; sender, time and event (or type) for events, as WeChat advises. */
-function dedupeKey(appId: string, message: PushMessage): string {
-  if (message.MsgId !== undefined) return `${DEDUPE_KEY_PREFIX}${appId}:msg:${message.MsgId}`;
-  const event = typeof message.Event === "string" ? message.Event : message.MsgType;
-  return `${DEDUPE_KEY_PREFIX}${appId}:event:${message.FromUserName}:${message.CreateTime}:${event}`;
+/** The sender in a store key: the OpenID when it looks like one, else its hash (keys stay short and plain). */
+function userPart(openId: string): string {
+  return /^[A-Za-z0-9_-]{1,64}$/.test(openId) ? `u.${openId}` : `h.${sha1Hex(openId)}`;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function nonNegative(field: string, value: number | undefined, fallback: number): number {

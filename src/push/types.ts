@@ -4,7 +4,10 @@
  * @module
  */
 
-/** Fields every push carries, plus whatever else WeChat sent (kept, never dropped). */
+/**
+ * Fields every push carries, plus whatever else WeChat sent (kept, never dropped). In the
+ * rare verified push that lacks one, a text field is `""` and `CreateTime` is 0.
+ */
 export interface PushMessageBase {
   /** The mini program's original id (`gh_…`). */
   ToUserName: string;
@@ -72,7 +75,11 @@ export interface UserEnterTempSessionEvent extends PushMessageBase {
   SessionFrom: string;
 }
 
-/** Any other message or event, passed through with all its fields. */
+/**
+ * Any other message or event, passed through with all its fields as sent — including a
+ * message of a typed kind that lacks one of that kind's fields (which {@link isPushMessage}
+ * then does not narrow).
+ */
 export interface OtherPushMessage extends PushMessageBase {
   /** Present on events. */
   Event?: string;
@@ -120,6 +127,30 @@ export function isPushMessage<K extends keyof KnownPushMessages>(
   message: PushMessage,
   kind: K,
 ): message is KnownPushMessages[K] {
-  if (kind === "user_enter_tempsession") return message.MsgType === "event" && message.Event === kind;
-  return message.MsgType === kind;
+  const key = kind === "user_enter_tempsession" ? `event:${kind}` : kind;
+  if (kindOf(message) !== key) return false;
+  // A message of the kind that lacks one of its fields stays an OtherPushMessage.
+  return KIND_FIELDS[key]!.every((name) => fitsField(message, name));
+}
+
+/**
+ * The fields each typed kind must carry as text, by `MsgType` (`event:<Event>` for events).
+ * Private to the push module: the parser and {@link isPushMessage} read this one table.
+ */
+export const KIND_FIELDS: Readonly<Record<string, readonly string[]>> = {
+  text: ["Content", "MsgId"],
+  image: ["PicUrl", "MediaId", "MsgId"],
+  miniprogrampage: ["Title", "AppId", "PagePath", "ThumbUrl", "ThumbMediaId", "MsgId"],
+  "event:user_enter_tempsession": ["SessionFrom"],
+};
+
+/** `MsgType`, or `event:<Event>` for events: the key of {@link KIND_FIELDS}. Private to the push module. */
+export function kindOf(message: { MsgType?: unknown; Event?: unknown }): string {
+  return message.MsgType === "event" ? `event:${String(message.Event)}` : String(message.MsgType);
+}
+
+/** Whether `name` holds what its kind needs: text, and for `MsgId` 1 to 20 digits. Private to the push module. */
+export function fitsField(message: Record<string, unknown>, name: string): boolean {
+  const value = message[name];
+  return typeof value === "string" && (name !== "MsgId" || /^\d{1,20}$/.test(value));
 }

@@ -5,12 +5,24 @@ import type { KeyValueStore, SetOptions } from "./key_value_store.ts";
  * core type-checks without Deno's types; pass the real `await Deno.openKv()`.
  */
 export interface DenoKvLike {
-  /** Reads an entry. */
-  get(key: readonly string[]): Promise<{ value: unknown }>;
+  /** Reads an entry; `versionstamp` is `null` when there is none. */
+  get(key: readonly string[]): Promise<{ value: unknown; versionstamp: string | null }>;
   /** Writes an entry, optionally expiring. */
   set(key: readonly string[], value: unknown, options?: { expireIn?: number }): Promise<unknown>;
   /** Removes an entry. */
   delete(key: readonly string[]): Promise<void>;
+  /** Starts an atomic operation (checks, then writes, committed together or not at all). */
+  atomic(): DenoKvAtomicLike;
+}
+
+/** The part of a `Deno.AtomicOperation` that {@link DenoKvStore} uses. */
+export interface DenoKvAtomicLike {
+  /** Fails the commit unless `key`'s versionstamp is still `versionstamp` (`null`: no entry). */
+  check(...checks: { key: readonly string[]; versionstamp: string | null }[]): DenoKvAtomicLike;
+  /** Writes an entry when the commit succeeds. */
+  set(key: readonly string[], value: unknown, options?: { expireIn?: number }): DenoKvAtomicLike;
+  /** Applies the operation; `ok` is false when a check failed. */
+  commit(): Promise<{ ok: boolean }>;
 }
 
 /**
@@ -47,11 +59,7 @@ export class DenoKvStore implements KeyValueStore {
    * @returns the value, or `null` when absent or expired
    */
   async get(key: string): Promise<string | null> {
-    const entry = await this.#kv.get(["kefu-edge", key]);
-    const stored = entry.value as { value?: unknown; expiresAt?: unknown } | null;
-    if (stored === null || typeof stored !== "object" || typeof stored.value !== "string") return null;
-    if (typeof stored.expiresAt === "number" && stored.expiresAt <= this.#now()) return null;
-    return stored.value;
+    return this.#live((await whenUnlocked(() => this.#kv.get(["kefu-edge", key]))).value);
   }
 
   /**
@@ -62,13 +70,47 @@ export class DenoKvStore implements KeyValueStore {
    * @param options `ttlSeconds`: expiry
    */
   async set(key: string, value: string, options: SetOptions = {}): Promise<void> {
-    const ttl = options.ttlSeconds;
-    if (ttl === undefined) {
-      await this.#kv.set(["kefu-edge", key], { value, expiresAt: null });
-      return;
+    const [entry, expiry] = this.#entry(value, options);
+    await whenUnlocked(() => this.#kv.set(["kefu-edge", key], entry, expiry));
+  }
+
+  /**
+   * Writes `key` unless a live entry is there, with a Deno KV atomic operation: the write
+   * commits only if the entry read is still the one there, so of concurrent calls (from any
+   * process sharing the database) exactly one resolves `true`.
+   *
+   * @param key the key to write
+   * @param value the value
+   * @param options `ttlSeconds`: expiry
+   * @returns whether this call wrote the entry
+   */
+  async setIfAbsent(key: string, value: string, options: SetOptions = {}): Promise<boolean> {
+    const kvKey = ["kefu-edge", key];
+    const [entry, expiry] = this.#entry(value, options);
+    for (;;) {
+      const current = await whenUnlocked(() => this.#kv.get(kvKey));
+      // An expired entry Deno KV has not removed yet counts as absent.
+      if (current.versionstamp !== null && this.#live(current.value) !== null) return false;
+      const result = await whenUnlocked(() =>
+        this.#kv.atomic().check({ key: kvKey, versionstamp: current.versionstamp }).set(kvKey, entry, expiry).commit()
+      );
+      if (result.ok) return true;
+      // Someone wrote in between: read again, and usually find their live entry.
     }
+  }
+
+  #entry(value: string, options: SetOptions): [{ value: string; expiresAt: number | null }, { expireIn?: number }] {
+    const ttl = options.ttlSeconds;
+    if (ttl === undefined) return [{ value, expiresAt: null }, {}];
     const expireIn = Math.max(1, Math.ceil(ttl * 1000));
-    await this.#kv.set(["kefu-edge", key], { value, expiresAt: this.#now() + expireIn }, { expireIn });
+    return [{ value, expiresAt: this.#now() + expireIn }, { expireIn }];
+  }
+
+  #live(raw: unknown): string | null {
+    const stored = raw as { value?: unknown; expiresAt?: unknown } | null;
+    if (stored === null || typeof stored !== "object" || typeof stored.value !== "string") return null;
+    if (typeof stored.expiresAt === "number" && stored.expiresAt <= this.#now()) return null;
+    return stored.value;
   }
 
   /**
@@ -77,6 +119,24 @@ export class DenoKvStore implements KeyValueStore {
    * @param key the key to remove
    */
   async delete(key: string): Promise<void> {
-    await this.#kv.delete(["kefu-edge", key]);
+    await whenUnlocked(() => this.#kv.delete(["kefu-edge", key]));
+  }
+}
+
+const MAX_LOCKED_RETRIES = 50;
+
+/**
+ * Runs `operation`, again shortly while it finds the database locked: several processes on
+ * one SQLite file contend for its write lock, and a locked database is no answer yet.
+ */
+async function whenUnlocked<T>(operation: () => Promise<T>): Promise<T> {
+  for (let busy = 0;; busy++) {
+    try {
+      return await operation();
+    } catch (err) {
+      const locked = err instanceof Error && /database is locked|SQLITE_BUSY/i.test(err.message);
+      if (!locked || busy >= MAX_LOCKED_RETRIES) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 2 + Math.random() * 8 * (busy + 1)));
+    }
   }
 }

@@ -33,4 +33,10 @@ export interface KeyValueStore {
   set(key: string, value: string, options?: SetOptions): Promise<void>;
   /** Removes `key`; removing an absent key is not an error. */
   delete(key: string): Promise<void>;
+  /**
+   * Stores `value` under `key` only if no live entry is there, atomically: of any number of
+   * concurrent calls for one key, exactly one resolves `true`. Optional: stores that cannot
+   * do it atomically (Workers KV) leave it out, and callers fall back to best effort.
+   */
+  setIfAbsent?(key: string, value: string, options?: SetOptions): Promise<boolean>;
 }

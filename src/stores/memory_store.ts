@@ -57,6 +57,27 @@ export class MemoryStore implements KeyValueStore {
   }
 
   /**
+   * Writes `key` unless a live entry is there. Atomic: the check and the write happen in
+   * one synchronous step, so of concurrent calls exactly one resolves `true`.
+   *
+   * @param key the key to write
+   * @param value the value
+   * @param options `ttlSeconds`: expiry; none means kept until deleted
+   * @returns whether this call wrote the entry
+   * @example
+   * ```ts
+   * import { MemoryStore } from "./memory_store.ts";
+   * const store = new MemoryStore();
+   * console.log(await store.setIfAbsent("claim", "a"), await store.setIfAbsent("claim", "b")); // true false
+   * ```
+   */
+  setIfAbsent(key: string, value: string, options: SetOptions = {}): Promise<boolean> {
+    const entry = this.#entries.get(key);
+    if (entry !== undefined && entry.expiresAt > this.#now()) return Promise.resolve(false);
+    return this.set(key, value, options).then(() => true);
+  }
+
+  /**
    * Removes `key`.
    *
    * @param key the key to remove

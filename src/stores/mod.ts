@@ -6,4 +6,10 @@
 export type { KeyValueStore, SetOptions } from "./key_value_store.ts";
 export { MemoryStore } from "./memory_store.ts";
 export { CloudflareKvStore, KV_MIN_TTL_SECONDS, type KvNamespaceLike } from "./cloudflare_kv_store.ts";
-export { type DenoKvLike, DenoKvStore } from "./deno_kv_store.ts";
+export { type DenoKvAtomicLike, type DenoKvLike, DenoKvStore } from "./deno_kv_store.ts";
+export {
+  type DurableObjectNamespaceLike,
+  DurableObjectStore,
+  objectNameOf,
+  type StoreOperation,
+} from "./durable_object_store.ts";

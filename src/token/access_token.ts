@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { redact, WeChatError } from "../errors.ts";
+import { redact, TokenSourceError, WeChatError } from "../errors.ts";
 import type { HttpClient } from "../http/client.ts";
 import type { KeyValueStore } from "../stores/key_value_store.ts";
 
@@ -191,7 +191,12 @@ export class AccessToken {
         withToken: false,
       });
     } else {
-      response = await source(AbortSignal.timeout(this.#options.timeoutMs));
+      try {
+        response = await source(AbortSignal.timeout(this.#options.timeoutMs));
+      } catch (err) {
+        // A user's function may throw anything, with anything in it: it never escapes raw.
+        throw new TokenSourceError(err, [appSecret]);
+      }
     }
     const { access_token, expires_in } = (response ?? {}) as Partial<TokenResponse>;
     if (

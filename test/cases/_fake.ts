@@ -2,6 +2,7 @@
 export interface Recorded {
   request: Request;
   url: URL;
+  /** The body when it is text (JSON, form fields, text/*); empty for multipart and binary bodies: read `request`. */
   body: string;
 }
 
@@ -23,7 +24,9 @@ export function fakeFetch(handler: FakeHandler = () => json({ errcode: 0, errmsg
   const fetchFn = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
     const request = input instanceof Request && init === undefined ? input : new Request(input, init);
     const url = new URL(request.url);
-    const body = request.method === "GET" ? "" : await request.clone().text();
+    const body = request.method === "GET" || !isText(request.headers.get("content-type"))
+      ? ""
+      : await request.clone().text();
     calls.push({ request, url, body });
     if (url.pathname === TOKEN_PATH) {
       tokenCount++;
@@ -36,6 +39,12 @@ export function fakeFetch(handler: FakeHandler = () => json({ errcode: 0, errmsg
     calls,
     to: (path) => calls.filter((c) => c.url.pathname === path),
   };
+}
+
+/** Whether a body of this Content-Type is text to compare as a string (no type: the SDK's JSON calls). */
+function isText(contentType: string | null): boolean {
+  const type = (contentType ?? "").toLowerCase();
+  return type === "" || type.startsWith("text/") || type.includes("json") || type.includes("x-www-form-urlencoded");
 }
 
 export function json(body: unknown, init: ResponseInit = {}): Response {

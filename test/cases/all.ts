@@ -8,6 +8,8 @@ import "./push_crypto.ts";
 import "./push_receiver.ts";
 import "./push_fuzz.ts";
 import "./push_xml.ts";
+import "./security.ts";
+import "./push_claims.ts";
 import "./emulator_tokens.ts";
 import "./emulator_send.ts";
 import "./emulator_api.ts";

@@ -24,6 +24,7 @@ async function listTs(dir: URL, prefix = ""): Promise<string[]> {
   return out;
 }
 
+// Reads the source tree from disk: workerd has no view of the repository's files.
 test("src/ uses no runtime module outside its adapter files", async () => {
   const src = new URL("../../src/", import.meta.url);
   const files = await listTs(src);
@@ -36,4 +37,4 @@ test("src/ uses no runtime module outside its adapter files", async () => {
     for (const pattern of RUNTIME_USE) if (pattern.test(code)) offenders.push(`${file}: ${pattern}`);
   }
   assert.deepEqual(offenders, []);
-});
+}, ["node", "deno", "bun"]);

@@ -1,18 +1,13 @@
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
+import denoJson from "../../deno.json" with { type: "json" };
+import packageJson from "../../package.json" with { type: "json" };
 import { test } from "./_registry.ts";
 
 // JSR (deno.json) and npm (package.json) must publish the same subpaths at the same version.
-async function readJson(name: string): Promise<Record<string, unknown>> {
-  return JSON.parse(await readFile(new URL(`../../${name}`, import.meta.url), "utf8"));
-}
-
-test("deno.json and package.json export the same subpaths at the same version", async () => {
-  const deno = await readJson("deno.json") as { version: string; exports: Record<string, string> };
-  const pkg = await readJson("package.json") as {
-    version: string;
-    exports: Record<string, string | Record<string, string>>;
-  };
+// Imported as JSON modules rather than read from disk, so the case also runs in workerd.
+test("deno.json and package.json export the same subpaths at the same version", () => {
+  const deno = denoJson as { version: string; exports: Record<string, string> };
+  const pkg = packageJson as { version: string; exports: Record<string, string | Record<string, string>> };
   assert.equal(pkg.version, deno.version, "versions match");
   const npmSubpaths = Object.keys(pkg.exports).filter((k) => k !== "./package.json").sort();
   assert.deepEqual(npmSubpaths, Object.keys(deno.exports).sort());

@@ -255,6 +255,14 @@ export function pushApp(
   });
 }
 
+/** A MiniProgram in plain mode: a push token and no EncodingAESKey. */
+export function plainApp(
+  push: Partial<PushOptions> = {},
+  options: Parameters<typeof pushApp>[1] = {},
+): MiniProgram {
+  return pushApp({ encodingAESKey: "", ...push }, options);
+}
+
 /** Reads an error response: status, code and the raw text (for leak checks). */
 export async function readError(response: Response): Promise<{ status: number; code: string; text: string }> {
   const text = await response.text();

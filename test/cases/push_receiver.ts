@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { type KeyValueStore, MemoryStore, MiniProgram, type PushMessage, Reply, ValidationError } from "../../mod.ts";
+import {
+  isPushMessage,
+  type KeyValueStore,
+  MemoryStore,
+  MiniProgram,
+  type PushMessage,
+  Reply,
+  ValidationError,
+} from "../../mod.ts";
 import { parseEnvelope, parseFields } from "../../src/push/mod.ts";
 import {
   AES_KEY,
@@ -13,6 +21,7 @@ import {
   NOW_SECONDS,
   OPENID,
   OTHER_AES_KEY,
+  plainApp,
   pushApp,
   pushRequest,
   readError,
@@ -54,7 +63,7 @@ test("push: official URL verification echoes echostr as plain text", async () =>
 
 test("push: official plain POST reaches the handler", async () => {
   const { plain_post: p } = await loadVectors();
-  const mp = pushApp({ token: p.token }, { now: () => Number(p.timestamp) * 1000 });
+  const mp = plainApp({ token: p.token }, { now: () => Number(p.timestamp) * 1000 });
   const { handler, calls } = recordingHandler();
   const url = `https://example.com/cb?signature=${p.signature}&timestamp=${p.timestamp}&nonce=${p.nonce}`;
   const response = await mp.push.handle(new Request(url, { method: "POST", body: p.body }), handler);
@@ -93,7 +102,7 @@ for (const sample of SAMPLES) {
   for (const format of ["json", "xml"] as const) {
     for (const mode of ["plain", "aes"] as const) {
       test(`push: ${sample.name} as ${format}, ${mode}`, async () => {
-        const mp = pushApp();
+        const mp = mode === "aes" ? pushApp() : plainApp();
         const { handler, calls } = recordingHandler();
         const body = format === "json" ? sample.json : sample.xml;
         const response = await mp.push.handle(pushRequest({ body, format, mode }), handler);
@@ -105,7 +114,7 @@ for (const sample of SAMPLES) {
 }
 
 test("push: a JSON MsgId of 7360000000000000123 stays exact as a string", async () => {
-  const mp = pushApp();
+  const mp = plainApp();
   const { handler, calls } = recordingHandler();
   const body =
     `{"ToUserName":"${GH_ID}","FromUserName":"${OPENID}","CreateTime":${NOW_SECONDS},"MsgType":"text","Content":"hi","MsgId":7360000000000000123}`;
@@ -116,7 +125,7 @@ test("push: a JSON MsgId of 7360000000000000123 stays exact as a string", async 
 });
 
 test("push: a MsgId-looking text inside a JSON string is left alone", async () => {
-  const mp = pushApp();
+  const mp = plainApp();
   const { handler, calls } = recordingHandler();
   const content = String.raw`say \"MsgId\": 12 and \\`;
   const body =
@@ -127,7 +136,7 @@ test("push: a MsgId-looking text inside a JSON string is left alone", async () =
 });
 
 test("push: XML entities, character references, CDATA and whitespace", async () => {
-  const mp = pushApp();
+  const mp = plainApp();
   const { handler, calls } = recordingHandler();
   const body = `<?xml version="1.0" encoding="UTF-8"?>
 <xml>
@@ -161,7 +170,7 @@ test("push: XML entities, character references, CDATA and whitespace", async () 
 });
 
 test("push: unknown JSON fields pass through untouched", async () => {
-  const mp = pushApp();
+  const mp = plainApp();
   const { handler, calls } = recordingHandler();
   const body = JSON.stringify({
     ToUserName: GH_ID,
@@ -177,21 +186,24 @@ test("push: unknown JSON fields pass through untouched", async () => {
 });
 
 test("push: the format is read from the body, whatever the Content-Type says", async () => {
-  const mp = pushApp();
+  const mp = plainApp();
   const formats: string[] = [];
   const handler = (_: PushMessage, context: { format: string }) => void formats.push(context.format);
   await mp.push.handle(
     pushRequest({ body: `\n ${textJson({ MsgId: "11" })}`, headers: { "content-type": "text/xml" } }),
     handler,
   );
-  await mp.push.handle(pushRequest({ body: SAMPLES[0]!.xml, headers: { "content-type": "text/plain" } }), handler);
+  await mp.push.handle(
+    pushRequest({ body: SAMPLES[0]!.xml, nonce: "2", headers: { "content-type": "text/plain" } }),
+    handler,
+  );
   assert.deepEqual(formats, ["json", "xml"]);
 });
 
 // --- Replies -------------------------------------------------------------------------
 
 test("push: transfer_customer_service reply in plain mode", async () => {
-  const mp = pushApp();
+  const mp = plainApp();
   const response = await mp.push.handle(pushRequest({ body: TEXT_JSON }), () => Reply.transferCustomerService());
   assert.match(response.headers.get("content-type") ?? "", /xml/);
   const xml = await response.text();
@@ -248,7 +260,7 @@ test("push: transfer_customer_service reply in safe mode, XML envelope", async (
 
 test("push: a transfer reply to an event answers success instead", async () => {
   const logged = captureLogger();
-  const mp = pushApp({}, { logger: logged.logger });
+  const mp = plainApp({}, { logger: logged.logger });
   const event = SAMPLES.find((s) => s.name.startsWith("event"))!;
   const response = await mp.push.handle(pushRequest({ body: event.json }), () => Reply.transferCustomerService());
   assert.equal(await response.text(), "success");
@@ -258,7 +270,7 @@ test("push: a transfer reply to an event answers success instead", async () => {
 // --- Retries and deduplication ----------------------------------------------------
 
 test("push: the same message three times runs the handler once, answers success thrice", async () => {
-  const mp = pushApp();
+  const mp = plainApp();
   const { handler, calls } = recordingHandler();
   for (let i = 0; i < 3; i++) {
     const response = await mp.push.handle(pushRequest({ body: TEXT_JSON, nonce: `n${i}` }), handler);
@@ -269,7 +281,7 @@ test("push: the same message three times runs the handler once, answers success 
 });
 
 test("push: a retry of an answered transfer gets the transfer again", async () => {
-  const mp = pushApp();
+  const mp = plainApp();
   const { handler, calls } = recordingHandler(() => Reply.transferCustomerService());
   for (let i = 0; i < 2; i++) {
     const xml = await (await mp.push.handle(pushRequest({ body: TEXT_JSON }), handler)).text();
@@ -280,7 +292,7 @@ test("push: a retry of an answered transfer gets the transfer again", async () =
 
 test("push: a failing handler answers 500 without details and runs again on the retry", async () => {
   const logged = captureLogger();
-  const mp = pushApp({}, { logger: logged.logger });
+  const mp = plainApp({}, { logger: logged.logger });
   const { handler, calls } = recordingHandler((_, call) => {
     if (call === 1) throw new Error(`boom: ${SECRET_CONTENT}`);
   });
@@ -297,7 +309,7 @@ test("push: a failing handler answers 500 without details and runs again on the 
 });
 
 test("push: a handler returning something else than a Reply answers 500", async () => {
-  const mp = pushApp();
+  const mp = plainApp();
   const handler = (() => "success") as unknown as () => undefined;
   const error = await readError(await mp.push.handle(pushRequest({ body: TEXT_JSON }), handler));
   assert.equal(error.status, 500);
@@ -305,7 +317,7 @@ test("push: a handler returning something else than a Reply answers 500", async 
 });
 
 test("push: concurrent duplicates run the handler once and answer alike", async () => {
-  const mp = pushApp();
+  const mp = plainApp();
   const gate = deferred();
   const { handler, calls } = recordingHandler(async () => {
     await gate.promise;
@@ -321,7 +333,7 @@ test("push: concurrent duplicates run the handler once and answer alike", async 
 });
 
 test("push: concurrent duplicates of a failing handler both fail, a later retry runs it again", async () => {
-  const mp = pushApp();
+  const mp = plainApp();
   const gate = deferred();
   const { handler, calls } = recordingHandler(async (_, call) => {
     await gate.promise;
@@ -340,7 +352,7 @@ test("push: concurrent duplicates of a failing handler both fail, a later retry 
 });
 
 test("push: events deduplicate by sender, time and event; messages by MsgId", async () => {
-  const mp = pushApp();
+  const mp = plainApp();
   const { handler, calls } = recordingHandler();
   const event = {
     ToUserName: GH_ID,
@@ -358,36 +370,46 @@ test("push: events deduplicate by sender, time and event; messages by MsgId", as
     textJson({ MsgId: "501" }),
     textJson({ MsgId: "500" }), // retry
   ];
-  for (const body of bodies) {
-    assert.equal(await (await mp.push.handle(pushRequest({ body }), handler)).text(), "success");
+  for (const [i, body] of bodies.entries()) {
+    assert.equal(await (await mp.push.handle(pushRequest({ body, nonce: `n${i}` }), handler)).text(), "success");
   }
   assert.equal(calls.length, 5);
 });
 
-test("push: marks go to the dedupe store with the prefix, after the handler succeeded", async () => {
-  const writes: { key: string; ttl: number | undefined }[] = [];
+test("push: a claim is written before the handler, released when it fails, marked done when it succeeds", async () => {
+  const ops: { op: string; key: string; value?: string; ttl?: number | undefined }[] = [];
   const inner = new MemoryStore();
   const store: KeyValueStore = {
     get: (key) => inner.get(key),
     set: (key, value, options) => {
-      writes.push({ key, ttl: options?.ttlSeconds });
+      ops.push({ op: "set", key, value, ttl: options?.ttlSeconds });
       return inner.set(key, value, options);
     },
-    delete: (key) => inner.delete(key),
+    delete: (key) => {
+      ops.push({ op: "delete", key });
+      return inner.delete(key);
+    },
   };
-  const mp = pushApp({ dedupeStore: store });
+  const mp = plainApp({ dedupeStore: store });
   const failing = () => {
     throw new Error("no");
   };
+  const onMessage = () => ops.filter((o) => o.key.includes(":msg:")).map((o) => `${o.op} ${o.value ?? ""}`.trim());
   await mp.push.handle(pushRequest({ body: TEXT_JSON }), failing);
-  assert.equal(writes.length, 0);
+  assert.deepEqual(onMessage().map((o) => o.replace(/lease:[0-9a-f]+/, "lease")), ["set lease", "delete"]);
   await mp.push.handle(pushRequest({ body: TEXT_JSON }), () => undefined);
-  assert.equal(writes.length, 1);
-  assert.ok(writes[0]!.key.startsWith("kefu-edge:push:"));
-  assert.ok(writes[0]!.key.includes(String(TEXT.MsgId)));
-  assert.ok((writes[0]!.ttl ?? 0) >= 300);
+  assert.deepEqual(onMessage().slice(2).map((o) => o.replace(/lease:[0-9a-f]+/, "lease")), [
+    "set lease",
+    "set done:success",
+  ]);
+  const mark = ops.filter((o) => o.key.includes(":msg:")).at(-1)!;
+  assert.ok(mark.key.startsWith(`kefu-edge:push:${APP_ID}:u.${OPENID}:msg:`), mark.key);
+  assert.ok(mark.key.endsWith(`:${TEXT.MsgId}`));
+  assert.ok((mark.ttl ?? 0) >= 300);
+  // Plain mode also remembers the query for the skew window (one body per timestamp and nonce).
+  assert.deepEqual(ops.filter((o) => o.key.includes(":query:")).map((o) => (o.ttl ?? 0) >= 600), [true]);
   // Another instance sharing the store sees the mark.
-  const other = pushApp({ dedupeStore: store });
+  const other = plainApp({ dedupeStore: store });
   const { handler, calls } = recordingHandler();
   await other.push.handle(pushRequest({ body: TEXT_JSON }), handler);
   assert.equal(calls.length, 0);
@@ -400,12 +422,14 @@ test("push: a failing dedupe store never loses a message", async () => {
     set: () => Promise.reject(new Error("store down")),
     delete: () => Promise.reject(new Error("store down")),
   };
-  const mp = pushApp({ dedupeStore: broken }, { logger: logged.logger });
+  const mp = plainApp({ dedupeStore: broken }, { logger: logged.logger });
   const { handler, calls } = recordingHandler();
   const response = await mp.push.handle(pushRequest({ body: TEXT_JSON }), handler);
   assert.equal(await response.text(), "success");
   assert.equal(calls.length, 1);
-  assert.equal(logged.lines.length, 2);
+  // The query check, the claim's read, the claim and the mark write each failed, and each said so.
+  assert.equal(logged.lines.length, 4);
+  assert.ok(logged.lines.every((line) => line.includes("store")), logged.lines.join("\n"));
 });
 
 // --- Rejections: 4xx, handler never called, nothing leaked -------------------------
@@ -510,12 +534,12 @@ test("push: stale and future timestamps are 401, the edge of the window is accep
       "stale_timestamp",
     );
   }
-  const mp = pushApp();
+  const mp = plainApp();
   for (const [delta, msgId] of [[-300, "1"], [300, "2"]] as const) {
     const request = pushRequest({ body: textJson({ MsgId: msgId }), timestamp: String(NOW_SECONDS + delta) });
     assert.equal(await (await mp.push.handle(request, () => undefined)).text(), "success");
   }
-  const strict = pushApp({ maxSkewSeconds: 10 });
+  const strict = plainApp({ maxSkewSeconds: 10 });
   await expectRefusal(
     "custom skew",
     pushRequest({ body: TEXT_JSON, timestamp: String(NOW_SECONDS - 11) }),
@@ -554,8 +578,15 @@ test("push: missing or malformed parameters are 400", async () => {
 test("push: oversized bodies are 413, counted as they stream", async () => {
   const limit = 64 * 1024;
   const big = "x".repeat(limit + 1);
-  await expectRefusal("string", pushRequest({ body: big }), 413, "too_large");
-  await expectRefusal("declared", pushRequest({ body: "{}", headers: { "content-length": String(limit + 1) } }), 413);
+  const plain = plainApp();
+  await expectRefusal("string", pushRequest({ body: big }), 413, "too_large", plain);
+  await expectRefusal(
+    "declared",
+    pushRequest({ body: "{}", headers: { "content-length": String(limit + 1) } }),
+    413,
+    undefined,
+    plain,
+  );
   const chunk = new Uint8Array(1024).fill(0x20);
   let sent = 0;
   const endless = new ReadableStream<Uint8Array>({
@@ -564,18 +595,24 @@ test("push: oversized bodies are 413, counted as they stream", async () => {
       controller.enqueue(chunk);
     },
   });
-  await expectRefusal("stream", pushRequest({ body: endless, headers: { "content-length": "10" } }), 413, "too_large");
+  await expectRefusal(
+    "stream",
+    pushRequest({ body: endless, headers: { "content-length": "10" } }),
+    413,
+    "too_large",
+    plain,
+  );
   assert.ok(sent < 200, "stopped reading soon after the limit");
   // Exactly at the limit is accepted.
   const base = textJson({ Content: "" });
   const padded = textJson({ Content: "y".repeat(limit - base.length) });
   assert.equal(new TextEncoder().encode(padded).length, limit);
-  assert.equal(await (await pushApp().push.handle(pushRequest({ body: padded }), () => undefined)).text(), "success");
-  const small = pushApp({ maxBodyBytes: 100 });
+  assert.equal(await (await plainApp().push.handle(pushRequest({ body: padded }), () => undefined)).text(), "success");
+  const small = plainApp({ maxBodyBytes: 100 });
   await expectRefusal("custom limit", pushRequest({ body: TEXT_JSON }), 413, "too_large", small);
 });
 
-test("push: garbage bodies are 400", async () => {
+test("push: bodies that do not parse are 400", async () => {
   const bodies: (string | Uint8Array)[] = [
     "",
     "   ",
@@ -584,41 +621,82 @@ test("push: garbage bodies are 400", async () => {
     "[1,2,3]",
     "null",
     "{}",
-    '{"ToUserName":"a"}',
-    textJson({ CreateTime: "soon" }),
-    textJson({ CreateTime: -1 }),
-    textJson({ CreateTime: 1.5 }),
-    textJson({ MsgType: 3 }),
-    textJson({ Content: undefined }),
-    textJson({ MsgId: { id: 1 } }),
-    JSON.stringify({ ...TEXT, MsgType: "image" }),
-    JSON.stringify({ ...TEXT, MsgType: "event", Event: "user_enter_tempsession" }),
     "<xml>",
     "<xml><ToUserName>a</FromUserName></xml>",
     "<root><ToUserName>a</ToUserName></root>",
     "<xml></xml>",
-    SAMPLES[0]!.xml.replace("</xml>", "<MsgType>text</MsgType></xml>"),
     `<!DOCTYPE x [<!ENTITY a "${"b".repeat(100)}">]>${SAMPLES[0]!.xml}`,
-    SAMPLES[0]!.xml.replace(/<MsgId>.*<\/MsgId>/, ""),
     new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]),
   ];
-  for (const body of bodies) {
+  for (const [i, body] of bodies.entries()) {
     await expectRefusal(
       JSON.stringify(typeof body === "string" ? body.slice(0, 60) : [...body]),
-      pushRequest({ body }),
+      pushRequest({ body, nonce: `g${i}` }),
       400,
+      undefined,
+      plainApp(),
     );
   }
   // The same garbage encrypted and properly signed.
-  for (const body of ["hello", "[]", "<xml>", textJson({ CreateTime: "x" })]) {
+  for (const body of ["hello", "[]", "<xml>", "{}"]) {
     await expectRefusal(`encrypted ${body}`, pushRequest({ body, mode: "aes" }), 400, "bad_request");
   }
+});
+
+test("push: a verified message that does not fit its kind reaches the handler untyped, with one warning", async () => {
+  const shapes: Array<[string, string, string]> = [
+    // [body, kind, field] as the warning names them
+    [textJson({ Content: undefined, MsgId: "901" }), "text", "Content"],
+    [textJson({ CreateTime: "soon", MsgId: "902" }), "common", "CreateTime"],
+    [textJson({ CreateTime: -1, MsgId: "903" }), "common", "CreateTime"],
+    [textJson({ MsgType: 3, MsgId: "904" }), "common", "MsgType"],
+    [textJson({ MsgId: { id: 1 } }), "common", "MsgId"],
+    ['{"ToUserName":"a"}', "common", "FromUserName"],
+    [JSON.stringify({ ...TEXT, MsgId: "905", MsgType: "image" }), "image", "PicUrl"],
+    [
+      JSON.stringify({ ...TEXT, MsgId: undefined, MsgType: "event", Event: "user_enter_tempsession" }),
+      "event:user_enter_tempsession",
+      "SessionFrom",
+    ],
+    [SAMPLES[0]!.xml.replace(/<MsgId>.*<\/MsgId>/, ""), "text", "MsgId"],
+    [SAMPLES[0]!.xml.replace("</xml>", "<MsgType>text</MsgType></xml>"), "common", "MsgType"],
+  ];
+  for (const mode of ["plain", "aes"] as const) {
+    for (const [i, [body, kind, field]] of shapes.entries()) {
+      const logged = captureLogger();
+      const mp = mode === "aes" ? pushApp({}, { logger: logged.logger }) : plainApp({}, { logger: logged.logger });
+      const { handler, calls } = recordingHandler();
+      const format = body.startsWith("<") ? "xml" : "json";
+      const response = await mp.push.handle(pushRequest({ body, format, mode, nonce: `s${i}` }), handler);
+      assert.equal(await response.text(), "success", `${mode} ${kind} ${field}`);
+      assert.equal(calls.length, 1);
+      // A kind's own fields missing: not narrowed to the kind. (A bad common field is filled
+      // in — "" or 0 — and the kind's fields still decide.)
+      if (kind !== "common") {
+        for (const known of ["text", "image", "miniprogrampage", "user_enter_tempsession"] as const) {
+          assert.equal(isPushMessage(calls[0]!, known), false, `${body} is not a typed ${known}`);
+        }
+      }
+      assert.deepEqual(logged.lines.map((l) => JSON.parse(l)), [{ event: "kefu-edge.push_untyped", kind, field }]);
+      assert.ok(!logged.lines[0]!.includes(SECRET_CONTENT) && !logged.lines[0]!.includes("hi"));
+    }
+  }
+});
+
+test("push: MsgID as some pushes spell it is read as MsgId", async () => {
+  const mp = plainApp();
+  const { handler, calls } = recordingHandler();
+  const body = textJson({ MsgId: undefined, MsgID: "7360000000000000777" });
+  assert.equal(await (await mp.push.handle(pushRequest({ body }), handler)).text(), "success");
+  assert.equal(calls[0]!.MsgId, "7360000000000000777");
+  assert.equal(calls[0]!.MsgID, undefined);
+  assert.ok(isPushMessage(calls[0]!, "text"));
 });
 
 test("push: other methods are 405 with Allow", async () => {
   for (const method of ["PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]) {
     const { handler, calls } = recordingHandler();
-    const response = await pushApp().push.handle(pushRequest({ method, body: TEXT_JSON }), handler);
+    const response = await plainApp().push.handle(pushRequest({ method, body: TEXT_JSON }), handler);
     assert.equal(response.status, 405, method);
     assert.equal(response.headers.get("allow"), "GET, POST");
     assert.equal(calls.length, 0);
@@ -690,4 +768,16 @@ test("push: compatible mode (plaintext and Encrypt together) uses the decrypted 
   assert.equal(await (await mp.push.handle(request, handler)).text(), "success");
   assert.equal(calls[0]!.Content, "the real one");
   assert.equal(calls[0]!.Encrypt, undefined);
+});
+
+test("push: a MsgType named like an Object property is just another kind", async () => {
+  const mp = plainApp();
+  const { handler, calls } = recordingHandler();
+  for (const [i, type] of ["valueOf", "__proto__", "constructor", "toString", "hasOwnProperty"].entries()) {
+    const body = `<xml><ToUserName>${GH_ID}</ToUserName><FromUserName>${OPENID}</FromUserName>` +
+      `<CreateTime>${NOW_SECONDS}</CreateTime><MsgType>${type}</MsgType><MsgId>${600 + i}</MsgId></xml>`;
+    const response = await mp.push.handle(pushRequest({ body, format: "xml", nonce: `p${i}` }), handler);
+    assert.equal(await response.text(), "success", type);
+  }
+  assert.equal(calls.length, 5);
 });

@@ -50,3 +50,143 @@ Deno.test("worker on Deno: /health and an authenticated /api call against a stub
     await upstream.shutdown();
   }
 });
+
+Deno.test("worker on Deno never loads the emulator: WECHAT_EMULATOR=on is refused by name", async () => {
+  const logged: string[] = [];
+  const server = await serveDeno({
+    port: 0,
+    hostname: "127.0.0.1",
+    kvPath: ":memory:",
+    env: { WECHAT_APPID: "wx1234567890abcdef", WECHAT_SECRET: "s", API_KEY: "smoke-key", WECHAT_EMULATOR: "on" },
+    app: { logger: { warn: (m) => void logged.push(m), error: (m) => void logged.push(m) } },
+  });
+  try {
+    const typing = await fetch(`${server.url}/api/typing`, {
+      method: "POST",
+      headers: { authorization: "Bearer smoke-key", "content-type": "application/json" },
+      body: JSON.stringify({ touser: "o9AgO5Kd5ggOC-bXrbNODIiE3bGY", command: "Typing" }),
+    });
+    const body = await typing.json();
+    assertEquals([typing.status, body.error.variable], [503, "WECHAT_EMULATOR"], "emulator refused");
+    const page = await fetch(`${server.url}/_emulator/`);
+    assertEquals(page.status, 404, "no dev routes");
+    await page.body?.cancel();
+    assertEquals(logged.length, 1, "one line for the 503");
+    if (!logged[0]!.includes("WECHAT_EMULATOR is on, but this entry has no emulator")) throw new Error(logged[0]);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("worker on Deno: pushes go through Deno KV's queue, answered at once, forwarded exactly once after failures", async () => {
+  const { buildPush } = await import("../../src/testing/mod.ts");
+  const appId = "wx1234567890abcdef";
+  const token = "PushToken0123456789";
+  const aesKey = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+  const received: string[] = [];
+  let failures = 2;
+  const target = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
+    const body = await request.text();
+    if (failures-- > 0) return new Response("down", { status: 503 });
+    received.push(`${request.headers.get("x-kefu-delivery")} ${JSON.parse(body).Content}`);
+    return new Response("ok");
+  });
+  const logged: string[] = [];
+  const server = await serveDeno({
+    port: 0,
+    hostname: "127.0.0.1",
+    kvPath: ":memory:",
+    backoffSchedule: [20, 20, 20],
+    app: { logger: { warn: (m) => void logged.push(m), error: (m) => void logged.push(m) } },
+    env: {
+      WECHAT_APPID: appId,
+      WECHAT_SECRET: "s",
+      WECHAT_TOKEN: token,
+      WECHAT_AES_KEY: aesKey,
+      FORWARD_URL: `http://127.0.0.1:${target.addr.port}/hook`,
+      FORWARD_SECRET: "forward-secret-0123456789",
+    },
+  });
+  try {
+    const push = await buildPush(
+      { appId, token, encodingAESKey: aesKey, format: "xml", url: `${server.url}/wechat/callback` },
+      {
+        ToUserName: "gh_1",
+        FromUserName: "o9AgO5Kd5ggOC-bXrbNODIiE3bGY",
+        CreateTime: Math.floor(Date.now() / 1000),
+        MsgType: "text",
+        Content: "via the queue",
+        MsgId: "7360000000000000123",
+      },
+    );
+    const answered = await fetch(push.request());
+    assertEquals([answered.status, await answered.text()], [200, "success"], "answered before forwarding");
+    const again = await fetch(push.request()); // WeChat's retry: not enqueued twice
+    assertEquals(await again.text(), "success", "retry answered");
+    for (let i = 0; i < 100 && received.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 100)); // no second delivery arrives
+    assertEquals(received.length, 1, "forwarded once");
+    if (!/^[0-9a-f]{40} via the queue$/.test(received[0]!)) throw new Error(`forwarded ${received[0]}`);
+    assertEquals(logged.filter((l) => l.includes("push_retry")).length, 2, "two failed attempts, logged");
+  } finally {
+    await server.close();
+    await target.shutdown();
+  }
+});
+
+Deno.test("worker on Deno: a push whose handler never succeeds is dead-lettered, logged and kept", async () => {
+  const { buildPush } = await import("../../src/testing/mod.ts");
+  const { DenoKvStore } = await import("../../mod.ts");
+  const appId = "wx1234567890abcdef";
+  const token = "PushToken0123456789";
+  const aesKey = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+  const logged: string[] = [];
+  const path = await Deno.makeTempFile({ suffix: ".sqlite" });
+  let runs = 0;
+  const server = await serveDeno({
+    port: 0,
+    hostname: "127.0.0.1",
+    kvPath: path,
+    backoffSchedule: [10, 10],
+    app: {
+      onMessage: () => {
+        runs++;
+        throw new Error("backend down");
+      },
+      logger: { warn: (m) => void logged.push(m), error: (m) => void logged.push(m) },
+    },
+    env: { WECHAT_APPID: appId, WECHAT_SECRET: "s", WECHAT_TOKEN: token, WECHAT_AES_KEY: aesKey },
+  });
+  try {
+    const push = await buildPush(
+      { appId, token, encodingAESKey: aesKey, format: "json", url: `${server.url}/wechat/callback` },
+      {
+        ToUserName: "gh_1",
+        FromUserName: "o9AgO5Kd5ggOC-bXrbNODIiE3bGY",
+        CreateTime: Math.floor(Date.now() / 1000),
+        MsgType: "text",
+        Content: "doomed",
+        MsgId: "7360000000000000999",
+      },
+    );
+    assertEquals(await (await fetch(push.request())).text(), "success", "answered");
+    for (let i = 0; i < 100 && !logged.some((l) => l.includes("dead_letter")); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assertEquals(runs, 3, "the first attempt and two retries");
+    const line = JSON.parse(logged.find((l) => l.includes("dead_letter"))!);
+    assertEquals([line.event, line.msgType], ["kefu-edge.dead_letter", "text"], "logged");
+  } finally {
+    await server.close();
+  }
+  const kv = await Deno.openKv(path);
+  try {
+    const dead = await new DenoKvStore(kv).get(
+      `kefu-edge:dead-letter:${JSON.parse(logged.find((l) => l.includes("dead_letter"))!).deliveryId}`,
+    );
+    assertEquals(JSON.parse(dead ?? "{}").message?.Content, "doomed", "kept in the store");
+  } finally {
+    kv.close();
+    await Deno.remove(path).catch(() => {});
+  }
+});

@@ -1,6 +1,10 @@
-// Reads the README quick start: the `<!-- run: name -->` blocks and the answers shown
-// under them, and compares an actual answer with a shown one, `…` standing for any value.
+// Reads a README section between `<!-- name:start -->` and `<!-- name:end -->` (the quick
+// start, the install commands): its `<!-- run: name -->` blocks and the answers shown under
+// them; runs the blocks in one shell, in order; and compares an actual answer with a shown
+// one, `…` standing for any value.
+import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ROOT } from "../../scripts/_dev_server.ts";
 
@@ -12,13 +16,18 @@ export interface RunBlock {
   expected: { lang: "json" | "text"; text: string };
 }
 
+/** The README text between the `name` markers. */
+export function readmeSection(name: "quickstart" | "install"): string {
+  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+  const start = readme.indexOf(`<!-- ${name}:start -->`);
+  const end = readme.indexOf(`<!-- ${name}:end -->`);
+  if (start < 0 || end < start) throw new Error(`README.md has no ${name} markers`);
+  return readme.slice(start, end);
+}
+
 /** The README text between the quick-start markers. */
 export function quickStart(): string {
-  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
-  const start = readme.indexOf("<!-- quickstart:start -->");
-  const end = readme.indexOf("<!-- quickstart:end -->");
-  if (start < 0 || end < start) throw new Error("README.md has no quick-start markers");
-  return readme.slice(start, end);
+  return readmeSection("quickstart");
 }
 
 const RUN_BLOCK = /<!-- run: ([a-z0-9-]+) -->\n\n```sh\n([\s\S]*?)```\n\n```(json|text)\n([\s\S]*?)```/g;
@@ -92,4 +101,57 @@ export function answerDifferences(expected: RunBlock["expected"], stdout: string
     return [`not JSON: ${stdout.slice(0, 500)}`];
   }
   return jsonDifferences(JSON.parse(expected.text), actual);
+}
+
+/** What one block printed, and how its commands exited. */
+export interface Ran {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+}
+
+export interface ShellOptions {
+  /** The folder the shell starts in. */
+  cwd: string;
+  /** The shell's whole environment. */
+  env: NodeJS.ProcessEnv;
+  /** Where the outputs go (a folder that is created). */
+  outputs: string;
+  /** Turns a block's commands into what runs (e.g. another port); verbatim by default. */
+  rewrite?: (commands: string) => string;
+  /** The shell is killed after this long. */
+  timeoutMs: number;
+}
+
+/**
+ * Runs every block in order in one bash, so variables, the current folder and files carry
+ * over as they would in a reader's terminal; each block's stdout, stderr and exit code are
+ * kept apart.
+ */
+export async function runInOneShell(blocks: RunBlock[], options: ShellOptions): Promise<Map<string, Ran>> {
+  const out = options.outputs;
+  await mkdir(out, { recursive: true });
+  const rewrite = options.rewrite ?? ((commands: string) => commands);
+  const script = blocks.map((block, i) =>
+    `{\n${rewrite(block.commands)}\n} > '${out}/${i}.out' 2> '${out}/${i}.err'\necho $? > '${out}/${i}.rc'\n`
+  ).join("");
+  await new Promise<void>((resolve, reject) => {
+    const bash = spawn("bash", ["-c", script], { cwd: options.cwd, env: options.env, stdio: "ignore" });
+    const timer = setTimeout(() => bash.kill("SIGKILL"), options.timeoutMs);
+    bash.once("error", reject);
+    bash.once("exit", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  const results = new Map<string, Ran>();
+  for (const [i, block] of blocks.entries()) {
+    const read = (ext: string) => readFile(join(out, `${i}.${ext}`), "utf8").catch(() => "");
+    results.set(block.name, {
+      stdout: await read("out"),
+      stderr: await read("err"),
+      exitCode: Number((await read("rc")).trim() || "-1"),
+    });
+  }
+  return results;
 }

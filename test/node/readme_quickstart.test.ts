@@ -1,7 +1,7 @@
 // The README quick start, run verbatim: `npm start`'s command on a free loopback port, every
 // `<!-- run: … -->` block through bash (in one shell, in order, in an empty directory), each
 // answer compared with the one the README shows and checked on its own terms here.
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { banner, DEFAULT_PORT, DEV_VARS, ROOT } from "../../scripts/_dev_server.ts";
 import { type DevServer, START_COMMAND, startDevServer } from "./_dev_server.ts";
-import { answerDifferences, quickStart, type RunBlock, runBlocks } from "./_readme.ts";
+import { answerDifferences, quickStart, type RunBlock, runBlocks, runInOneShell } from "./_readme.ts";
 
 const DEFAULT_URL = `http://127.0.0.1:${DEFAULT_PORT}`;
 // What a shell needs to run the blocks; a fresh machine gets them from .ci/run.
@@ -195,47 +195,31 @@ describe("README quick start", () => {
   });
 });
 
-// One bash runs every block in order, so variables and files carry over as they would in a
-// reader's terminal. A `curl` on PATH in front of the real one reports each HTTP status on
-// stderr (`%{stderr}`), leaving stdout exactly as the reader sees it.
+// One bash runs every block in order (runInOneShell). A `curl` on PATH in front of the real
+// one reports each HTTP status on stderr (`%{stderr}`), leaving stdout exactly as the reader
+// sees it.
 async function runAll(all: RunBlock[], port: number, dir: string): Promise<Map<string, Ran>> {
   const shim = join(dir, ".bin");
-  const out = join(dir, ".out");
   await mkdir(shim);
-  await mkdir(out);
   const curl = execFileSync("sh", ["-c", "command -v curl"], { encoding: "utf8" }).trim();
   await writeFile(
     join(shim, "curl"),
     `#!/bin/sh\nexec '${curl}' --write-out '%{stderr}KEFU-HTTP %{http_code}\\n' "$@"\n`,
   );
   await chmod(join(shim, "curl"), 0o755);
-  const script = all.map((block, i) => {
-    const commands = block.commands.replaceAll(DEFAULT_URL, `http://127.0.0.1:${port}`);
-    return `{\n${commands}\n} > '${out}/${i}.out' 2> '${out}/${i}.err'\necho $? > '${out}/${i}.rc'\n`;
-  }).join("");
-  await new Promise<void>((resolve, reject) => {
-    const bash = spawn("bash", ["-c", script], {
-      cwd: dir,
-      env: { ...process.env, PATH: `${shim}:${process.env.PATH ?? ""}` },
-      stdio: "ignore",
-    });
-    const timer = setTimeout(() => bash.kill("SIGKILL"), 30_000);
-    bash.once("error", reject);
-    bash.once("exit", () => {
-      clearTimeout(timer);
-      resolve();
-    });
+  const ran = await runInOneShell(all, {
+    cwd: dir,
+    env: { ...process.env, PATH: `${shim}:${process.env.PATH ?? ""}` },
+    outputs: join(dir, ".out"),
+    rewrite: (commands) => commands.replaceAll(DEFAULT_URL, `http://127.0.0.1:${port}`),
+    timeoutMs: 30_000,
   });
-  const results = new Map<string, Ran>();
-  for (const [i, block] of all.entries()) {
-    const read = (ext: string) => readFile(join(out, `${i}.${ext}`), "utf8").catch(() => "");
-    const stderrRaw = await read("err");
-    results.set(block.name, {
-      stdout: await read("out"),
-      stderr: stderrRaw.replace(/^KEFU-HTTP \d+\n/gm, ""),
-      exitCode: Number((await read("rc")).trim() || "-1"),
-      statuses: [...stderrRaw.matchAll(/^KEFU-HTTP (\d+)$/gm)].map((m) => Number(m[1])),
-    });
-  }
-  return results;
+  return new Map(
+    [...ran].map(([name, { stdout, stderr, exitCode }]) => [name, {
+      stdout,
+      stderr: stderr.replace(/^KEFU-HTTP \d+\n/gm, ""),
+      exitCode,
+      statuses: [...stderr.matchAll(/^KEFU-HTTP (\d+)$/gm)].map((m) => Number(m[1])),
+    }]),
+  );
 }

@@ -16,6 +16,20 @@ export const AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 export const OPENID = "o9AgO5Kd5ggOC-bXrbNODIiE3bGY";
 export const AUTH = { authorization: `Bearer ${API_KEY}` };
 
+let msgIds = 7350000000000000001n;
+
+/** A text message from {@link OPENID}, sent now, with a fresh (odd, 64-bit) MsgId each call. */
+export function textMessage(content = "hello", msgId = String(msgIds += 2n)): Record<string, string | number> {
+  return {
+    ToUserName: "gh_97417a04a28d",
+    FromUserName: OPENID,
+    CreateTime: Math.floor(Date.now() / 1000),
+    MsgType: "text",
+    Content: content,
+    MsgId: msgId,
+  };
+}
+
 /** Strings that must never appear in a response body or a log line. */
 export const CREDENTIALS = [SECRET, API_KEY, PUSH_TOKEN, AES_KEY, "ACCESS_TOKEN_"];
 
@@ -42,8 +56,9 @@ export interface Called {
 }
 
 /**
- * Sends a request through `app` with an ExecutionContext, reads a textual body,
- * and checks that it carries no credential.
+ * Sends a request through `app` with an ExecutionContext, reads the body and checks that
+ * it carries no credential. `text` is the body decoded as UTF-8, binary bodies included
+ * (the check scans every byte).
  */
 export async function call(
   app: Hono<AppEnv>,
@@ -52,9 +67,9 @@ export async function call(
   env: Env,
 ): Promise<Called> {
   const ctx = createExecutionContext();
-  const request = typeof input === "string" ? new Request(new URL(input, "http://kefu.test"), init) : input;
+  const request = typeof input === "string" ? new Request(new URL(input, "http://127.0.0.1:8787"), init) : input;
   const res = await app.fetch(request, env, ctx);
-  const text = await res.text();
+  const text = new TextDecoder().decode(await res.arrayBuffer());
   expectNoCredentials(text);
   return { res, text, settled: () => waitOnExecutionContext(ctx) };
 }

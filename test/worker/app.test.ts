@@ -1,6 +1,6 @@
 import { exports } from "cloudflare:workers";
 import { reset } from "cloudflare:test";
-import { beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 import { kvStore } from "../../worker/index.ts";
 import { fakeFetch, json as jsonResponse } from "../cases/_fake.ts";
 import {
@@ -99,11 +99,20 @@ describe("configuration", () => {
     expect(errorOf(push).variable).toBe("WECHAT_AES_KEY");
   });
 
-  it("the wrangler entry fails closed with the committed vars (no API_KEY)", async () => {
-    const res = await exports.default.fetch("http://kefu.test/api/typing", json({}, AUTH));
-    expect(res.status).toBe(503);
-    const body = await res.json() as { error: { code: string; variable: string } };
-    expect(body.error).toMatchObject({ code: "config_missing", variable: "API_KEY" });
+  it("the wrangler entry fails closed with the committed vars (no API_KEY) and logs why", async () => {
+    const error = vi.spyOn(console, "error").mockImplementation(() => {});
+    try {
+      const res = await exports.default.fetch("http://kefu.test/api/typing", json({}, AUTH));
+      expect(res.status).toBe(503);
+      const body = await res.json() as { error: { code: string; variable: string } };
+      expect(body.error).toMatchObject({ code: "config_missing", variable: "API_KEY" });
+      // The operator's clue in `wrangler tail`: one line naming the route and the missing variable.
+      expect(error.mock.calls).toEqual([
+        ["kefu-edge: POST /api/typing answered 503: ConfigError: Missing configuration: API_KEY is not set"],
+      ]);
+    } finally {
+      error.mockRestore();
+    }
   });
 
   it("the wrangler entry's store needs the WECHAT_KV binding", async () => {

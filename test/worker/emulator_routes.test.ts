@@ -76,7 +76,7 @@ describe("/_emulator/ exists only with WECHAT_EMULATOR=on", () => {
     const { app, env } = setup();
     for (const [path, init] of requests) {
       // Not through `call`: the page carries the API key on purpose (see the page test).
-      const res = await app.fetch(new Request(`http://kefu.test${path}`, init), env, createExecutionContext());
+      const res = await app.fetch(new Request(`http://127.0.0.1:8787${path}`, init), env, createExecutionContext());
       expect(res.status, path).toBe(path === "/_emulator" ? 308 : 200);
       await res.body?.cancel();
     }
@@ -85,10 +85,10 @@ describe("/_emulator/ exists only with WECHAT_EMULATOR=on", () => {
   it("is absent from the production entry (worker/index.ts), even with WECHAT_EMULATOR=on", async () => {
     const env = testEnv({ WECHAT_EMULATOR: "on", WECHAT_AES_KEY: AES_KEY });
     for (const path of ["/_emulator/", "/_emulator/users"]) {
-      const res = await worker.fetch(new Request(`http://kefu.test${path}`), env, createExecutionContext());
+      const res = await worker.fetch(new Request(`http://127.0.0.1:8787${path}`), env, createExecutionContext());
       expect(res.status, path).toBe(404);
     }
-    const post = new Request(`http://kefu.test/_emulator/users/${OPENID}/messages`, says("hello"));
+    const post = new Request(`http://127.0.0.1:8787/_emulator/users/${OPENID}/messages`, says("hello"));
     expect((await worker.fetch(post, env, createExecutionContext())).status).toBe(404);
   });
 });
@@ -125,7 +125,7 @@ describe("user actions", () => {
     const { app, env } = setup({ WELCOME_TEXT: WELCOME });
     const ctx = createExecutionContext();
     const res = await app.fetch(
-      new Request(`http://kefu.test/_emulator/users/${OPENID}/session`, json({ sessionFrom: "button" })),
+      new Request(`http://127.0.0.1:8787/_emulator/users/${OPENID}/session`, json({ sessionFrom: "button" })),
       env,
       ctx,
     );
@@ -165,7 +165,7 @@ describe("user actions", () => {
     );
     expect(raw.push).toMatchObject({ MsgType: "image", MediaId: expect.stringMatching(/^[A-Za-z0-9_-]{64}$/) });
     const media = await app.fetch(
-      new Request(`http://kefu.test/api/media/${raw.push.MediaId}`, { headers: AUTH }),
+      new Request(`http://127.0.0.1:8787/api/media/${raw.push.MediaId}`, { headers: AUTH }),
       env,
     );
     expect(media.headers.get("content-type")).toBe("image/jpeg");
@@ -238,7 +238,7 @@ describe("exchange log", () => {
   it("records pushes and API calls in order, without the access token or the AppSecret", async () => {
     const { app, env, upstream } = setup({ WELCOME_TEXT: WELCOME });
     const ctx = createExecutionContext();
-    await app.fetch(new Request(`http://kefu.test/_emulator/users/${OPENID}/session`, json({})), env, ctx);
+    await app.fetch(new Request(`http://127.0.0.1:8787/_emulator/users/${OPENID}/session`, json({})), env, ctx);
     await waitOnExecutionContext(ctx);
     await call(app, "/api/typing", json({ touser: OPENID, command: "Typing" }, AUTH), env);
     const called = await call(app, "/_emulator/exchanges?after=0", undefined, env);
@@ -264,7 +264,7 @@ describe("exchange log", () => {
 describe("the page", () => {
   it("is served with a strict policy, and configuration cannot break out of its script element", async () => {
     const { app, env } = setup({ WELCOME_TEXT: "</script><script>alert(1)</script>" });
-    const res = await app.fetch(new Request("http://kefu.test/_emulator/"), env, createExecutionContext());
+    const res = await app.fetch(new Request("http://127.0.0.1:8787/_emulator/"), env, createExecutionContext());
     const html = await res.text();
     expect(res.headers.get("content-type")).toBe("text/html; charset=utf-8");
     expect(res.headers.get("content-security-policy")).toContain("script-src 'self'");

@@ -112,7 +112,7 @@ describe("POST /api/media", () => {
         controller.enqueue(new Uint8Array(1024));
       },
     });
-    const request = new Request("http://kefu.test/api/media", {
+    const request = new Request("http://127.0.0.1:8787/api/media", {
       method: "POST",
       body,
       headers: {
@@ -141,7 +141,7 @@ describe("POST /api/media", () => {
         controller.enqueue(new Uint8Array(64 * 1024));
       },
     });
-    const request = new Request("http://kefu.test/api/media", {
+    const request = new Request("http://127.0.0.1:8787/api/media", {
       method: "POST",
       body,
       headers: { ...AUTH, "content-type": "multipart/form-data; boundary=x" },
@@ -183,7 +183,7 @@ describe("GET /api/media/:mediaId", () => {
     );
     const app = testApp({ fetch: fake.fetch });
     const res = await app.fetch(
-      new Request("http://kefu.test/api/media/MEDIA_ID", { headers: AUTH }),
+      new Request("http://127.0.0.1:8787/api/media/MEDIA_ID", { headers: AUTH }),
       testEnv(),
       { waitUntil() {}, passThroughOnException() {}, props: {} },
     );
@@ -220,7 +220,7 @@ describe("GET /api/media/:mediaId", () => {
     );
     const app = testApp({ fetch: fake.fetch });
     const res = await app.fetch(
-      new Request("http://kefu.test/api/media/BIG", { headers: AUTH }),
+      new Request("http://127.0.0.1:8787/api/media/BIG", { headers: AUTH }),
       testEnv(),
       { waitUntil() {}, passThroughOnException() {}, props: {} },
     );
@@ -303,6 +303,75 @@ describe("GET /api/media/:mediaId", () => {
       expect(fake.calls).toHaveLength(0);
     });
   }
+
+  for (
+    const [upstreamType, served] of [
+      ["text/html; charset=utf-8", "application/octet-stream"],
+      ["image/svg+xml", "application/octet-stream"],
+      ["application/javascript", "application/octet-stream"],
+      ["application/octet-stream", "application/octet-stream"],
+      ["IMAGE/PNG; q=1", "image/png"],
+      ["audio/amr", "audio/amr"],
+      ["video/mp4", "video/mp4"],
+    ] as const
+  ) {
+    it(`serves an upstream ${upstreamType} as ${served}, never sniffed`, async () => {
+      const fake = fakeFetch(() =>
+        new Response("<script>alert(1)</script>", {
+          headers: { "content-type": upstreamType, "content-disposition": 'attachment; filename="x.html"' },
+        })
+      );
+      const called = await call(testApp({ fetch: fake.fetch }), "/api/media/M1", { headers: AUTH }, testEnv());
+      expect(called.res.status).toBe(200);
+      expect(called.res.headers.get("content-type")).toBe(served);
+      expect(called.res.headers.get("x-content-type-options")).toBe("nosniff");
+      expect(called.res.headers.get("content-disposition")).toMatch(/^attachment;/);
+    });
+  }
+
+  it("caps the file name at 200 bytes on a character boundary, keeping the extension", async () => {
+    const long = `${"图".repeat(150)}.jpg`; // 454 bytes of UTF-8
+    const fake = fakeFetch(() =>
+      new Response(new Uint8Array([1]), {
+        headers: {
+          "content-type": "image/jpeg",
+          "content-disposition": `attachment; filename*=UTF-8''${encodeURIComponent(long)}`,
+        },
+      })
+    );
+    const called = await call(testApp({ fetch: fake.fetch }), "/api/media/M1", { headers: AUTH }, testEnv());
+    const header = called.res.headers.get("content-disposition")!;
+    const name = decodeURIComponent(/filename\*=UTF-8''(.+)$/.exec(header)![1]!);
+    expect(new TextEncoder().encode(name).length).toBeLessThanOrEqual(200);
+    expect(name).toBe(`${"图".repeat(65)}.jpg`); // 195 + 4 bytes: the next 图 would pass 200
+    expect(header.length).toBeLessThan(1500);
+  });
+
+  it("cuts a download that stalls after the headers instead of hanging the client", async () => {
+    let cancelled = false;
+    const stalling = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new Uint8Array([0xff, 0xd8, 0xff]));
+      },
+      cancel() {
+        cancelled = true;
+      },
+    });
+    const fake = fakeFetch(() => new Response(stalling, { headers: { "content-type": "image/jpeg" } }));
+    const app = testApp({ fetch: fake.fetch, mediaIdleTimeoutMs: 200 });
+    const res = await app.fetch(
+      new Request("http://127.0.0.1:8787/api/media/SLOW", { headers: AUTH }),
+      testEnv(),
+      { waitUntil() {}, passThroughOnException() {}, props: {} },
+    );
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    expect((await reader.read()).value).toEqual(new Uint8Array([0xff, 0xd8, 0xff]));
+    const err = await reader.read().then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect(String(err)).toMatch(/no bytes for 200 ms/);
+    expect(cancelled).toBe(true);
+  });
 
   it("contentDisposition keeps ASCII names and encodes the rest", () => {
     expect(contentDisposition("a b.jpg")).toBe(`attachment; filename="a b.jpg"; filename*=UTF-8''a%20b.jpg`);

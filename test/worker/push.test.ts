@@ -20,6 +20,7 @@ import {
   recordingLogger,
   testApp,
   testEnv,
+  textMessage,
 } from "./_helpers.ts";
 // The official vectors of WeChat's message-push documentation (test/fixtures/README.md).
 import vectors from "../fixtures/official_push.json" with { type: "json" };
@@ -32,22 +33,12 @@ const FORWARD_SECRET = "forward-secret-0123456789";
 const PLAIN: PushTarget = { appId: APP_ID, token: PUSH_TOKEN, format: "xml" };
 const SAFE: PushTarget = { appId: APP_ID, token: PUSH_TOKEN, encodingAESKey: AES_KEY, format: "json" };
 
-let msgIds = 7350000000000000001n;
-function textMessage(content = "hello") {
-  return {
-    ToUserName: "gh_97417a04a28d",
-    FromUserName: OPENID,
-    CreateTime: Math.floor(Date.now() / 1000),
-    MsgType: "text",
-    Content: content,
-    MsgId: String(msgIds++),
-  };
-}
+let events = 0;
 function enterSession() {
   return {
     ToUserName: "gh_97417a04a28d",
     FromUserName: OPENID,
-    CreateTime: Math.floor(Date.now() / 1000) + Number(msgIds++ % 1000n),
+    CreateTime: Math.floor(Date.now() / 1000) + (events++ % 1000),
     MsgType: "event",
     Event: "user_enter_tempsession",
     SessionFrom: "button",
@@ -65,9 +56,10 @@ function app(options: AppOptions) {
   return testApp(options);
 }
 
+/** The dedupe marks in KV (plain mode also keeps one `:query:` entry per accepted query). */
 async function marks(): Promise<string[]> {
   const listed = await workerEnv.WECHAT_KV.list({ prefix: "kefu-edge:push:" });
-  return listed.keys.map((k) => k.name);
+  return listed.keys.map((k) => k.name).filter((name) => !name.includes(":query:"));
 }
 
 describe("GET /wechat/callback (URL verification)", () => {
@@ -399,10 +391,41 @@ describe("FORWARD_URL", () => {
       false,
       ["sign"],
     );
-    const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(`${timestamp}.${body}`)));
+    const deliveryId = request.headers.get("x-kefu-delivery")!;
+    expect(deliveryId).toMatch(/^[0-9a-f]{40}$/);
+    const signed = new TextEncoder().encode(`${timestamp}.${deliveryId}.${body}`);
+    const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, signed));
     const hex = Array.from(mac, (b) => b.toString(16).padStart(2, "0")).join("");
     expect(request.headers.get("x-kefu-signature")).toBe(`sha256=${hex}`);
-    expect(await verifyForward(request, FORWARD_SECRET)).toBe(body);
+    expect(request.redirect).toBe("manual");
+    expect(await verifyForward(request, FORWARD_SECRET)).toEqual({ body, deliveryId, timestamp: Number(timestamp) });
+  });
+
+  it("a retried message carries the same X-Kefu-Delivery, another message another one", async () => {
+    let fail = true;
+    const fake = upstream(() => (fail ? new Response("down", { status: 503 }) : new Response("ok")));
+    const a = app({ fetch: fake.fetch });
+    const push = await buildPush(PLAIN, textMessage());
+    expect((await call(a, push.request(), undefined, env())).res.status).toBe(500);
+    fail = false;
+    expect((await call(a, push.request(), undefined, env())).text).toBe("success");
+    expect((await call(a, (await buildPush(PLAIN, textMessage())).request(), undefined, env())).text).toBe("success");
+    const ids = fake.calls.filter((c) => c.url.hostname === "hooks.example.com")
+      .map((c) => c.request.headers.get("x-kefu-delivery"));
+    expect(ids).toHaveLength(3);
+    expect(ids[1]).toBe(ids[0]);
+    expect(ids[2]).not.toBe(ids[0]);
+  });
+
+  it("a redirect is not followed: a 3xx answer is a failed forward", async () => {
+    const fake = upstream(() =>
+      new Response(null, { status: 302, headers: { location: "https://elsewhere.example/" } })
+    );
+    const push = await buildPush(PLAIN, textMessage());
+    const called = await call(app({ fetch: fake.fetch }), push.request(), undefined, env());
+    expect(called.res.status).toBe(500);
+    expect(fake.calls.filter((c) => c.url.hostname !== "hooks.example.com")).toHaveLength(0);
+    expect(await marks()).toEqual([]);
   });
 
   it("verifyForward refuses a wrong secret, a changed body and an old timestamp", async () => {
@@ -411,11 +434,38 @@ describe("FORWARD_URL", () => {
     const forwarded = fake.calls.find((c) => c.url.hostname === "hooks.example.com")!;
     const rebuild = (body: string, headers: HeadersInit = forwarded.request.headers) =>
       new Request(forwarded.url, { method: "POST", body, headers });
-    expect(await verifyForward(rebuild(forwarded.body), FORWARD_SECRET)).toBe(forwarded.body);
+    expect((await verifyForward(rebuild(forwarded.body), FORWARD_SECRET))?.body).toBe(forwarded.body);
     expect(await verifyForward(rebuild(forwarded.body), "other-secret")).toBeNull();
+    const otherDelivery = new Headers(forwarded.request.headers);
+    otherDelivery.set("x-kefu-delivery", "0".repeat(40));
+    expect(await verifyForward(rebuild(forwarded.body, otherDelivery), FORWARD_SECRET)).toBeNull();
     expect(await verifyForward(rebuild(forwarded.body.replace("hello", "HELLO")), FORWARD_SECRET)).toBeNull();
     expect(await verifyForward(rebuild(forwarded.body), FORWARD_SECRET, { now: () => Date.now() + 3600_000 }))
       .toBeNull();
+  });
+
+  it("verifyForward refuses a body over its limit without reading it whole", async () => {
+    const fake = upstream();
+    await call(app({ fetch: fake.fetch }), (await buildPush(PLAIN, textMessage())).request(), undefined, env());
+    const forwarded = fake.calls.find((c) => c.url.hostname === "hooks.example.com")!;
+    const headers = new Headers(forwarded.request.headers);
+    headers.delete("content-length");
+    let pulled = 0;
+    const endless = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        pulled++;
+        controller.enqueue(new Uint8Array(64 * 1024).fill(0x20));
+      },
+    });
+    const streamed = new Request(forwarded.url, { method: "POST", body: endless, headers });
+    expect(await verifyForward(streamed, FORWARD_SECRET)).toBeNull();
+    expect(pulled).toBeLessThan(40); // 1 MiB is 16 chunks; it stopped soon after
+    const small = new Request(forwarded.url, {
+      method: "POST",
+      body: forwarded.body,
+      headers: forwarded.request.headers,
+    });
+    expect(await verifyForward(small, FORWARD_SECRET, { maxBodyBytes: 10 })).toBeNull();
   });
 
   for (

@@ -1,0 +1,112 @@
+/**
+ * `Idempotency-Key` for `POST /api/messages` and `POST /api/typing`: the first result for a
+ * key is kept 48 hours and given back for a repeat of the same request, so a caller's retry
+ * (after a timeout, a dropped connection) never spends a second message of the user's window.
+ * The same key with another body answers 422; a repeat while the first is still running, 409.
+ *
+ * Records live in the push store: the `KEFU_STORE` Durable Objects when bound (atomic: two
+ * concurrent requests with one key cannot both run), the token store otherwise.
+ *
+ * @module
+ */
+import type { MiddlewareHandler } from "hono";
+import type { KeyValueStore } from "../mod.ts";
+// Private helpers (documented exception: see src/internal/README.md).
+import { canonicalJson } from "../src/internal/canonical_json.ts";
+import { sha1Hex } from "../src/push/_sha1.ts";
+import type { Env } from "./env.ts";
+import { HttpError } from "./errors.ts";
+
+/** The request header. */
+export const IDEMPOTENCY_HEADER = "idempotency-key";
+/** The header on an answer given again from the record. */
+export const IDEMPOTENT_REPLAYED_HEADER = "idempotent-replayed";
+/** How long a result is kept. */
+export const IDEMPOTENCY_TTL_SECONDS = 48 * 3600;
+// A record stays "running" at most this long: past every timeout and retry of one call.
+const PENDING_TTL_SECONDS = 5 * 60;
+
+type IdempotencyRecord =
+  | { state: "running"; request: string }
+  | { state: "done"; request: string; status: number; body: string };
+
+/** What the middleware needs from the app. */
+export interface IdempotencySettings {
+  /** The store records go to for an env. */
+  store(env: Env): KeyValueStore;
+  /** The AppID of an env (records are per mini program). */
+  appId(env: Env): string;
+}
+
+/**
+ * Middleware for a validated JSON route: with an `Idempotency-Key` header (1 to 255
+ * visible ASCII characters) the route runs once per key and its answer is kept.
+ *
+ * @param route a name for the route in the record's key (`messages`, `typing`)
+ * @param settings where records live, and the AppID
+ * @returns the middleware; place it after the body validator
+ * @example
+ * ```ts ignore
+ * app.post("/api/messages", zValidator("json", schema), idempotent("messages", settings), handler);
+ * ```
+ */
+export function idempotent(route: string, settings: IdempotencySettings): MiddlewareHandler<{ Bindings: Env }> {
+  return async (c, next) => {
+    const key = c.req.header(IDEMPOTENCY_HEADER);
+    if (key === undefined) return await next();
+    if (!/^[\x21-\x7e]{1,255}$/.test(key)) {
+      throw new HttpError(400, "validation_error", "Invalid Idempotency-Key: 1 to 255 visible ASCII characters", {
+        field: "Idempotency-Key",
+      });
+    }
+    const env = c.env ?? {};
+    const body = (c.req.valid as (target: "json") => Record<string, unknown>)("json");
+    const request = sha1Hex(canonicalJson(body));
+    const user = typeof body.touser === "string" && /^[A-Za-z0-9_-]{1,64}$/.test(body.touser)
+      ? `u.${body.touser}`
+      : "h.any";
+    const recordKey = `kefu-edge:idem:${settings.appId(env)}:${user}:${route}:${sha1Hex(key)}`;
+    const store = settings.store(env);
+    const running = JSON.stringify({ state: "running", request } satisfies IdempotencyRecord);
+    if (!await claim(store, recordKey, running)) {
+      const record = parse(await store.get(recordKey));
+      if (record !== undefined && record.request !== request) {
+        throw new HttpError(422, "idempotency_key_reused", "This Idempotency-Key was used with another request body");
+      }
+      if (record?.state === "done") {
+        return new Response(record.body, {
+          status: record.status,
+          headers: {
+            "content-type": "application/json; charset=utf-8",
+            "cache-control": "no-store",
+            [IDEMPOTENT_REPLAYED_HEADER]: "true",
+          },
+        });
+      }
+      throw new HttpError(409, "idempotency_in_progress", "A request with this Idempotency-Key is still running", {}, {
+        "retry-after": "1",
+      });
+    }
+    await next();
+    // Whatever came of it is the result: a send that timed out may still have been delivered.
+    const done: IdempotencyRecord = { state: "done", request, status: c.res.status, body: await c.res.clone().text() };
+    await store.set(recordKey, JSON.stringify(done), { ttlSeconds: IDEMPOTENCY_TTL_SECONDS });
+  };
+}
+
+async function claim(store: KeyValueStore, key: string, value: string): Promise<boolean> {
+  const options = { ttlSeconds: PENDING_TTL_SECONDS };
+  if (store.setIfAbsent !== undefined) return await store.setIfAbsent(key, value, options);
+  if (await store.get(key) !== null) return false; // Workers KV: best effort
+  await store.set(key, value, options);
+  return true;
+}
+
+function parse(raw: string | null): IdempotencyRecord | undefined {
+  if (raw === null) return undefined;
+  try {
+    return JSON.parse(raw) as IdempotencyRecord;
+  } catch {
+    return undefined;
+  }
+}
