@@ -258,7 +258,8 @@ export function constantTimeEqual(a: string, b: string): boolean {
 /**
  * WeChat's push signature for a token: hex SHA-1 of the parts sorted and joined. Plain
  * mode needs it without an EncodingAESKey, hence a function beside {@link MessageCrypto}.
- * Synchronous: the hash is computed in JavaScript (see `_sha1.ts` for why).
+ * Synchronous: SHA-1 runs on node:crypto where the runtime has it, else in JavaScript (see
+ * `src/runtime/crypto.ts` for the measurements behind the choice).
  *
  * @param token the push Token
  * @param timestamp the `timestamp` query parameter
