@@ -25,6 +25,21 @@ export {
   type WeChatResult,
 } from "./src/customer_service/customer_service_message.ts";
 export { filenameFromContentDisposition } from "./src/customer_service/media.ts";
+export {
+  DEFAULT_MAX_TEXT_BYTES,
+  miniProgramLink,
+  type MiniProgramLinkOptions,
+  splitText,
+  type SplitTextOptions,
+  utf8Length,
+} from "./src/customer_service/text.ts";
+export {
+  openWindow,
+  type SendWindow,
+  SendWindowTracker,
+  WINDOW_GRANTS,
+  type WindowAction,
+} from "./src/customer_service/send_window.ts";
 export type {
   ImagePayload,
   LinkPayload,
@@ -58,6 +73,12 @@ export {
   Reply,
   type ReplyDecider,
   type ReplyType,
+  type SubscribeMsgChangeEvent,
+  type SubscribeMsgChangeItem,
+  type SubscribeMsgPopupEvent,
+  type SubscribeMsgPopupItem,
+  type SubscribeMsgSentEvent,
+  type SubscribeMsgSentItem,
   type TextMessage,
   type UserEnterTempSessionEvent,
 } from "./src/push/mod.ts";
@@ -79,14 +100,24 @@ export {
 export {
   ErrCode,
   isAlreadyTyping,
+  isApiUnauthorized,
+  isAppIdOpenIdMismatch,
+  isContentTooLong,
+  isDailyQuotaExceeded,
   isInvalidMediaId,
   isInvalidOpenId,
+  isInvalidTemplateData,
+  isInvalidTemplateId,
   isInvalidTypingCommand,
+  isIpNotWhitelisted,
+  isMinuteQuotaExceeded,
   isOutOfWindow,
   isQuotaExceeded,
+  isSubscriptionRefused,
   isSystemBusy,
   isTypingWithoutInteraction,
   MediaTooLargeError,
+  OutOfWindowError,
   PushVerificationError,
   type PushVerificationReason,
   redact,

@@ -12,6 +12,7 @@ import type { Logger } from "../token/access_token.ts";
 import { constantTimeEqual, decryptStartingWith, MessageCrypto, pushSignature } from "./crypto.ts";
 import { sha1Hex } from "../runtime/crypto.ts";
 import { canonicalJson } from "../internal/canonical_json.ts";
+import { userPart } from "../internal/store_keys.ts";
 import { detectFormat, parseEnvelope, parseFields, type PushFormat, typePushMessage } from "./parse.ts";
 import { Claims, leaseValue, markValue } from "./_claims.ts";
 import { envelopeBody, Reply, replyXml } from "./reply.ts";
@@ -716,11 +717,6 @@ async function readBody(request: Request, limit: number): Promise<string> {
   } catch {
     throw badRequest("Body is not UTF-8");
   }
-}
-
-/** The sender in a store key: the OpenID when it looks like one, else its hash (keys stay short and plain). */
-function userPart(openId: string): string {
-  return /^[A-Za-z0-9_-]{1,64}$/.test(openId) ? `u.${openId}` : `h.${sha1Hex(openId)}`;
 }
 
 function sleep(ms: number): Promise<void> {
