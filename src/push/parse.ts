@@ -189,7 +189,9 @@ function normaliseList(message: Record<string, unknown>, wrapper: string): void 
   const source = message.List ??
     (typeof wrapped === "object" && wrapped !== null ? (wrapped as Record<string, unknown>).List : undefined);
   const items = Array.isArray(source) ? source : source === undefined ? undefined : [source];
-  if (items === undefined || !items.every((item) => typeof item === "object" && item !== null && !Array.isArray(item))) {
+  if (
+    items === undefined || !items.every((item) => typeof item === "object" && item !== null && !Array.isArray(item))
+  ) {
     return;
   }
   message.List = items.map((item) =>
