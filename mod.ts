@@ -51,7 +51,6 @@ export type {
   TypingCommand,
 } from "./src/customer_service/schemas.ts";
 export {
-  type DecryptOptions,
   type EncryptOptions,
   type ImageMessage,
   isPushMessage,

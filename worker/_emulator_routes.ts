@@ -14,7 +14,7 @@
 import type { Context, Hono, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { zValidator } from "@hono/zod-validator";
-import * as z from "zod";
+import * as z from "../src/_zod.ts";
 import { openIdSchema } from "../src/customer_service/schemas.ts";
 import type { InboxEntry, PushAction, PushFields, SendWindow } from "../src/testing/mod.ts";
 import type { AppEnv } from "./app.ts";
@@ -34,12 +34,14 @@ const BACKGROUND_WAIT_MS = 5000;
 const IMAGE_TYPES = new Set(["image/jpeg", "image/png", "image/gif"]);
 
 const paramsSchema = z.object({ openId: openIdSchema });
-const nonEmpty = z.string().refine((s) => s.trim() !== "", "must not be empty");
-const messageSchema = z.strictObject({ text: nonEmpty.pipe(z.string().max(2048, "must be at most 2048 characters")) });
-const sessionSchema = z.strictObject({
-  sessionFrom: z.string().max(1024, "must be at most 1024 characters").optional(),
+const nonEmpty = z.string().check(z.refine((s) => s.trim() !== "", "must not be empty"));
+const messageSchema = z.strictObject({
+  text: nonEmpty.check(z.maxLength(2048, "must be at most 2048 characters")),
 });
-const exchangesQuery = z.object({ after: z.coerce.number().int().min(0).default(0) });
+const sessionSchema = z.strictObject({
+  sessionFrom: z.optional(z.string().check(z.maxLength(1024, "must be at most 1024 characters"))),
+});
+const exchangesQuery = z.object({ after: z._default(z.coerce.number().check(z.int(), z.minimum(0)), 0) });
 
 /** An entry of a user's conversation: what they did, what they received, and WeChat's notices. */
 export type ConversationEntry = ({ from: "user" } & SentEntry) | ({ from: "service" | "wechat" } & InboxEntry);
@@ -70,7 +72,7 @@ export function registerEmulatorRoutes(
   const sessionOf = (c: Context<AppEnv>): EmulatorSession =>
     upstream.session(wechatSettings(envOf(c), { secret: true, push: true }));
   const params = zValidator("param", paramsSchema, rejectInvalid);
-  const json = <T extends z.ZodType>(schema: T) =>
+  const json = <T extends z.ZodMiniType>(schema: T) =>
     [
       bodyLimit({ maxSize: 64 * 1024, onError: tooLarge }),
       zValidator("json", schema, rejectInvalid),

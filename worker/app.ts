@@ -36,11 +36,11 @@ import {
 import { consumePushes, handlePush, type PushRuntime, type QueueBatchLike, type QueueLike } from "./push_route.ts";
 import {
   mediaParamsSchema,
+  readUpload,
   rejectInvalid,
   type SendMessageBody,
   sendMessageSchema,
   typingSchema,
-  uploadSchema,
 } from "./schemas.ts";
 import type { EmulatorUpstream } from "./upstream.ts";
 import { miniProgramCache, type Needs } from "./wechat.ts";
@@ -230,9 +230,9 @@ export function createApp(options: AppOptions = {}): KefuApp {
   app.post(
     "/api/media",
     bodyLimit({ maxSize: maxUploadBytes + MULTIPART_OVERHEAD_BYTES, onError: tooLarge }),
-    zValidator("form", uploadSchema, rejectInvalid),
     async (c) => {
-      const { media, type } = c.req.valid("form");
+      // Not zValidator("form"): it would keep a copy of the whole body until the answer.
+      const { media, type } = await readUpload(c.req.raw);
       if (media.size > maxUploadBytes) tooLarge();
       const mp = programs.get(envOf(c), API);
       return c.json(await mp.customerServiceMessage.uploadTempMedia(type, media, { filename: media.name }));

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import * as z from "zod";
+import * as z from "../src/_zod.ts";
 import type { DurableObjectNamespaceLike, KvNamespaceLike } from "../mod.ts";
 import type { QueueLike } from "./push_route.ts";
 
@@ -52,15 +52,17 @@ export interface Env {
 /** Names of the string variables of {@link Env}. */
 export type EnvVar = Exclude<keyof Env, "WECHAT_KV" | "KEFU_STORE" | "KEFU_QUEUE">;
 
-const flag = z.preprocess(
-  (value) => (typeof value === "string" ? value.trim().toLowerCase() : value),
+const flag = z.pipe(
+  z.transform((value: unknown) => (typeof value === "string" ? value.trim().toLowerCase() : value)),
   z.enum(["on", "off"], { error: 'must be "on" or "off"' }),
 );
 // The emulator switch takes the upstream away from WeChat: only the exact word opens it.
 const exactFlag = z.enum(["on", "off"], { error: 'must be exactly "on" or "off"' });
 // A key with blanks around it is almost always a paste accident; refusing it says so at
 // once, where trimming would silently accept a key other than the one configured.
-const apiKey = z.string({ error: "must be a string" }).regex(/^\S(?:.*\S)?$/s, "must not start or end with whitespace");
+const apiKey = z.string({ error: "must be a string" }).check(
+  z.regex(/^\S(?:.*\S)?$/s, "must not start or end with whitespace"),
+);
 const text = z.string({ error: "must be a string" });
 const httpUrl = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
 
@@ -74,11 +76,11 @@ const httpUrl = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" })
  * console.log(envSchema.shape.WECHAT_AES_KEY.safeParse("short").success); // false
  * ```
  */
-export const envSchema: z.ZodObject<{ [K in EnvVar]: z.ZodType }> = z.object({
-  WECHAT_APPID: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be an AppID (letters, digits, - and _)"),
+export const envSchema: z.ZodMiniObject<{ [K in EnvVar]: z.ZodMiniType }> = z.object({
+  WECHAT_APPID: z.string().check(z.regex(/^[A-Za-z0-9_-]{1,64}$/, "must be an AppID (letters, digits, - and _)")),
   WECHAT_SECRET: text,
-  WECHAT_TOKEN: z.string().regex(/^\S+$/, "must not contain spaces"),
-  WECHAT_AES_KEY: z.string().regex(/^[A-Za-z0-9]{43}$/, "must be the 43-character EncodingAESKey"),
+  WECHAT_TOKEN: z.string().check(z.regex(/^\S+$/, "must not contain spaces")),
+  WECHAT_AES_KEY: z.string().check(z.regex(/^[A-Za-z0-9]{43}$/, "must be the 43-character EncodingAESKey")),
   API_KEY: apiKey,
   WECHAT_API_BASE: httpUrl,
   WECHAT_EMULATOR: exactFlag,

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import * as z from "zod";
+import * as z from "../_zod.ts";
 
 /** `text` payload: `content`, which may carry mini-program `<a>` links. */
 export interface TextPayload {
@@ -57,14 +57,15 @@ export type TypingCommand = "Typing" | "CancelTyping";
 export type MediaType = "image";
 
 // Checked, never rewritten: leading spaces and indentation in a message are the user's.
-const nonEmpty = z.string().refine((s) => s.trim() !== "", "must not be empty");
+const nonEmpty = z.string().check(z.refine((s) => s.trim() !== "", "must not be empty"));
 const httpUrl = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
-const id = (what: string) => z.string().regex(/^[A-Za-z0-9_-]{1,256}$/, `must be ${what} (letters, digits, - and _)`);
+const id = (what: string) =>
+  z.string().check(z.regex(/^[A-Za-z0-9_-]{1,256}$/, `must be ${what} (letters, digits, - and _)`));
 
 /** An OpenID: WeChat's are 28 characters of [A-Za-z0-9_-]. */
-export const openIdSchema: z.ZodType<string> = id("an OpenID");
+export const openIdSchema: z.ZodMiniType<string> = id("an OpenID");
 /** A media_id as WeChat issues it. */
-export const mediaIdSchema: z.ZodType<string> = id("a media_id");
+export const mediaIdSchema: z.ZodMiniType<string> = id("a media_id");
 
 const textSchema = z.strictObject({ content: nonEmpty });
 const imageSchema = z.strictObject({ media_id: mediaIdSchema });
@@ -72,18 +73,18 @@ const linkSchema = z.strictObject({ title: nonEmpty, description: nonEmpty, url:
 const miniProgramPageSchema = z.strictObject({ title: nonEmpty, pagepath: nonEmpty, thumb_media_id: mediaIdSchema });
 
 /** The schema of each `msgtype`'s payload. */
-export const sendSchemas: { [K in MsgType]: z.ZodType<SendPayloads[K]> } = {
+export const sendSchemas: { [K in MsgType]: z.ZodMiniType<SendPayloads[K]> } = {
   text: textSchema,
   image: imageSchema,
   link: linkSchema,
   miniprogrampage: miniProgramPageSchema,
 };
 /** `msgtype` values. */
-export const msgTypeSchema: z.ZodType<MsgType> = z.enum(["text", "image", "link", "miniprogrampage"]);
+export const msgTypeSchema: z.ZodMiniType<MsgType> = z.enum(["text", "image", "link", "miniprogrampage"]);
 /** `setTyping` commands. */
-export const typingCommandSchema: z.ZodType<TypingCommand> = z.enum(["Typing", "CancelTyping"]);
+export const typingCommandSchema: z.ZodMiniType<TypingCommand> = z.enum(["Typing", "CancelTyping"]);
 /** uploadTempMedia types. */
-export const mediaTypeSchema: z.ZodType<MediaType> = z.enum(["image"]);
+export const mediaTypeSchema: z.ZodMiniType<MediaType> = z.enum(["image"]);
 
 // Compile-time proof that the written types are exactly what the schemas infer.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;

@@ -6,7 +6,6 @@
  */
 export {
   constantTimeEqual,
-  type DecryptOptions,
   type EncryptOptions,
   MessageCrypto,
   type MessageCryptoOptions,

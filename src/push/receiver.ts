@@ -9,8 +9,8 @@ import type { KeyValueStore } from "../stores/key_value_store.ts";
 import { MemoryStore } from "../stores/memory_store.ts";
 import { readStream } from "../_bytes.ts";
 import type { Logger } from "../token/access_token.ts";
-import { constantTimeEqual, MessageCrypto, pushSignature } from "./crypto.ts";
-import { sha1Hex } from "./_sha1.ts";
+import { constantTimeEqual, decryptStartingWith, MessageCrypto, pushSignature } from "./crypto.ts";
+import { sha1Hex } from "../runtime/crypto.ts";
 import { canonicalJson } from "../internal/canonical_json.ts";
 import { userPart } from "../internal/store_keys.ts";
 import { detectFormat, parseEnvelope, parseFields, type PushFormat, typePushMessage } from "./parse.ts";
@@ -511,7 +511,7 @@ export class PushReceiver {
     const encrypt = envelope.Encrypt;
     if (typeof encrypt !== "string" || encrypt === "") throw badRequest("Missing Encrypt in an encrypted body");
     this.#verify(msgSignature, timestamp, nonce, encrypt);
-    const inner = await this.#crypto!.decrypt(encrypt, { startsWith: MESSAGE_START[format] });
+    const inner = await decryptStartingWith(this.#crypto!, encrypt, MESSAGE_START[format]);
     return parseFields(inner, requireFormat(inner));
   }
 
