@@ -99,10 +99,16 @@ export class Claims {
   }
 }
 
-/** The value of a lease held by this delivery. */
+// A lease names its holder: a random id per isolate (drawn once: random bytes cost more than
+// the rest of a claim) and a counter, so no two deliveries anywhere hold the same lease.
+let isolateId: string | undefined;
+let leases = 0;
+
+/** The value of a lease held by this delivery: unique across deliveries and isolates. */
 export function leaseValue(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(12));
-  return `lease:${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+  isolateId ??= Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) => b.toString(16).padStart(2, "0"))
+    .join("");
+  return `lease:${isolateId}.${(leases++).toString(36)}`;
 }
 
 /** The value of a done mark or queued marker, with the reply WeChat was (or will be) given. */

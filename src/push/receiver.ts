@@ -378,7 +378,7 @@ export class PushReceiver {
     if (request.method !== "GET" && request.method !== "POST") {
       throw new PushVerificationError("unsupported_method", "Method not allowed: use GET or POST");
     }
-    const query = new URL(request.url).searchParams;
+    const query = queryOf(request.url);
     const signed = {
       signature: requireParam(query, "signature"),
       timestamp: requireParam(query, "timestamp"),
@@ -431,7 +431,7 @@ export class PushReceiver {
     }
     if (!encrypted) await this.#claimQuery(timestamp, nonce, body);
     const key = this.#keyOf(message);
-    const context: PushHandlerContext = { request, encrypted, format, deliveryId: sha1Hex(key), attempt: 1 };
+    const context = handlerContext(request, encrypted, format, key);
     const delivery: Delivery = { key, message, context, nonce };
     const outcome = await this.#dispatch(delivery, mode);
     return await this.#answer(outcome, delivery);
@@ -536,11 +536,12 @@ export class PushReceiver {
   async #runOnce(delivery: Delivery, handler: PushHandler): Promise<Outcome> {
     const { key } = delivery;
     const lease = leaseValue();
+    // Claim first: a new message (the common case) then costs one store operation.
     for (let polls = 0;; polls++) {
+      if (await this.#claims.claim(key, lease, { ttlSeconds: this.#leaseTtl() })) break;
       const current = await this.#claims.read(key);
       if (current.state === "done" || current.state === "queued") return { ok: true, reply: current.reply };
-      if (current.state === "absent" && await this.#claims.claim(key, lease, { ttlSeconds: this.#leaseTtl() })) break;
-      // Another delivery holds the message (or just claimed it): wait a little for its outcome.
+      // Another delivery holds the message: wait a little for its outcome.
       if (polls * CLAIM_POLL_MS >= this.#claimWaitMs) return { ok: false, busy: true };
       await sleep(CLAIM_POLL_MS);
     }
@@ -717,6 +718,28 @@ async function readBody(request: Request, limit: number): Promise<string> {
   } catch {
     throw badRequest("Body is not UTF-8");
   }
+}
+
+/** The query of a request URL, without parsing the rest of it (a Request's URL is always absolute). */
+function queryOf(url: string): URLSearchParams {
+  const start = url.indexOf("?");
+  if (start === -1) return new URLSearchParams();
+  const end = url.indexOf("#", start);
+  return new URLSearchParams(end === -1 ? url.slice(start + 1) : url.slice(start + 1, end));
+}
+
+/** The handler's context; its delivery id is hashed only if something reads it. */
+function handlerContext(request: Request, encrypted: boolean, format: PushFormat, key: string): PushHandlerContext {
+  let deliveryId: string | undefined;
+  return {
+    request,
+    encrypted,
+    format,
+    attempt: 1,
+    get deliveryId(): string {
+      return deliveryId ??= sha1Hex(key);
+    },
+  };
 }
 
 function sleep(ms: number): Promise<void> {
