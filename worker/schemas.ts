@@ -16,6 +16,7 @@ import {
 } from "../src/customer_service/schemas.ts";
 import type { MediaType, SendPayloads, TypingCommand } from "../mod.ts";
 import { HttpError } from "./errors.ts";
+import { issueField } from "../src/_validate.ts";
 
 /** Body of `POST /api/messages`: `touser`, `msgtype` and exactly the object for it. */
 export type SendMessageBody = {
@@ -158,9 +159,7 @@ export const mediaParamsSchema: z.ZodMiniType<MediaParams> = z.object({ mediaId:
  * ```
  */
 export function fieldOf(issue: z.core.$ZodIssue): string {
-  const path = issue.path.map(String);
-  if (issue.code === "unrecognized_keys" && issue.keys[0] !== undefined) path.push(issue.keys[0]);
-  return path.length === 0 ? "body" : path.join(".");
+  return issueField(issue);
 }
 
 /**

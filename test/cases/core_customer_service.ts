@@ -81,7 +81,7 @@ const invalidSends: Array<[string, () => [string, string, unknown], string]> = [
   ["missing content", () => [OPENID, "text", {}], "text.content"],
   ["blank content", () => [OPENID, "text", { content: "   " }], "text.content"],
   ["content not a string", () => [OPENID, "text", { content: 42 }], "text.content"],
-  ["typo'd key", () => [OPENID, "text", { content: "x", contnet: "y" }], "text"],
+  ["typo'd key", () => [OPENID, "text", { content: "x", contnet: "y" }], "text.contnet"],
   ["image without media_id", () => [OPENID, "image", {}], "image.media_id"],
   [
     "link with a bad url",
