@@ -11,18 +11,26 @@
  *
  * @module
  */
-export { MiniProgram, type MiniProgramOptions } from "./src/mini_program.ts";
+export { MiniProgram, type MiniProgramOptions, type SendOrSubscribeResult } from "./src/mini_program.ts";
+export {
+  SubscribeMessage,
+  type SubscribeMessagePayload,
+  type SubscribeMessageResult,
+} from "./src/subscribe/subscribe_message.ts";
 export { AccessToken, type Logger, type TokenResponse, type TokenSource } from "./src/token/access_token.ts";
 export type { RetryOptions } from "./src/http/client.ts";
 export {
   CustomerServiceMessage,
+  type CustomerServiceMessageOptions,
   DEFAULT_MAX_UPLOAD_BYTES,
   DEFAULT_MEDIA_IDLE_TIMEOUT_MS,
   type GetTempMediaOptions,
+  type SendTextOptions,
   type UploadBody,
   type UploadForm,
   type UploadTempMediaResult,
   type WeChatResult,
+  type WithTypingOptions,
 } from "./src/customer_service/customer_service_message.ts";
 export { filenameFromContentDisposition } from "./src/customer_service/media.ts";
 export {
@@ -41,14 +49,17 @@ export {
   type WindowAction,
 } from "./src/customer_service/send_window.ts";
 export type {
+  AiMsgContext,
   ImagePayload,
   LinkPayload,
   MediaType,
   MiniProgramPagePayload,
   MsgType,
+  SendOptions,
   SendPayloads,
   TextPayload,
   TypingCommand,
+  TypingOptions,
 } from "./src/customer_service/schemas.ts";
 export {
   type EncryptOptions,

@@ -95,3 +95,48 @@ const _inferred: [
   Same<z.infer<typeof miniProgramPageSchema>, MiniProgramPagePayload>,
 ] = [true, true, true, true];
 void _inferred;
+
+/**
+ * `aimsgcontext` of a send: marks the message as AI-generated (shown as "内容由第三方AI生成").
+ * [UNCERTAIN] its mini-program shape: `{ msgid }` (the user message it answers) is seen in one
+ * SDK, `{ is_ai_msg: 1 }` in Official Account code; both are accepted and sent as given.
+ */
+export type AiMsgContext = { msgid: string } | { is_ai_msg: 1 };
+
+/** The fourth argument of `send`. */
+export interface SendOptions {
+  /**
+   * Refuse the send with `OutOfWindowError`, before any network call, when the send-window
+   * tracker knows the user's window is closed or spent; default the MiniProgram's `checkWindow`.
+   */
+  checkWindow?: boolean | undefined;
+  /** A 客服子商户 id: the message goes to `/cgi-bin/message/custom/business/send` with `businessid`. */
+  businessId?: string | undefined;
+  /** Marks the message as AI-generated (`aimsgcontext`). */
+  aiMsgContext?: AiMsgContext | undefined;
+}
+
+/** The third argument of `setTyping`. */
+export interface TypingOptions {
+  /** A 客服子商户 id: the command goes to `/cgi-bin/message/custom/business/typing` with `businessid`. */
+  businessId?: string | undefined;
+}
+
+const businessIdSchema = z.string().check(z.regex(/^[A-Za-z0-9_-]{1,64}$/, "must be a business id"));
+
+/** Schema of {@link SendOptions}. */
+export const sendOptionsSchema: z.ZodMiniType<SendOptions> = z.strictObject({
+  checkWindow: z.optional(z.boolean()),
+  businessId: z.optional(businessIdSchema),
+  aiMsgContext: z.optional(
+    z.union([
+      z.strictObject({ msgid: z.string().check(z.regex(/^[A-Za-z0-9_-]{1,64}$/, "must be a message id")) }),
+      z.strictObject({ is_ai_msg: z.literal(1) }),
+    ], { error: "must be { msgid } or { is_ai_msg: 1 }" }),
+  ),
+}) as unknown as z.ZodMiniType<SendOptions>;
+
+/** Schema of {@link TypingOptions}. */
+export const typingOptionsSchema: z.ZodMiniType<TypingOptions> = z.strictObject({
+  businessId: z.optional(businessIdSchema),
+}) as unknown as z.ZodMiniType<TypingOptions>;

@@ -13,8 +13,10 @@
  * @module
  */
 import type { KeyValueStore } from "../stores/key_value_store.ts";
+import { redact } from "../errors.ts";
 import type { Logger } from "../token/access_token.ts";
 import { userPart } from "../internal/store_keys.ts";
+import { uniqueId } from "../internal/unique_id.ts";
 
 /** What the tracker knows about a user's window. */
 export interface SendWindow {
@@ -136,9 +138,15 @@ export class SendWindowTracker {
   async window(openId: string): Promise<SendWindow | undefined> {
     const stored = await this.#read(openId);
     if (stored === undefined) return undefined;
-    const used = await Promise.all(
-      Array.from({ length: stored.count }, (_, i) => this.#store.get(this.#slotKey(openId, stored.id, i))),
-    );
+    let used: (string | null)[];
+    try {
+      used = await Promise.all(
+        Array.from({ length: stored.count }, (_, i) => this.#store.get(this.#slotKey(openId, stored.id, i))),
+      );
+    } catch (err) {
+      this.#warn("read", err);
+      return undefined;
+    }
     return {
       kind: stored.kind,
       remaining: used.filter((slot) => slot === null).length,
@@ -154,11 +162,18 @@ export class SendWindowTracker {
    * @param at when the user acted (the push's CreateTime), ms
    */
   async record(openId: string, action: WindowAction, at: number): Promise<void> {
-    const open = await this.window(openId);
-    const next = openWindow(open, action, at);
+    // A message grants the most there is (5 for 48 h): what was left before cannot matter,
+    // so only a session entry needs the open window's count.
+    const open = action === "message" ? await this.#read(openId) : await this.window(openId);
+    const before = open === undefined
+      ? undefined
+      : "remaining" in open
+      ? open
+      : { kind: open.kind, remaining: open.count, expiresAt: open.expiresAt };
+    const next = openWindow(before, action, at);
     if (next.expiresAt <= this.#now()) return; // an old action: nothing it opened is still open
-    const stored: StoredWindow = { id: randomId(), kind: next.kind, count: next.remaining, expiresAt: next.expiresAt };
-    await this.#store.set(this.#key(openId), JSON.stringify(stored), { ttlSeconds: this.#ttl(stored.expiresAt) });
+    const stored: StoredWindow = { id: uniqueId(), kind: next.kind, count: next.remaining, expiresAt: next.expiresAt };
+    await this.#write(openId, stored);
   }
 
   /**
@@ -171,11 +186,17 @@ export class SendWindowTracker {
   async reserve(openId: string): Promise<{ release(): Promise<void> } | undefined | "closed"> {
     const stored = await this.#read(openId);
     if (stored === undefined) return undefined;
-    for (let i = 0; i < stored.count; i++) {
-      const key = this.#slotKey(openId, stored.id, i);
-      if (await this.#take(key, stored.expiresAt)) {
-        return { release: () => this.#store.delete(key).catch((err) => this.#warn("release", err)) };
+    try {
+      for (let i = 0; i < stored.count; i++) {
+        const key = this.#slotKey(openId, stored.id, i);
+        if (await this.#take(key, stored.expiresAt)) {
+          return { release: () => this.#store.delete(key).catch((err) => this.#warn("release", err)) };
+        }
       }
+    } catch (err) {
+      // The tracker only advises: a failing store must not stop a send WeChat would take.
+      this.#warn("reserve", err);
+      return undefined;
     }
     return "closed";
   }
@@ -188,8 +209,15 @@ export class SendWindowTracker {
   async close(openId: string): Promise<void> {
     const stored = await this.#read(openId);
     const expiresAt = stored?.expiresAt ?? this.#now() + WINDOW_GRANTS.message.durationMs;
-    const closed: StoredWindow = { id: randomId(), kind: stored?.kind ?? "message", count: 0, expiresAt };
-    await this.#store.set(this.#key(openId), JSON.stringify(closed), { ttlSeconds: this.#ttl(expiresAt) });
+    await this.#write(openId, { id: uniqueId(), kind: stored?.kind ?? "message", count: 0, expiresAt });
+  }
+
+  async #write(openId: string, stored: StoredWindow): Promise<void> {
+    try {
+      await this.#store.set(this.#key(openId), JSON.stringify(stored), { ttlSeconds: this.#ttl(stored.expiresAt) });
+    } catch (err) {
+      this.#warn("write", err);
+    }
   }
 
   async #take(key: string, expiresAt: number): Promise<boolean> {
@@ -230,10 +258,7 @@ export class SendWindowTracker {
   }
 
   #warn(operation: string, err: unknown): void {
-    this.#logger.warn(`kefu-edge: send window ${operation} failed: ${err instanceof Error ? err.name : typeof err}`);
+    const detail = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    this.#logger.warn(`kefu-edge: send window store ${operation} failed, the window is not tracked: ${redact(detail)}`);
   }
-}
-
-function randomId(): string {
-  return Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, "0")).join("");
 }

@@ -14,6 +14,7 @@ import {
   WeChatNetworkError,
   WeChatTimeoutError,
 } from "../errors.ts";
+import { type IdFields, quoteIds } from "../internal/exact_ids.ts";
 
 /** What the pipeline needs from the token manager. */
 export interface TokenProvider {
@@ -224,13 +225,14 @@ function sleep(ms: number): Promise<void> {
 
 /**
  * Parses a JSON answer; throws {@link WeChatApiError} when it carries a non-zero errcode.
- * A body that is not JSON at all is an unexpected answer.
+ * A body that is not JSON at all is an unexpected answer. `ids` names 64-bit id fields
+ * (`msgid`) to keep exact, as strings.
  */
-export async function readJson<T>(response: Response, endpoint: string): Promise<T> {
+export async function readJson<T>(response: Response, endpoint: string, ids?: IdFields): Promise<T> {
   const text = await response.text();
   let body: unknown;
   try {
-    body = JSON.parse(text);
+    body = JSON.parse(ids === undefined ? text : quoteIds(text, ids));
   } catch {
     throw new WeChatError(`Unexpected answer from ${endpoint}: body is not JSON`);
   }

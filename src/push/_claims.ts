@@ -19,6 +19,7 @@
  */
 import type { KeyValueStore, SetOptions } from "../stores/key_value_store.ts";
 import type { Logger } from "../token/access_token.ts";
+import { uniqueId } from "../internal/unique_id.ts";
 import { Reply } from "./reply.ts";
 
 /** What the store says about a message. */
@@ -99,16 +100,9 @@ export class Claims {
   }
 }
 
-// A lease names its holder: a random id per isolate (drawn once: random bytes cost more than
-// the rest of a claim) and a counter, so no two deliveries anywhere hold the same lease.
-let isolateId: string | undefined;
-let leases = 0;
-
 /** The value of a lease held by this delivery: unique across deliveries and isolates. */
 export function leaseValue(): string {
-  isolateId ??= Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) => b.toString(16).padStart(2, "0"))
-    .join("");
-  return `lease:${isolateId}.${(leases++).toString(36)}`;
+  return `lease:${uniqueId()}`;
 }
 
 /** The value of a done mark or queued marker, with the reply WeChat was (or will be) given. */

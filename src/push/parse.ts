@@ -5,6 +5,7 @@
  * @module
  */
 import { PushVerificationError } from "../errors.ts";
+import { idFields, quoteIds } from "../internal/exact_ids.ts";
 import { parseXmlDocument } from "./_xml.ts";
 import { fitsField, KIND_FIELDS, kindOf, LIST_WRAPPERS, type PushMessage } from "./types.ts";
 
@@ -220,17 +221,11 @@ function badRequest(message: string): PushVerificationError {
 
 // --- JSON -------------------------------------------------------------------
 
-/**
- * `"MsgId": <integer>` (or `MsgID`, as subscribe events spell it); the lookahead leaves floats
- * and anything odd to JSON.parse.
- * Starting with the literal lets the engine scan for it quickly.
- */
-const NUMERIC_MSG_ID = /"Msg(I[dD])"(\s*:\s*)(-?(?:0|[1-9]\d*))(?=\s*[,}])/g;
+/** `MsgId`, and `MsgID` as subscribe events spell it. */
+const MSG_IDS = idFields(["MsgId", "MsgID"]);
 
 function parseJson(text: string): Record<string, unknown> {
-  // MsgId is a 64-bit integer: JSON.parse would round it to a double, so it is
-  // turned into a string in the text first (Node 20 has no JSON.parse source access).
-  const quoted = text.includes('"MsgId"') || text.includes('"MsgID"') ? text.replace(NUMERIC_MSG_ID, quoteMsgId) : text;
+  const quoted = quoteIds(text, MSG_IDS);
   let value: unknown;
   try {
     value = JSON.parse(quoted);
@@ -242,23 +237,6 @@ function parseJson(text: string): Record<string, unknown> {
   }
   if (Object.keys(value).length === 0) throw badRequest("Malformed JSON body: an object without fields");
   return value as Record<string, unknown>;
-}
-
-/**
- * A `"` preceded by an odd run of backslashes is escaped, i.e. inside a string value:
- * such a match is text, not a key, and stays as it is.
- */
-function quoteMsgId(
-  match: string,
-  suffix: string,
-  colon: string,
-  digits: string,
-  offset: number,
-  text: string,
-): string {
-  let backslashes = 0;
-  while (offset - backslashes > 0 && text.charCodeAt(offset - backslashes - 1) === 0x5c) backslashes++;
-  return backslashes % 2 === 1 ? match : `"Msg${suffix}"${colon}"${digits}"`;
 }
 
 // --- XML --------------------------------------------------------------------

@@ -15,6 +15,7 @@ import { canonicalJson } from "../internal/canonical_json.ts";
 import { userPart } from "../internal/store_keys.ts";
 import { detectFormat, parseEnvelope, parseFields, type PushFormat, typePushMessage } from "./parse.ts";
 import { Claims, leaseValue, markValue } from "./_claims.ts";
+import { actionOf, type SendWindowTracker } from "../customer_service/send_window.ts";
 import { envelopeBody, Reply, replyXml } from "./reply.ts";
 import type { PushMessage } from "./types.ts";
 
@@ -56,6 +57,8 @@ export interface PushReceiverOptions extends Partial<PushOptions> {
   now?: () => number;
   /** Receives warnings (a failing store, a failing handler); never given message content. */
   logger?: Logger;
+  /** The send-window tracker: each verified user action (a message, a session entry) opens the window. */
+  windows?: SendWindowTracker | undefined;
 }
 
 /** What a push handler learns besides the message. */
@@ -208,6 +211,7 @@ export class PushReceiver {
   readonly #dedupeKey: ((message: PushMessage) => string) | undefined;
   readonly #now: () => number;
   readonly #logger: Logger;
+  readonly #windows: SendWindowTracker | undefined;
 
   /**
    * Creates the receiver; `MiniProgram` does this for you from its `push` option.
@@ -235,6 +239,7 @@ export class PushReceiver {
     this.#store = options.dedupeStore ?? new MemoryStore({ now: this.#now });
     this.#logger = options.logger ?? console;
     this.#claims = new Claims(this.#store, this.#logger);
+    this.#windows = options.windows;
   }
 
   /** Whether a push token is configured; when not, every request is answered 503. */
@@ -545,6 +550,7 @@ export class PushReceiver {
       if (polls * CLAIM_POLL_MS >= this.#claimWaitMs) return { ok: false, busy: true };
       await sleep(CLAIM_POLL_MS);
     }
+    await this.#recordAction(delivery.message);
     let result: unknown;
     try {
       result = await handler(delivery.message, delivery.context);
@@ -573,6 +579,7 @@ export class PushReceiver {
       const now = await this.#claims.read(key);
       return { ok: true, reply: now.state === "done" || now.state === "queued" ? now.reply : undefined };
     }
+    await this.#recordAction(delivery.message);
     const job: PushJob = {
       v: 1,
       key,
@@ -618,6 +625,12 @@ export class PushReceiver {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** The user's message or session entry opens their send window, before the handler can reply. */
+  async #recordAction(message: PushMessage): Promise<void> {
+    const action = this.#windows === undefined ? undefined : actionOf(message);
+    if (action !== undefined) await this.#windows!.record(message.FromUserName, action, message.CreateTime * 1000);
   }
 
   #leaseTtl(): number {

@@ -2,6 +2,7 @@
 import "./core_customer_service.ts";
 import "./core_token.ts";
 import "./core_text.ts";
+import "./core_window.ts";
 import "./core_portability.ts";
 import "./core_stores.ts";
 import "./publish_exports.ts";

@@ -427,8 +427,9 @@ test("push: a failing dedupe store never loses a message", async () => {
   const response = await mp.push.handle(pushRequest({ body: TEXT_JSON }), handler);
   assert.equal(await response.text(), "success");
   assert.equal(calls.length, 1);
-  // The query check, the claim (which then counts as won) and the mark write each failed, and each said so.
-  assert.equal(logged.lines.length, 3);
+  // The query check, the claim (which then counts as won), the send window's read and write and
+  // the mark write each failed, and each said so.
+  assert.equal(logged.lines.length, 5);
   assert.ok(logged.lines.every((line) => line.includes("store")), logged.lines.join("\n"));
 });
 
