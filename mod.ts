@@ -42,6 +42,7 @@ export {
   utf8Length,
 } from "./src/customer_service/text.ts";
 export {
+  actionOf,
   openWindow,
   type SendWindow,
   SendWindowTracker,

@@ -18,11 +18,12 @@ import {
   type MiniProgram,
   type PushOptions,
   type RetryOptions,
+  type SendOptions,
   type SendPayloads,
 } from "../mod.ts";
 import { requireApiKey } from "./auth.ts";
 import type { WaitUntil } from "./background.ts";
-import { type Env, secretValues } from "./env.ts";
+import { type Env, optionalVar, secretValues } from "./env.ts";
 import { describeError, HttpError, toHttpError } from "./errors.ts";
 import { type IdempotencySettings, idempotent } from "./idempotency.ts";
 import { mediaResponse } from "./media.ts";
@@ -40,7 +41,9 @@ import {
   rejectInvalid,
   type SendMessageBody,
   sendMessageSchema,
+  subscribeMessageBodySchema,
   typingSchema,
+  userParamsSchema,
 } from "./schemas.ts";
 import type { EmulatorUpstream } from "./upstream.ts";
 import { miniProgramCache, type Needs } from "./wechat.ts";
@@ -213,7 +216,10 @@ export function createApp(options: AppOptions = {}): KefuApp {
     bodyLimit({ maxSize: MAX_JSON_BYTES, onError: jsonTooLarge }),
     zValidator("json", sendMessageSchema, rejectInvalid),
     idempotent("messages", once),
-    async (c) => c.json(await send(programs.get(envOf(c), API), c.req.valid("json"))),
+    async (c) => {
+      const env = envOf(c);
+      return c.json(await send(programs.get(env, API), c.req.valid("json"), optionalVar(env, "CHECK_WINDOW") === "on"));
+    },
   );
 
   app.post(
@@ -222,8 +228,26 @@ export function createApp(options: AppOptions = {}): KefuApp {
     zValidator("json", typingSchema, rejectInvalid),
     idempotent("typing", once),
     async (c) => {
-      const { touser, command } = c.req.valid("json");
-      return c.json(await programs.get(envOf(c), API).customerServiceMessage.setTyping(touser, command));
+      const { touser, command, businessid } = c.req.valid("json");
+      const options = businessid === undefined ? {} : { businessId: businessid };
+      return c.json(await programs.get(envOf(c), API).customerServiceMessage.setTyping(touser, command, options));
+    },
+  );
+
+  app.get("/api/users/:openId/window", zValidator("param", userParamsSchema, rejectInvalid), async (c) => {
+    const { openId } = c.req.valid("param");
+    const window = await programs.get(envOf(c), API).customerServiceMessage.window(openId);
+    return c.json({ window: window ?? null }, 200, { "cache-control": "no-store" });
+  });
+
+  app.post(
+    "/api/subscribe-messages",
+    bodyLimit({ maxSize: MAX_JSON_BYTES, onError: jsonTooLarge }),
+    zValidator("json", subscribeMessageBodySchema, rejectInvalid),
+    idempotent("subscribe-messages", once),
+    async (c) => {
+      const { touser, ...message } = c.req.valid("json");
+      return c.json(await programs.get(envOf(c), API).subscribeMessage.send(touser, message));
     },
   );
 
@@ -277,9 +301,17 @@ function jsonTooLarge(): never {
   throw new HttpError(413, "payload_too_large", `Request body is larger than ${MAX_JSON_BYTES} bytes`);
 }
 
-function send(mp: MiniProgram, body: SendMessageBody) {
+function send(mp: MiniProgram, body: SendMessageBody, checkWindowByDefault: boolean) {
   const payload = (body as unknown as Record<string, unknown>)[body.msgtype];
-  return mp.customerServiceMessage.send(body.touser, body.msgtype, payload as SendPayloads[typeof body.msgtype]);
+  const options: SendOptions = { checkWindow: body.checkWindow ?? checkWindowByDefault };
+  if (body.businessid !== undefined) options.businessId = body.businessid;
+  if (body.aimsgcontext !== undefined) options.aiMsgContext = body.aimsgcontext;
+  return mp.customerServiceMessage.send(
+    body.touser,
+    body.msgtype,
+    payload as SendPayloads[typeof body.msgtype],
+    options,
+  );
 }
 
 // Hono throws when the runtime gave no execution context (plain Deno/Bun servers).

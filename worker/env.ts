@@ -47,6 +47,8 @@ export interface Env {
   FORWARD_URL?: string;
   /** HMAC-SHA256 key that signs forwarded messages (required with FORWARD_URL). */
   FORWARD_SECRET?: string;
+  /** `on`: `POST /api/messages` refuses sends the window tracker knows are out of window (409). */
+  CHECK_WINDOW?: string;
 }
 
 /** Names of the string variables of {@link Env}. */
@@ -88,6 +90,7 @@ export const envSchema: z.ZodMiniObject<{ [K in EnvVar]: z.ZodMiniType }> = z.ob
   WELCOME_TEXT: text,
   FORWARD_URL: httpUrl,
   FORWARD_SECRET: text,
+  CHECK_WINDOW: flag,
 });
 
 /** Why a configuration value cannot be used. */
@@ -166,6 +169,7 @@ export interface EnvValues {
   WELCOME_TEXT: string;
   FORWARD_URL: string;
   FORWARD_SECRET: string;
+  CHECK_WINDOW: "on" | "off";
 }
 
 /**

@@ -14,17 +14,41 @@ import {
   sendSchemas,
   typingCommandSchema,
 } from "../src/customer_service/schemas.ts";
-import type { MediaType, SendPayloads, TypingCommand } from "../mod.ts";
+import type { AiMsgContext, MediaType, SendPayloads, SubscribeMessagePayload, TypingCommand } from "../mod.ts";
+import { subscribeMessageSchema } from "../src/subscribe/subscribe_message.ts";
 import { HttpError } from "./errors.ts";
 import { issueField } from "../src/_validate.ts";
 
-/** Body of `POST /api/messages`: `touser`, `msgtype` and exactly the object for it. */
+/** Fields of `POST /api/messages` besides the message itself. */
+export interface SendMessageExtras {
+  /** A 客服子商户 id (WeChat's `businessid`): sent through the business path. */
+  businessid?: string;
+  /** WeChat's `aimsgcontext`: marks the message as AI-generated. */
+  aimsgcontext?: AiMsgContext;
+  /** Refuse with 409 `out_of_window` when the tracker knows the window is closed or spent; default `CHECK_WINDOW`. */
+  checkWindow?: boolean;
+}
+
+/** Body of `POST /api/messages`: `touser`, `msgtype`, exactly the object for it, and the optional extras. */
 export type SendMessageBody = {
-  [K in keyof SendPayloads]: { touser: string; msgtype: K } & { [P in K]: SendPayloads[K] };
+  [K in keyof SendPayloads]: { touser: string; msgtype: K } & { [P in K]: SendPayloads[K] } & SendMessageExtras;
 }[keyof SendPayloads];
 
+const businessId = z.string().check(z.regex(/^[A-Za-z0-9_-]{1,64}$/, "must be a business id"));
+const aiMsgContextSchema = z.union([
+  z.strictObject({ msgid: z.string().check(z.regex(/^[A-Za-z0-9_-]{1,64}$/, "must be a message id")) }),
+  z.strictObject({ is_ai_msg: z.literal(1) }),
+], { error: "must be { msgid } or { is_ai_msg: 1 }" });
+
 const message = <K extends keyof SendPayloads>(msgtype: K) =>
-  z.strictObject({ touser: openIdSchema, msgtype: z.literal(msgtype), [msgtype]: sendSchemas[msgtype] });
+  z.strictObject({
+    touser: openIdSchema,
+    msgtype: z.literal(msgtype),
+    [msgtype]: sendSchemas[msgtype],
+    businessid: z.optional(businessId),
+    aimsgcontext: z.optional(aiMsgContextSchema),
+    checkWindow: z.optional(z.boolean()),
+  });
 
 /**
  * Schema of {@link SendMessageBody}.
@@ -50,6 +74,8 @@ export const sendMessageSchema: z.ZodMiniType<SendMessageBody> = z.discriminated
 export interface TypingBody {
   touser: string;
   command: TypingCommand;
+  /** A 客服子商户 id (WeChat's `businessid`). */
+  businessid?: string;
 }
 
 /**
@@ -64,7 +90,42 @@ export interface TypingBody {
 export const typingSchema: z.ZodMiniType<TypingBody> = z.strictObject({
   touser: openIdSchema,
   command: typingCommandSchema,
-});
+  businessid: z.optional(businessId),
+}) as unknown as z.ZodMiniType<TypingBody>;
+
+/** Body of `POST /api/subscribe-messages`: `touser` and the subscribe message, in WeChat's field names. */
+export type SubscribeMessageBody = { touser: string } & SubscribeMessagePayload;
+
+/**
+ * Schema of {@link SubscribeMessageBody}.
+ *
+ * @example
+ * ```ts
+ * import { subscribeMessageBodySchema } from "./schemas.ts";
+ * const body = { touser: "o9AgO5Kd5ggOC-bXrbNODIiE3bGY", template_id: "T1", data: { thing1: { value: "Order 42" } } };
+ * console.log(subscribeMessageBodySchema.safeParse(body).success); // true
+ * ```
+ */
+export const subscribeMessageBodySchema: z.ZodMiniType<SubscribeMessageBody> = z.extend(
+  subscribeMessageSchema as unknown as z.ZodMiniObject,
+  { touser: openIdSchema },
+) as unknown as z.ZodMiniType<SubscribeMessageBody>;
+
+/** Parameters of `GET /api/users/:openId/window`. */
+export interface UserParams {
+  openId: string;
+}
+
+/**
+ * Schema of {@link UserParams}.
+ *
+ * @example
+ * ```ts
+ * import { userParamsSchema } from "./schemas.ts";
+ * console.log(userParamsSchema.safeParse({ openId: "../x" }).success); // false
+ * ```
+ */
+export const userParamsSchema: z.ZodMiniType<UserParams> = z.object({ openId: openIdSchema });
 
 /** Fields of `POST /api/media` (multipart). */
 export interface UploadFields {

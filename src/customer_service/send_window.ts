@@ -70,7 +70,17 @@ export function openWindow(open: SendWindow | undefined, action: WindowAction, a
   return { kind: open.kind, remaining, expiresAt: open.expiresAt };
 }
 
-/** The user action a pushed message counts as, or `undefined` when it opens nothing. */
+/**
+ * The user action a pushed message counts as, or `undefined` when it opens nothing.
+ *
+ * @param message a pushed message
+ * @returns `message` for a text, image or mini-program card, `session` for entering the session
+ * @example
+ * ```ts
+ * import { actionOf } from "./send_window.ts";
+ * console.log(actionOf({ MsgType: "event", Event: "user_enter_tempsession" })); // "session"
+ * ```
+ */
 export function actionOf(message: { MsgType: string; Event?: unknown }): WindowAction | undefined {
   if (message.MsgType === "text" || message.MsgType === "image" || message.MsgType === "miniprogrampage") {
     return "message";
