@@ -11,32 +11,58 @@
  *
  * @module
  */
-export { MiniProgram, type MiniProgramOptions } from "./src/mini_program.ts";
+export { MiniProgram, type MiniProgramOptions, type SendOrSubscribeResult } from "./src/mini_program.ts";
+export {
+  SubscribeMessage,
+  type SubscribeMessagePayload,
+  type SubscribeMessageResult,
+} from "./src/subscribe/subscribe_message.ts";
 export { AccessToken, type Logger, type TokenResponse, type TokenSource } from "./src/token/access_token.ts";
 export type { RetryOptions } from "./src/http/client.ts";
 export {
   CustomerServiceMessage,
+  type CustomerServiceMessageOptions,
   DEFAULT_MAX_UPLOAD_BYTES,
   DEFAULT_MEDIA_IDLE_TIMEOUT_MS,
   type GetTempMediaOptions,
+  type SendTextOptions,
   type UploadBody,
   type UploadForm,
   type UploadTempMediaResult,
   type WeChatResult,
+  type WithTypingOptions,
 } from "./src/customer_service/customer_service_message.ts";
 export { filenameFromContentDisposition } from "./src/customer_service/media.ts";
+export {
+  DEFAULT_MAX_TEXT_BYTES,
+  miniProgramLink,
+  type MiniProgramLinkOptions,
+  splitText,
+  type SplitTextOptions,
+  utf8Length,
+} from "./src/customer_service/text.ts";
+export {
+  actionOf,
+  openWindow,
+  type SendWindow,
+  SendWindowTracker,
+  WINDOW_GRANTS,
+  type WindowAction,
+} from "./src/customer_service/send_window.ts";
 export type {
+  AiMsgContext,
   ImagePayload,
   LinkPayload,
   MediaType,
   MiniProgramPagePayload,
   MsgType,
+  SendOptions,
   SendPayloads,
   TextPayload,
   TypingCommand,
+  TypingOptions,
 } from "./src/customer_service/schemas.ts";
 export {
-  type DecryptOptions,
   type EncryptOptions,
   type ImageMessage,
   isPushMessage,
@@ -59,6 +85,12 @@ export {
   Reply,
   type ReplyDecider,
   type ReplyType,
+  type SubscribeMsgChangeEvent,
+  type SubscribeMsgChangeItem,
+  type SubscribeMsgPopupEvent,
+  type SubscribeMsgPopupItem,
+  type SubscribeMsgSentEvent,
+  type SubscribeMsgSentItem,
   type TextMessage,
   type UserEnterTempSessionEvent,
 } from "./src/push/mod.ts";
@@ -80,14 +112,24 @@ export {
 export {
   ErrCode,
   isAlreadyTyping,
+  isApiUnauthorized,
+  isAppIdOpenIdMismatch,
+  isContentTooLong,
+  isDailyQuotaExceeded,
   isInvalidMediaId,
   isInvalidOpenId,
+  isInvalidTemplateData,
+  isInvalidTemplateId,
   isInvalidTypingCommand,
+  isIpNotWhitelisted,
+  isMinuteQuotaExceeded,
   isOutOfWindow,
   isQuotaExceeded,
+  isSubscriptionRefused,
   isSystemBusy,
   isTypingWithoutInteraction,
   MediaTooLargeError,
+  OutOfWindowError,
   PushVerificationError,
   type PushVerificationReason,
   redact,

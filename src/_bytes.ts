@@ -33,5 +33,8 @@ export async function readStream(
     }
     chunks.push(value);
   }
+  // One chunk (a small body, as a push is) is handed back as it is, without a copy.
+  const only = chunks.length === 1 ? chunks[0]! : undefined;
+  if (only !== undefined && only.buffer instanceof ArrayBuffer) return only as Uint8Array<ArrayBuffer>;
   return concatBytes(chunks, size);
 }

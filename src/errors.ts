@@ -78,7 +78,8 @@ export class WeChatApiError extends WeChatError {
    */
   constructor(init: WeChatApiErrorInit) {
     const errmsg = redact(init.errmsg);
-    super(`WeChat API error ${init.errcode} at ${init.endpoint}: ${errmsg}`);
+    const hint = HINTS[init.errcode];
+    super(`WeChat API error ${init.errcode} at ${init.endpoint}: ${errmsg}${hint === undefined ? "" : ` (${hint})`}`);
     this.errcode = init.errcode;
     this.errmsg = errmsg;
     this.rid = /rid:\s*([\w-]+)/.exec(errmsg)?.[1];
@@ -345,7 +346,33 @@ export const ErrCode = {
   TypingWithoutInteraction: 45080,
   /** 45081: the user already sees the typing state. */
   AlreadyTyping: 45081,
+  /** 45009: the daily quota of this API is used up. */
+  DailyQuotaExceeded: 45009,
+  /** 45011: too many calls this minute; retry next minute. */
+  MinuteQuotaExceeded: 45011,
+  /** 40164: the calling IP is not in the API IP whitelist. */
+  IpNotWhitelisted: 40164,
+  /** 48001: the API is not authorised for this mini program. */
+  ApiUnauthorized: 48001,
+  /** 45002: the content is too long. */
+  ContentTooLong: 45002,
+  /** 43104: the openid does not belong to this appid. */
+  AppIdOpenIdMismatch: 43104,
+  /** 43101: the user refused the subscribe message, or a one-time subscription is used up. */
+  SubscriptionRefused: 43101,
+  /** 47003: the subscribe message's template data is invalid. */
+  InvalidTemplateData: 47003,
+  /** 40037: invalid template_id. */
+  InvalidTemplateId: 40037,
 } as const;
+
+/** What to do about a code whose fix is not in WeChat's errmsg. */
+const HINTS: Readonly<Record<number, string>> = {
+  40164: "the calling IP is not in the mini program's API IP whitelist (开发管理 → 开发设置 → IP白名单); " +
+    "Cloudflare Workers call from changing egress IPs, see Troubleshooting in the kefu-edge README",
+  48001:
+    "the mini program has not been granted this API (客服消息 permission), see Troubleshooting in the kefu-edge README",
+};
 
 /** Error codes after which the token is refreshed and the call replayed once. */
 export const TOKEN_INVALID_CODES: ReadonlySet<number> = new Set([40001, 40014, 42001]);
@@ -472,6 +499,175 @@ export function isTypingWithoutInteraction(err: unknown): err is WeChatApiError 
  */
 export function isAlreadyTyping(err: unknown): err is WeChatApiError {
   return hasCode(err, ErrCode.AlreadyTyping);
+}
+
+/**
+ * True when `err` is 45009: the API's daily quota is used up (it resets at midnight Beijing time).
+ *
+ * @param err anything caught
+ * @returns whether it is a 45009 API error
+ * @example
+ * ```ts
+ * import { isDailyQuotaExceeded } from "./errors.ts";
+ * console.log(isDailyQuotaExceeded(undefined)); // false
+ * ```
+ */
+export function isDailyQuotaExceeded(err: unknown): err is WeChatApiError {
+  return hasCode(err, ErrCode.DailyQuotaExceeded);
+}
+
+/**
+ * True when `err` is 45011: too many calls this minute; retry in the next minute.
+ *
+ * @param err anything caught
+ * @returns whether it is a 45011 API error
+ * @example
+ * ```ts
+ * import { isMinuteQuotaExceeded } from "./errors.ts";
+ * console.log(isMinuteQuotaExceeded(undefined)); // false
+ * ```
+ */
+export function isMinuteQuotaExceeded(err: unknown): err is WeChatApiError {
+  return hasCode(err, ErrCode.MinuteQuotaExceeded);
+}
+
+/**
+ * True when `err` is 40164: the calling IP is not in the API IP whitelist (Workers' egress IPs change).
+ *
+ * @param err anything caught
+ * @returns whether it is a 40164 API error
+ * @example
+ * ```ts
+ * import { isIpNotWhitelisted } from "./errors.ts";
+ * console.log(isIpNotWhitelisted(undefined)); // false
+ * ```
+ */
+export function isIpNotWhitelisted(err: unknown): err is WeChatApiError {
+  return hasCode(err, ErrCode.IpNotWhitelisted);
+}
+
+/**
+ * True when `err` is 48001: the API is not authorised for this mini program (客服 permission).
+ *
+ * @param err anything caught
+ * @returns whether it is a 48001 API error
+ * @example
+ * ```ts
+ * import { isApiUnauthorized } from "./errors.ts";
+ * console.log(isApiUnauthorized(undefined)); // false
+ * ```
+ */
+export function isApiUnauthorized(err: unknown): err is WeChatApiError {
+  return hasCode(err, ErrCode.ApiUnauthorized);
+}
+
+/**
+ * True when `err` is 45002: the content is too long.
+ *
+ * @param err anything caught
+ * @returns whether it is a 45002 API error
+ * @example
+ * ```ts
+ * import { isContentTooLong } from "./errors.ts";
+ * console.log(isContentTooLong(undefined)); // false
+ * ```
+ */
+export function isContentTooLong(err: unknown): err is WeChatApiError {
+  return hasCode(err, ErrCode.ContentTooLong);
+}
+
+/**
+ * True when `err` is 43104: the openid does not belong to this mini program's appid.
+ *
+ * @param err anything caught
+ * @returns whether it is a 43104 API error
+ * @example
+ * ```ts
+ * import { isAppIdOpenIdMismatch } from "./errors.ts";
+ * console.log(isAppIdOpenIdMismatch(undefined)); // false
+ * ```
+ */
+export function isAppIdOpenIdMismatch(err: unknown): err is WeChatApiError {
+  return hasCode(err, ErrCode.AppIdOpenIdMismatch);
+}
+
+/**
+ * True when `err` is 43101: the user refused the subscribe message, or used up a one-time subscription.
+ *
+ * @param err anything caught
+ * @returns whether it is a 43101 API error
+ * @example
+ * ```ts
+ * import { isSubscriptionRefused } from "./errors.ts";
+ * console.log(isSubscriptionRefused(undefined)); // false
+ * ```
+ */
+export function isSubscriptionRefused(err: unknown): err is WeChatApiError {
+  return hasCode(err, ErrCode.SubscriptionRefused);
+}
+
+/**
+ * True when `err` is 47003: the subscribe message's template data is invalid.
+ *
+ * @param err anything caught
+ * @returns whether it is a 47003 API error
+ * @example
+ * ```ts
+ * import { isInvalidTemplateData } from "./errors.ts";
+ * console.log(isInvalidTemplateData(undefined)); // false
+ * ```
+ */
+export function isInvalidTemplateData(err: unknown): err is WeChatApiError {
+  return hasCode(err, ErrCode.InvalidTemplateData);
+}
+
+/**
+ * True when `err` is 40037: the template_id is invalid.
+ *
+ * @param err anything caught
+ * @returns whether it is a 40037 API error
+ * @example
+ * ```ts
+ * import { isInvalidTemplateId } from "./errors.ts";
+ * console.log(isInvalidTemplateId(undefined)); // false
+ * ```
+ */
+export function isInvalidTemplateId(err: unknown): err is WeChatApiError {
+  return hasCode(err, ErrCode.InvalidTemplateId);
+}
+
+/**
+ * A send was refused before any network call because the send-window tracker knows the
+ * user's window is closed or spent (`checkWindow`). Carries the window it saw.
+ *
+ * @example
+ * ```ts
+ * import { OutOfWindowError } from "./errors.ts";
+ * const err = new OutOfWindowError("o1", { kind: "message", remaining: 0, expiresAt: 0 });
+ * console.log(err.window?.remaining); // 0
+ * ```
+ */
+export class OutOfWindowError extends WeChatError {
+  /** The user. */
+  readonly openId: string;
+  /** The window the tracker saw: spent (`remaining: 0`), or `undefined` when it has closed. */
+  readonly window: { kind: "message" | "session"; remaining: number; expiresAt: number } | undefined;
+
+  /**
+   * Creates the error.
+   *
+   * @param openId the user
+   * @param window what the tracker knows (spent), or `undefined` (closed)
+   */
+  constructor(openId: string, window: OutOfWindowError["window"]) {
+    super(
+      window === undefined
+        ? "Cannot send message: the user's send window is closed (WeChat would answer 45015)"
+        : "Cannot send message: the user's send window is spent (WeChat would answer 45047)",
+    );
+    this.openId = openId;
+    this.window = window;
+  }
 }
 
 const SECRET_PARAMS = /([?&](?:access_token|secret|appsecret)=)[^&#\s"')]*/gi;

@@ -4,12 +4,19 @@
  *
  * @module
  */
-import { ValidationError } from "./errors.ts";
+import { isOutOfWindow, isQuotaExceeded, OutOfWindowError, ValidationError } from "./errors.ts";
 import { HttpClient, type RetryOptions } from "./http/client.ts";
 import { AccessToken, type Logger, type TokenSource } from "./token/access_token.ts";
 import type { KeyValueStore } from "./stores/key_value_store.ts";
 import { MemoryStore } from "./stores/memory_store.ts";
-import { CustomerServiceMessage } from "./customer_service/customer_service_message.ts";
+import { CustomerServiceMessage, type WeChatResult } from "./customer_service/customer_service_message.ts";
+import type { SendOptions, SendPayloads } from "./customer_service/schemas.ts";
+import { SendWindowTracker } from "./customer_service/send_window.ts";
+import {
+  SubscribeMessage,
+  type SubscribeMessagePayload,
+  type SubscribeMessageResult,
+} from "./subscribe/subscribe_message.ts";
 import { type PushOptions, PushReceiver } from "./push/receiver.ts";
 
 /** Options of {@link MiniProgram}. */
@@ -40,7 +47,28 @@ export interface MiniProgramOptions {
   logger?: Logger;
   /** Message push settings (Token, EncodingAESKey...). Without them `push.handle` answers 503. */
   push?: PushOptions;
+  /**
+   * Refuse every send the send-window tracker knows is out of window, before any call (a
+   * `send` option overrides it per call); default false.
+   */
+  checkWindow?: boolean;
+  /** Where send windows are tracked; default `push.dedupeStore`, else `store` (one object per user on Workers). */
+  windowStore?: KeyValueStore;
+  /** Longest `text.content`, in UTF-8 bytes; default 2048 ([UNCERTAIN] WeChat's real limit; it answers 45002). */
+  maxTextBytes?: number;
+  /** Path of `setTyping` without a business id; default `/cgi-bin/message/custom/typing`. */
+  typingPath?: string;
 }
+
+/** What {@link MiniProgram.sendOrSubscribe} did. */
+export type SendOrSubscribeResult =
+  | { sent: "customerServiceMessage"; result: WeChatResult }
+  | {
+    sent: "subscribeMessage";
+    result: SubscribeMessageResult;
+    /** Why: the tracker knew the window was closed or spent, or WeChat answered 45015 or 45047. */
+    reason: "window_closed" | "window_spent" | 45015 | 45047;
+  };
 
 /**
  * A WeChat Mini Program: the entry point of the SDK.
@@ -63,6 +91,10 @@ export class MiniProgram {
   readonly now: () => number;
   /** Message push receiver: `mp.push.handle(request, handler)` answers WeChat's pushes. */
   readonly push: PushReceiver;
+  /** Subscribe messages: `send` — the fallback outside the send window. */
+  readonly subscribeMessage: SubscribeMessage;
+  /** The send-window tracker the push receiver feeds and `send` consults. */
+  readonly sendWindows: SendWindowTracker;
 
   /**
    * Creates a client for one mini program.
@@ -93,11 +125,21 @@ export class MiniProgram {
       tokens: () => this.accessToken,
       secrets: appSecret === "" ? [] : [appSecret],
     });
+    const logger = options.logger ?? console;
+    // One in-memory store serves whatever was given no store: tokens, push claims, windows.
+    const memory = new MemoryStore({ now: this.now });
+    const store = options.store ?? memory;
+    const dedupeStore = options.push?.dedupeStore ?? memory;
+    this.sendWindows = new SendWindowTracker(options.windowStore ?? options.push?.dedupeStore ?? store, {
+      appId: options.appId,
+      now: this.now,
+      logger,
+    });
     this.accessToken = new AccessToken({
       appId: options.appId,
       appSecret,
       source,
-      store: options.store ?? new MemoryStore({ now: this.now }),
+      store,
       http,
       now: this.now,
       timeoutMs,
@@ -106,12 +148,61 @@ export class MiniProgram {
     this.customerServiceMessage = new CustomerServiceMessage(http, {
       maxUploadBytes: options.maxUploadBytes,
       mediaIdleTimeoutMs: options.mediaIdleTimeoutMs,
+      maxTextBytes: options.maxTextBytes,
+      checkWindow: options.checkWindow,
+      windows: this.sendWindows,
+      typingPath: options.typingPath,
     });
+    this.subscribeMessage = new SubscribeMessage(http);
     this.push = new PushReceiver({
       ...options.push,
+      dedupeStore,
       appId: options.appId,
       now: this.now,
-      logger: options.logger ?? console,
+      logger,
+      windows: this.sendWindows,
     });
+  }
+
+  /**
+   * Sends a customer-service message, or — when the user's send window is closed — the given
+   * subscribe message instead, and says which it did. The window is closed when the tracker
+   * knows it (checked before any call) or when WeChat answers 45015 or 45047; any other
+   * failure is thrown as it is. The subscribe message needs the user's acceptance of its
+   * template (43101 otherwise).
+   *
+   * @param openId the user's OpenID
+   * @param message the customer-service message: `msgtype`, its `payload`, and send `options`
+   * @param fallback the subscribe message to send instead
+   * @returns which was sent, WeChat's answer, and why the fallback was taken
+   * @example
+   * ```ts ignore
+   * const outcome = await mp.sendOrSubscribe(
+   *   openId,
+   *   { msgtype: "text", payload: { content: "Your order has shipped." } },
+   *   { template_id: "TEMPLATE_ID", page: "pages/order/index?id=42", data: { thing1: { value: "Order 42" } } },
+   * );
+   * console.log(outcome.sent); // "customerServiceMessage" or "subscribeMessage"
+   * ```
+   */
+  async sendOrSubscribe<T extends keyof SendPayloads>(
+    openId: string,
+    message: { msgtype: T; payload: SendPayloads[T]; options?: SendOptions | undefined },
+    fallback: SubscribeMessagePayload,
+  ): Promise<SendOrSubscribeResult> {
+    let reason: "window_closed" | "window_spent" | 45015 | 45047;
+    try {
+      const result = await this.customerServiceMessage.send(openId, message.msgtype, message.payload, {
+        ...message.options,
+        checkWindow: true,
+      });
+      return { sent: "customerServiceMessage", result };
+    } catch (err) {
+      if (err instanceof OutOfWindowError) reason = err.window === undefined ? "window_closed" : "window_spent";
+      else if (isOutOfWindow(err)) reason = 45015;
+      else if (isQuotaExceeded(err)) reason = 45047;
+      else throw err;
+    }
+    return { sent: "subscribeMessage", result: await this.subscribeMessage.send(openId, fallback), reason };
   }
 }

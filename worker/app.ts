@@ -18,11 +18,12 @@ import {
   type MiniProgram,
   type PushOptions,
   type RetryOptions,
+  type SendOptions,
   type SendPayloads,
 } from "../mod.ts";
 import { requireApiKey } from "./auth.ts";
 import type { WaitUntil } from "./background.ts";
-import type { Env } from "./env.ts";
+import { type Env, optionalVar } from "./env.ts";
 import { answerErrors, HttpError } from "./errors.ts";
 import { type IdempotencySettings, idempotent } from "./idempotency.ts";
 import { mediaResponse } from "./media.ts";
@@ -36,11 +37,13 @@ import {
 import { consumePushes, handlePush, type PushRuntime, type QueueBatchLike, type QueueLike } from "./push_route.ts";
 import {
   mediaParamsSchema,
+  readUpload,
   rejectInvalid,
   type SendMessageBody,
   sendMessageSchema,
+  subscribeMessageBodySchema,
   typingSchema,
-  uploadSchema,
+  userParamsSchema,
 } from "./schemas.ts";
 import type { EmulatorUpstream } from "./upstream.ts";
 import { miniProgramCache, type Needs } from "./wechat.ts";
@@ -213,7 +216,10 @@ export function createApp(options: AppOptions = {}): KefuApp {
     bodyLimit({ maxSize: MAX_JSON_BYTES, onError: jsonTooLarge }),
     zValidator("json", sendMessageSchema, rejectInvalid),
     idempotent("messages", once),
-    async (c) => c.json(await send(programs.get(envOf(c), API), c.req.valid("json"))),
+    async (c) => {
+      const env = envOf(c);
+      return c.json(await send(programs.get(env, API), c.req.valid("json"), optionalVar(env, "CHECK_WINDOW") === "on"));
+    },
   );
 
   app.post(
@@ -222,17 +228,35 @@ export function createApp(options: AppOptions = {}): KefuApp {
     zValidator("json", typingSchema, rejectInvalid),
     idempotent("typing", once),
     async (c) => {
-      const { touser, command } = c.req.valid("json");
-      return c.json(await programs.get(envOf(c), API).customerServiceMessage.setTyping(touser, command));
+      const { touser, command, businessid } = c.req.valid("json");
+      const options = businessid === undefined ? {} : { businessId: businessid };
+      return c.json(await programs.get(envOf(c), API).customerServiceMessage.setTyping(touser, command, options));
+    },
+  );
+
+  app.get("/api/users/:openId/window", zValidator("param", userParamsSchema, rejectInvalid), async (c) => {
+    const { openId } = c.req.valid("param");
+    const window = await programs.get(envOf(c), API).customerServiceMessage.window(openId);
+    return c.json({ window: window ?? null }, 200, { "cache-control": "no-store" });
+  });
+
+  app.post(
+    "/api/subscribe-messages",
+    bodyLimit({ maxSize: MAX_JSON_BYTES, onError: jsonTooLarge }),
+    zValidator("json", subscribeMessageBodySchema, rejectInvalid),
+    idempotent("subscribe-messages", once),
+    async (c) => {
+      const { touser, ...message } = c.req.valid("json");
+      return c.json(await programs.get(envOf(c), API).subscribeMessage.send(touser, message));
     },
   );
 
   app.post(
     "/api/media",
     bodyLimit({ maxSize: maxUploadBytes + MULTIPART_OVERHEAD_BYTES, onError: tooLarge }),
-    zValidator("form", uploadSchema, rejectInvalid),
     async (c) => {
-      const { media, type } = c.req.valid("form");
+      // Not zValidator("form"): it would keep a copy of the whole body until the answer.
+      const { media, type } = await readUpload(c.req.raw);
       if (media.size > maxUploadBytes) tooLarge();
       const mp = programs.get(envOf(c), API);
       return c.json(await mp.customerServiceMessage.uploadTempMedia(type, media, { filename: media.name }));
@@ -270,9 +294,17 @@ function jsonTooLarge(): never {
   throw new HttpError(413, "payload_too_large", `Request body is larger than ${MAX_JSON_BYTES} bytes`);
 }
 
-function send(mp: MiniProgram, body: SendMessageBody) {
+function send(mp: MiniProgram, body: SendMessageBody, checkWindowByDefault: boolean) {
   const payload = (body as unknown as Record<string, unknown>)[body.msgtype];
-  return mp.customerServiceMessage.send(body.touser, body.msgtype, payload as SendPayloads[typeof body.msgtype]);
+  const options: SendOptions = { checkWindow: body.checkWindow ?? checkWindowByDefault };
+  if (body.businessid !== undefined) options.businessId = body.businessid;
+  if (body.aimsgcontext !== undefined) options.aiMsgContext = body.aimsgcontext;
+  return mp.customerServiceMessage.send(
+    body.touser,
+    body.msgtype,
+    payload as SendPayloads[typeof body.msgtype],
+    options,
+  );
 }
 
 // Hono throws when the runtime gave no execution context (plain Deno/Bun servers).

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import * as z from "zod";
+import * as z from "../src/_zod.ts";
 import type { DurableObjectNamespaceLike, KvNamespaceLike } from "../mod.ts";
 import type { QueueLike } from "./push_route.ts";
 
@@ -47,20 +47,24 @@ export interface Env {
   FORWARD_URL?: string;
   /** HMAC-SHA256 key that signs forwarded messages (required with FORWARD_URL). */
   FORWARD_SECRET?: string;
+  /** `on`: `POST /api/messages` refuses sends the window tracker knows are out of window (409). */
+  CHECK_WINDOW?: string;
 }
 
 /** Names of the string variables of {@link Env}. */
 export type EnvVar = Exclude<keyof Env, "WECHAT_KV" | "KEFU_STORE" | "KEFU_QUEUE">;
 
-const flag = z.preprocess(
-  (value) => (typeof value === "string" ? value.trim().toLowerCase() : value),
+const flag = z.pipe(
+  z.transform((value: unknown) => (typeof value === "string" ? value.trim().toLowerCase() : value)),
   z.enum(["on", "off"], { error: 'must be "on" or "off"' }),
 );
 // The emulator switch takes the upstream away from WeChat: only the exact word opens it.
 const exactFlag = z.enum(["on", "off"], { error: 'must be exactly "on" or "off"' });
 // A key with blanks around it is almost always a paste accident; refusing it says so at
 // once, where trimming would silently accept a key other than the one configured.
-const apiKey = z.string({ error: "must be a string" }).regex(/^\S(?:.*\S)?$/s, "must not start or end with whitespace");
+const apiKey = z.string({ error: "must be a string" }).check(
+  z.regex(/^\S(?:.*\S)?$/s, "must not start or end with whitespace"),
+);
 const text = z.string({ error: "must be a string" });
 const httpUrl = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
 
@@ -74,11 +78,11 @@ const httpUrl = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" })
  * console.log(envSchema.shape.WECHAT_AES_KEY.safeParse("short").success); // false
  * ```
  */
-export const envSchema: z.ZodObject<{ [K in EnvVar]: z.ZodType }> = z.object({
-  WECHAT_APPID: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be an AppID (letters, digits, - and _)"),
+export const envSchema: z.ZodMiniObject<{ [K in EnvVar]: z.ZodMiniType }> = z.object({
+  WECHAT_APPID: z.string().check(z.regex(/^[A-Za-z0-9_-]{1,64}$/, "must be an AppID (letters, digits, - and _)")),
   WECHAT_SECRET: text,
-  WECHAT_TOKEN: z.string().regex(/^\S+$/, "must not contain spaces"),
-  WECHAT_AES_KEY: z.string().regex(/^[A-Za-z0-9]{43}$/, "must be the 43-character EncodingAESKey"),
+  WECHAT_TOKEN: z.string().check(z.regex(/^\S+$/, "must not contain spaces")),
+  WECHAT_AES_KEY: z.string().check(z.regex(/^[A-Za-z0-9]{43}$/, "must be the 43-character EncodingAESKey")),
   API_KEY: apiKey,
   WECHAT_API_BASE: httpUrl,
   WECHAT_EMULATOR: exactFlag,
@@ -86,6 +90,7 @@ export const envSchema: z.ZodObject<{ [K in EnvVar]: z.ZodType }> = z.object({
   WELCOME_TEXT: text,
   FORWARD_URL: httpUrl,
   FORWARD_SECRET: text,
+  CHECK_WINDOW: flag,
 });
 
 /** Why a configuration value cannot be used. */
@@ -164,6 +169,7 @@ export interface EnvValues {
   WELCOME_TEXT: string;
   FORWARD_URL: string;
   FORWARD_SECRET: string;
+  CHECK_WINDOW: "on" | "off";
 }
 
 /**

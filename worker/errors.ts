@@ -9,6 +9,7 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import {
   MediaTooLargeError,
+  OutOfWindowError,
   PushVerificationError,
   redact,
   ValidationError,
@@ -34,6 +35,8 @@ export interface ErrorBody {
     field?: string;
     /** The configuration variable, for configuration errors. */
     variable?: string;
+    /** For `out_of_window`: the window the tracker knows (spent: `remaining` 0), or `null` (closed). */
+    window?: { kind: "message" | "session"; remaining: number; expiresAt: number } | null;
   };
 }
 
@@ -120,6 +123,9 @@ export function toHttpError(err: unknown): HttpError {
   }
   if (err instanceof ValidationError) {
     return new HttpError(400, "validation_error", err.message, { field: err.field });
+  }
+  if (err instanceof OutOfWindowError) {
+    return new HttpError(409, "out_of_window", err.message, { window: err.window ?? null });
   }
   if (err instanceof PushVerificationError) {
     return new HttpError(err.status, `push_${err.reason}`, err.message);

@@ -10,6 +10,7 @@
  * @module
  */
 import {
+  actionOf,
   isPushMessage,
   type MiniProgram,
   type PushHandler,
@@ -103,7 +104,11 @@ export function defaultPushHandler(
 ): AppPushHandler {
   return async (message, context) => {
     if (settings.forward !== undefined) {
-      await forwardMessage(message, {
+      // A message that opens the send window carries the window it opened, so your service
+      // knows how many replies it has (advisory: see the README's send window section).
+      const opens = actionOf(message) !== undefined;
+      const window = opens ? await context.miniProgram.customerServiceMessage.window(message.FromUserName) : undefined;
+      await forwardMessage(opens ? { ...message, KefuWindow: window ?? null } : message, {
         ...settings.forward,
         deliveryId: context.deliveryId,
         fetch: deps.fetch,

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import * as z from "zod";
+import * as z from "../src/_zod.ts";
 import type { Context } from "hono";
 import {
   mediaIdSchema,
@@ -14,16 +14,41 @@ import {
   sendSchemas,
   typingCommandSchema,
 } from "../src/customer_service/schemas.ts";
-import type { MediaType, SendPayloads, TypingCommand } from "../mod.ts";
+import type { AiMsgContext, MediaType, SendPayloads, SubscribeMessagePayload, TypingCommand } from "../mod.ts";
+import { subscribeMessageSchema } from "../src/subscribe/subscribe_message.ts";
 import { HttpError } from "./errors.ts";
+import { issueField } from "../src/_validate.ts";
 
-/** Body of `POST /api/messages`: `touser`, `msgtype` and exactly the object for it. */
+/** Fields of `POST /api/messages` besides the message itself. */
+export interface SendMessageExtras {
+  /** A 客服子商户 id (WeChat's `businessid`): sent through the business path. */
+  businessid?: string;
+  /** WeChat's `aimsgcontext`: marks the message as AI-generated. */
+  aimsgcontext?: AiMsgContext;
+  /** Refuse with 409 `out_of_window` when the tracker knows the window is closed or spent; default `CHECK_WINDOW`. */
+  checkWindow?: boolean;
+}
+
+/** Body of `POST /api/messages`: `touser`, `msgtype`, exactly the object for it, and the optional extras. */
 export type SendMessageBody = {
-  [K in keyof SendPayloads]: { touser: string; msgtype: K } & { [P in K]: SendPayloads[K] };
+  [K in keyof SendPayloads]: { touser: string; msgtype: K } & { [P in K]: SendPayloads[K] } & SendMessageExtras;
 }[keyof SendPayloads];
 
+const businessId = z.string().check(z.regex(/^[A-Za-z0-9_-]{1,64}$/, "must be a business id"));
+const aiMsgContextSchema = z.union([
+  z.strictObject({ msgid: z.string().check(z.regex(/^[A-Za-z0-9_-]{1,64}$/, "must be a message id")) }),
+  z.strictObject({ is_ai_msg: z.literal(1) }),
+], { error: "must be { msgid } or { is_ai_msg: 1 }" });
+
 const message = <K extends keyof SendPayloads>(msgtype: K) =>
-  z.strictObject({ touser: openIdSchema, msgtype: z.literal(msgtype), [msgtype]: sendSchemas[msgtype] });
+  z.strictObject({
+    touser: openIdSchema,
+    msgtype: z.literal(msgtype),
+    [msgtype]: sendSchemas[msgtype],
+    businessid: z.optional(businessId),
+    aimsgcontext: z.optional(aiMsgContextSchema),
+    checkWindow: z.optional(z.boolean()),
+  });
 
 /**
  * Schema of {@link SendMessageBody}.
@@ -35,7 +60,7 @@ const message = <K extends keyof SendPayloads>(msgtype: K) =>
  * console.log(sendMessageSchema.safeParse(body).success); // true
  * ```
  */
-export const sendMessageSchema: z.ZodType<SendMessageBody> = z.discriminatedUnion("msgtype", [
+export const sendMessageSchema: z.ZodMiniType<SendMessageBody> = z.discriminatedUnion("msgtype", [
   message("text"),
   message("image"),
   message("link"),
@@ -43,12 +68,14 @@ export const sendMessageSchema: z.ZodType<SendMessageBody> = z.discriminatedUnio
 ], {
   error: (issue) =>
     issue.code === "invalid_union" ? 'must be one of "text", "image", "link", "miniprogrampage"' : undefined,
-}) as unknown as z.ZodType<SendMessageBody>;
+}) as unknown as z.ZodMiniType<SendMessageBody>;
 
 /** Body of `POST /api/typing`. */
 export interface TypingBody {
   touser: string;
   command: TypingCommand;
+  /** A 客服子商户 id (WeChat's `businessid`). */
+  businessid?: string;
 }
 
 /**
@@ -60,10 +87,45 @@ export interface TypingBody {
  * console.log(typingSchema.safeParse({ touser: "o9AgO5Kd5ggOC-bXrbNODIiE3bGY", command: "Typing" }).success); // true
  * ```
  */
-export const typingSchema: z.ZodType<TypingBody> = z.strictObject({
+export const typingSchema: z.ZodMiniType<TypingBody> = z.strictObject({
   touser: openIdSchema,
   command: typingCommandSchema,
-});
+  businessid: z.optional(businessId),
+}) as unknown as z.ZodMiniType<TypingBody>;
+
+/** Body of `POST /api/subscribe-messages`: `touser` and the subscribe message, in WeChat's field names. */
+export type SubscribeMessageBody = { touser: string } & SubscribeMessagePayload;
+
+/**
+ * Schema of {@link SubscribeMessageBody}.
+ *
+ * @example
+ * ```ts
+ * import { subscribeMessageBodySchema } from "./schemas.ts";
+ * const body = { touser: "o9AgO5Kd5ggOC-bXrbNODIiE3bGY", template_id: "T1", data: { thing1: { value: "Order 42" } } };
+ * console.log(subscribeMessageBodySchema.safeParse(body).success); // true
+ * ```
+ */
+export const subscribeMessageBodySchema: z.ZodMiniType<SubscribeMessageBody> = z.extend(
+  subscribeMessageSchema as unknown as z.ZodMiniObject,
+  { touser: openIdSchema },
+) as unknown as z.ZodMiniType<SubscribeMessageBody>;
+
+/** Parameters of `GET /api/users/:openId/window`. */
+export interface UserParams {
+  openId: string;
+}
+
+/**
+ * Schema of {@link UserParams}.
+ *
+ * @example
+ * ```ts
+ * import { userParamsSchema } from "./schemas.ts";
+ * console.log(userParamsSchema.safeParse({ openId: "../x" }).success); // false
+ * ```
+ */
+export const userParamsSchema: z.ZodMiniType<UserParams> = z.object({ openId: openIdSchema });
 
 /** Fields of `POST /api/media` (multipart). */
 export interface UploadFields {
@@ -81,10 +143,53 @@ export interface UploadFields {
  * console.log(parsed.success && parsed.data.type); // "image"
  * ```
  */
-export const uploadSchema: z.ZodType<UploadFields, { media?: unknown; type?: unknown }> = z.object({
-  media: z.instanceof(File, { error: "must be a file part" }).refine((file) => file.size > 0, "file is empty"),
-  type: mediaTypeSchema.default("image"),
-}) as unknown as z.ZodType<UploadFields, { media?: unknown; type?: unknown }>;
+export const uploadSchema: z.ZodMiniType<UploadFields, { media?: unknown; type?: unknown }> = z.object({
+  media: z.instanceof(File, { error: "must be a file part" }).check(z.refine((file) => file.size > 0, "file is empty")),
+  type: z._default(mediaTypeSchema, "image"),
+}) as unknown as z.ZodMiniType<UploadFields, { media?: unknown; type?: unknown }>;
+
+/**
+ * Reads and validates a `POST /api/media` body as `zValidator("form", uploadSchema,
+ * rejectInvalid)` does (a repeated name becomes an array; a body that is not a form has no
+ * fields), but from the request itself: the validator keeps a copy of the whole body for
+ * the request's lifetime, 10 MiB more in memory while the upload goes on to WeChat.
+ *
+ * @param request the incoming request
+ * @returns the validated fields
+ * @throws {HttpError} 400 `validation_error` naming the field, or `bad_request` for a multipart body that cannot be parsed
+ * @example
+ * ```ts
+ * import { readUpload } from "./schemas.ts";
+ * const body = new FormData();
+ * body.set("media", new File([new Uint8Array([0xff, 0xd8, 0xff])], "a.jpg"));
+ * console.log((await readUpload(new Request("http://x/", { method: "POST", body }))).type); // "image"
+ * ```
+ */
+export async function readUpload(request: Request): Promise<UploadFields> {
+  const result = uploadSchema.safeParse(await formFields(request));
+  if (!result.success) throw invalidInput(result.error.issues);
+  return result.data;
+}
+
+async function formFields(request: Request): Promise<Record<string, unknown>> {
+  const mediaType = (request.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+  if (mediaType !== "multipart/form-data" && mediaType !== "application/x-www-form-urlencoded") return {};
+  let form: FormData;
+  try {
+    form = await request.formData();
+  } catch (err) {
+    throw new HttpError(400, "bad_request", `Malformed FormData request. ${err instanceof Error ? err.message : err}`);
+  }
+  const fields: Record<string, unknown> = Object.create(null);
+  form.forEach((value, key) => {
+    const seen = fields[key];
+    if (key.endsWith("[]")) fields[key] = [...(Array.isArray(seen) ? seen : []), value];
+    else if (Array.isArray(seen)) seen.push(value);
+    else if (Object.hasOwn(fields, key)) fields[key] = [seen, value];
+    else fields[key] = value;
+  });
+  return fields;
+}
 
 /** Path parameters of `GET /api/media/:mediaId`. */
 export interface MediaParams {
@@ -100,7 +205,7 @@ export interface MediaParams {
  * console.log(mediaParamsSchema.safeParse({ mediaId: "../etc" }).success); // false
  * ```
  */
-export const mediaParamsSchema: z.ZodType<MediaParams> = z.object({ mediaId: mediaIdSchema });
+export const mediaParamsSchema: z.ZodMiniType<MediaParams> = z.object({ mediaId: mediaIdSchema });
 
 /**
  * The dotted name of the field a zod issue is about (`text.content`, `touser`);
@@ -115,9 +220,7 @@ export const mediaParamsSchema: z.ZodType<MediaParams> = z.object({ mediaId: med
  * ```
  */
 export function fieldOf(issue: z.core.$ZodIssue): string {
-  const path = issue.path.map(String);
-  if (issue.code === "unrecognized_keys" && issue.keys[0] !== undefined) path.push(issue.keys[0]);
-  return path.length === 0 ? "body" : path.join(".");
+  return issueField(issue);
 }
 
 /**
@@ -136,7 +239,11 @@ export function rejectInvalid(
   _c: Context,
 ): void {
   if (result.success) return;
-  const issue = result.error.issues[0];
+  throw invalidInput(result.error.issues);
+}
+
+function invalidInput(issues: z.core.$ZodIssue[]): HttpError {
+  const issue = issues[0];
   const field = issue === undefined ? "body" : fieldOf(issue);
-  throw new HttpError(400, "validation_error", `Invalid ${field}: ${issue?.message ?? "invalid value"}`, { field });
+  return new HttpError(400, "validation_error", `Invalid ${field}: ${issue?.message ?? "invalid value"}`, { field });
 }

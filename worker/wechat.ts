@@ -135,6 +135,8 @@ function build(
   return new MiniProgram({
     appId: settings.appId,
     store,
+    // Send windows live with the push claims: one Durable Object per user when bound.
+    windowStore: options.dedupeStore(env),
     logger: options.logger,
     ...(settings.appSecret === undefined ? { tokenSource: missingSecret } : { appSecret: settings.appSecret }),
     ...(upstream.fetch === undefined ? {} : { fetch: upstream.fetch }),

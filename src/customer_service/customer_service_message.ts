@@ -4,7 +4,14 @@
  *
  * @module
  */
-import { ValidationError } from "../errors.ts";
+import {
+  isAlreadyTyping,
+  isOutOfWindow,
+  isQuotaExceeded,
+  OutOfWindowError,
+  ValidationError,
+  WeChatApiError,
+} from "../errors.ts";
 import { validate } from "../_validate.ts";
 import type { HttpClient } from "../http/client.ts";
 import { readMedia } from "./media.ts";
@@ -14,11 +21,18 @@ import {
   mediaTypeSchema,
   msgTypeSchema,
   openIdSchema,
+  type SendOptions,
+  sendOptionsSchema,
   type SendPayloads,
   sendSchemas,
+  type TextPayload,
   type TypingCommand,
   typingCommandSchema,
+  type TypingOptions,
+  typingOptionsSchema,
 } from "./schemas.ts";
+import type { SendWindow, SendWindowTracker } from "./send_window.ts";
+import { DEFAULT_MAX_TEXT_BYTES, splitText, utf8Length } from "./text.ts";
 import { toUploadFile, type UploadBody, type UploadForm } from "./upload.ts";
 
 /** WeChat's plain acknowledgement. */
@@ -55,6 +69,42 @@ export interface GetTempMediaOptions {
   idleTimeoutMs?: number | undefined;
 }
 
+/** Settings of {@link CustomerServiceMessage}; `MiniProgram` passes its own. */
+export interface CustomerServiceMessageOptions {
+  /** Upload limit, bytes; default 10 MiB. */
+  maxUploadBytes?: number | undefined;
+  /** Default {@link GetTempMediaOptions.idleTimeoutMs}, ms; default 30 s. */
+  mediaIdleTimeoutMs?: number | undefined;
+  /** Longest `text.content`, in UTF-8 bytes; default {@link DEFAULT_MAX_TEXT_BYTES}. */
+  maxTextBytes?: number | undefined;
+  /** Refuse sends the tracker knows are out of window (`SendOptions.checkWindow`'s default); default false. */
+  checkWindow?: boolean | undefined;
+  /** The send-window tracker; without one, `window()` knows nothing and nothing is checked. */
+  windows?: SendWindowTracker | undefined;
+  /**
+   * Path of `setTyping` without a business id; default `/cgi-bin/message/custom/typing`.
+   * [UNCERTAIN] WeChat's newest page names `/cgi-bin/message/custom/business/typing` for mini
+   * programs while the original page, the cloud API and the SDKs use the plain path, and the
+   * business path answers 40101 without a businessid in community reports: the plain path is
+   * the default, this option the way out if WeChat moves.
+   */
+  typingPath?: string | undefined;
+}
+
+/** Options of {@link CustomerServiceMessage.withTyping}. */
+export interface WithTypingOptions {
+  /** A 客服子商户 id for the typing commands. */
+  businessId?: string | undefined;
+  /** How often "typing…" is shown again while the task runs, ms; default 15,000 (how long it lasts). */
+  renewEveryMs?: number | undefined;
+}
+
+/** Options of {@link CustomerServiceMessage.sendText}. */
+export interface SendTextOptions extends SendOptions {
+  /** The largest part, UTF-8 bytes; default the module's `maxTextBytes` (2048). */
+  maxBytes?: number | undefined;
+}
+
 /**
  * Sends customer-service messages and handles temporary media. Reached as
  * `mp.customerServiceMessage`.
@@ -70,82 +120,233 @@ export class CustomerServiceMessage {
   readonly #http: HttpClient;
   readonly #maxUploadBytes: number;
   readonly #mediaIdleTimeoutMs: number;
+  readonly #maxTextBytes: number;
+  readonly #checkWindow: boolean;
+  readonly #windows: SendWindowTracker | undefined;
+  readonly #typingPath: string;
 
   /**
    * Creates the module; `MiniProgram` does this for you.
    *
    * @param http the SDK's request pipeline
-   * @param options `maxUploadBytes`: upload limit (default 10 MiB); `mediaIdleTimeoutMs`:
-   *   the default {@link GetTempMediaOptions.idleTimeoutMs} (30 s)
+   * @param options limits, the send-window tracker and its default check, the typing path
    */
-  constructor(
-    http: HttpClient,
-    options: { maxUploadBytes?: number | undefined; mediaIdleTimeoutMs?: number | undefined } = {},
-  ) {
+  constructor(http: HttpClient, options: CustomerServiceMessageOptions = {}) {
     this.#http = http;
     this.#maxUploadBytes = options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES;
     this.#mediaIdleTimeoutMs = idleTimeout("mediaIdleTimeoutMs", options.mediaIdleTimeoutMs) ??
       DEFAULT_MEDIA_IDLE_TIMEOUT_MS;
+    const maxTextBytes = options.maxTextBytes ?? DEFAULT_MAX_TEXT_BYTES;
+    if (!Number.isSafeInteger(maxTextBytes) || maxTextBytes < 4) {
+      throw new ValidationError("maxTextBytes", "must be a whole number of bytes, at least 4");
+    }
+    this.#maxTextBytes = maxTextBytes;
+    this.#checkWindow = options.checkWindow ?? false;
+    this.#windows = options.windows;
+    this.#typingPath = options.typingPath ?? "/cgi-bin/message/custom/typing";
+    if (!this.#typingPath.startsWith("/")) throw new ValidationError("typingPath", "must be an API path");
   }
 
   /**
-   * Sends a message to a user (POST /cgi-bin/message/custom/send). Allowed within 48 h
-   * of the user's last message (5 messages), see {@link isOutOfWindow}.
+   * Sends a message to a user (POST /cgi-bin/message/custom/send, or
+   * `/cgi-bin/message/custom/business/send` with a `businessId`). Allowed within 48 h of the
+   * user's last message (5 messages), see {@link isOutOfWindow}. A `text.content` over the
+   * text limit (2048 UTF-8 bytes by default) is refused before any call (see `splitText`).
    *
    * Not retried after a timeout, a network error, a 5xx or -1: the message may have
    * been delivered, and a blind replay could send it twice. It is replayed once after
    * an invalid-token error, which WeChat answers without delivering.
    *
+   * The send-window tracker counts each successful send, and 45015/45047 close the window.
+   * With `checkWindow` the send is refused with `OutOfWindowError`, before any call, when the
+   * tracker knows the window is closed or spent (and takes its message atomically first, so
+   * two concurrent sends cannot both use the last one); when it knows nothing, the send goes
+   * ahead and WeChat decides.
+   *
    * @param openId the user's OpenID (`touser`)
    * @param msgType `text`, `image`, `link` or `miniprogrampage`
    * @param payload the object for that type, in WeChat's field names
+   * @param options `checkWindow`, `businessId` (客服子商户), `aiMsgContext` (AI-generated label)
    * @returns WeChat's `{ errcode: 0, errmsg: "ok" }`
    * @example
    * ```ts ignore
    * await mp.customerServiceMessage.send("OPENID", "link", {
    *   title: "Docs", description: "Read me", url: "https://example.com", thumb_url: "https://example.com/t.png",
    * });
+   * await mp.customerServiceMessage.send("OPENID", "text", { content: answer }, { aiMsgContext: { is_ai_msg: 1 } });
    * ```
    */
-  send<T extends keyof SendPayloads>(openId: string, msgType: T, payload: SendPayloads[T]): Promise<WeChatResult> {
-    return this.#run(() => {
+  send<T extends keyof SendPayloads>(
+    openId: string,
+    msgType: T,
+    payload: SendPayloads[T],
+    options: SendOptions = {},
+  ): Promise<WeChatResult> {
+    return this.#run(async () => {
       const touser = validate(openIdSchema, openId, "touser");
       const msgtype = validate(msgTypeSchema, msgType, "msgtype");
       const body = validate(sendSchemas[msgtype], payload, msgtype);
-      return this.#http.json<WeChatResult>({
-        method: "POST",
-        path: "/cgi-bin/message/custom/send",
-        json: { touser, msgtype, [msgtype]: body },
-        idempotent: false,
-      });
+      if (msgtype === "text") this.#checkTextSize((body as TextPayload).content);
+      const { checkWindow = this.#checkWindow, businessId, aiMsgContext } = validate(
+        sendOptionsSchema,
+        options,
+        "options",
+      );
+      const json: Record<string, unknown> = { touser, msgtype, [msgtype]: body };
+      if (businessId !== undefined) json.businessid = businessId;
+      if (aiMsgContext !== undefined) json.aimsgcontext = aiMsgContext;
+      const windows = this.#windows;
+      const ticket = checkWindow && windows !== undefined ? await windows.reserve(touser) : undefined;
+      if (ticket === "closed") throw new OutOfWindowError(touser, await windows!.window(touser));
+      let result: WeChatResult;
+      try {
+        result = await this.#http.json<WeChatResult>({
+          method: "POST",
+          path: businessId === undefined ? "/cgi-bin/message/custom/send" : "/cgi-bin/message/custom/business/send",
+          json,
+          idempotent: false,
+        });
+      } catch (err) {
+        if (isOutOfWindow(err) || isQuotaExceeded(err)) await windows?.close(touser).catch(() => {});
+        // Another failure may or may not have been delivered: the message stays counted only
+        // if WeChat took it, which it said it did not.
+        else if (err instanceof WeChatApiError) await ticket?.release();
+        throw err;
+      }
+      if (ticket === undefined) await windows?.reserve(touser); // counts the send in a window it knows
+      return result;
     });
   }
 
   /**
-   * Shows or hides "typing…" to the user (POST /cgi-bin/message/custom/typing).
-   * Needs a message from the user in the last 30 s; the state lasts 15 s.
+   * What the send-window tracker knows about the user's window: opened by the user's messages
+   * (5 in 48 h) and session entries (2 in 1 min) that the push receiver verified, spent by
+   * successful sends, closed by 45015/45047. Advisory: messages sent by WeChat's own agent
+   * tools, or by another system using the same AppID, are invisible to it; WeChat decides.
+   *
+   * @param openId the user's OpenID
+   * @returns `{ kind, remaining, expiresAt }` (`expiresAt` in ms), or `undefined` when nothing is known
+   * @example
+   * ```ts ignore
+   * const window = await mp.customerServiceMessage.window("OPENID");
+   * if (window === undefined || window.remaining === 0) await sendSubscribeMessageInstead();
+   * ```
+   */
+  window(openId: string): Promise<SendWindow | undefined> {
+    return this.#run(async () => {
+      const touser = validate(openIdSchema, openId, "openId");
+      return await this.#windows?.window(touser);
+    });
+  }
+
+  /**
+   * Sends a long text as as many messages as it takes, each within the text limit (see
+   * `splitText`: paragraph, then sentence breaks; never inside a link), in order. With
+   * `checkWindow`, refused up front with `OutOfWindowError` (and the window) when the tracker
+   * knows the parts are more than the window has left.
+   *
+   * @param openId the user's OpenID
+   * @param content the text
+   * @param options `maxBytes` per part, and the options of {@link CustomerServiceMessage.send}
+   * @returns WeChat's answer to each part
+   * @example
+   * ```ts ignore
+   * await mp.customerServiceMessage.sendText("OPENID", longAnswer, { checkWindow: true });
+   * ```
+   */
+  sendText(openId: string, content: string, options: SendTextOptions = {}): Promise<WeChatResult[]> {
+    return this.#run(async () => {
+      const { maxBytes = this.#maxTextBytes, ...send } = options;
+      const parts = splitText(content, { maxBytes: Math.min(maxBytes, this.#maxTextBytes) });
+      if (parts.length === 0) throw new ValidationError("text.content", "must not be empty");
+      const checkWindow = send.checkWindow ?? this.#checkWindow;
+      if (checkWindow && this.#windows !== undefined) {
+        const window = await this.#windows.window(validate(openIdSchema, openId, "touser"));
+        if (window !== undefined && window.remaining < parts.length) throw new OutOfWindowError(openId, window);
+      }
+      const results: WeChatResult[] = [];
+      for (const part of parts) results.push(await this.send(openId, "text", { content: part }, send));
+      return results;
+    });
+  }
+
+  /**
+   * Shows or hides "typing…" to the user (POST /cgi-bin/message/custom/typing, or
+   * `/cgi-bin/message/custom/business/typing` with a `businessId`). Needs a message from the
+   * user in the last 30 s; the state lasts 15 s.
    *
    * @param openId the user's OpenID (`touser`)
    * @param command `Typing` or `CancelTyping`
+   * @param options `businessId` (客服子商户)
    * @returns WeChat's `{ errcode: 0, errmsg: "ok" }`
    * @example
    * ```ts ignore
    * await mp.customerServiceMessage.setTyping("OPENID", "Typing");
    * ```
    */
-  setTyping(openId: string, command: TypingCommand): Promise<WeChatResult> {
+  setTyping(openId: string, command: TypingCommand, options: TypingOptions = {}): Promise<WeChatResult> {
     return this.#run(() => {
       const touser = validate(openIdSchema, openId, "touser");
       const checked = validate(typingCommandSchema, command, "command");
+      const { businessId } = validate(typingOptionsSchema, options, "options");
       return this.#http.json<WeChatResult>({
         method: "POST",
-        path: "/cgi-bin/message/custom/typing",
-        json: { touser, command: checked },
+        path: businessId === undefined ? this.#typingPath : "/cgi-bin/message/custom/business/typing",
+        json: businessId === undefined
+          ? { touser, command: checked }
+          : { touser, command: checked, businessid: businessId },
         // A replayed "Typing" whose first answer was lost gets 45081 (already typing);
         // only cancelling is safe to repeat.
         idempotent: checked === "CancelTyping",
       });
     });
+  }
+
+  /**
+   * Runs `task` while the user sees "typing…": shown at once, shown again each time its 15 s
+   * run out while the task is still working, and cancelled if the task fails. 45081 (already
+   * typing) is fine; 45080 (no interaction in the last 30 s) stops it quietly, as any other
+   * typing failure does: the task's result is what matters. The reply you send afterwards
+   * ends the typing state by itself.
+   *
+   * @param openId the user's OpenID
+   * @param task the slow work, e.g. asking your AI model for the answer
+   * @param options `businessId`, `renewEveryMs`
+   * @returns what `task` returned
+   * @throws what `task` threw
+   * @example
+   * ```ts ignore
+   * const answer = await mp.customerServiceMessage.withTyping(openId, () => bot.reply(message.Content));
+   * await mp.customerServiceMessage.send(openId, "text", { content: answer });
+   * ```
+   */
+  async withTyping<T>(openId: string, task: () => Promise<T> | T, options: WithTypingOptions = {}): Promise<T> {
+    const every = options.renewEveryMs ?? TYPING_DURATION_MS;
+    const typingOptions = options.businessId === undefined ? {} : { businessId: options.businessId };
+    let stopped = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const show = async (): Promise<void> => {
+      try {
+        await this.setTyping(openId, "Typing", typingOptions);
+      } catch (err) {
+        if (!isAlreadyTyping(err)) stopped = true; // 45080 and the rest: stop quietly
+      }
+      if (!stopped) timer = setTimeout(() => void show(), every);
+    };
+    const first = show();
+    try {
+      const result = await task();
+      return result;
+    } catch (err) {
+      stopped = true;
+      clearTimeout(timer);
+      await first;
+      await this.setTyping(openId, "CancelTyping", typingOptions).catch(() => {});
+      throw err;
+    } finally {
+      stopped = true;
+      clearTimeout(timer);
+    }
   }
 
   /**
@@ -218,6 +419,16 @@ export class CustomerServiceMessage {
     });
   }
 
+  #checkTextSize(content: string): void {
+    const size = utf8Length(content);
+    if (size > this.#maxTextBytes) {
+      throw new ValidationError(
+        "text.content",
+        `is ${size} UTF-8 bytes, over the ${this.#maxTextBytes}-byte limit (WeChat answers 45002): split it with splitText`,
+      );
+    }
+  }
+
   // Validation throws synchronously inside; callers always get a rejected promise.
   #run<T>(fn: () => Promise<T>): Promise<T> {
     try {
@@ -227,6 +438,9 @@ export class CustomerServiceMessage {
     }
   }
 }
+
+/** How long WeChat shows "typing…" after one `Typing` command. */
+const TYPING_DURATION_MS = 15_000;
 
 function idleTimeout(field: string, value: number | undefined): number | undefined {
   if (value === undefined) return undefined;

@@ -43,19 +43,30 @@ export async function toUploadFile(
     if (body === undefined) {
       throw new ValidationError("media", 'pass a file path, or "" with { name, value }, or a Blob, bytes or a stream');
     }
-    if (body instanceof Blob) {
-      if (body.size > limit) throw new MediaTooLargeError(body.size, limit);
-      if (body.type !== "") type = body.type;
-      if (name === undefined && "name" in body && typeof body.name === "string" && body.name !== "") name = body.name;
-      bytes = new Uint8Array(await body.arrayBuffer());
-    } else {
-      bytes = await readBody(body, limit);
-    }
+    if (body instanceof Blob) return await blobFile(body, name, type, limit);
+    bytes = await readBody(body, limit);
   }
   if (bytes.byteLength === 0) throw new ValidationError("media", "file is empty");
   if (bytes.byteLength > limit) throw new MediaTooLargeError(bytes.byteLength, limit);
   type = normaliseType(type) || typeForFileName(name) || sniffType(bytes) || "application/octet-stream";
   return new File([bytes], withExtension(name, type), { type });
+}
+
+/**
+ * A Blob is never read whole here: a 10 MiB upload through the worker would otherwise sit
+ * in memory once more for every copy. At most its first bytes are read (to sniff the type),
+ * and a File that already has the right name and type is sent as it is.
+ */
+async function blobFile(blob: Blob, name: string | undefined, type: string, limit: number): Promise<File> {
+  if (blob.size > limit) throw new MediaTooLargeError(blob.size, limit);
+  if (blob.size === 0) throw new ValidationError("media", "file is empty");
+  if (blob.type !== "") type = blob.type;
+  if (name === undefined && "name" in blob && typeof blob.name === "string" && blob.name !== "") name = blob.name;
+  type = normaliseType(type) || typeForFileName(name) ||
+    sniffType(new Uint8Array(await blob.slice(0, 4).arrayBuffer())) || "application/octet-stream";
+  const fileName = withExtension(name, type);
+  if (blob instanceof File && blob.name === fileName && blob.type === type) return blob;
+  return new File([blob], fileName, { type });
 }
 
 function readBody(

@@ -14,6 +14,7 @@ import {
   WeChatNetworkError,
   WeChatTimeoutError,
 } from "../errors.ts";
+import { type IdFields, quoteIds } from "../internal/exact_ids.ts";
 
 /** What the pipeline needs from the token manager. */
 export interface TokenProvider {
@@ -78,6 +79,8 @@ export class HttpClient {
   readonly #base: string;
   readonly #maxRetries: number;
   readonly #baseDelayMs: number;
+  /** Absolute URL of each API path, resolved once: a handful of fixed paths per client. */
+  readonly #endpoints = new Map<string, string>();
 
   constructor(options: HttpClientOptions) {
     this.#options = options;
@@ -120,7 +123,6 @@ export class HttpClient {
 
   async #attempt<T>(request: ApiRequest, token: string | undefined, read: ResponseReader<T>): Promise<T> {
     const { path } = request;
-    const secrets = token === undefined ? this.#options.secrets : [...this.#options.secrets, token];
     const controller = new AbortController();
     let timedOut = false;
     const timer = setTimeout(() => {
@@ -136,6 +138,7 @@ export class HttpClient {
       }
       return await read(response, path);
     } catch (err) {
+      const secrets = token === undefined ? this.#options.secrets : [...this.#options.secrets, token];
       if (err instanceof WeChatApiError) {
         throw new WeChatApiError({ errcode: err.errcode, errmsg: redact(err.errmsg, secrets), endpoint: path });
       }
@@ -150,9 +153,23 @@ export class HttpClient {
   // (url, init) rather than a Request object: constructing a Request costs undici
   // about 50 µs per call, a tenth of a loopback round trip.
   #buildRequest(request: ApiRequest, token: string | undefined, signal: AbortSignal): [string, RequestInit] {
-    const url = new URL(this.#base + request.path);
-    if (token !== undefined) url.searchParams.set("access_token", token);
-    for (const [key, value] of Object.entries(request.query ?? {})) url.searchParams.set(key, value);
+    let url = this.#endpoints.get(request.path);
+    if (url === undefined) {
+      url = new URL(this.#base + request.path).href;
+      this.#endpoints.set(request.path, url);
+    }
+    // The query as URL.searchParams would write it, without building a URL per call.
+    let separator = "?";
+    if (token !== undefined) {
+      url += `${separator}${formPair("access_token", token)}`;
+      separator = "&";
+    }
+    if (request.query !== undefined) {
+      for (const key of Object.keys(request.query)) {
+        url += `${separator}${formPair(key, request.query[key]!)}`;
+        separator = "&";
+      }
+    }
     const init: RequestInit = { method: request.method, signal };
     if (request.json !== undefined) {
       init.body = JSON.stringify(request.json);
@@ -160,8 +177,18 @@ export class HttpClient {
     } else if (request.form !== undefined) {
       init.body = request.form;
     }
-    return [url.href, init];
+    return [url, init];
   }
+}
+
+/** Characters application/x-www-form-urlencoded leaves as they are. */
+const FORM_SAFE = /^[A-Za-z0-9*._-]*$/;
+
+/** `key=value`, encoded exactly as URLSearchParams encodes it. */
+function formPair(key: string, value: string): string {
+  return FORM_SAFE.test(key) && FORM_SAFE.test(value)
+    ? `${key}=${value}`
+    : new URLSearchParams([[key, value]]).toString();
 }
 
 /**
@@ -198,13 +225,14 @@ function sleep(ms: number): Promise<void> {
 
 /**
  * Parses a JSON answer; throws {@link WeChatApiError} when it carries a non-zero errcode.
- * A body that is not JSON at all is an unexpected answer.
+ * A body that is not JSON at all is an unexpected answer. `ids` names 64-bit id fields
+ * (`msgid`) to keep exact, as strings.
  */
-export async function readJson<T>(response: Response, endpoint: string): Promise<T> {
+export async function readJson<T>(response: Response, endpoint: string, ids?: IdFields): Promise<T> {
   const text = await response.text();
   let body: unknown;
   try {
-    body = JSON.parse(text);
+    body = JSON.parse(ids === undefined ? text : quoteIds(text, ids));
   } catch {
     throw new WeChatError(`Unexpected answer from ${endpoint}: body is not JSON`);
   }

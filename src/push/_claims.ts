@@ -19,6 +19,7 @@
  */
 import type { KeyValueStore, SetOptions } from "../stores/key_value_store.ts";
 import type { Logger } from "../token/access_token.ts";
+import { uniqueId } from "../internal/unique_id.ts";
 import { Reply } from "./reply.ts";
 
 /** What the store says about a message. */
@@ -99,10 +100,9 @@ export class Claims {
   }
 }
 
-/** The value of a lease held by this delivery. */
+/** The value of a lease held by this delivery: unique across deliveries and isolates. */
 export function leaseValue(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(12));
-  return `lease:${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+  return `lease:${uniqueId()}`;
 }
 
 /** The value of a done mark or queued marker, with the reply WeChat was (or will be) given. */

@@ -1,4 +1,5 @@
-// Private: SHA-1 in plain JavaScript, for WeChat's push signatures.
+// Private: SHA-1 in plain JavaScript, for WeChat's push signatures where node:crypto is not
+// used (Workers and other WebCrypto-only runtimes; see src/runtime/crypto.ts).
 //
 // Why not crypto.subtle.digest: on Node every SubtleCrypto call is a round trip through
 // the libuv thread pool (about 20 µs, far more on a busy machine), while hashing the

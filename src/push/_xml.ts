@@ -27,6 +27,9 @@ export const MAX_XML_DEPTH = 32;
 export const MAX_XML_ELEMENTS = 10_000;
 
 const NAMED_ENTITIES: Record<string, string> = { lt: "<", gt: ">", amp: "&", quot: '"', apos: "'" };
+/** What may follow `<?xml` up to `?>` (XML 1.0 `XMLDecl`): a version, an optional encoding and standalone. */
+const XML_DECLARATION =
+  /^[ \t\r\n]+version[ \t\r\n]*=[ \t\r\n]*(["'])1\.[0-9]+\1(?:[ \t\r\n]+encoding[ \t\r\n]*=[ \t\r\n]*(["'])[A-Za-z][A-Za-z0-9._-]*\2)?(?:[ \t\r\n]+standalone[ \t\r\n]*=[ \t\r\n]*(["'])(?:yes|no)\3)?[ \t\r\n]*$/;
 
 /** One open element. Frames are reused by depth, so a parse allocates few of them. */
 interface Frame {
@@ -45,8 +48,8 @@ interface Frame {
  * Reads a WeChat push body and returns the fields of its root `<xml>` element.
  *
  * An element holding only text and CDATA becomes a string: CDATA exactly as written,
- * plain text with the five XML entities and character references decoded (a reference
- * to a code point XML does not allow, or an unknown entity name, is left as written),
+ * plain text with the five XML entities and character references decoded (any other
+ * entity, or a reference to a code point XML does not allow, is refused),
  * and the blanks of plain text at both ends trimmed. An element holding elements
  * becomes an object of them (blanks between them ignored); a name that repeats among
  * siblings becomes an array. Attributes, comments and processing instructions are
@@ -110,6 +113,9 @@ export function parseXmlDocument(text: string): XmlFields {
         fail("misplaced XML declaration");
       }
       const close = text.indexOf("?>", nameEnd);
+      if (target === "xml" && close !== -1 && !XML_DECLARATION.test(text.slice(nameEnd, close))) {
+        fail("bad XML declaration");
+      }
       if (close === -1) fail("unclosed processing instruction");
       if (close !== nameEnd && !isBlank(text.charCodeAt(nameEnd))) fail("bad processing instruction");
       i = close + 2;
@@ -205,9 +211,10 @@ function addPlainText(frame: Frame, text: string, from: number, to: number): voi
 }
 
 /**
- * Decodes the references of plain text or an attribute value. The five XML entities and
- * character references to an XML `Char` are decoded; other well-formed references are
- * left as written; an `&` that starts no reference is malformed.
+ * Decodes the references of plain text or an attribute value: the five XML entities and
+ * character references to an XML `Char`. A document without a DTD declares no other entity,
+ * so any other name, a reference to a code point XML does not allow, and an `&` that starts
+ * no reference are malformed, as XML 1.0 says.
  */
 function decodeReferences(raw: string): string {
   let out = "";
@@ -228,14 +235,17 @@ function decodeReferences(raw: string): string {
         if (code <= 0x10ffff) code = code * (hex ? 16 : 10) + digit;
       }
       if (p === digitsStart) fail("bad character reference");
-      if (isXmlChar(code)) decoded = String.fromCodePoint(code);
+      if (raw.charCodeAt(p) !== 0x3b /* ; */) fail("bad entity reference");
+      if (!isXmlChar(code)) fail("character reference to a code point XML does not allow");
+      decoded = String.fromCodePoint(code);
     } else {
       p = scanName(raw, p, "bad entity reference");
-      decoded = NAMED_ENTITIES[raw.slice(amp + 1, p)];
+      if (raw.charCodeAt(p) !== 0x3b /* ; */) fail("bad entity reference");
+      const name = raw.slice(amp + 1, p);
+      decoded = Object.hasOwn(NAMED_ENTITIES, name) ? NAMED_ENTITIES[name]! : fail("undeclared entity");
     }
-    if (raw.charCodeAt(p) !== 0x3b /* ; */) fail("bad entity reference");
     from = p + 1;
-    out += decoded ?? raw.slice(amp, from);
+    out += decoded;
   }
   return out + raw.slice(from);
 }

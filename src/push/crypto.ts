@@ -1,13 +1,22 @@
 /**
  * The cryptography of WeChat's message push: SHA-1 signatures over the sorted
  * token, timestamp, nonce (and ciphertext), and the AES-256-CBC envelope of safe
- * mode, with WeChat's PKCS#7 padding to 32-byte blocks. AES runs through WebCrypto;
- * SHA-1 in plain JavaScript (see `_sha1.ts` for the measured reason).
+ * mode, with WeChat's PKCS#7 padding to 32-byte blocks. Both run on node:crypto where the
+ * runtime has it and it is the faster engine (Node, Deno, Bun), else on WebCrypto and a
+ * constant-flow SHA-1 in JavaScript (Workers, browsers).
  *
  * @module
  */
 import { PushVerificationError, ValidationError } from "../errors.ts";
-import { sha1Hex } from "./_sha1.ts";
+import {
+  type AesCbc,
+  aesCbc,
+  type CryptoPath,
+  currentCryptoPath,
+  decodeBase64,
+  encodeBase64,
+  sha1Hex,
+} from "../runtime/crypto.ts";
 
 /** Settings of {@link MessageCrypto}, as configured in the mini program's admin console. */
 export interface MessageCryptoOptions {
@@ -17,12 +26,6 @@ export interface MessageCryptoOptions {
   encodingAESKey: string;
   /** The mini program's AppID, which ends every encrypted message. */
   appId: string;
-}
-
-/** Options of {@link MessageCrypto.decrypt}. */
-export interface DecryptOptions {
-  /** How the message is expected to start; only a speed hint (12 characters or more are used). */
-  startsWith?: string;
 }
 
 /** Options of {@link MessageCrypto.encrypt}. */
@@ -47,12 +50,11 @@ const ENCODING_AES_KEY = /^[A-Za-z0-9]{43}$/;
 const encoder = new TextEncoder();
 // Exact bytes in, exact text out: a BOM inside a message is content, not a marker.
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-// A whole AES block of WebCrypto's own padding (16 bytes of 0x10).
-const FULL_PAD_BLOCK = new Uint8Array(AES_BLOCK).fill(AES_BLOCK);
+
+let decryptHinted: (crypto: MessageCrypto, encrypt: string, startsWith: string) => Promise<string>;
 
 /**
  * Signs, encrypts and decrypts WeChat message-push payloads for one mini program.
- * The AES key is imported into WebCrypto once per instance, on first use.
  *
  * @example Round trip and signature
  * ```ts
@@ -66,9 +68,11 @@ const FULL_PAD_BLOCK = new Uint8Array(AES_BLOCK).fill(AES_BLOCK);
 export class MessageCrypto {
   readonly #token: string;
   readonly #appId: Uint8Array;
-  readonly #rawKey: Uint8Array<ArrayBuffer>;
-  readonly #iv: Uint8Array<ArrayBuffer>;
-  #key: Promise<CryptoKey> | undefined;
+  readonly #aes: AesCbc;
+
+  static {
+    decryptHinted = (crypto, encrypt, startsWith) => crypto.#decrypt(encrypt, startsWith);
+  }
 
   /**
    * Creates the crypto for one mini program's push settings.
@@ -85,8 +89,9 @@ export class MessageCrypto {
     this.#token = options.token;
     this.#appId = encoder.encode(options.appId);
     // 43 base64 characters plus "=" decode to exactly 32 bytes; the IV is the key's first half.
-    this.#rawKey = base64ToBytes(`${options.encodingAESKey}=`);
-    this.#iv = this.#rawKey.slice(0, AES_BLOCK);
+    const path = currentCryptoPath();
+    const key = decodeBase64(`${options.encodingAESKey}=`, path).slice();
+    this.#aes = aesCbc(key, key.slice(0, AES_BLOCK), path);
   }
 
   /**
@@ -104,7 +109,7 @@ export class MessageCrypto {
    * ```
    */
   signature(timestamp: string, nonce: string, encrypt?: string): Promise<string> {
-    return Promise.resolve(pushSignature(this.#token, timestamp, nonce, encrypt));
+    return Promise.resolve(this.#sign(timestamp, nonce, encrypt));
   }
 
   /**
@@ -123,7 +128,7 @@ export class MessageCrypto {
    * ```
    */
   verifySignature(received: string, timestamp: string, nonce: string, encrypt?: string): Promise<boolean> {
-    const expected = pushSignature(this.#token, timestamp, nonce, encrypt);
+    const expected = this.#sign(timestamp, nonce, encrypt);
     return Promise.resolve(constantTimeEqual(received.toLowerCase(), expected));
   }
 
@@ -131,9 +136,6 @@ export class MessageCrypto {
    * Decrypts a safe-mode `Encrypt` value and checks that it was made for this AppID.
    *
    * @param encrypt the base64 ciphertext
-   * @param options `startsWith`: how the message is expected to start (WeChat's JSON starts
-   *   `{"ToUserName":"`, its XML `<xml><ToUserName>`); when right, one WebCrypto call
-   *   suffices instead of two. A wrong guess costs time, never correctness.
    * @returns the message text (JSON or XML)
    * @throws {PushVerificationError} `undecryptable` for bad base64, length, padding or length prefix;
    *   `bad_appid` when the message ends with another AppID
@@ -145,13 +147,8 @@ export class MessageCrypto {
    * console.log(text); // {"demo_resp":"good luck"}
    * ```
    */
-  async decrypt(encrypt: string, options: DecryptOptions = {}): Promise<string> {
-    const cipher = decodeCiphertext(encrypt);
-    const key = await this.#cryptoKey();
-    const predicted = options.startsWith === undefined ? undefined : encoder.encode(options.startsWith)[PREDICTED_BYTE];
-    let plain = predicted === undefined ? undefined : await this.#decryptPredicted(key, cipher, predicted);
-    plain ??= await this.#decryptExtended(key, cipher);
-    return this.#unpack(plain);
+  decrypt(encrypt: string): Promise<string> {
+    return this.#decrypt(encrypt, undefined);
   }
 
   /**
@@ -181,52 +178,22 @@ export class MessageCrypto {
     padded.set(message, HEADER_BYTES);
     padded.set(this.#appId, HEADER_BYTES + message.length);
     padded.fill(pad, size);
-    const key = await this.#cryptoKey();
-    const cipher = await crypto.subtle.encrypt({ name: "AES-CBC", iv: this.#iv }, key, padded);
-    // WebCrypto appends a block of its own padding; WeChat's padding is already in place.
-    return bytesToBase64(new Uint8Array(cipher, 0, padded.length));
+    return encodeBase64(await this.#aes.encrypt(padded), this.#aes.path);
   }
 
-  // WebCrypto insists on 16-byte PKCS#7 and would reject WeChat's pad values 17..32.
-  // Appending E(0x10×16 XOR last block) adds one block that decrypts to a full 16-byte
-  // pad, which WebCrypto strips, leaving WeChat's padding for #unpack to check. Two calls.
-  async #decryptExtended(key: CryptoKey, cipher: Uint8Array<ArrayBuffer>): Promise<Uint8Array> {
-    const last = cipher.subarray(cipher.length - AES_BLOCK);
-    const tail = await crypto.subtle.encrypt({ name: "AES-CBC", iv: last }, key, FULL_PAD_BLOCK);
-    const extended = new Uint8Array(cipher.length + AES_BLOCK);
-    extended.set(cipher);
-    extended.set(new Uint8Array(tail, 0, AES_BLOCK), cipher.length);
-    return new Uint8Array(await crypto.subtle.decrypt({ name: "AES-CBC", iv: this.#iv }, key, extended));
+  // The start of the message, when the caller knows it, lets WebCrypto decrypt in one call
+  // instead of two; a wrong guess costs time, never correctness.
+  async #decrypt(encrypt: string, startsWith: string | undefined): Promise<string> {
+    const cipher = decodeCiphertext(encrypt, this.#aes.path);
+    // Only WebCrypto has a use for the guess.
+    const predicted = startsWith === undefined || this.#aes.path === "native"
+      ? undefined
+      : encoder.encode(startsWith)[PREDICTED_BYTE];
+    return this.#unpack(await this.#aes.decrypt(cipher, predicted));
   }
 
-  // One call when plaintext byte 31 (message byte 11) is `predicted`: append A and C2,
-  // where A is C1 with its last byte XORed by predicted^1. The appended C2 then decrypts
-  // to P2 XOR (0,…,0, predicted^1), whose last byte is 1 — valid 16-byte padding — only
-  // if P2 ends with `predicted`. WebCrypto strips at most 16 bytes, so the original
-  // blocks come back whole, WeChat's padding included, whatever the appended pair
-  // decrypted to; on a wrong guess WebCrypto refuses and the caller takes two calls.
-  async #decryptPredicted(
-    key: CryptoKey,
-    cipher: Uint8Array<ArrayBuffer>,
-    predicted: number,
-  ): Promise<Uint8Array | undefined> {
-    const n = cipher.length;
-    if (n < 2 * AES_BLOCK) return undefined;
-    const input = new Uint8Array(n + 2 * AES_BLOCK);
-    input.set(cipher);
-    input.set(cipher.subarray(0, AES_BLOCK), n);
-    input[n + AES_BLOCK - 1]! ^= predicted ^ 0x01;
-    input.set(cipher.subarray(AES_BLOCK, 2 * AES_BLOCK), n + AES_BLOCK);
-    try {
-      return new Uint8Array(await crypto.subtle.decrypt({ name: "AES-CBC", iv: this.#iv }, key, input), 0, n);
-    } catch {
-      return undefined;
-    }
-  }
-
-  #cryptoKey(): Promise<CryptoKey> {
-    this.#key ??= crypto.subtle.importKey("raw", this.#rawKey, { name: "AES-CBC" }, false, ["encrypt", "decrypt"]);
-    return this.#key;
+  #sign(timestamp: string, nonce: string, encrypt: string | undefined): string {
+    return signatureOf(this.#token, timestamp, nonce, encrypt, this.#aes.path);
   }
 
   /** random(16) + length(4, big-endian) + message + appId + WeChat padding → message. */
@@ -238,7 +205,8 @@ export class MessageCrypto {
     }
     const end = plain.length - pad;
     if (end < HEADER_BYTES) throw undecryptable("too short");
-    const length = new DataView(plain.buffer, plain.byteOffset, plain.byteLength).getUint32(RANDOM_BYTES);
+    const at = RANDOM_BYTES; // the big-endian length follows the random
+    const length = ((plain[at]! << 24) | (plain[at + 1]! << 16) | (plain[at + 2]! << 8) | plain[at + 3]!) >>> 0;
     if (length > end - HEADER_BYTES) throw undecryptable("invalid length prefix");
     const messageEnd = HEADER_BYTES + length;
     if (!bytesEqual(plain.subarray(messageEnd, end), this.#appId)) {
@@ -250,6 +218,21 @@ export class MessageCrypto {
       throw undecryptable("message is not UTF-8");
     }
   }
+}
+
+/**
+ * Private to the push receiver: {@link MessageCrypto.decrypt} told how the message is
+ * expected to start (WeChat's JSON starts `{"ToUserName":"`, its XML `<xml><ToUserName>`).
+ * On the WebCrypto path a right guess takes one call instead of two; the result is the
+ * same either way.
+ *
+ * @param crypto the receiver's crypto
+ * @param encrypt the base64 ciphertext
+ * @param startsWith the expected start of the message (12 characters or more are used)
+ * @returns the message text
+ */
+export function decryptStartingWith(crypto: MessageCrypto, encrypt: string, startsWith: string): Promise<string> {
+  return decryptHinted(crypto, encrypt, startsWith);
 }
 
 /**
@@ -275,7 +258,8 @@ export function constantTimeEqual(a: string, b: string): boolean {
 /**
  * WeChat's push signature for a token: hex SHA-1 of the parts sorted and joined. Plain
  * mode needs it without an EncodingAESKey, hence a function beside {@link MessageCrypto}.
- * Synchronous: the hash is computed in JavaScript (see `_sha1.ts` for why).
+ * Synchronous: SHA-1 runs on node:crypto where the runtime has it, else in JavaScript (see
+ * `src/runtime/crypto.ts` for the measurements behind the choice).
  *
  * @param token the push Token
  * @param timestamp the `timestamp` query parameter
@@ -289,10 +273,20 @@ export function constantTimeEqual(a: string, b: string): boolean {
  * ```
  */
 export function pushSignature(token: string, timestamp: string, nonce: string, encrypt?: string): string {
+  return signatureOf(token, timestamp, nonce, encrypt, currentCryptoPath());
+}
+
+function signatureOf(
+  token: string,
+  timestamp: string,
+  nonce: string,
+  encrypt: string | undefined,
+  path: CryptoPath,
+): string {
   // Every part is ASCII (digits, base64, WeChat's [A-Za-z0-9] token), so the default
   // UTF-16 sort is the byte order WeChat sorts by.
   const parts = encrypt === undefined ? [token, timestamp, nonce] : [token, timestamp, nonce, encrypt];
-  return sha1Hex(parts.sort().join(""));
+  return sha1Hex(parts.sort().join(""), path);
 }
 
 function requireText(field: string, value: unknown): void {
@@ -312,31 +306,15 @@ function randomBytes(random: Uint8Array | string | undefined): Uint8Array {
   return bytes;
 }
 
-function decodeCiphertext(encrypt: string): Uint8Array<ArrayBuffer> {
+function decodeCiphertext(encrypt: string, path: CryptoPath): Uint8Array<ArrayBuffer> {
   let bytes: Uint8Array<ArrayBuffer>;
   try {
-    bytes = base64ToBytes(encrypt);
+    bytes = decodeBase64(encrypt, path);
   } catch {
     throw undecryptable("invalid base64");
   }
   if (bytes.length === 0 || bytes.length % AES_BLOCK !== 0) throw undecryptable("invalid length");
   return bytes;
-}
-
-function base64ToBytes(base64: string): Uint8Array<ArrayBuffer> {
-  const binary = atob(base64);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  return bytes;
-}
-
-function bytesToBase64(bytes: Uint8Array): string {
-  let binary = "";
-  // Chunked so a long message never exceeds the engine's argument limit.
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(binary);
 }
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {

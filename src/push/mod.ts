@@ -6,7 +6,6 @@
  */
 export {
   constantTimeEqual,
-  type DecryptOptions,
   type EncryptOptions,
   MessageCrypto,
   type MessageCryptoOptions,
@@ -39,6 +38,12 @@ export {
   type OtherPushMessage,
   type PushMessage,
   type PushMessageBase,
+  type SubscribeMsgChangeEvent,
+  type SubscribeMsgChangeItem,
+  type SubscribeMsgPopupEvent,
+  type SubscribeMsgPopupItem,
+  type SubscribeMsgSentEvent,
+  type SubscribeMsgSentItem,
   type TextMessage,
   type UserEnterTempSessionEvent,
 } from "./types.ts";

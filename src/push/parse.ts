@@ -5,8 +5,9 @@
  * @module
  */
 import { PushVerificationError } from "../errors.ts";
+import { idFields, quoteIds } from "../internal/exact_ids.ts";
 import { parseXmlDocument } from "./_xml.ts";
-import { fitsField, KIND_FIELDS, kindOf, type PushMessage } from "./types.ts";
+import { fitsField, KIND_FIELDS, kindOf, LIST_WRAPPERS, type PushMessage } from "./types.ts";
 
 /** The two body formats WeChat can be configured to send. */
 export type PushFormat = "json" | "xml";
@@ -169,6 +170,7 @@ export function typePushMessage(fields: Record<string, unknown>): { message: Pus
     else message[name] = id;
   }
   const kind = kindOf(message as PushMessage);
+  if (Object.hasOwn(LIST_WRAPPERS, kind)) normaliseList(message, LIST_WRAPPERS[kind]!);
   // Own properties only: a MsgType of "valueOf" or "__proto__" is a kind like any other.
   const required = Object.hasOwn(KIND_FIELDS, kind) ? KIND_FIELDS[kind] : undefined;
   const missing = required?.find((name) => !fitsField(message, name));
@@ -177,6 +179,28 @@ export function typePushMessage(fields: Record<string, unknown>): { message: Pus
 }
 
 const COMMON_FIELDS = ["ToUserName", "FromUserName", "MsgType"] as const;
+
+/**
+ * A subscribe event's `List`, as an array of items whose values are text: JSON has it at the
+ * top, XML inside the event's element; one item comes as an object, several as an array.
+ * Left alone (and then not typed) when it is neither.
+ */
+function normaliseList(message: Record<string, unknown>, wrapper: string): void {
+  const wrapped = message[wrapper];
+  const source = message.List ??
+    (typeof wrapped === "object" && wrapped !== null ? (wrapped as Record<string, unknown>).List : undefined);
+  const items = Array.isArray(source) ? source : source === undefined ? undefined : [source];
+  if (
+    items === undefined || !items.every((item) => typeof item === "object" && item !== null && !Array.isArray(item))
+  ) {
+    return;
+  }
+  message.List = items.map((item) =>
+    Object.fromEntries(
+      Object.entries(item as Record<string, unknown>).map(([k, v]) => [k, typeof v === "number" ? String(v) : v]),
+    )
+  );
+}
 
 function toSeconds(value: unknown): number | undefined {
   const seconds = typeof value === "string" && /^\d{1,15}$/.test(value) ? Number(value) : value;
@@ -197,16 +221,11 @@ function badRequest(message: string): PushVerificationError {
 
 // --- JSON -------------------------------------------------------------------
 
-/**
- * `"MsgId": <integer>`; the lookahead leaves floats and anything odd to JSON.parse.
- * Starting with the literal lets the engine scan for it quickly.
- */
-const NUMERIC_MSG_ID = /"MsgId"(\s*:\s*)(-?(?:0|[1-9]\d*))(?=\s*[,}])/g;
+/** `MsgId`, and `MsgID` as subscribe events spell it. */
+const MSG_IDS = idFields(["MsgId", "MsgID"]);
 
 function parseJson(text: string): Record<string, unknown> {
-  // MsgId is a 64-bit integer: JSON.parse would round it to a double, so it is
-  // turned into a string in the text first (Node 20 has no JSON.parse source access).
-  const quoted = text.includes('"MsgId"') ? text.replace(NUMERIC_MSG_ID, quoteMsgId) : text;
+  const quoted = quoteIds(text, MSG_IDS);
   let value: unknown;
   try {
     value = JSON.parse(quoted);
@@ -218,16 +237,6 @@ function parseJson(text: string): Record<string, unknown> {
   }
   if (Object.keys(value).length === 0) throw badRequest("Malformed JSON body: an object without fields");
   return value as Record<string, unknown>;
-}
-
-/**
- * A `"` preceded by an odd run of backslashes is escaped, i.e. inside a string value:
- * such a match is text, not a key, and stays as it is.
- */
-function quoteMsgId(match: string, colon: string, digits: string, offset: number, text: string): string {
-  let backslashes = 0;
-  while (offset - backslashes > 0 && text.charCodeAt(offset - backslashes - 1) === 0x5c) backslashes++;
-  return backslashes % 2 === 1 ? match : `"MsgId"${colon}"${digits}"`;
 }
 
 // --- XML --------------------------------------------------------------------

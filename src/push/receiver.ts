@@ -9,11 +9,13 @@ import type { KeyValueStore } from "../stores/key_value_store.ts";
 import { MemoryStore } from "../stores/memory_store.ts";
 import { readStream } from "../_bytes.ts";
 import type { Logger } from "../token/access_token.ts";
-import { constantTimeEqual, MessageCrypto, pushSignature } from "./crypto.ts";
-import { sha1Hex } from "./_sha1.ts";
+import { constantTimeEqual, decryptStartingWith, MessageCrypto, pushSignature } from "./crypto.ts";
+import { sha1Hex } from "../runtime/crypto.ts";
 import { canonicalJson } from "../internal/canonical_json.ts";
+import { userPart } from "../internal/store_keys.ts";
 import { detectFormat, parseEnvelope, parseFields, type PushFormat, typePushMessage } from "./parse.ts";
 import { Claims, leaseValue, markValue } from "./_claims.ts";
+import { actionOf, type SendWindowTracker } from "../customer_service/send_window.ts";
 import { envelopeBody, Reply, replyXml } from "./reply.ts";
 import type { PushMessage } from "./types.ts";
 
@@ -55,6 +57,8 @@ export interface PushReceiverOptions extends Partial<PushOptions> {
   now?: () => number;
   /** Receives warnings (a failing store, a failing handler); never given message content. */
   logger?: Logger;
+  /** The send-window tracker: each verified user action (a message, a session entry) opens the window. */
+  windows?: SendWindowTracker | undefined;
 }
 
 /** What a push handler learns besides the message. */
@@ -207,6 +211,7 @@ export class PushReceiver {
   readonly #dedupeKey: ((message: PushMessage) => string) | undefined;
   readonly #now: () => number;
   readonly #logger: Logger;
+  readonly #windows: SendWindowTracker | undefined;
 
   /**
    * Creates the receiver; `MiniProgram` does this for you from its `push` option.
@@ -234,6 +239,7 @@ export class PushReceiver {
     this.#store = options.dedupeStore ?? new MemoryStore({ now: this.#now });
     this.#logger = options.logger ?? console;
     this.#claims = new Claims(this.#store, this.#logger);
+    this.#windows = options.windows;
   }
 
   /** Whether a push token is configured; when not, every request is answered 503. */
@@ -377,7 +383,7 @@ export class PushReceiver {
     if (request.method !== "GET" && request.method !== "POST") {
       throw new PushVerificationError("unsupported_method", "Method not allowed: use GET or POST");
     }
-    const query = new URL(request.url).searchParams;
+    const query = queryOf(request.url);
     const signed = {
       signature: requireParam(query, "signature"),
       timestamp: requireParam(query, "timestamp"),
@@ -430,7 +436,7 @@ export class PushReceiver {
     }
     if (!encrypted) await this.#claimQuery(timestamp, nonce, body);
     const key = this.#keyOf(message);
-    const context: PushHandlerContext = { request, encrypted, format, deliveryId: sha1Hex(key), attempt: 1 };
+    const context = handlerContext(request, encrypted, format, key);
     const delivery: Delivery = { key, message, context, nonce };
     const outcome = await this.#dispatch(delivery, mode);
     return await this.#answer(outcome, delivery);
@@ -510,7 +516,7 @@ export class PushReceiver {
     const encrypt = envelope.Encrypt;
     if (typeof encrypt !== "string" || encrypt === "") throw badRequest("Missing Encrypt in an encrypted body");
     this.#verify(msgSignature, timestamp, nonce, encrypt);
-    const inner = await this.#crypto!.decrypt(encrypt, { startsWith: MESSAGE_START[format] });
+    const inner = await decryptStartingWith(this.#crypto!, encrypt, MESSAGE_START[format]);
     return parseFields(inner, requireFormat(inner));
   }
 
@@ -535,14 +541,16 @@ export class PushReceiver {
   async #runOnce(delivery: Delivery, handler: PushHandler): Promise<Outcome> {
     const { key } = delivery;
     const lease = leaseValue();
+    // Claim first: a new message (the common case) then costs one store operation.
     for (let polls = 0;; polls++) {
+      if (await this.#claims.claim(key, lease, { ttlSeconds: this.#leaseTtl() })) break;
       const current = await this.#claims.read(key);
       if (current.state === "done" || current.state === "queued") return { ok: true, reply: current.reply };
-      if (current.state === "absent" && await this.#claims.claim(key, lease, { ttlSeconds: this.#leaseTtl() })) break;
-      // Another delivery holds the message (or just claimed it): wait a little for its outcome.
+      // Another delivery holds the message: wait a little for its outcome.
       if (polls * CLAIM_POLL_MS >= this.#claimWaitMs) return { ok: false, busy: true };
       await sleep(CLAIM_POLL_MS);
     }
+    await this.#recordAction(delivery.message);
     let result: unknown;
     try {
       result = await handler(delivery.message, delivery.context);
@@ -571,6 +579,7 @@ export class PushReceiver {
       const now = await this.#claims.read(key);
       return { ok: true, reply: now.state === "done" || now.state === "queued" ? now.reply : undefined };
     }
+    await this.#recordAction(delivery.message);
     const job: PushJob = {
       v: 1,
       key,
@@ -616,6 +625,12 @@ export class PushReceiver {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** The user's message or session entry opens their send window, before the handler can reply. */
+  async #recordAction(message: PushMessage): Promise<void> {
+    const action = this.#windows === undefined ? undefined : actionOf(message);
+    if (action !== undefined) await this.#windows!.record(message.FromUserName, action, message.CreateTime * 1000);
   }
 
   #leaseTtl(): number {
@@ -718,9 +733,26 @@ async function readBody(request: Request, limit: number): Promise<string> {
   }
 }
 
-/** The sender in a store key: the OpenID when it looks like one, else its hash (keys stay short and plain). */
-function userPart(openId: string): string {
-  return /^[A-Za-z0-9_-]{1,64}$/.test(openId) ? `u.${openId}` : `h.${sha1Hex(openId)}`;
+/** The query of a request URL, without parsing the rest of it (a Request's URL is always absolute). */
+function queryOf(url: string): URLSearchParams {
+  const start = url.indexOf("?");
+  if (start === -1) return new URLSearchParams();
+  const end = url.indexOf("#", start);
+  return new URLSearchParams(end === -1 ? url.slice(start + 1) : url.slice(start + 1, end));
+}
+
+/** The handler's context; its delivery id is hashed only if something reads it. */
+function handlerContext(request: Request, encrypted: boolean, format: PushFormat, key: string): PushHandlerContext {
+  let deliveryId: string | undefined;
+  return {
+    request,
+    encrypted,
+    format,
+    attempt: 1,
+    get deliveryId(): string {
+      return deliveryId ??= sha1Hex(key);
+    },
+  };
 }
 
 function sleep(ms: number): Promise<void> {

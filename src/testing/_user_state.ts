@@ -1,23 +1,16 @@
 // Private: one user's send window, typing state and inbox (spec §2 and §3).
-import { HOUR, MINUTE, SECOND } from "./_clock.ts";
+import { openWindow, type WindowAction } from "../customer_service/send_window.ts";
+import { SECOND } from "./_clock.ts";
 import { ApiFailure } from "./_responses.ts";
 import type { MsgType } from "./_messages.ts";
 import type { InboxEntry, SendWindow } from "./types.ts";
-
-/** What each user action allows (spec §2's table). */
-export const GRANTS = {
-  message: { count: 5, duration: 48 * HOUR },
-  // [UNCERTAIN] the newer doc gives 2 messages per 1 minute after entering the session,
-  // older docs 1 per minute; we take the newer reading.
-  session: { count: 2, duration: 1 * MINUTE },
-} as const;
 
 /** Typing needs a message interaction this recent (spec §3 rule 3). */
 const INTERACTION_WINDOW = 30 * SECOND;
 /** The typing state lasts this long (spec §3 rule 4). */
 const TYPING_DURATION = 15 * SECOND;
 
-export type UserAction = keyof typeof GRANTS;
+export type UserAction = WindowAction;
 
 /** The emulator's record of one user. */
 export class UserState {
@@ -53,20 +46,12 @@ export class UserState {
   }
 
   /**
-   * A user action opens or renews the window. Quotas do not accumulate: the count goes
-   * back to the maximum and the window to the longest value.
-   * [UNCERTAIN] the spec does not say what a session entry does to a window a message
-   * opened earlier. We keep whichever is more generous — the larger count and the later
-   * end — without adding them up, so entering the session never shortens a 48 h window.
+   * A user action opens or renews the window, by the rules the SDK's tracker follows too
+   * (`openWindow` in src/customer_service/send_window.ts): quotas do not accumulate.
    */
   act(kind: UserAction): void {
     const now = this.#now();
-    const grant = GRANTS[kind];
-    const open = this.window;
-    const expiresAt = now + grant.duration;
-    this.#grant = open === undefined || expiresAt >= open.expiresAt
-      ? { kind, remaining: Math.max(grant.count, open?.remaining ?? 0), expiresAt }
-      : { kind: open.kind, remaining: Math.max(grant.count, open.remaining), expiresAt: open.expiresAt };
+    this.#grant = { ...openWindow(this.window, kind, now) };
     // [UNCERTAIN] "message interaction" for typing: we count the user's messages and session
     // entries, not the messages we send them; the strict reading catches typing sent too late.
     this.#lastInteractionAt = now;

@@ -1,15 +1,17 @@
-// `npm run bench`: runs every benchmark suite, prints one table per suite and writes
-// all rows to test/bench/results.json.
+// `npm run bench`: runs every benchmark suite, prints one table per suite and writes all
+// rows to test/bench/results.json. `npm run bench -- --readme` also rewrites the README's
+// performance section from this run (with the date and the machine it ran on).
 import { execFileSync } from "node:child_process";
-import { cpus } from "node:os";
+import { cpus, platform, release, totalmem } from "node:os";
 import { readFile, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { printTable, round, type Row } from "./_lib.ts";
 
 const suites: Array<[string, string]> = [
-  ["core (issue 2)", "./core.ts"],
-  ["push (issue 3)", "./push.ts"],
-  ["worker (issue 4)", "./worker.ts"],
+  ["core", "./core.ts"],
+  ["push on Node", "./push.ts"],
+  ["worker", "./worker.ts"],
+  ["upload", "./upload.ts"],
 ];
 
 const results: Record<string, Row[]> = {};
@@ -43,7 +45,7 @@ for (
     ...r,
     metric: `${runtime}: ${r.metric}`,
   }));
-  const name = `push on ${runtime} (issue 3)`;
+  const name = `push on ${runtime}`;
   console.log(`\n## ${name}\n`);
   printTable(rows);
   results[name] = rows;
@@ -52,10 +54,16 @@ for (
 const file = new URL("./results.json", import.meta.url);
 await writeFile(
   file,
-  JSON.stringify({ date: new Date().toISOString(), node: process.version, results }, null, 2) + "\n",
+  JSON.stringify({ date: new Date().toISOString(), machine: machine(), node: process.version, results }, null, 2) +
+    "\n",
 );
 console.log(`\nwrote ${file.pathname}`);
-await recordInReadme(results);
+if (process.argv.includes("--readme")) await recordInReadme(results);
+
+function machine(): string {
+  return `${cpus().length} × ${cpus()[0]?.model.trim() ?? "unknown CPU"}, ${Math.round(totalmem() / 2 ** 30)} GiB, ` +
+    `${platform()} ${release()}`;
+}
 
 /** Rewrites the README's performance section (between the bench markers) from this run. */
 async function recordInReadme(all: Record<string, Row[]>): Promise<void> {
@@ -64,11 +72,12 @@ async function recordInReadme(all: Record<string, Row[]>): Promise<void> {
   const start = "<!-- bench:start -->";
   const end = "<!-- bench:end -->";
   if (!text.includes(start) || !text.includes(end)) return;
-  const machine = `${cpus().length} × ${cpus()[0]?.model.trim() ?? "unknown CPU"}, Node ${process.version}`;
+  const versions = `Node ${process.version}, ${runtimeVersion("deno")}, ${runtimeVersion("bun")}`;
   const lines = [
     start,
-    `Measured by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)} (${machine}); every ratio compares`,
-    "against a baseline or peer measured in the same run. Absolute numbers move with machine load; ratios less so.",
+    `Measured by \`npm run bench -- --readme\` on ${new Date().toISOString().slice(0, 10)}, on ${machine()} ` +
+    `(${versions}); every ratio compares against a baseline or peer measured in the same run. Absolute numbers`,
+    "move with machine load; ratios less so.",
     "",
   ];
   for (const [name, rows] of Object.entries(all)) {
@@ -93,4 +102,9 @@ async function recordInReadme(all: Record<string, Row[]>): Promise<void> {
   const deno = fileURLToPath(new URL("../../node_modules/.bin/deno", import.meta.url));
   execFileSync(deno, ["fmt", "--quiet", fileURLToPath(readme)]);
   console.log("updated the README's performance section");
+}
+
+function runtimeVersion(name: "deno" | "bun"): string {
+  const out = execFileSync(bin(name), ["--version"], { encoding: "utf8" }).trim().split("\n")[0]!;
+  return name === "bun" ? `Bun ${out}` : out.replace(/^deno /, "Deno ").replace(/ \(.*$/, "");
 }

@@ -1,6 +1,8 @@
 // Every shared case file, imported once for its side effect of registering cases.
 import "./core_customer_service.ts";
 import "./core_token.ts";
+import "./core_text.ts";
+import "./core_window.ts";
 import "./core_portability.ts";
 import "./core_stores.ts";
 import "./publish_exports.ts";
@@ -10,6 +12,8 @@ import "./push_fuzz.ts";
 import "./push_xml.ts";
 import "./security.ts";
 import "./push_claims.ts";
+import "./push_subscribe.ts";
+import "./push_xml_differential.ts";
 import "./emulator_tokens.ts";
 import "./emulator_send.ts";
 import "./emulator_api.ts";

@@ -81,7 +81,7 @@ const invalidSends: Array<[string, () => [string, string, unknown], string]> = [
   ["missing content", () => [OPENID, "text", {}], "text.content"],
   ["blank content", () => [OPENID, "text", { content: "   " }], "text.content"],
   ["content not a string", () => [OPENID, "text", { content: 42 }], "text.content"],
-  ["typo'd key", () => [OPENID, "text", { content: "x", contnet: "y" }], "text"],
+  ["typo'd key", () => [OPENID, "text", { content: "x", contnet: "y" }], "text.contnet"],
   ["image without media_id", () => [OPENID, "image", {}], "image.media_id"],
   [
     "link with a bad url",
@@ -208,6 +208,55 @@ test("uploadTempMedia: Blob, File, ArrayBuffer and stream, with extension inferr
     assert.equal(part.name, expectedName, label);
     assert.deepEqual(new Uint8Array(await part.arrayBuffer()), bytes, label);
   }
+});
+
+test("uploadTempMedia never reads a Blob whole: at most its first bytes, to sniff the type", async () => {
+  const reads: string[] = [];
+  // Records every read of its own bytes; slice() hands out a plain Blob of the range asked for.
+  class Watched extends File {
+    override arrayBuffer() {
+      reads.push("arrayBuffer");
+      return super.arrayBuffer();
+    }
+    override text() {
+      reads.push("text");
+      return super.text();
+    }
+    override stream() {
+      reads.push("stream");
+      return super.stream();
+    }
+    override slice(start?: number, end?: number, type?: string) {
+      reads.push(`slice ${start}-${end}`);
+      return super.slice(start, end, type);
+    }
+  }
+  const sent: unknown[] = [];
+  const fetchFn = ((input: RequestInfo | URL, init?: RequestInit) => {
+    if (String(input).includes("/cgi-bin/stable_token")) {
+      return Promise.resolve(json({ access_token: "T", expires_in: 7200 }));
+    }
+    sent.push((init?.body as FormData).get("media"));
+    return Promise.resolve(json({ type: "image", media_id: "MEDIA_1", created_at: 1 }));
+  }) as typeof fetch;
+  const mp = new MiniProgram({ ...APP, fetch: fetchFn });
+  const big = new Uint8Array(64 * 1024);
+  big.set(JPEG);
+
+  const named = new Watched([big], "cloud.jpg", { type: "image/jpeg" });
+  await mp.customerServiceMessage.uploadTempMedia("image", named, { filename: "cloud.jpg" });
+  assert.deepEqual(reads, []);
+  assert.equal((sent[0] as File).name, "cloud.jpg");
+  assert.equal((sent[0] as File).type, "image/jpeg");
+
+  // Nothing says what it is: only the first bytes are read, to sniff the type.
+  const anonymous = new Watched([big], "");
+  await mp.customerServiceMessage.uploadTempMedia("image", anonymous);
+  assert.deepEqual(reads, ["slice 0-4"]);
+  const part = sent[1] as File;
+  assert.equal(part.name, "media.jpg");
+  assert.equal(part.type, "image/jpeg");
+  assert.deepEqual(new Uint8Array(await part.arrayBuffer()), big);
 });
 
 test("uploadTempMedia from a file path reads the file and names the part after it", async () => {

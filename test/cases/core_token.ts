@@ -294,6 +294,31 @@ test("custom token source: called with an AbortSignal, no secret needed, single-
   assert.equal(fake.to(TOKEN_PATH).length, 0);
 });
 
+test("a token with any characters is sent exactly as URLSearchParams encodes it", async () => {
+  for (const token of ["Az09*-._", "a~b", "a!b'c(d)", "tok en+/=&?#%", "é中😀", "x".repeat(600)]) {
+    const urls: string[] = [];
+    const fetchFn = ((input: RequestInfo | URL) => {
+      urls.push(String(input));
+      return Promise.resolve(json({ errcode: 0, errmsg: "ok" }));
+    }) as typeof fetch;
+    const mp = new MiniProgram({
+      appId: APP.appId,
+      fetch: fetchFn,
+      baseUrl: "http://127.0.0.1:9",
+      tokenSource: () => Promise.resolve({ access_token: token, expires_in: 600 }),
+    });
+    await mp.customerServiceMessage.send(OPENID, "text", { content: "x" });
+    await mp.customerServiceMessage.getTempMedia("MEDIA_1").catch(() => {});
+    const send = new URL(SEND, "http://127.0.0.1:9");
+    send.searchParams.set("access_token", token);
+    const media = new URL("/cgi-bin/media/get", "http://127.0.0.1:9");
+    media.searchParams.set("access_token", token);
+    media.searchParams.set("media_id", "MEDIA_1");
+    assert.deepEqual(urls, [send.href, media.href], token);
+    assert.equal(new URL(urls[1]!).searchParams.get("access_token"), token);
+  }
+});
+
 test("a custom source that returns garbage is a clear error", async () => {
   const mp = new MiniProgram({
     appId: APP.appId,

@@ -6,6 +6,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { Miniflare } from "miniflare";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEV_ENTRY, DEV_VARS, ROOT, wranglerEnv } from "../../scripts/_dev_server.ts";
 
@@ -48,6 +49,30 @@ describe("production bundle", () => {
     expect(production).toContain("/wechat/callback");
     for (const marker of MARKERS) expect(production, marker).not.toContain(marker);
     for (const value of DEV_VALUES) expect(production, value).not.toContain(value);
+  });
+
+  it("wrangler.toml's bundle answers a bad field with zod's English message (the locale is not tree-shaken)", async () => {
+    const toml = await readFile(join(ROOT, "wrangler.toml"), "utf8");
+    const mf = new Miniflare({
+      modules: true,
+      script: production,
+      compatibilityDate: /^compatibility_date = "([^"]+)"$/m.exec(toml)![1]!,
+      bindings: { WECHAT_APPID: "wx1234567890abcdef", WECHAT_SECRET: "secret-value", API_KEY: "api-key-value" },
+      kvNamespaces: ["WECHAT_KV"],
+    });
+    try {
+      const res = await mf.dispatchFetch("http://localhost/api/typing", {
+        method: "POST",
+        headers: { authorization: "Bearer api-key-value", "content-type": "application/json" },
+        body: JSON.stringify({ command: "Typing" }),
+      });
+      const body = await res.json() as { error: { field: string; message: string } };
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(body.error.field).toBe("touser");
+      expect(body.error.message).toBe("Invalid touser: Invalid input: expected string, received undefined");
+    } finally {
+      await mf.dispose();
+    }
   });
 
   it("wrangler.toml carries no dev value and serves no assets", async () => {

@@ -379,7 +379,12 @@ describe("FORWARD_URL", () => {
     expect(forwarded[0]!.url.href).toBe(FORWARD_URL);
     expect(request.headers.get("content-type")).toMatch(/^application\/json/);
     const body = forwarded[0]!.body;
-    expect(JSON.parse(body)).toEqual({ ...message, MsgId: message.MsgId });
+    // A user message carries the send window it opened: 5 messages for 48 h from its CreateTime.
+    expect(JSON.parse(body)).toEqual({
+      ...message,
+      MsgId: message.MsgId,
+      KefuWindow: { kind: "message", remaining: 5, expiresAt: (Number(message.CreateTime) + 48 * 3600) * 1000 },
+    });
     expect(body).toContain(`"MsgId":"${message.MsgId}"`); // all 19 digits, as a string
     const timestamp = request.headers.get("x-kefu-timestamp")!;
     expect(Math.abs(Number(timestamp) - Date.now() / 1000)).toBeLessThan(60);

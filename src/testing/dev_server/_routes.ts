@@ -18,15 +18,15 @@
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { zValidator } from "@hono/zod-validator";
-import * as z from "zod";
-import { openIdSchema } from "../../customer_service/schemas.ts";
+import * as z from "../../_zod.ts";
 import type { InboxEntry, PushAction, PushFields, SendWindow } from "../types.ts";
 import { MESSAGE_TYPES, type MessageView, type MsgType } from "../_messages.ts";
-import { GRANTS } from "../_user_state.ts";
+import { WINDOW_GRANTS } from "../../customer_service/send_window.ts";
+import { openIdSchema } from "../../customer_service/schemas.ts";
 import type { AppEnv, AppLogger, KefuApp } from "../../../worker/app.ts";
 import { type Env, type EnvVar, optionalVar } from "../../../worker/env.ts";
 import { answerErrors, HttpError } from "../../../worker/errors.ts";
-import { rejectInvalid } from "../../../worker/schemas.ts";
+import { rejectInvalid, userParamsSchema } from "../../../worker/schemas.ts";
 import { wechatSettings } from "../../../worker/wechat.ts";
 import type { EmulatorSession, EmulatorUpstreams } from "./_upstream.ts";
 import { type Exchange, type SentEntry, truncate } from "./_log.ts";
@@ -44,27 +44,31 @@ const TYPING_RECHECK_MS = 1000;
 const COALESCE_MS = 150;
 const IMAGE_TYPES = new Set(["image/jpeg", "image/png", "image/gif"]);
 
-const paramsSchema = z.object({ openId: openIdSchema });
-const mediaParams = z.object({ mediaId: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, "must be a media_id") });
+const mediaParams = z.object({ mediaId: z.string().check(z.regex(/^[A-Za-z0-9_-]{1,128}$/, "must be a media_id")) });
 const nonEmpty = (max: number) =>
-  z.string().refine((s) => s.trim() !== "", "must not be empty").pipe(
-    z.string().max(max, `must be at most ${max} characters`),
+  z.string().check(
+    z.refine((s) => s.trim() !== "", "must not be empty"),
+    z.maxLength(max, `must be at most ${max} characters`),
   );
+const count = (max?: number) =>
+  z.coerce.number().check(z.int(), z.minimum(0), ...(max === undefined ? [] : [z.maximum(max)]));
 const messageSchema = z.strictObject({ text: nonEmpty(2048) });
 const sessionSchema = z.strictObject({
-  sessionFrom: z.string().max(1024, "must be at most 1024 characters").optional(),
+  sessionFrom: z.optional(z.string().check(z.maxLength(1024, "must be at most 1024 characters"))),
 });
 const miniProgramPageSchema = z.strictObject({
   title: nonEmpty(256),
   pagePath: nonEmpty(1024),
-  appId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be an AppID (letters, digits, - and _)").optional(),
+  appId: z.optional(
+    z.string().check(z.regex(/^[A-Za-z0-9_-]{1,64}$/, "must be an AppID (letters, digits, - and _)")),
+  ),
 });
-const exchangesQuery = z.object({ after: z.coerce.number().int().min(0).default(0) });
+const exchangesQuery = z.object({ after: z._default(count(), 0) });
 const updatesQuery = z.object({
-  version: z.coerce.number().int().min(0).optional(),
-  after: z.coerce.number().int().min(0).default(0),
-  openId: openIdSchema.optional(),
-  wait: z.coerce.number().int().min(0).max(LONG_POLL_SECONDS).default(LONG_POLL_SECONDS),
+  version: z.optional(count()),
+  after: z._default(count(), 0),
+  openId: z.optional(openIdSchema),
+  wait: z._default(count(LONG_POLL_SECONDS), LONG_POLL_SECONDS),
 });
 
 /** An entry of a user's conversation: what they did, what they received, and WeChat's notices. */
@@ -126,8 +130,8 @@ export function emulatorRoutes(options: EmulatorRoutesOptions): Hono<AppEnv> {
   };
   const sessionOf = (c: Context<AppEnv>): EmulatorSession =>
     upstream.session(wechatSettings(envOf(c), { secret: true, push: true }));
-  const params = zValidator("param", paramsSchema, rejectInvalid);
-  const json = <T extends z.ZodType>(schema: T) =>
+  const params = zValidator("param", userParamsSchema, rejectInvalid);
+  const json = <T extends z.ZodMiniType>(schema: T) =>
     [
       bodyLimit({ maxSize: 64 * 1024, onError: tooLarge }),
       zValidator("json", schema, rejectInvalid),
@@ -521,7 +525,7 @@ function pageConfig(env: Env): PageConfig {
     messageTypes: Object.fromEntries(
       Object.entries(MESSAGE_TYPES).map(([name, spec]) => [name, spec.view]),
     ) as Record<MsgType, MessageView>,
-    windowLimits: { message: GRANTS.message.count, session: GRANTS.session.count },
+    windowLimits: { message: WINDOW_GRANTS.message.count, session: WINDOW_GRANTS.session.count },
   };
 }
 
