@@ -6,7 +6,7 @@
  *
  * @module
  */
-import * as z from "../src/_zod.ts";
+import * as z from "../src/internal/zod.ts";
 import type { DurableObjectNamespaceLike, KvNamespaceLike } from "../mod.ts";
 import type { QueueLike } from "./push_route.ts";
 

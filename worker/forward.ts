@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { readStream } from "../src/_bytes.ts";
+import { readStream } from "../src/internal/bytes.ts";
 
 /** Header carrying the signature. */
 export const FORWARD_SIGNATURE_HEADER = "x-kefu-signature";

@@ -13,7 +13,7 @@ import type { MiddlewareHandler } from "hono";
 import type { KeyValueStore } from "../mod.ts";
 // Private helpers (documented exception: see src/internal/README.md).
 import { canonicalJson } from "../src/internal/canonical_json.ts";
-import { sha1Hex } from "../src/push/_sha1.ts";
+import { sha1Hex } from "../src/internal/sha1.ts";
 import type { Env } from "./env.ts";
 import { HttpError } from "./errors.ts";
 

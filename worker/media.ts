@@ -7,7 +7,7 @@
  * @module
  */
 import { filenameFromContentDisposition } from "../mod.ts";
-import { extensionForType } from "../src/_media_types.ts";
+import { extensionForType } from "../src/internal/media_types.ts";
 
 /**
  * A `Content-Disposition: attachment` value for `name`: an ASCII-only `filename`

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import * as z from "../src/_zod.ts";
+import * as z from "../src/internal/zod.ts";
 import type { Context } from "hono";
 import {
   mediaIdSchema,
@@ -17,7 +17,7 @@ import {
 import type { AiMsgContext, MediaType, SendPayloads, SubscribeMessagePayload, TypingCommand } from "../mod.ts";
 import { subscribeMessageSchema } from "../src/subscribe/subscribe_message.ts";
 import { HttpError } from "./errors.ts";
-import { issueField } from "../src/_validate.ts";
+import { issueField } from "../src/internal/validate.ts";
 
 /** Fields of `POST /api/messages` besides the message itself. */
 export interface SendMessageExtras {

@@ -12,7 +12,7 @@ import {
   ValidationError,
   WeChatApiError,
 } from "../errors.ts";
-import { validate } from "../_validate.ts";
+import { validate } from "../internal/validate.ts";
 import type { HttpClient } from "../http/client.ts";
 import { readMedia } from "./media.ts";
 import {

@@ -1,7 +1,7 @@
 // Private: tells a getTempMedia error body from media bytes without buffering media.
 import { throwIfApiError } from "../http/client.ts";
 import { WeChatError, WeChatTimeoutError } from "../errors.ts";
-import { concatBytes } from "../_bytes.ts";
+import { concatBytes } from "../internal/bytes.ts";
 
 /** Error bodies are small; media bodies are not read beyond the first chunk. */
 const MAX_ERROR_BODY = 64 * 1024;

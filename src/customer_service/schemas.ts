@@ -6,7 +6,7 @@
  *
  * @module
  */
-import * as z from "../_zod.ts";
+import * as z from "../internal/zod.ts";
 
 /** `text` payload: `content`, which may carry mini-program `<a>` links. */
 export interface TextPayload {

@@ -1,8 +1,8 @@
 // Private: turns every accepted upload input into a File for FormData.
 import { MediaTooLargeError, ValidationError } from "../errors.ts";
 import { readFileFromPath } from "../runtime/read_file.ts";
-import { readStream } from "../_bytes.ts";
-import { extensionForType, normaliseType, typeForFileName } from "../_media_types.ts";
+import { readStream } from "../internal/bytes.ts";
+import { extensionForType, normaliseType, typeForFileName } from "../internal/media_types.ts";
 
 /** Anything uploadTempMedia accepts besides a path. */
 export type UploadBody = Blob | Uint8Array | ArrayBuffer | ReadableStream<Uint8Array>;

@@ -1,4 +1,4 @@
-import { sha1Hex } from "../push/_sha1.ts";
+import { sha1Hex } from "./sha1.ts";
 
 /**
  * The user part of kefu-edge's store keys (`kefu-edge:<area>:<appId>:<user>:…`): the OpenID

@@ -6,7 +6,7 @@
  */
 import { PushVerificationError } from "../errors.ts";
 import { idFields, quoteIds } from "../internal/exact_ids.ts";
-import { parseXmlDocument } from "./_xml.ts";
+import { parseXmlDocument } from "../internal/xml.ts";
 import { fitsField, KIND_FIELDS, kindOf, LIST_WRAPPERS, type PushMessage } from "./types.ts";
 
 /** The two body formats WeChat can be configured to send. */

@@ -7,14 +7,14 @@
 import { PushVerificationError, ValidationError } from "../errors.ts";
 import type { KeyValueStore } from "../stores/key_value_store.ts";
 import { MemoryStore } from "../stores/memory_store.ts";
-import { readStream } from "../_bytes.ts";
+import { readStream } from "../internal/bytes.ts";
 import type { Logger } from "../token/access_token.ts";
 import { constantTimeEqual, decryptStartingWith, MessageCrypto, pushSignature } from "./crypto.ts";
 import { sha1Hex } from "../runtime/crypto.ts";
 import { canonicalJson } from "../internal/canonical_json.ts";
 import { userPart } from "../internal/store_keys.ts";
 import { detectFormat, parseEnvelope, parseFields, type PushFormat, typePushMessage } from "./parse.ts";
-import { Claims, leaseValue, markValue } from "./_claims.ts";
+import { Claims, leaseValue, markValue } from "../internal/push_claims.ts";
 import { actionOf, type SendWindowTracker } from "../customer_service/send_window.ts";
 import { envelopeBody, Reply, replyXml } from "./reply.ts";
 import type { PushMessage } from "./types.ts";

@@ -13,7 +13,7 @@
 // node:crypto is reached through `process.getBuiltinModule`, as `read_file.ts` reaches
 // node:fs: no import statement names it, so Workers bundles leave it alone and the core
 // still type-checks with Web libs only.
-import { sha1Hex as sha1HexJs } from "../push/_sha1.ts";
+import { sha1Hex as sha1HexJs } from "../internal/sha1.ts";
 
 /** Which engine runs the push cryptography: node:crypto, or WebCrypto with SHA-1 in JS. */
 export type CryptoPath = "native" | "webcrypto";

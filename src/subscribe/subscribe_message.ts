@@ -5,8 +5,8 @@
  *
  * @module
  */
-import * as z from "../_zod.ts";
-import { validate } from "../_validate.ts";
+import * as z from "../internal/zod.ts";
+import { validate } from "../internal/validate.ts";
 import { type HttpClient, readJson } from "../http/client.ts";
 import { idFields } from "../internal/exact_ids.ts";
 import { openIdSchema } from "../customer_service/schemas.ts";

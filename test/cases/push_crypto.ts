@@ -3,7 +3,7 @@ import { createCipheriv, createHash, randomBytes } from "node:crypto";
 import { createRequire } from "node:module";
 import { MessageCrypto, type MessageCryptoOptions, PushVerificationError, ValidationError } from "../../mod.ts";
 import { constantTimeEqual, decryptStartingWith, pushSignature } from "../../src/push/crypto.ts";
-import { sha1Hex } from "../../src/push/_sha1.ts";
+import { sha1Hex } from "../../src/internal/sha1.ts";
 import {
   aesCbc,
   availableCryptoPaths,

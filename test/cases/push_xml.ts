@@ -1,9 +1,9 @@
-// The push module's own XML reader (src/push/_xml.ts): what it reads, what it refuses,
+// The push module's own XML reader (src/internal/xml.ts): what it reads, what it refuses,
 // and a round-trip property over random field maps serialised as WeChat would.
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { PushVerificationError } from "../../mod.ts";
-import { MAX_XML_DEPTH, MAX_XML_ELEMENTS, parseXmlDocument, type XmlFields } from "../../src/push/_xml.ts";
+import { MAX_XML_DEPTH, MAX_XML_ELEMENTS, parseXmlDocument, type XmlFields } from "../../src/internal/xml.ts";
 import { parseFields } from "../../src/push/mod.ts";
 import { test } from "./_registry.ts";
 

@@ -1,4 +1,4 @@
-// The push XML reader (src/push/_xml.ts) against a maintained XML parser, @rgrove/parse-xml:
+// The push XML reader (src/internal/xml.ts) against a maintained XML parser, @rgrove/parse-xml:
 // on generated WeChat-shaped documents (CDATA, entities, character references, blanks, CRLF,
 // declarations, comments, emoji, nested and repeated elements) both must read the same fields,
 // and on mutated documents both must agree or both refuse. The only documents the reader may
@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { parseXml, type XmlElement, type XmlNode } from "@rgrove/parse-xml";
 import { PushVerificationError } from "../../mod.ts";
-import { parseXmlDocument, type XmlFields, type XmlValue } from "../../src/push/_xml.ts";
+import { parseXmlDocument, type XmlFields, type XmlValue } from "../../src/internal/xml.ts";
 import { test } from "./_registry.ts";
 
 // --- The other parser's tree, read the way the push reader reads a document -------------

@@ -18,7 +18,7 @@
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { zValidator } from "@hono/zod-validator";
-import * as z from "../../_zod.ts";
+import * as z from "../../internal/zod.ts";
 import type { InboxEntry, PushAction, PushFields, SendWindow } from "../types.ts";
 import { MESSAGE_TYPES, type MessageView, type MsgType } from "../_messages.ts";
 import { WINDOW_GRANTS } from "../../customer_service/send_window.ts";

@@ -1,7 +1,7 @@
 /**
- * Private to the push module: exactly-once handling of WeChat's pushes over a
- * {@link KeyValueStore}. Each message has one entry, keyed by its dedupe key, that moves
- * through these states:
+ * The push receiver's exactly-once handling of WeChat's pushes over a {@link KeyValueStore}.
+ * Private to kefu-edge (see README.md beside this file). Each message has one entry, keyed by
+ * its dedupe key, that moves through these states:
  *
  * - absent → `lease:<token>`: a delivery claimed it (atomically, with `setIfAbsent`) and runs
  *   the handler; the lease expires after `leaseSeconds`, so a crashed holder is taken over;
@@ -19,8 +19,8 @@
  */
 import type { KeyValueStore, SetOptions } from "../stores/key_value_store.ts";
 import type { Logger } from "../token/access_token.ts";
-import { uniqueId } from "../internal/unique_id.ts";
-import { Reply } from "./reply.ts";
+import { uniqueId } from "./unique_id.ts";
+import { Reply } from "../push/reply.ts";
 
 /** What the store says about a message. */
 export type ClaimState =

@@ -1,4 +1,4 @@
-// Private: SHA-1 in plain JavaScript, for WeChat's push signatures where node:crypto is not
+// Private to kefu-edge (see README.md beside this file): SHA-1 in plain JavaScript, for WeChat's push signatures where node:crypto is not
 // used (Workers and other WebCrypto-only runtimes; see src/runtime/crypto.ts).
 //
 // Why not crypto.subtle.digest: on Node every SubtleCrypto call is a round trip through

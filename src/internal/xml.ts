@@ -7,7 +7,7 @@
  * and refuses anything else with a `PushVerificationError("bad_request")` whose message
  * never quotes the body.
  *
- * Private to the push module.
+ * Private to kefu-edge (see README.md beside this file).
  *
  * @module
  */
@@ -63,7 +63,7 @@ interface Frame {
  *   {@link MAX_XML_ELEMENTS} elements, and anything else that is not well-formed
  * @example
  * ```ts
- * import { parseXmlDocument } from "./_xml.ts";
+ * import { parseXmlDocument } from "./xml.ts";
  * const fields = parseXmlDocument("<xml><MsgType><![CDATA[text]]></MsgType><A><B>1</B><B>2</B></A></xml>");
  * console.log(fields); // { MsgType: "text", A: { B: ["1", "2"] } }
  * ```

@@ -1,6 +1,6 @@
-// Private: turns zod failures into ValidationError naming the field.
-import * as z from "./_zod.ts";
-import { ValidationError } from "./errors.ts";
+// Private to kefu-edge (see README.md beside this file): turns zod failures into ValidationError naming the field.
+import * as z from "./zod.ts";
+import { ValidationError } from "../errors.ts";
 
 /**
  * Parses `value` with `schema`; on failure throws {@link ValidationError} whose
