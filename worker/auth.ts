@@ -5,14 +5,18 @@
  * @module
  */
 import type { MiddlewareHandler } from "hono";
+// Private helpers (a documented exception, see src/internal/README.md): the constant-time
+// comparison and the hex encoder the core uses too.
+import { constantTimeEqual } from "../src/internal/constant_time.ts";
+import { toHex } from "../src/internal/hex.ts";
 import { type Env, requireVar } from "./env.ts";
 import { HttpError } from "./errors.ts";
 
 const encoder = new TextEncoder();
 let macKey: Promise<CryptoKey> | undefined;
 
-// A random per-isolate HMAC key: both sides are MACed with it, so the comparison
-// runs over two fixed-length digests whatever the lengths and contents of the inputs.
+// A random per-isolate HMAC key: both sides are MACed with it, so the comparison runs over
+// two fixed-length digests whatever the lengths and contents of the inputs.
 function isolateKey(): Promise<CryptoKey> {
   macKey ??= crypto.subtle.generateKey({ name: "HMAC", hash: "SHA-256" }, false, ["sign"]) as Promise<CryptoKey>;
   return macKey;
@@ -36,11 +40,7 @@ export async function timingSafeEqual(a: string, b: string): Promise<boolean> {
     crypto.subtle.sign("HMAC", key, encoder.encode(a)),
     crypto.subtle.sign("HMAC", key, encoder.encode(b)),
   ]);
-  const x = new Uint8Array(da);
-  const y = new Uint8Array(db);
-  let diff = x.length ^ y.length;
-  for (let i = 0; i < x.length; i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
-  return diff === 0;
+  return constantTimeEqual(toHex(new Uint8Array(da)), toHex(new Uint8Array(db)));
 }
 
 const CHALLENGE = { "www-authenticate": 'Bearer realm="kefu-edge"' };

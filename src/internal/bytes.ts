@@ -1,4 +1,5 @@
-// Private to kefu-edge (see README.md beside this file): byte helpers shared by uploads, media error detection and the push body reader.
+// Private to kefu-edge (see README.md beside this file): byte helpers shared by uploads,
+// media error detection and the push body reader.
 
 /** Joins `chunks` into one array of `size` bytes (their total by default). */
 export function concatBytes(chunks: readonly Uint8Array[], size?: number): Uint8Array<ArrayBuffer> {

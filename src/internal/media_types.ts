@@ -1,4 +1,5 @@
-// Private to kefu-edge (see README.md beside this file): media types and file extensions, for naming uploads and downloads.
+// Private to kefu-edge (see README.md beside this file): media types and file extensions,
+// for naming uploads and downloads.
 
 const EXT_BY_TYPE: Record<string, string> = {
   "image/jpeg": ".jpg",

@@ -1,5 +1,6 @@
-// Private to kefu-edge (see README.md beside this file): SHA-1 in plain JavaScript, for WeChat's push signatures where node:crypto is not
-// used (Workers and other WebCrypto-only runtimes; see src/runtime/crypto.ts).
+// Private to kefu-edge (see README.md beside this file): SHA-1 in plain JavaScript, for
+// WeChat's push signatures where node:crypto is not used (Workers and other WebCrypto-only
+// runtimes; see src/runtime/crypto.ts).
 //
 // Why not crypto.subtle.digest: on Node every SubtleCrypto call is a round trip through
 // the libuv thread pool (about 20 µs, far more on a busy machine), while hashing the
@@ -9,10 +10,11 @@
 // branch on the data — so its timing does not depend on the token being hashed.
 // Tests compare it with node:crypto over every length up to several blocks.
 
+import { wordHex } from "./hex.ts";
+
 const encoder = new TextEncoder();
 // The message schedule, reused: JavaScript is single-threaded and the function never yields.
 const schedule = new Int32Array(80);
-const HEX = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, "0"));
 
 /**
  * Hex SHA-1 of the UTF-8 bytes of `text`.
@@ -68,9 +70,6 @@ export function sha1Hex(text: string): string {
     h3 = (h3 + d) | 0;
     h4 = (h4 + e) | 0;
   }
-  return hex8(h0) + hex8(h1) + hex8(h2) + hex8(h3) + hex8(h4);
+  return wordHex(h0) + wordHex(h1) + wordHex(h2) + wordHex(h3) + wordHex(h4);
 }
 
-function hex8(word: number): string {
-  return HEX[(word >>> 24) & 0xff]! + HEX[(word >>> 16) & 0xff]! + HEX[(word >>> 8) & 0xff]! + HEX[word & 0xff]!;
-}

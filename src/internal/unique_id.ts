@@ -1,3 +1,5 @@
+import { toHex } from "./hex.ts";
+
 /**
  * An id no other call returns, in this isolate or any other: a random part drawn once per
  * isolate (random bytes cost more than the rest of a push claim) and a counter. Private to
@@ -11,7 +13,7 @@
  * ```
  */
 export function uniqueId(): string {
-  isolate ??= Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) => b.toString(16).padStart(2, "0")).join("");
+  isolate ??= toHex(crypto.getRandomValues(new Uint8Array(12)));
   return `${isolate}.${(counter++).toString(36)}`;
 }
 

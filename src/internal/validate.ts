@@ -1,4 +1,5 @@
-// Private to kefu-edge (see README.md beside this file): turns zod failures into ValidationError naming the field.
+// Private to kefu-edge (see README.md beside this file): turns zod failures into
+// ValidationError naming the field.
 import * as z from "./zod.ts";
 import { ValidationError } from "../errors.ts";
 

@@ -8,6 +8,7 @@
  * @module
  */
 import { PushVerificationError, ValidationError } from "../errors.ts";
+import { constantTimeEqual } from "../internal/constant_time.ts";
 import {
   type AesCbc,
   aesCbc,
@@ -233,26 +234,6 @@ export class MessageCrypto {
  */
 export function decryptStartingWith(crypto: MessageCrypto, encrypt: string, startsWith: string): Promise<string> {
   return decryptHinted(crypto, encrypt, startsWith);
-}
-
-/**
- * Compares two strings in time that depends only on their length, for secret digests.
- *
- * @param a one string (e.g. a received signature)
- * @param b the other (e.g. the expected signature)
- * @returns whether they are equal
- * @example
- * ```ts
- * import { constantTimeEqual } from "./crypto.ts";
- * console.log(constantTimeEqual("ab12", "ab12")); // true
- * ```
- */
-export function constantTimeEqual(a: string, b: string): boolean {
-  // A length mismatch reveals only the length, which is public (a SHA-1 is 40 digits).
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
-  return diff === 0;
 }
 
 /**

@@ -1,25 +1,14 @@
 /**
  * Message push (消息推送): signatures, safe-mode AES, JSON and XML parsing, replies and
- * deduplication of WeChat's retries.
+ * deduplication of WeChat's retries. This entry exports the push module's public names
+ * only; `mod.ts` re-exports each of them.
  *
  * @module
  */
+export { type EncryptOptions, MessageCrypto, type MessageCryptoOptions } from "./crypto.ts";
+export type { PushFormat } from "./parse.ts";
+export { Reply, type ReplyType } from "./reply.ts";
 export {
-  constantTimeEqual,
-  type EncryptOptions,
-  MessageCrypto,
-  type MessageCryptoOptions,
-  pushSignature,
-} from "./crypto.ts";
-export { detectFormat, parseEnvelope, parseFields, parsePushMessage, type PushFormat, toPushMessage } from "./parse.ts";
-export { type EncryptedEnvelope, envelopeBody, Reply, type ReplyType, replyXml } from "./reply.ts";
-export {
-  DEDUPE_KEY_PREFIX,
-  DEFAULT_CLAIM_WAIT_MS,
-  DEFAULT_LEASE_SECONDS,
-  DEFAULT_MAX_PUSH_BODY_BYTES,
-  DEFAULT_MAX_SKEW_SECONDS,
-  DEFAULT_REPLY_BUDGET_MS,
   type ProcessOutcome,
   type PushHandler,
   type PushHandlerContext,

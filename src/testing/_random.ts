@@ -1,4 +1,5 @@
 // Private: identifiers the emulator hands out. Web Crypto only, so it runs everywhere.
+import { toHex } from "../internal/hex.ts";
 
 const B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
@@ -12,7 +13,7 @@ export function randomId(length: number): string {
 
 /** `bytes` random bytes as lowercase hex. */
 export function randomHex(bytes: number): string {
-  return Array.from(crypto.getRandomValues(new Uint8Array(bytes)), (b) => b.toString(16).padStart(2, "0")).join("");
+  return toHex(crypto.getRandomValues(new Uint8Array(bytes)));
 }
 
 /** A request id shaped like WeChat's: `xxxxxxxx-xxxxxxxx-xxxxxxxx`. */

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { createCipheriv, createHash, randomBytes } from "node:crypto";
 import { createRequire } from "node:module";
 import { MessageCrypto, type MessageCryptoOptions, PushVerificationError, ValidationError } from "../../mod.ts";
-import { constantTimeEqual, decryptStartingWith, pushSignature } from "../../src/push/crypto.ts";
+import { decryptStartingWith, pushSignature } from "../../src/push/crypto.ts";
+import { constantTimeEqual } from "../../src/internal/constant_time.ts";
 import { sha1Hex } from "../../src/internal/sha1.ts";
 import {
   aesCbc,

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { PushVerificationError, Reply } from "../../mod.ts";
-import { parsePushMessage } from "../../src/push/mod.ts";
+import { parsePushMessage } from "../../src/push/parse.ts";
 import { encryptOracle, NOW_SECONDS, plainApp, pushApp, SAMPLES, sign, TOKEN } from "./push_fixtures.ts";
 import { test } from "./_registry.ts";
 

@@ -8,7 +8,7 @@ import {
   Reply,
   ValidationError,
 } from "../../mod.ts";
-import { parseEnvelope, parseFields } from "../../src/push/mod.ts";
+import { parseEnvelope, parseFields } from "../../src/push/parse.ts";
 import {
   AES_KEY,
   APP_ID,

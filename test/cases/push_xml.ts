@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { PushVerificationError } from "../../mod.ts";
 import { MAX_XML_DEPTH, MAX_XML_ELEMENTS, parseXmlDocument, type XmlFields } from "../../src/internal/xml.ts";
-import { parseFields } from "../../src/push/mod.ts";
+import { parseFields } from "../../src/push/parse.ts";
 import { test } from "./_registry.ts";
 
 /** Put in refused bodies: no error message may quote it. */
