@@ -16,6 +16,7 @@ export {
   SubscribeMessage,
   type SubscribeMessagePayload,
   type SubscribeMessageResult,
+  subscribeMessageSchema,
 } from "./src/subscribe/subscribe_message.ts";
 export { AccessToken, type Logger, type TokenResponse, type TokenSource } from "./src/token/access_token.ts";
 export type { RetryOptions } from "./src/http/client.ts";
@@ -49,18 +50,20 @@ export {
   WINDOW_GRANTS,
   type WindowAction,
 } from "./src/customer_service/send_window.ts";
-export type {
-  AiMsgContext,
-  ImagePayload,
-  LinkPayload,
-  MediaType,
-  MiniProgramPagePayload,
-  MsgType,
-  SendOptions,
-  SendPayloads,
-  TextPayload,
-  TypingCommand,
-  TypingOptions,
+export {
+  type AiMsgContext,
+  type ImagePayload,
+  type LinkPayload,
+  type MediaType,
+  type MiniProgramPagePayload,
+  MSG_TYPES,
+  type MsgType,
+  type SendOptions,
+  type SendPayloads,
+  sendSchemas,
+  type TextPayload,
+  type TypingCommand,
+  type TypingOptions,
 } from "./src/customer_service/schemas.ts";
 export {
   type EncryptOptions,

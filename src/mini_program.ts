@@ -24,40 +24,40 @@ export interface MiniProgramOptions {
   /** The mini program's AppID (`wx…`). */
   appId: string;
   /** The AppSecret. Never logged, never put in an error. Not needed with a custom `tokenSource`. */
-  appSecret?: string;
+  appSecret?: string | undefined;
   /** Token cache; default a {@link MemoryStore}. Share one (KV, Redis) between instances. */
-  store?: KeyValueStore;
+  store?: KeyValueStore | undefined;
   /** `"stable"` (default), `"classic"`, or a function returning `{ access_token, expires_in }`. */
-  tokenSource?: TokenSource;
+  tokenSource?: TokenSource | undefined;
   /** The fetch to use; default `globalThis.fetch`. */
-  fetch?: typeof fetch;
+  fetch?: typeof fetch | undefined;
   /** API origin; default `https://api.weixin.qq.com`. */
-  baseUrl?: string;
+  baseUrl?: string | undefined;
   /** Per-attempt time limit in ms; default 10,000. For getTempMedia it covers the headers. */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /** Clock in ms; default `Date.now`. Tests move time with it. */
-  now?: () => number;
+  now?: (() => number) | undefined;
   /** Retries of idempotent calls on -1, 5xx, network errors and timeouts. */
-  retry?: RetryOptions;
+  retry?: RetryOptions | undefined;
   /** Upload limit in bytes; default 10 MiB. */
-  maxUploadBytes?: number;
+  maxUploadBytes?: number | undefined;
   /** Longest silence of a `getTempMedia` body before it fails, in ms; default 30,000. */
-  mediaIdleTimeoutMs?: number;
+  mediaIdleTimeoutMs?: number | undefined;
   /** Receives warnings (such as a failing store); default `console`. */
-  logger?: Logger;
+  logger?: Logger | undefined;
   /** Message push settings (Token, EncodingAESKey...). Without them `push.handle` answers 503. */
-  push?: PushOptions;
+  push?: PushOptions | undefined;
   /**
    * Refuse every send the send-window tracker knows is out of window, before any call (a
    * `send` option overrides it per call); default false.
    */
-  checkWindow?: boolean;
+  checkWindow?: boolean | undefined;
   /** Where send windows are tracked; default `push.dedupeStore`, else `store` (one object per user on Workers). */
-  windowStore?: KeyValueStore;
+  windowStore?: KeyValueStore | undefined;
   /** Longest `text.content`, in UTF-8 bytes; default 2048 ([UNCERTAIN] WeChat's real limit; it answers 45002). */
-  maxTextBytes?: number;
+  maxTextBytes?: number | undefined;
   /** Path of `setTyping` without a business id; default `/cgi-bin/message/custom/typing`. */
-  typingPath?: string;
+  typingPath?: string | undefined;
 }
 
 /** What {@link MiniProgram.sendOrSubscribe} did. */

@@ -6,27 +6,19 @@
  */
 // The tiny preset (PatternRouter) keeps the bundle small; the app has a handful of routes.
 import { Hono } from "hono/tiny";
-import type { Context, Hono as HonoApp, MiddlewareHandler } from "hono";
-import { bodyLimit } from "hono/body-limit";
-import { zValidator } from "@hono/zod-validator";
+import type { Hono as HonoApp } from "hono";
 import {
   CloudflareKvStore,
   DEFAULT_MAX_UPLOAD_BYTES,
   DurableObjectStore,
   type KeyValueStore,
   MemoryStore,
-  type MiniProgram,
   type PushOptions,
   type RetryOptions,
-  type SendOptions,
-  type SendPayloads,
 } from "../mod.ts";
-import { requireApiKey } from "./auth.ts";
-import type { WaitUntil } from "./background.ts";
-import { type Env, optionalVar } from "./env.ts";
+import { apiRoutes } from "./api.ts";
+import type { Env } from "./env.ts";
 import { answerErrors, HttpError } from "./errors.ts";
-import { type IdempotencySettings, idempotent } from "./idempotency.ts";
-import { mediaResponse } from "./media.ts";
 import {
   type AppPushHandler,
   type AppReplyDecider,
@@ -34,17 +26,7 @@ import {
   defaultPushHandler,
   defaultReplyDecider,
 } from "./push_handler.ts";
-import { consumePushes, handlePush, type PushRuntime, type QueueBatchLike, type QueueLike } from "./push_route.ts";
-import {
-  mediaParamsSchema,
-  readUpload,
-  rejectInvalid,
-  type SendMessageBody,
-  sendMessageSchema,
-  subscribeMessageBodySchema,
-  typingSchema,
-  userParamsSchema,
-} from "./schemas.ts";
+import { consumePushes, type PushRuntime, type QueueBatchLike, type QueueLike, wechatRoutes } from "./push_route.ts";
 import type { EmulatorUpstream } from "./upstream.ts";
 import { miniProgramCache, type Needs } from "./wechat.ts";
 
@@ -78,9 +60,9 @@ export interface AppOptions {
   /** Claim settings of the push receiver (`leaseSeconds`, `claimWaitMs`, `dedupeKey`). */
   push?: Pick<PushOptions, "leaseSeconds" | "claimWaitMs" | "dedupeKey"> | undefined;
   /** Transport for every outbound request (WeChat API, forwards); default `globalThis.fetch`. Tests inject one. */
-  fetch?: typeof fetch;
+  fetch?: typeof fetch | undefined;
   /** Token store for an env; default `WECHAT_KV` when bound, else one in-memory store per app. */
-  store?: (env: Env) => KeyValueStore;
+  store?: ((env: Env) => KeyValueStore) | undefined;
   /**
    * Push claims and dedupe marks for an env; default the `KEFU_STORE` Durable Objects when
    * bound (atomic: exactly once across isolates), else the token store (a warning says that
@@ -88,19 +70,19 @@ export interface AppOptions {
    */
   dedupeStore?: ((env: Env) => KeyValueStore) | undefined;
   /** Supplies the in-process emulator as the upstream when `WECHAT_EMULATOR=on` (local development). */
-  emulator?: EmulatorUpstream;
+  emulator?: EmulatorUpstream | undefined;
   /** Largest accepted upload, in bytes; default 10 MiB. */
-  maxUploadBytes?: number;
+  maxUploadBytes?: number | undefined;
   /** `GET /api/media/:mediaId` ends a download WeChat stops sending for this long, in ms; default 30,000. */
-  mediaIdleTimeoutMs?: number;
+  mediaIdleTimeoutMs?: number | undefined;
   /** Time limit of each WeChat call, in ms; default the SDK's (10 s). */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /** Retries of idempotent WeChat calls; default the SDK's. */
-  retry?: RetryOptions;
+  retry?: RetryOptions | undefined;
   /** Clock in ms; default `Date.now`. */
-  now?: () => number;
+  now?: (() => number) | undefined;
   /** Default `console`. */
-  logger?: AppLogger;
+  logger?: AppLogger | undefined;
 }
 
 /** The Hono environment of the app: the worker's bindings. */
@@ -115,11 +97,6 @@ export type KefuApp = HonoApp<AppEnv> & {
   queue(batch: QueueBatchLike, env: Env, ctx?: unknown): Promise<void>;
 };
 
-/** JSON bodies of `/api` are small; this bounds what is read before validation. */
-const MAX_JSON_BYTES = 64 * 1024;
-/** Room for the multipart boundaries and part headers around the file. */
-const MULTIPART_OVERHEAD_BYTES = 64 * 1024;
-const API: Needs = { secret: true, push: false };
 const PUSH: Needs = { secret: false, push: true };
 const NO_ENV: Env = {};
 
@@ -161,22 +138,6 @@ export function createApp(options: AppOptions = {}): KefuApp {
     push: options.push,
     logger,
   });
-  const envOf = (c: Context<AppEnv>): Env => c.env ?? NO_ENV;
-  const tooLarge = () => {
-    throw new HttpError(413, "payload_too_large", `Media is larger than the ${maxUploadBytes}-byte limit`, {
-      field: "media",
-    });
-  };
-  // Checked before any body is read: a misconfigured worker answers 503 at once.
-  const needWeChat: MiddlewareHandler<AppEnv> = async (c, next) => {
-    programs.get(envOf(c), API);
-    await next();
-  };
-
-  const app = new Hono<AppEnv>();
-
-  app.get("/health", (c) => c.json({ status: "ok" }, 200, { "cache-control": "no-store" }));
-
   let warnedBestEffort = false;
   const push: PushRuntime = {
     // Your onMessage replaces the env-configured behaviour (forward, welcome, transfer) whole.
@@ -205,72 +166,14 @@ export function createApp(options: AppOptions = {}): KefuApp {
     deadLetterQueue: options.deadLetterQueue,
   };
 
-  app.all("/wechat/callback", (c) => handlePush(c.req.raw, envOf(c), executionContext(c), push));
-
-  app.use("/api/*", requireApiKey(), needWeChat);
-
-  const once: IdempotencySettings = { store: dedupeStore, appId: (env) => programs.get(env, API).appId };
-
-  app.post(
-    "/api/messages",
-    bodyLimit({ maxSize: MAX_JSON_BYTES, onError: jsonTooLarge }),
-    zValidator("json", sendMessageSchema, rejectInvalid),
-    idempotent("messages", once),
-    async (c) => {
-      const env = envOf(c);
-      return c.json(await send(programs.get(env, API), c.req.valid("json"), optionalVar(env, "CHECK_WINDOW") === "on"));
-    },
+  const app = new Hono<AppEnv>();
+  app.get("/health", (c) => c.json({ status: "ok" }, 200, { "cache-control": "no-store" }));
+  app.route("/wechat", wechatRoutes(push));
+  app.route(
+    "/api",
+    apiRoutes({ miniProgram: (env, needs) => programs.get(env, needs), idempotencyStore: dedupeStore, maxUploadBytes }),
   );
-
-  app.post(
-    "/api/typing",
-    bodyLimit({ maxSize: MAX_JSON_BYTES, onError: jsonTooLarge }),
-    zValidator("json", typingSchema, rejectInvalid),
-    idempotent("typing", once),
-    async (c) => {
-      const { touser, command, businessid } = c.req.valid("json");
-      const options = businessid === undefined ? {} : { businessId: businessid };
-      return c.json(await programs.get(envOf(c), API).customerServiceMessage.setTyping(touser, command, options));
-    },
-  );
-
-  app.get("/api/users/:openId/window", zValidator("param", userParamsSchema, rejectInvalid), async (c) => {
-    const { openId } = c.req.valid("param");
-    const window = await programs.get(envOf(c), API).customerServiceMessage.window(openId);
-    return c.json({ window: window ?? null }, 200, { "cache-control": "no-store" });
-  });
-
-  app.post(
-    "/api/subscribe-messages",
-    bodyLimit({ maxSize: MAX_JSON_BYTES, onError: jsonTooLarge }),
-    zValidator("json", subscribeMessageBodySchema, rejectInvalid),
-    idempotent("subscribe-messages", once),
-    async (c) => {
-      const { touser, ...message } = c.req.valid("json");
-      return c.json(await programs.get(envOf(c), API).subscribeMessage.send(touser, message));
-    },
-  );
-
-  app.post(
-    "/api/media",
-    bodyLimit({ maxSize: maxUploadBytes + MULTIPART_OVERHEAD_BYTES, onError: tooLarge }),
-    async (c) => {
-      // Not zValidator("form"): it would keep a copy of the whole body until the answer.
-      const { media, type } = await readUpload(c.req.raw);
-      if (media.size > maxUploadBytes) tooLarge();
-      const mp = programs.get(envOf(c), API);
-      return c.json(await mp.customerServiceMessage.uploadTempMedia(type, media, { filename: media.name }));
-    },
-  );
-
-  app.get("/api/media/:mediaId", zValidator("param", mediaParamsSchema, rejectInvalid), async (c) => {
-    const { mediaId } = c.req.valid("param");
-    const upstream = await programs.get(envOf(c), API).customerServiceMessage.getTempMedia(mediaId);
-    return mediaResponse(upstream, mediaId);
-  });
-
   app.notFound(() => new HttpError(404, "not_found", "No such route").toResponse());
-
   app.onError(answerErrors(logger));
 
   return Object.assign(app, {
@@ -288,30 +191,4 @@ function defaultDedupeStore(store: (env: Env) => KeyValueStore): (env: Env) => K
     if (found === undefined) objects.set(namespace, found = new DurableObjectStore(namespace));
     return found;
   };
-}
-
-function jsonTooLarge(): never {
-  throw new HttpError(413, "payload_too_large", `Request body is larger than ${MAX_JSON_BYTES} bytes`);
-}
-
-function send(mp: MiniProgram, body: SendMessageBody, checkWindowByDefault: boolean) {
-  const payload = (body as unknown as Record<string, unknown>)[body.msgtype];
-  const options: SendOptions = { checkWindow: body.checkWindow ?? checkWindowByDefault };
-  if (body.businessid !== undefined) options.businessId = body.businessid;
-  if (body.aimsgcontext !== undefined) options.aiMsgContext = body.aimsgcontext;
-  return mp.customerServiceMessage.send(
-    body.touser,
-    body.msgtype,
-    payload as SendPayloads[typeof body.msgtype],
-    options,
-  );
-}
-
-// Hono throws when the runtime gave no execution context (plain Deno/Bun servers).
-function executionContext(c: Context<AppEnv>): WaitUntil | undefined {
-  try {
-    return c.executionCtx;
-  } catch {
-    return undefined;
-  }
 }

@@ -5,6 +5,8 @@
  * @module
  */
 
+import type { ExecutionContext } from "hono";
+
 /** The part of an execution context the app uses. */
 export interface WaitUntil {
   /** Keeps the isolate alive until `promise` settles. */
@@ -47,4 +49,26 @@ export function afterResponse(ctx: WaitUntil | undefined, task: () => Promise<un
   const run = new Promise<void>((resolve) => setTimeout(resolve, 0)).then(task);
   if (ctx === undefined) run.catch(() => {});
   else ctx.waitUntil(run);
+}
+
+/**
+ * The execution context of a request, or `undefined` where the runtime gave none (plain
+ * Deno and Bun servers, tests): Hono's `c.executionCtx` throws there instead.
+ *
+ * @param c the request context
+ * @returns its execution context, or `undefined`
+ * @example
+ * ```ts
+ * import { Hono } from "hono";
+ * import { executionContext } from "./background.ts";
+ * const app = new Hono().get("/", (c) => c.text(String(executionContext(c) === undefined)));
+ * console.log(await (await app.request("/")).text()); // "true"
+ * ```
+ */
+export function executionContext(c: { readonly executionCtx: ExecutionContext }): ExecutionContext | undefined {
+  try {
+    return c.executionCtx;
+  } catch {
+    return undefined;
+  }
 }

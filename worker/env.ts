@@ -6,7 +6,10 @@
  *
  * @module
  */
+// Private helpers (a documented exception, see src/internal/README.md): the package's one
+// zod, and the URL schema the SDK's link payloads are checked with.
 import * as z from "../src/internal/zod.ts";
+import { httpUrlSchema } from "../src/internal/field_schemas.ts";
 import type { DurableObjectNamespaceLike, KvNamespaceLike } from "../mod.ts";
 import type { QueueLike } from "./push_route.ts";
 
@@ -66,7 +69,6 @@ const apiKey = z.string({ error: "must be a string" }).check(
   z.regex(/^\S(?:.*\S)?$/s, "must not start or end with whitespace"),
 );
 const text = z.string({ error: "must be a string" });
-const httpUrl = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
 
 /**
  * The zod schema of every variable. Messages describe the expected shape only:
@@ -84,11 +86,11 @@ export const envSchema: z.ZodMiniObject<{ [K in EnvVar]: z.ZodMiniType }> = z.ob
   WECHAT_TOKEN: z.string().check(z.regex(/^\S+$/, "must not contain spaces")),
   WECHAT_AES_KEY: z.string().check(z.regex(/^[A-Za-z0-9]{43}$/, "must be the 43-character EncodingAESKey")),
   API_KEY: apiKey,
-  WECHAT_API_BASE: httpUrl,
+  WECHAT_API_BASE: httpUrlSchema,
   WECHAT_EMULATOR: exactFlag,
   TRANSFER_TO_KF: flag,
   WELCOME_TEXT: text,
-  FORWARD_URL: httpUrl,
+  FORWARD_URL: httpUrlSchema,
   FORWARD_SECRET: text,
   CHECK_WINDOW: flag,
 });
@@ -209,6 +211,25 @@ export function optionalVar<K extends EnvVar>(env: Env, name: K): EnvValues[K] |
   if (entry.ok) return entry.value as EnvValues[K];
   if (entry.error.problem === "missing") return undefined;
   throw entry.error;
+}
+
+/**
+ * The validated value of a variable a route can do without, even malformed: `undefined` when
+ * it is unset or invalid. For settings one route needs and another only passes along (a bad
+ * push token must not take `/api` down) or only shows (the dev routes' page configuration).
+ *
+ * @param env the bindings
+ * @param name the variable
+ * @returns its validated value, or `undefined`
+ * @example
+ * ```ts
+ * import { lenientVar } from "./env.ts";
+ * console.log(lenientVar({ WECHAT_AES_KEY: "short" }, "WECHAT_AES_KEY")); // undefined
+ * ```
+ */
+export function lenientVar<K extends EnvVar>(env: Env, name: K): EnvValues[K] | undefined {
+  const entry = parse(env, name);
+  return entry.ok ? entry.value as EnvValues[K] : undefined;
 }
 
 /**

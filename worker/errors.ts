@@ -10,7 +10,6 @@ import { HTTPException } from "hono/http-exception";
 import {
   MediaTooLargeError,
   OutOfWindowError,
-  PushVerificationError,
   redact,
   ValidationError,
   WeChatApiError,
@@ -19,6 +18,9 @@ import {
   WeChatNetworkError,
   WeChatTimeoutError,
 } from "../mod.ts";
+// Private helper (a documented exception, see src/internal/README.md): the error answer the
+// push receiver writes too, so both have one shape and the same security headers.
+import { errorResponse } from "../src/internal/error_response.ts";
 import { ConfigError, type Env, secretValues } from "./env.ts";
 
 /** The body of every error answer. */
@@ -90,11 +92,8 @@ export class HttpError extends Error {
    * @returns a `Response` with the {@link ErrorBody}
    */
   toResponse(): Response {
-    const body: ErrorBody = { error: { code: this.code, message: this.message, ...this.extra } };
-    return new Response(JSON.stringify(body), {
-      status: this.status,
-      headers: { "content-type": "application/json; charset=utf-8", "cache-control": "no-store", ...this.headers },
-    });
+    const error: ErrorBody["error"] = { code: this.code, message: this.message, ...this.extra };
+    return errorResponse(this.status, error, this.headers);
   }
 }
 
@@ -127,9 +126,6 @@ export function toHttpError(err: unknown): HttpError {
   if (err instanceof OutOfWindowError) {
     return new HttpError(409, "out_of_window", err.message, { window: err.window ?? null });
   }
-  if (err instanceof PushVerificationError) {
-    return new HttpError(err.status, `push_${err.reason}`, err.message);
-  }
   if (err instanceof WeChatApiError) {
     return new HttpError(502, "wechat_api_error", err.message, { errcode: err.errcode });
   }
@@ -145,11 +141,10 @@ export function toHttpError(err: unknown): HttpError {
   if (err instanceof WeChatError) {
     return new HttpError(502, "upstream_invalid_response", redact(err.message));
   }
-  if (err instanceof HTTPException) {
-    // Hono's own: malformed JSON or form bodies (400), or a status set by a middleware.
-    const status = err.status;
-    if (status === 413) return new HttpError(413, "payload_too_large", "Request body is too large");
-    if (status >= 400 && status < 500) return new HttpError(status, "bad_request", redact(err.message));
+  // Hono's own: a malformed JSON body (400) from a validator, or a 4xx from a middleware. (Every
+  // body limit of the app throws its own 413, and the push receiver answers its refusals itself.)
+  if (err instanceof HTTPException && err.status >= 400 && err.status < 500) {
+    return new HttpError(err.status, "bad_request", redact(err.message));
   }
   return new HttpError(500, "internal_error", "Internal error");
 }

@@ -11,9 +11,12 @@
  */
 import type { MiddlewareHandler } from "hono";
 import type { KeyValueStore } from "../mod.ts";
-// Private helpers (documented exception: see src/internal/README.md).
+// Private helpers (a documented exception, see src/internal/README.md): the canonical JSON,
+// SHA-1, store-key user part and JSON-object reader the push receiver's records use too.
 import { canonicalJson } from "../src/internal/canonical_json.ts";
+import { jsonObject } from "../src/internal/json.ts";
 import { sha1Hex } from "../src/internal/sha1.ts";
+import { userPart } from "../src/internal/store_keys.ts";
 import type { Env } from "./env.ts";
 import { HttpError } from "./errors.ts";
 
@@ -62,9 +65,7 @@ export function idempotent(route: string, settings: IdempotencySettings): Middle
     const env = c.env ?? {};
     const body = (c.req.valid as (target: "json") => Record<string, unknown>)("json");
     const request = sha1Hex(canonicalJson(body));
-    const user = typeof body.touser === "string" && /^[A-Za-z0-9_-]{1,64}$/.test(body.touser)
-      ? `u.${body.touser}`
-      : "h.any";
+    const user = typeof body.touser === "string" ? userPart(body.touser) : "h.any";
     const recordKey = `kefu-edge:idem:${settings.appId(env)}:${user}:${route}:${sha1Hex(key)}`;
     const store = settings.store(env);
     const running = JSON.stringify({ state: "running", request } satisfies IdempotencyRecord);
@@ -103,10 +104,5 @@ async function claim(store: KeyValueStore, key: string, value: string): Promise<
 }
 
 function parse(raw: string | null): IdempotencyRecord | undefined {
-  if (raw === null) return undefined;
-  try {
-    return JSON.parse(raw) as IdempotencyRecord;
-  } catch {
-    return undefined;
-  }
+  return raw === null ? undefined : jsonObject(raw) as IdempotencyRecord | undefined;
 }

@@ -7,7 +7,9 @@
  * @module
  */
 import { filenameFromContentDisposition } from "../mod.ts";
-import { extensionForType } from "../src/internal/media_types.ts";
+// Private helpers (a documented exception, see src/internal/README.md): the media-type table
+// uploads are named with, so a download gets the extension its type stands for.
+import { extensionForType, normaliseType } from "../src/internal/media_types.ts";
 
 /**
  * A `Content-Disposition: attachment` value for `name`: an ASCII-only `filename`
@@ -78,7 +80,7 @@ const MEDIA_TYPE = /^(?:image|audio|video)\/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$/;
  * ```
  */
 export function servedType(upstream: string | null): string {
-  const type = (upstream ?? "").split(";")[0]!.trim().toLowerCase();
+  const type = normaliseType(upstream ?? "");
   return MEDIA_TYPE.test(type) && type !== "image/svg+xml" ? type : "application/octet-stream";
 }
 

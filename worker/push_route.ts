@@ -11,9 +11,11 @@
  *
  * @module
  */
+// The tiny preset (PatternRouter) keeps the bundle small.
+import { Hono } from "hono/tiny";
 import type { MiniProgram, PushHandler, PushJob, PushMessage } from "../mod.ts";
-import type { AppLogger } from "./app.ts";
-import { afterResponse, type WaitUntil } from "./background.ts";
+import type { AppEnv, AppLogger } from "./app.ts";
+import { afterResponse, executionContext, type WaitUntil } from "./background.ts";
 import { type Env, secretValues } from "./env.ts";
 import { describeError } from "./errors.ts";
 import type { AppPushContext, AppPushHandler, AppReplyDecider } from "./push_handler.ts";
@@ -83,6 +85,19 @@ export interface PushRuntime {
   queue(env: Env): QueueLike | undefined;
   /** The name of the dead-letter queue; default: a queue whose name ends in `-dlq`. */
   deadLetterQueue: string | undefined;
+}
+
+/**
+ * The `/wechat` sub-app, mounted by `createApp` with `app.route("/wechat", …)`: WeChat's URL
+ * verification (`GET /callback`) and message push (`POST /callback`).
+ *
+ * @param runtime the app's shared parts
+ * @returns the sub-app
+ */
+export function wechatRoutes(runtime: PushRuntime): Hono<AppEnv> {
+  const routes = new Hono<AppEnv>();
+  routes.all("/callback", (c) => handlePush(c.req.raw, c.env ?? {}, executionContext(c), runtime));
+  return routes;
 }
 
 /**

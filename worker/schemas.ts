@@ -5,19 +5,35 @@
  *
  * @module
  */
-import * as z from "../src/internal/zod.ts";
 import type { Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { zValidator } from "@hono/zod-validator";
+// Private helpers (a documented exception, see src/internal/README.md): the package's one
+// zod, the field schemas the SDK checks the same fields with, the zod-issue field mapper and
+// the media-type normaliser, so that the API refuses what the SDK refuses, in the same words.
+import * as z from "../src/internal/zod.ts";
 import {
+  aiMsgContextSchema,
+  businessIdSchema,
   mediaIdSchema,
   mediaTypeSchema,
   openIdSchema,
-  sendSchemas,
   typingCommandSchema,
-} from "../src/customer_service/schemas.ts";
-import type { AiMsgContext, MediaType, SendPayloads, SubscribeMessagePayload, TypingCommand } from "../mod.ts";
-import { subscribeMessageSchema } from "../src/subscribe/subscribe_message.ts";
-import { HttpError } from "./errors.ts";
+} from "../src/internal/field_schemas.ts";
 import { issueField } from "../src/internal/validate.ts";
+import { normaliseType } from "../src/internal/media_types.ts";
+import {
+  type AiMsgContext,
+  type MediaType,
+  MSG_TYPES,
+  type MsgType,
+  type SendPayloads,
+  sendSchemas,
+  type SubscribeMessagePayload,
+  subscribeMessageSchema,
+  type TypingCommand,
+} from "../mod.ts";
+import { HttpError } from "./errors.ts";
 
 /** Fields of `POST /api/messages` besides the message itself. */
 export interface SendMessageExtras {
@@ -31,27 +47,22 @@ export interface SendMessageExtras {
 
 /** Body of `POST /api/messages`: `touser`, `msgtype`, exactly the object for it, and the optional extras. */
 export type SendMessageBody = {
-  [K in keyof SendPayloads]: { touser: string; msgtype: K } & { [P in K]: SendPayloads[K] } & SendMessageExtras;
-}[keyof SendPayloads];
+  [K in MsgType]: { touser: string; msgtype: K } & { [P in K]: SendPayloads[K] } & SendMessageExtras;
+}[MsgType];
 
-const businessId = z.string().check(z.regex(/^[A-Za-z0-9_-]{1,64}$/, "must be a business id"));
-const aiMsgContextSchema = z.union([
-  z.strictObject({ msgid: z.string().check(z.regex(/^[A-Za-z0-9_-]{1,64}$/, "must be a message id")) }),
-  z.strictObject({ is_ai_msg: z.literal(1) }),
-], { error: "must be { msgid } or { is_ai_msg: 1 }" });
-
-const message = <K extends keyof SendPayloads>(msgtype: K) =>
+const message = <K extends MsgType>(msgtype: K) =>
   z.strictObject({
     touser: openIdSchema,
     msgtype: z.literal(msgtype),
     [msgtype]: sendSchemas[msgtype],
-    businessid: z.optional(businessId),
+    businessid: z.optional(businessIdSchema),
     aimsgcontext: z.optional(aiMsgContextSchema),
     checkWindow: z.optional(z.boolean()),
   });
 
 /**
- * Schema of {@link SendMessageBody}.
+ * Schema of {@link SendMessageBody}: one strict object per message type of the core's table
+ * (`MSG_TYPES`), told apart by `msgtype`.
  *
  * @example
  * ```ts
@@ -60,15 +71,14 @@ const message = <K extends keyof SendPayloads>(msgtype: K) =>
  * console.log(sendMessageSchema.safeParse(body).success); // true
  * ```
  */
-export const sendMessageSchema: z.ZodMiniType<SendMessageBody> = z.discriminatedUnion("msgtype", [
-  message("text"),
-  message("image"),
-  message("link"),
-  message("miniprogrampage"),
-], {
-  error: (issue) =>
-    issue.code === "invalid_union" ? 'must be one of "text", "image", "link", "miniprogrampage"' : undefined,
-}) as unknown as z.ZodMiniType<SendMessageBody>;
+export const sendMessageSchema: z.ZodMiniType<SendMessageBody> = z.discriminatedUnion(
+  "msgtype",
+  MSG_TYPES.map(message) as unknown as [ReturnType<typeof message>, ...ReturnType<typeof message>[]],
+  {
+    error: (issue) =>
+      issue.code === "invalid_union" ? `must be one of ${MSG_TYPES.map((t) => `"${t}"`).join(", ")}` : undefined,
+  },
+) as unknown as z.ZodMiniType<SendMessageBody>;
 
 /** Body of `POST /api/typing`. */
 export interface TypingBody {
@@ -90,7 +100,7 @@ export interface TypingBody {
 export const typingSchema: z.ZodMiniType<TypingBody> = z.strictObject({
   touser: openIdSchema,
   command: typingCommandSchema,
-  businessid: z.optional(businessId),
+  businessid: z.optional(businessIdSchema),
 }) as unknown as z.ZodMiniType<TypingBody>;
 
 /** Body of `POST /api/subscribe-messages`: `touser` and the subscribe message, in WeChat's field names. */
@@ -172,7 +182,7 @@ export async function readUpload(request: Request): Promise<UploadFields> {
 }
 
 async function formFields(request: Request): Promise<Record<string, unknown>> {
-  const mediaType = (request.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+  const mediaType = normaliseType(request.headers.get("content-type") ?? "");
   if (mediaType !== "multipart/form-data" && mediaType !== "application/x-www-form-urlencoded") return {};
   let form: FormData;
   try {
@@ -208,22 +218,6 @@ export interface MediaParams {
 export const mediaParamsSchema: z.ZodMiniType<MediaParams> = z.object({ mediaId: mediaIdSchema });
 
 /**
- * The dotted name of the field a zod issue is about (`text.content`, `touser`);
- * for unknown keys, the key itself; `body` for the whole input.
- *
- * @param issue the first zod issue
- * @returns the field name
- * @example
- * ```ts
- * import { fieldOf } from "./schemas.ts";
- * console.log(fieldOf({ code: "custom", path: ["text", "content"], message: "x", input: undefined })); // "text.content"
- * ```
- */
-export function fieldOf(issue: z.core.$ZodIssue): string {
-  return issueField(issue);
-}
-
-/**
  * The hook of every `zValidator`: a failure becomes a 400 `validation_error`
  * whose message and `field` name the first offending field.
  *
@@ -244,6 +238,36 @@ export function rejectInvalid(
 
 function invalidInput(issues: z.core.$ZodIssue[]): HttpError {
   const issue = issues[0];
-  const field = issue === undefined ? "body" : fieldOf(issue);
+  const field = issue === undefined ? "body" : issueField(issue);
   return new HttpError(400, "validation_error", `Invalid ${field}: ${issue?.message ?? "invalid value"}`, { field });
+}
+
+/** JSON bodies of `/api` are small; this bounds what is read before validation. */
+export const MAX_JSON_BYTES = 64 * 1024;
+
+/**
+ * The two checks of a JSON route, in order: the body's size (413 `payload_too_large` past
+ * {@link MAX_JSON_BYTES}, before the body is read whole) and its shape (400
+ * `validation_error` naming the field). Spread them into the route.
+ *
+ * @param schema the body's schema
+ * @returns the body-limit middleware and the validator
+ * @example
+ * ```ts
+ * import { Hono } from "hono";
+ * import { jsonBody, typingSchema } from "./schemas.ts";
+ * const app = new Hono().post("/typing", ...jsonBody(typingSchema), (c) => c.json(c.req.valid("json")));
+ * const res = await app.request("/typing", { method: "POST", body: '{"touser":"o1","command":"Typing"}' });
+ * console.log(res.status); // 200
+ * ```
+ */
+export function jsonBody<S extends z.ZodMiniType>(schema: S) {
+  return [
+    bodyLimit({ maxSize: MAX_JSON_BYTES, onError: jsonTooLarge }),
+    zValidator("json", schema, rejectInvalid),
+  ] as const;
+}
+
+function jsonTooLarge(): never {
+  throw new HttpError(413, "payload_too_large", `Request body is larger than ${MAX_JSON_BYTES} bytes`);
 }

@@ -38,6 +38,25 @@ export interface Upstream {
 export type EmulatorUpstream = (settings: UpstreamSettings) => Upstream;
 
 /**
+ * The message-push settings of a configuration, as `MiniProgram`'s `push` option and the
+ * emulator's take them: `undefined` without a push token, no `encodingAESKey` in plain mode.
+ *
+ * @param settings the validated WeChat settings
+ * @returns `{ token, encodingAESKey? }`, or `undefined`
+ * @example
+ * ```ts
+ * import { pushSettings } from "./upstream.ts";
+ * console.log(pushSettings({ appId: "wx1", pushToken: "TOKEN", emulator: false })); // { token: "TOKEN" }
+ * ```
+ */
+export function pushSettings(settings: UpstreamSettings): { token: string; encodingAESKey?: string } | undefined {
+  if (settings.pushToken === undefined) return undefined;
+  return settings.aesKey === undefined
+    ? { token: settings.pushToken }
+    : { token: settings.pushToken, encodingAESKey: settings.aesKey };
+}
+
+/**
  * The env entry under which `withEmulator` (`kefu-edge/testing`) hands the app its emulator.
  * A symbol, not a name: no variable, secret or process environment can set it, only code that
  * wraps the app.

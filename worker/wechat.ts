@@ -5,8 +5,14 @@
  * @module
  */
 import { type KeyValueStore, type Logger, MiniProgram, type PushOptions, type RetryOptions } from "../mod.ts";
-import { ConfigError, type Env, optionalVar, requireVar } from "./env.ts";
-import { type EmulatorUpstream, injectedEmulator, selectUpstream, type UpstreamSettings } from "./upstream.ts";
+import { ConfigError, type Env, lenientVar, optionalVar, requireVar } from "./env.ts";
+import {
+  type EmulatorUpstream,
+  injectedEmulator,
+  pushSettings,
+  selectUpstream,
+  type UpstreamSettings,
+} from "./upstream.ts";
 
 /** What a route needs from the configuration. */
 export interface Needs {
@@ -54,8 +60,8 @@ export function wechatSettings(env: Env, needs: Needs): UpstreamSettings {
   const appSecret = needs.secret ? requireVar(env, "WECHAT_SECRET") : optionalVar(env, "WECHAT_SECRET");
   // Push settings matter only to the push route; a bad one must not take /api down.
   // They are still read when valid, so both routes share one MiniProgram.
-  const pushToken = needs.push ? requireVar(env, "WECHAT_TOKEN") : lenient(env, "WECHAT_TOKEN");
-  const aesKey = needs.push ? optionalVar(env, "WECHAT_AES_KEY") : lenient(env, "WECHAT_AES_KEY");
+  const pushToken = needs.push ? requireVar(env, "WECHAT_TOKEN") : lenientVar(env, "WECHAT_TOKEN");
+  const aesKey = needs.push ? optionalVar(env, "WECHAT_AES_KEY") : lenientVar(env, "WECHAT_AES_KEY");
   return {
     appId,
     appSecret,
@@ -64,14 +70,6 @@ export function wechatSettings(env: Env, needs: Needs): UpstreamSettings {
     apiBase: optionalVar(env, "WECHAT_API_BASE"),
     emulator: optionalVar(env, "WECHAT_EMULATOR") === "on",
   };
-}
-
-function lenient(env: Env, name: "WECHAT_TOKEN" | "WECHAT_AES_KEY"): string | undefined {
-  try {
-    return optionalVar(env, name);
-  } catch {
-    return undefined;
-  }
 }
 
 /**
@@ -131,29 +129,24 @@ function build(
   emulator: EmulatorUpstream | undefined,
 ): MiniProgram {
   const upstream = selectUpstream(settings, { fetch: options.fetch, emulator });
-  const store = options.store(env);
+  const push = pushSettings(settings);
+  // Send windows live with the push claims: one Durable Object per user when bound.
+  const dedupeStore = options.dedupeStore(env);
   return new MiniProgram({
     appId: settings.appId,
-    store,
-    // Send windows live with the push claims: one Durable Object per user when bound.
-    windowStore: options.dedupeStore(env),
+    appSecret: settings.appSecret,
+    tokenSource: settings.appSecret === undefined ? missingSecret : undefined,
+    store: options.store(env),
+    windowStore: dedupeStore,
     logger: options.logger,
-    ...(settings.appSecret === undefined ? { tokenSource: missingSecret } : { appSecret: settings.appSecret }),
-    ...(upstream.fetch === undefined ? {} : { fetch: upstream.fetch }),
-    ...(upstream.baseUrl === undefined ? {} : { baseUrl: upstream.baseUrl }),
-    ...(options.now === undefined ? {} : { now: options.now }),
-    ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
-    ...(options.retry === undefined ? {} : { retry: options.retry }),
-    ...(options.maxUploadBytes === undefined ? {} : { maxUploadBytes: options.maxUploadBytes }),
-    ...(options.mediaIdleTimeoutMs === undefined ? {} : { mediaIdleTimeoutMs: options.mediaIdleTimeoutMs }),
-    ...(settings.pushToken === undefined ? {} : {
-      push: {
-        token: settings.pushToken,
-        ...(settings.aesKey === undefined ? {} : { encodingAESKey: settings.aesKey }),
-        ...options.push,
-        dedupeStore: options.dedupeStore(env),
-      },
-    }),
+    fetch: upstream.fetch,
+    baseUrl: upstream.baseUrl,
+    now: options.now,
+    timeoutMs: options.timeoutMs,
+    retry: options.retry,
+    maxUploadBytes: options.maxUploadBytes,
+    mediaIdleTimeoutMs: options.mediaIdleTimeoutMs,
+    push: push === undefined ? undefined : { ...push, ...options.push, dedupeStore },
   });
 }
 

@@ -15,19 +15,16 @@ import {
 import { validate } from "../internal/validate.ts";
 import type { HttpClient } from "../http/client.ts";
 import { readMedia } from "./media.ts";
+import { mediaIdSchema, mediaTypeSchema, openIdSchema, typingCommandSchema } from "../internal/field_schemas.ts";
 import {
-  mediaIdSchema,
   type MediaType,
-  mediaTypeSchema,
   msgTypeSchema,
-  openIdSchema,
   type SendOptions,
   sendOptionsSchema,
   type SendPayloads,
   sendSchemas,
   type TextPayload,
   type TypingCommand,
-  typingCommandSchema,
   type TypingOptions,
   typingOptionsSchema,
 } from "./schemas.ts";
@@ -164,7 +161,7 @@ export class CustomerServiceMessage {
    * ahead and WeChat decides.
    *
    * @param openId the user's OpenID (`touser`)
-   * @param msgType `text`, `image`, `link` or `miniprogrampage`
+   * @param msgType a key of {@link SendPayloads} (`MSG_TYPES` lists them)
    * @param payload the object for that type, in WeChat's field names
    * @param options `checkWindow`, `businessId` (客服子商户), `aiMsgContext` (AI-generated label)
    * @returns WeChat's `{ errcode: 0, errmsg: "ok" }`

@@ -1,12 +1,25 @@
 /**
- * Payload types and their zod schemas for customer-service calls, in WeChat's
- * field names. The types are written out (JSR needs explicit types on the public
- * API) and the compiler checks that each equals what its schema infers, so the
+ * The outbound message types of customer-service calls, in WeChat's field names: one table,
+ * {@link sendSchemas}, holds the zod schema of each `msgtype`'s payload, and everything else
+ * derives from it: {@link MSG_TYPES}, the `msgtype` check of `send`, the worker's
+ * `POST /api/messages` body. The payload types are written out (JSR needs explicit types on
+ * the public API) and the compiler checks that each equals what its schema infers, so the
  * two cannot drift.
+ *
+ * Adding a message type: its payload interface and its line in {@link SendPayloads}, its
+ * schema in the table below; then its entry in the emulator's table
+ * (`src/testing/_messages.ts`, which the compiler asks for) and a line in the README.
  *
  * @module
  */
 import * as z from "../internal/zod.ts";
+import {
+  aiMsgContextSchema,
+  businessIdSchema,
+  httpUrlSchema,
+  mediaIdSchema,
+  nonEmptySchema,
+} from "../internal/field_schemas.ts";
 
 /** `text` payload: `content`, which may carry mini-program `<a>` links. */
 export interface TextPayload {
@@ -49,51 +62,58 @@ export interface SendPayloads {
   /** Payload of `msgtype: "miniprogrampage"`. */
   miniprogrampage: MiniProgramPagePayload;
 }
-/** Message types `send` supports. */
+/** Message types `send` supports: the keys of {@link SendPayloads}, listed in {@link MSG_TYPES}. */
 export type MsgType = keyof SendPayloads;
 /** `setTyping` command. */
 export type TypingCommand = "Typing" | "CancelTyping";
 /** uploadTempMedia type (WeChat: images only). */
 export type MediaType = "image";
 
-// Checked, never rewritten: leading spaces and indentation in a message are the user's.
-const nonEmpty = z.string().check(z.refine((s) => s.trim() !== "", "must not be empty"));
-const httpUrl = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
-const id = (what: string) =>
-  z.string().check(z.regex(/^[A-Za-z0-9_-]{1,256}$/, `must be ${what} (letters, digits, - and _)`));
-
-/** An OpenID: WeChat's are 28 characters of [A-Za-z0-9_-]. */
-export const openIdSchema: z.ZodMiniType<string> = id("an OpenID");
-/** A media_id as WeChat issues it. */
-export const mediaIdSchema: z.ZodMiniType<string> = id("a media_id");
-
-const textSchema = z.strictObject({ content: nonEmpty });
-const imageSchema = z.strictObject({ media_id: mediaIdSchema });
-const linkSchema = z.strictObject({ title: nonEmpty, description: nonEmpty, url: httpUrl, thumb_url: httpUrl });
-const miniProgramPageSchema = z.strictObject({ title: nonEmpty, pagepath: nonEmpty, thumb_media_id: mediaIdSchema });
-
-/** The schema of each `msgtype`'s payload. */
-export const sendSchemas: { [K in MsgType]: z.ZodMiniType<SendPayloads[K]> } = {
-  text: textSchema,
-  image: imageSchema,
-  link: linkSchema,
-  miniprogrampage: miniProgramPageSchema,
+// The table: one strict object per msgtype (an unknown field is refused, named in full).
+const payloadSchemas = {
+  text: z.strictObject({ content: nonEmptySchema }),
+  image: z.strictObject({ media_id: mediaIdSchema }),
+  link: z.strictObject({
+    title: nonEmptySchema,
+    description: nonEmptySchema,
+    url: httpUrlSchema,
+    thumb_url: httpUrlSchema,
+  }),
+  miniprogrampage: z.strictObject({ title: nonEmptySchema, pagepath: nonEmptySchema, thumb_media_id: mediaIdSchema }),
 };
-/** `msgtype` values. */
-export const msgTypeSchema: z.ZodMiniType<MsgType> = z.enum(["text", "image", "link", "miniprogrampage"]);
-/** `setTyping` commands. */
-export const typingCommandSchema: z.ZodMiniType<TypingCommand> = z.enum(["Typing", "CancelTyping"]);
-/** uploadTempMedia types. */
-export const mediaTypeSchema: z.ZodMiniType<MediaType> = z.enum(["image"]);
 
-// Compile-time proof that the written types are exactly what the schemas infer.
+/**
+ * The zod schema of each `msgtype`'s payload: what `send` accepts, field by field. Validate
+ * a payload with it before you queue or store it, to refuse what `send` would refuse.
+ *
+ * @example Check a payload before queueing it
+ * ```ts
+ * import { sendSchemas } from "./schemas.ts";
+ * console.log(sendSchemas.link.safeParse({ title: "Docs", description: "Read me", url: "ftp://x", thumb_url: "https://x/t.png" }).success); // false
+ * console.log(sendSchemas.text.safeParse({ content: "Hello" }).success); // true
+ * ```
+ */
+export const sendSchemas: { readonly [K in MsgType]: z.ZodMiniType<SendPayloads[K]> } = payloadSchemas;
+
+/**
+ * Every `msgtype` `send` supports, in the order of {@link sendSchemas}.
+ *
+ * @example
+ * ```ts
+ * import { MSG_TYPES } from "./schemas.ts";
+ * console.log(MSG_TYPES.join(", ")); // text, image, link, miniprogrampage
+ * ```
+ */
+export const MSG_TYPES: readonly MsgType[] = Object.keys(payloadSchemas) as MsgType[];
+
+/** `msgtype` values. */
+export const msgTypeSchema: z.ZodMiniType<MsgType> = z.enum(MSG_TYPES as readonly [MsgType, ...MsgType[]]);
+
+// Compile-time proof that the written types are exactly what the table infers, for every
+// msgtype and no other.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-const _inferred: [
-  Same<z.infer<typeof textSchema>, TextPayload>,
-  Same<z.infer<typeof imageSchema>, ImagePayload>,
-  Same<z.infer<typeof linkSchema>, LinkPayload>,
-  Same<z.infer<typeof miniProgramPageSchema>, MiniProgramPagePayload>,
-] = [true, true, true, true];
+type Inferred = { [K in MsgType]: Same<z.infer<(typeof payloadSchemas)[K]>, SendPayloads[K]> };
+const _inferred: Same<keyof typeof payloadSchemas, MsgType> & (false extends Inferred[MsgType] ? false : true) = true;
 void _inferred;
 
 /**
@@ -122,18 +142,11 @@ export interface TypingOptions {
   businessId?: string | undefined;
 }
 
-const businessIdSchema = z.string().check(z.regex(/^[A-Za-z0-9_-]{1,64}$/, "must be a business id"));
-
 /** Schema of {@link SendOptions}. */
 export const sendOptionsSchema: z.ZodMiniType<SendOptions> = z.strictObject({
   checkWindow: z.optional(z.boolean()),
   businessId: z.optional(businessIdSchema),
-  aiMsgContext: z.optional(
-    z.union([
-      z.strictObject({ msgid: z.string().check(z.regex(/^[A-Za-z0-9_-]{1,64}$/, "must be a message id")) }),
-      z.strictObject({ is_ai_msg: z.literal(1) }),
-    ], { error: "must be { msgid } or { is_ai_msg: 1 }" }),
-  ),
+  aiMsgContext: z.optional(aiMsgContextSchema),
 }) as unknown as z.ZodMiniType<SendOptions>;
 
 /** Schema of {@link TypingOptions}. */

@@ -16,6 +16,7 @@ import type { KeyValueStore } from "../stores/key_value_store.ts";
 import { redact } from "../errors.ts";
 import type { Logger } from "../token/access_token.ts";
 import { userPart } from "../internal/store_keys.ts";
+import { jsonObject } from "../internal/json.ts";
 import { uniqueId } from "../internal/unique_id.ts";
 
 /** What the tracker knows about a user's window. */
@@ -247,12 +248,8 @@ export class SendWindowTracker {
       return undefined;
     }
     if (raw === null) return undefined;
-    try {
-      const stored = JSON.parse(raw) as StoredWindow;
-      return stored.expiresAt > this.#now() ? stored : undefined;
-    } catch {
-      return undefined;
-    }
+    const stored = jsonObject(raw) as StoredWindow | undefined;
+    return stored !== undefined && stored.expiresAt > this.#now() ? stored : undefined;
   }
 
   #key(openId: string): string {

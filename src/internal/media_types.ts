@@ -23,6 +23,13 @@ const TYPE_BY_EXT: Record<string, string> = {
   webp: "image/webp",
 };
 
+/**
+ * The image types WeChat takes as temporary media. [UNCERTAIN] the mini-program docs name
+ * none; these are the Official Account temp-media formats (PNG, JPEG, JPG, GIF), the spec's
+ * closest source. The emulator accepts these and no others.
+ */
+export const WECHAT_IMAGE_TYPES: ReadonlySet<string> = new Set(["image/jpeg", "image/png", "image/gif"]);
+
 /** `image/JPEG; charset=x` → `image/jpeg`. */
 export function normaliseType(type: string): string {
   return type.split(";")[0]?.trim().toLowerCase() ?? "";

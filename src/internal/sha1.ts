@@ -72,4 +72,3 @@ export function sha1Hex(text: string): string {
   }
   return wordHex(h0) + wordHex(h1) + wordHex(h2) + wordHex(h3) + wordHex(h4);
 }
-

@@ -31,6 +31,23 @@ const NAMED_ENTITIES: Record<string, string> = { lt: "<", gt: ">", amp: "&", quo
 const XML_DECLARATION =
   /^[ \t\r\n]+version[ \t\r\n]*=[ \t\r\n]*(["'])1\.[0-9]+\1(?:[ \t\r\n]+encoding[ \t\r\n]*=[ \t\r\n]*(["'])[A-Za-z][A-Za-z0-9._-]*\2)?(?:[ \t\r\n]+standalone[ \t\r\n]*=[ \t\r\n]*(["'])(?:yes|no)\3)?[ \t\r\n]*$/;
 
+/**
+ * `text` as one CDATA section, or several: a `]]>` inside is split across two sections so it
+ * cannot close the section early. What WeChat's bodies and replies wrap their text in.
+ *
+ * @param text the text
+ * @returns the CDATA markup
+ * @example
+ * ```ts
+ * import { cdata, parseXmlDocument } from "./xml.ts";
+ * console.log(cdata("a]]>b")); // "<![CDATA[a]]]]><![CDATA[>b]]>"
+ * console.log(parseXmlDocument(`<xml><A>${cdata("a]]>b")}</A></xml>`).A); // "a]]>b"
+ * ```
+ */
+export function cdata(text: string): string {
+  return `<![CDATA[${text.replaceAll("]]>", "]]]]><![CDATA[>")}]]>`;
+}
+
 /** One open element. Frames are reused by depth, so a parse allocates few of them. */
 interface Frame {
   name: string;

@@ -6,6 +6,7 @@
  */
 import { PushVerificationError } from "../errors.ts";
 import { idFields, quoteIds } from "../internal/exact_ids.ts";
+import { jsonObject } from "../internal/json.ts";
 import { parseXmlDocument } from "../internal/xml.ts";
 import { fitsField, KIND_FIELDS, kindOf, LIST_WRAPPERS, type PushMessage } from "./types.ts";
 
@@ -215,7 +216,19 @@ function toId(value: unknown): string | undefined {
   return typeof id === "string" && /^\d{1,20}$/.test(id) ? id : undefined;
 }
 
-function badRequest(message: string): PushVerificationError {
+/**
+ * The refusal of a malformed push request (its query or its body): `PushVerificationError`
+ * `bad_request`, answered 400. The message names what is wrong and never quotes the body.
+ *
+ * @param message what is wrong
+ * @returns the error, to throw
+ * @example
+ * ```ts
+ * import { badRequest } from "./parse.ts";
+ * console.log(badRequest("Body is empty").status); // 400
+ * ```
+ */
+export function badRequest(message: string): PushVerificationError {
   return new PushVerificationError("bad_request", message);
 }
 
@@ -225,18 +238,10 @@ function badRequest(message: string): PushVerificationError {
 const MSG_IDS = idFields(["MsgId", "MsgID"]);
 
 function parseJson(text: string): Record<string, unknown> {
-  const quoted = quoteIds(text, MSG_IDS);
-  let value: unknown;
-  try {
-    value = JSON.parse(quoted);
-  } catch {
-    throw badRequest("Malformed JSON body");
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw badRequest("Malformed JSON body: not an object");
-  }
+  const value = jsonObject(quoteIds(text, MSG_IDS));
+  if (value === undefined) throw badRequest("Malformed JSON body: not a JSON object");
   if (Object.keys(value).length === 0) throw badRequest("Malformed JSON body: an object without fields");
-  return value as Record<string, unknown>;
+  return value;
 }
 
 // --- XML --------------------------------------------------------------------

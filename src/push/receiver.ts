@@ -13,8 +13,9 @@ import { decryptStartingWith, MessageCrypto, pushSignature } from "./crypto.ts";
 import { constantTimeEqual } from "../internal/constant_time.ts";
 import { sha1Hex } from "../runtime/crypto.ts";
 import { canonicalJson } from "../internal/canonical_json.ts";
+import { errorResponse, JSON_HEADERS } from "../internal/error_response.ts";
 import { userPart } from "../internal/store_keys.ts";
-import { detectFormat, parseEnvelope, parseFields, type PushFormat, typePushMessage } from "./parse.ts";
+import { badRequest, detectFormat, parseEnvelope, parseFields, type PushFormat, typePushMessage } from "./parse.ts";
 import { Claims, leaseValue, markValue } from "../internal/push_claims.ts";
 import { actionOf, type SendWindowTracker } from "../customer_service/send_window.ts";
 import { envelopeBody, Reply, replyXml } from "./reply.ts";
@@ -25,29 +26,29 @@ export interface PushOptions {
   /** The push Token. */
   token: string;
   /** The EncodingAESKey (43 characters of [A-Za-z0-9]); needed for compatible and safe mode. */
-  encodingAESKey?: string;
+  encodingAESKey?: string | undefined;
   /** Where handled messages are marked; default a {@link MemoryStore}. Share one (KV) across isolates. */
-  dedupeStore?: KeyValueStore;
+  dedupeStore?: KeyValueStore | undefined;
   /** Largest accepted distance between the request's timestamp and `now()`; default 300. */
-  maxSkewSeconds?: number;
+  maxSkewSeconds?: number | undefined;
   /** Largest accepted body; default 64 KiB. Larger bodies are answered 413. */
-  maxBodyBytes?: number;
+  maxBodyBytes?: number | undefined;
   /**
    * The deduplication key of a message, replacing the default (`MsgId` with the sender,
    * or a hash of every field for events). It is stored under kefu-edge's prefix, per AppID
    * and sender.
    */
-  dedupeKey?: (message: PushMessage) => string;
+  dedupeKey?: ((message: PushMessage) => string) | undefined;
   /**
    * How long a claim protects a message while its handler runs, in seconds; default 60. A
    * delivery that finds an older claim takes it over (its holder is presumed gone).
    */
-  leaseSeconds?: number;
+  leaseSeconds?: number | undefined;
   /**
    * How long a delivery that finds the message claimed by another one waits for its outcome
    * before answering non-success (so WeChat retries), in ms; default 1500.
    */
-  claimWaitMs?: number;
+  claimWaitMs?: number | undefined;
 }
 
 /** Settings of {@link PushReceiver}: the push options plus what the mini program supplies. */
@@ -55,9 +56,9 @@ export interface PushReceiverOptions extends Partial<PushOptions> {
   /** The mini program's AppID, which safe-mode messages must end with. */
   appId: string;
   /** Clock in ms; default `Date.now`. */
-  now?: () => number;
+  now?: (() => number) | undefined;
   /** Receives warnings (a failing store, a failing handler); never given message content. */
-  logger?: Logger;
+  logger?: Logger | undefined;
   /** The send-window tracker: each verified user action (a message, a session entry) opens the window. */
   windows?: SendWindowTracker | undefined;
 }
@@ -344,10 +345,10 @@ export class PushReceiver {
       if (err instanceof PushVerificationError) {
         this.#logRefusal(request, err);
         const headers = err.reason === "unsupported_method" ? { allow: "GET, POST" } : undefined;
-        return errorResponse(err.status, err.reason, err.message, headers);
+        return errorResponse(err.status, { code: err.reason, message: err.message }, headers);
       }
       this.#logger.warn(`Push receiver failed: ${errorName(err)}`);
-      return errorResponse(500, "internal_error", "The push receiver failed");
+      return errorResponse(500, { code: "internal_error", message: "The push receiver failed" });
     }
   }
 
@@ -379,7 +380,10 @@ export class PushReceiver {
 
   async #handle(request: Request, mode: Mode): Promise<Response> {
     if (this.#token === undefined) {
-      return errorResponse(503, "push_not_configured", "Message push is not configured: no push token");
+      return errorResponse(503, {
+        code: "push_not_configured",
+        message: "Message push is not configured: no push token",
+      });
     }
     if (request.method !== "GET" && request.method !== "POST") {
       throw new PushVerificationError("unsupported_method", "Method not allowed: use GET or POST");
@@ -421,7 +425,10 @@ export class PushReceiver {
     }
     const msgSignature = encrypted ? requireParam(query, "msg_signature") : "";
     if (encrypted && this.#crypto === undefined) {
-      return errorResponse(503, "push_not_configured", "Message push is not configured: no EncodingAESKey");
+      return errorResponse(503, {
+        code: "push_not_configured",
+        message: "Message push is not configured: no EncodingAESKey",
+      });
     }
     const body = await readBody(request, this.#maxBodyBytes);
     const format = requireFormat(body);
@@ -640,11 +647,12 @@ export class PushReceiver {
 
   async #answer(outcome: Outcome, delivery: Delivery): Promise<Response> {
     if (!outcome.ok && outcome.busy) {
-      return errorResponse(503, "in_progress", "The message is being handled by another delivery: WeChat will retry", {
-        "retry-after": "1",
-      });
+      const message = "The message is being handled by another delivery: WeChat will retry";
+      return errorResponse(503, { code: "in_progress", message }, { "retry-after": "1" });
     }
-    if (!outcome.ok) return errorResponse(500, "handler_failed", "The push handler failed: WeChat will retry");
+    if (!outcome.ok) {
+      return errorResponse(500, { code: "handler_failed", message: "The push handler failed: WeChat will retry" });
+    }
     const { reply } = outcome;
     if (reply === undefined) return new Response("success", { headers: TEXT_HEADERS });
     if (delivery.message.MsgType === "event") {
@@ -671,26 +679,13 @@ export class PushReceiver {
   }
 }
 
-const SECURITY_HEADERS = { "x-content-type-options": "nosniff", "cache-control": "no-store" };
-const TEXT_HEADERS = { "content-type": "text/plain; charset=utf-8", ...SECURITY_HEADERS };
-const XML_HEADERS = { "content-type": "text/xml; charset=utf-8", ...SECURITY_HEADERS };
-const JSON_HEADERS = { "content-type": "application/json; charset=utf-8", ...SECURITY_HEADERS };
+const TEXT_HEADERS = { ...JSON_HEADERS, "content-type": "text/plain; charset=utf-8" };
+const XML_HEADERS = { ...JSON_HEADERS, "content-type": "text/xml; charset=utf-8" };
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /** How WeChat's messages start, which lets decryption take one WebCrypto call instead of two. */
 const MESSAGE_START: Record<PushFormat, string> = { json: '{"ToUserName":"', xml: "<xml><ToUserName>" };
-
-function errorResponse(status: number, code: string, message: string, extra?: Record<string, string>): Response {
-  return new Response(JSON.stringify({ error: { code, message } }), {
-    status,
-    headers: { ...JSON_HEADERS, ...extra },
-  });
-}
-
-function badRequest(message: string): PushVerificationError {
-  return new PushVerificationError("bad_request", message);
-}
 
 function requireParam(query: URLSearchParams, name: string): string {
   const value = query.get(name);

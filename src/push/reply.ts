@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { cdata } from "../internal/xml.ts";
 import type { PushFormat } from "./parse.ts";
 import type { PushMessage } from "./types.ts";
 
@@ -107,9 +108,4 @@ export function envelopeBody(format: PushFormat, envelope: EncryptedEnvelope): s
   return `<xml><Encrypt>${cdata(envelope.Encrypt)}</Encrypt>` +
     `<MsgSignature>${cdata(envelope.MsgSignature)}</MsgSignature>` +
     `<TimeStamp>${envelope.TimeStamp}</TimeStamp><Nonce>${cdata(envelope.Nonce)}</Nonce></xml>`;
-}
-
-/** A CDATA section; a `]]>` inside is split across two sections so it cannot close early. */
-function cdata(text: string): string {
-  return `<![CDATA[${text.replaceAll("]]>", "]]]]><![CDATA[>")}]]>`;
 }

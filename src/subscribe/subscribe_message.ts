@@ -9,7 +9,7 @@ import * as z from "../internal/zod.ts";
 import { validate } from "../internal/validate.ts";
 import { type HttpClient, readJson } from "../http/client.ts";
 import { idFields } from "../internal/exact_ids.ts";
-import { openIdSchema } from "../customer_service/schemas.ts";
+import { openIdSchema } from "../internal/field_schemas.ts";
 
 /** What a subscribe message carries, in WeChat's field names. */
 export interface SubscribeMessagePayload {

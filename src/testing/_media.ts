@@ -1,20 +1,14 @@
 // Private: temporary media (spec §4 and §5): upload, get, 3-day retention.
 import { DAY, SECOND } from "./_clock.ts";
+import { extensionForType, typeForFileName, WECHAT_IMAGE_TYPES } from "../internal/media_types.ts";
 import { randomId } from "./_random.ts";
 import { ApiFailure, okResponse } from "./_responses.ts";
 import type { EmulatorMedia, MediaInfo } from "./types.ts";
 
 const RETENTION = 3 * DAY;
 // [UNCERTAIN] the mini program doc gives no size or format; these are the Official
-// Account temp-media limits (10 MB; PNG/JPEG/JPG/GIF), the spec's closest source.
+// Account temp-media limits (10 MB; PNG/JPEG/JPG/GIF: WECHAT_IMAGE_TYPES), the spec's closest source.
 const MAX_BYTES = 10 * 1024 * 1024;
-const TYPE_BY_EXT: Record<string, string> = {
-  jpg: "image/jpeg",
-  jpeg: "image/jpeg",
-  png: "image/png",
-  gif: "image/gif",
-};
-const EXT_BY_TYPE: Record<string, string> = { "image/jpeg": "jpg", "image/png": "png", "image/gif": "gif" };
 
 /** Stores media and answers the two media endpoints. */
 export class MediaStore implements EmulatorMedia {
@@ -62,9 +56,8 @@ export class MediaStore implements EmulatorMedia {
     }
     if (file.size === 0) throw new ApiFailure(44001);
     if (file.size > MAX_BYTES) throw new ApiFailure(40006);
-    const ext = /\.([A-Za-z0-9]+)$/.exec(file.name)?.[1]?.toLowerCase() ?? "";
-    const contentType = TYPE_BY_EXT[ext];
-    if (contentType === undefined) throw new ApiFailure(40005);
+    const contentType = typeForFileName(file.name);
+    if (contentType === undefined || !WECHAT_IMAGE_TYPES.has(contentType)) throw new ApiFailure(40005);
     const item = this.store(new Uint8Array(await file.arrayBuffer()), contentType, "upload");
     return okResponse({ type: item.type, media_id: item.mediaId, created_at: Math.floor(item.createdAt / SECOND) });
   }
@@ -74,12 +67,12 @@ export class MediaStore implements EmulatorMedia {
     const item = mediaId === null ? undefined : this.get(mediaId);
     if (item === undefined) throw new ApiFailure(40007);
     // The old doc's example headers; the file name carries the media_id.
-    const ext = EXT_BY_TYPE[item.contentType] ?? "jpg";
+    const ext = extensionForType(item.contentType) ?? ".jpg";
     return new Response(item.bytes.slice(), {
       status: 200,
       headers: {
         "content-type": item.contentType,
-        "content-disposition": `attachment; filename="${item.mediaId}.${ext}"`,
+        "content-disposition": `attachment; filename="${item.mediaId}${ext}"`,
         "content-length": String(item.bytes.byteLength),
         "cache-control": "no-cache, must-revalidate",
         date: new Date(this.#now()).toUTCString(),

@@ -1,5 +1,6 @@
 // Private: the outbound message types (spec §2) — one table that the send check, the media
 // check and the dev server's chat page all read — and validation of the send and typing bodies.
+import { jsonObject } from "../internal/json.ts";
 import { ApiFailure } from "./_responses.ts";
 import type { InboxEntry } from "./types.ts";
 
@@ -39,8 +40,8 @@ export interface MessageSpec {
 const MAX_TEXT_BYTES = 2048;
 
 /**
- * Every outbound message type. Adding one: an entry here and its name in `InboxEntry`'s
- * `msgtype` (types.ts); the compiler points at this table until both agree.
+ * Every outbound message type: one entry per type of the core's table (`MSG_TYPES`, in
+ * src/customer_service/schemas.ts); the compiler points here until each has one.
  */
 export const MESSAGE_TYPES: { readonly [K in MsgType]: MessageSpec } = {
   text: {
@@ -106,13 +107,8 @@ export function mediaIdsOf({ msgtype, object }: SendBody): string[] {
 export function parseJsonObject(text: string): Record<string, unknown> {
   if (text.trim() === "") throw new ApiFailure(44002);
   if (hasEscapedNonAscii(text)) throw new ApiFailure(40033);
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw new ApiFailure(47001);
-  }
-  if (!isRecord(body)) throw new ApiFailure(47001);
+  const body = jsonObject(text);
+  if (body === undefined) throw new ApiFailure(47001);
   return body;
 }
 

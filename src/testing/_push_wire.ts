@@ -1,4 +1,6 @@
 // Private: the push wire formats (spec §6): JSON and XML bodies, safe-mode envelopes, replies.
+import { jsonObject } from "../internal/json.ts";
+import { cdata } from "../internal/xml.ts";
 import type { PushFields } from "./types.ts";
 
 /** Fields WeChat writes as bare integers; every other field is a string. */
@@ -52,14 +54,8 @@ export function isPlainReply(text: string): boolean {
 function replyReader(text: string): ((name: string) => string | undefined) | undefined {
   const trimmed = text.trim();
   if (trimmed.startsWith("{")) {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(trimmed);
-    } catch {
-      return undefined;
-    }
-    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return undefined;
-    const record = parsed as Record<string, unknown>;
+    const record = jsonObject(trimmed);
+    if (record === undefined) return undefined;
     return (name) => {
       const value = record[name];
       return typeof value === "string" || typeof value === "number" ? String(value) : undefined;
@@ -72,11 +68,6 @@ function replyReader(text: string): ((name: string) => string | undefined) | und
 function xmlField(xml: string, name: string): string | undefined {
   const match = new RegExp(`<${name}>\\s*(?:<!\\[CDATA\\[([\\s\\S]*?)\\]\\]>|([^<]*))\\s*</${name}>`).exec(xml);
   return match === null ? undefined : (match[1] ?? match[2] ?? "").trim();
-}
-
-function cdata(text: string): string {
-  // "]]>" cannot appear inside a CDATA section: split it across two sections.
-  return `<![CDATA[${text.replaceAll("]]>", "]]]]><![CDATA[>")}]]>`;
 }
 
 function integer(key: string, value: string | number): string {

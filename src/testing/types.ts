@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { MsgType } from "../customer_service/schemas.ts";
 
 /** A fetch-compatible function, as the SDK's `fetch` option expects. */
 export type FetchLike = (input: RequestInfo | URL, init?: RequestInit) => Promise<Response>;
@@ -225,7 +226,8 @@ export interface EmulatorMedia {
 export type InboxEntry =
   | {
     readonly kind: "message";
-    readonly msgtype: "text" | "image" | "link" | "miniprogrampage";
+    /** One of the core's message types (`MSG_TYPES`). */
+    readonly msgtype: MsgType;
     /** The msgtype's object as sent, e.g. `{ content: "hi" }`. */
     readonly message: Readonly<Record<string, unknown>>;
     readonly at: number;

@@ -6,6 +6,7 @@
  */
 import { redact, TokenSourceError, WeChatError } from "../errors.ts";
 import type { HttpClient } from "../http/client.ts";
+import { jsonObject } from "../internal/json.ts";
 import type { KeyValueStore } from "../stores/key_value_store.ts";
 
 /** What a token source returns, in WeChat's field names. */
@@ -216,13 +217,10 @@ export class AccessToken {
       return undefined;
     }
     if (raw === null) return undefined;
-    try {
-      const parsed = JSON.parse(raw) as { access_token?: unknown; refresh_at?: unknown };
-      if (typeof parsed.access_token === "string" && typeof parsed.refresh_at === "number") {
-        return { token: parsed.access_token, refreshAt: parsed.refresh_at };
-      }
-    } catch {
-      // A value this version cannot read is treated as absent and overwritten.
+    // A value this version cannot read is treated as absent and overwritten.
+    const parsed = jsonObject(raw);
+    if (typeof parsed?.access_token === "string" && typeof parsed.refresh_at === "number") {
+      return { token: parsed.access_token, refreshAt: parsed.refresh_at };
     }
     return undefined;
   }

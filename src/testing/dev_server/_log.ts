@@ -7,6 +7,8 @@
  * @module
  */
 import type { FetchLike } from "../types.ts";
+import { redact } from "../../errors.ts";
+import { jsonObject } from "../../internal/json.ts";
 
 /** One side of an exchange, as the chat page shows it. */
 export interface ExchangePart {
@@ -61,7 +63,6 @@ export const MAX_EXCHANGES = 200;
 /** Users remembered, and entries kept per user. */
 const MAX_USERS = 100;
 const MAX_SENT_PER_USER = 200;
-const REDACTED = "[redacted]";
 
 /**
  * Cuts `text` to {@link MAX_BODY_CHARS}, saying how much was left out.
@@ -243,7 +244,7 @@ export function recordingFetch(inner: FetchLike, log: ExchangeLog, now: () => nu
       kind: "api",
       ...(openId === undefined ? {} : { openId }),
       title: `${request.method} ${url.pathname}`,
-      request: { line: `${request.method} ${redactedPath(url)}`, ...describedRequest },
+      request: { line: `${request.method} ${redact(`${url.pathname}${url.search}`)}`, ...describedRequest },
       notes: [],
     };
     let response: Response;
@@ -263,19 +264,6 @@ export function recordingFetch(inner: FetchLike, log: ExchangeLog, now: () => nu
   };
 }
 
-/**
- * Path and query with the access token hidden.
- *
- * @param url the request URL
- * @returns e.g. `/cgi-bin/message/custom/send?access_token=[redacted]`
- */
-export function redactedPath(url: URL): string {
-  const query = new URLSearchParams(url.search);
-  if (query.has("access_token")) query.set("access_token", REDACTED);
-  const search = query.toString();
-  return search === "" ? url.pathname : `${url.pathname}?${search.replaceAll("%5Bredacted%5D", REDACTED)}`;
-}
-
 // Reads textual bodies (of a clone, for responses: the app still reads the original);
 // binary and multipart bodies are summarised.
 async function describeBody(message: Request | Response): Promise<Omit<ExchangePart, "line">> {
@@ -288,7 +276,7 @@ async function describeBody(message: Request | Response): Promise<Omit<ExchangeP
   }
   if (type === "" || type.includes("json") || type.startsWith("text/") || type.includes("xml")) {
     const source = message instanceof Response ? message.clone() : message;
-    return { ...withType, body: truncate(redactJson(await source.text())) };
+    return { ...withType, body: truncate(redact(await source.text())) };
   }
   const length = message.headers.get("content-length");
   return { ...withType, body: `<${length === null ? "streamed" : `${length} bytes of`} ${contentType}>` };
@@ -308,37 +296,6 @@ async function describeForm(message: Request | Response): Promise<string> {
     return `<multipart> ${parts.join("; ")}`;
   } catch {
     return "<multipart body>";
-  }
-}
-
-/**
- * A JSON object's `secret` and `access_token` replaced; any other text returned as it is.
- *
- * @param text a body
- * @returns the body with those two values redacted
- */
-export function redactJson(text: string): string {
-  const record = jsonObject(text);
-  if (record === undefined) return text;
-  let changed = false;
-  for (const key of ["secret", "access_token"]) {
-    if (key in record) {
-      record[key] = REDACTED;
-      changed = true;
-    }
-  }
-  return changed ? JSON.stringify(record) : text;
-}
-
-function jsonObject(text: string): Record<string, unknown> | undefined {
-  if (!text.trimStart().startsWith("{")) return undefined;
-  try {
-    const parsed: unknown = JSON.parse(text);
-    return typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)
-      ? parsed as Record<string, unknown>
-      : undefined;
-  } catch {
-    return undefined;
   }
 }
 

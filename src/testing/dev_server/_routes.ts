@@ -22,11 +22,13 @@ import * as z from "../../internal/zod.ts";
 import type { InboxEntry, PushAction, PushFields, SendWindow } from "../types.ts";
 import { MESSAGE_TYPES, type MessageView, type MsgType } from "../_messages.ts";
 import { WINDOW_GRANTS } from "../../customer_service/send_window.ts";
-import { openIdSchema } from "../../customer_service/schemas.ts";
+import { openIdSchema } from "../../internal/field_schemas.ts";
+import { normaliseType, WECHAT_IMAGE_TYPES } from "../../internal/media_types.ts";
 import type { AppEnv, AppLogger, KefuApp } from "../../../worker/app.ts";
-import { type Env, type EnvVar, optionalVar } from "../../../worker/env.ts";
+import { type Env, lenientVar } from "../../../worker/env.ts";
 import { answerErrors, HttpError } from "../../../worker/errors.ts";
-import { rejectInvalid, userParamsSchema } from "../../../worker/schemas.ts";
+import { jsonBody, rejectInvalid, userParamsSchema } from "../../../worker/schemas.ts";
+import { executionContext } from "../../../worker/background.ts";
 import { wechatSettings } from "../../../worker/wechat.ts";
 import type { EmulatorSession, EmulatorUpstreams } from "./_upstream.ts";
 import { type Exchange, type SentEntry, truncate } from "./_log.ts";
@@ -42,7 +44,6 @@ export const LONG_POLL_SECONDS = 25;
 const TYPING_RECHECK_MS = 1000;
 /** After a change wakes it, `updates` waits this long so that one answer carries a whole step. */
 const COALESCE_MS = 150;
-const IMAGE_TYPES = new Set(["image/jpeg", "image/png", "image/gif"]);
 
 const mediaParams = z.object({ mediaId: z.string().check(z.regex(/^[A-Za-z0-9_-]{1,128}$/, "must be a media_id")) });
 const nonEmpty = (max: number) =>
@@ -131,11 +132,6 @@ export function emulatorRoutes(options: EmulatorRoutesOptions): Hono<AppEnv> {
   const sessionOf = (c: Context<AppEnv>): EmulatorSession =>
     upstream.session(wechatSettings(envOf(c), { secret: true, push: true }));
   const params = zValidator("param", userParamsSchema, rejectInvalid);
-  const json = <T extends z.ZodMiniType>(schema: T) =>
-    [
-      bodyLimit({ maxSize: 64 * 1024, onError: tooLarge }),
-      zValidator("json", schema, rejectInvalid),
-    ] as const;
   const act = (c: Context<AppEnv>, openId: string, action: Action) =>
     step(c, app, background, sessionOf(c), openId, action);
 
@@ -146,7 +142,7 @@ export function emulatorRoutes(options: EmulatorRoutesOptions): Hono<AppEnv> {
 
   routes.get("/users", (c) => c.json({ users: users(sessionOf(c)) }));
 
-  routes.post("/users/:openId/messages", params, ...json(messageSchema), (c) => {
+  routes.post("/users/:openId/messages", params, ...jsonBody(messageSchema), (c) => {
     const { openId } = c.req.valid("param");
     const { text } = c.req.valid("json");
     return act(c, openId, {
@@ -171,7 +167,7 @@ export function emulatorRoutes(options: EmulatorRoutesOptions): Hono<AppEnv> {
     },
   );
 
-  routes.post("/users/:openId/miniprogrampages", params, ...json(miniProgramPageSchema), async (c) => {
+  routes.post("/users/:openId/miniprogrampages", params, ...jsonBody(miniProgramPageSchema), async (c) => {
     const { openId } = c.req.valid("param");
     const { title, pagePath, appId } = c.req.valid("json");
     return c.json(
@@ -189,7 +185,7 @@ export function emulatorRoutes(options: EmulatorRoutesOptions): Hono<AppEnv> {
     );
   });
 
-  routes.post("/users/:openId/session", params, ...json(sessionSchema), async (c) => {
+  routes.post("/users/:openId/session", params, ...jsonBody(sessionSchema), async (c) => {
     const { openId } = c.req.valid("param");
     const sessionFrom = c.req.valid("json").sessionFrom ?? "";
     return c.json(
@@ -222,7 +218,7 @@ export function emulatorRoutes(options: EmulatorRoutesOptions): Hono<AppEnv> {
   routes.get("/media/:mediaId", zValidator("param", mediaParams, rejectInvalid), (c) => {
     const media = sessionOf(c).emulator.media.get(c.req.valid("param").mediaId);
     if (media === undefined) throw new HttpError(404, "not_found", "No such media");
-    const type = IMAGE_TYPES.has(media.contentType) ? media.contentType : "application/octet-stream";
+    const type = WECHAT_IMAGE_TYPES.has(media.contentType) ? media.contentType : "application/octet-stream";
     return c.body(media.bytes.slice().buffer, 200, {
       "content-type": type,
       // A media_id always names the same bytes.
@@ -454,9 +450,9 @@ async function readImage(c: Context<AppEnv>): Promise<{ bytes: Uint8Array; conte
     contentType = file.type.toLowerCase();
   } else {
     bytes = new Uint8Array(await c.req.arrayBuffer());
-    contentType = header.split(";")[0]?.trim().toLowerCase() ?? "";
+    contentType = normaliseType(header);
   }
-  if (!IMAGE_TYPES.has(contentType)) {
+  if (!WECHAT_IMAGE_TYPES.has(contentType)) {
     throw new HttpError(400, "validation_error", "Invalid content-type: must be image/jpeg, image/png or image/gif", {
       field: "content-type",
     });
@@ -482,7 +478,7 @@ function envOf(c: Context<AppEnv>): Env {
  * @returns `true` only for `on`
  */
 export function emulatorOn(env: Env): boolean {
-  return lenient(env, "WECHAT_EMULATOR") === "on";
+  return lenientVar(env, "WECHAT_EMULATOR") === "on";
 }
 
 const LOOPBACK_NAMES = new Set(["localhost", "[::1]"]);
@@ -506,34 +502,17 @@ export function fromLoopback(c: Context<AppEnv>): boolean {
   return LOOPBACK_NAMES.has(hostname) || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
 }
 
-function lenient<K extends EnvVar>(env: Env, name: K) {
-  try {
-    return optionalVar(env, name);
-  } catch {
-    return undefined;
-  }
-}
-
 function pageConfig(env: Env): PageConfig {
   return {
-    appId: lenient(env, "WECHAT_APPID") ?? null,
-    apiKey: lenient(env, "API_KEY") ?? null,
-    pushMode: lenient(env, "WECHAT_AES_KEY") === undefined ? "plain" : "safe",
+    appId: lenientVar(env, "WECHAT_APPID") ?? null,
+    apiKey: lenientVar(env, "API_KEY") ?? null,
+    pushMode: lenientVar(env, "WECHAT_AES_KEY") === undefined ? "plain" : "safe",
     pushFormat: "xml",
-    welcomeText: lenient(env, "WELCOME_TEXT") ?? null,
-    transfer: lenient(env, "TRANSFER_TO_KF") === "on",
+    welcomeText: lenientVar(env, "WELCOME_TEXT") ?? null,
+    transfer: lenientVar(env, "TRANSFER_TO_KF") === "on",
     messageTypes: Object.fromEntries(
       Object.entries(MESSAGE_TYPES).map(([name, spec]) => [name, spec.view]),
     ) as Record<MsgType, MessageView>,
     windowLimits: { message: WINDOW_GRANTS.message.count, session: WINDOW_GRANTS.session.count },
   };
-}
-
-// Hono throws when the runtime gave no execution context (plain Deno/Bun servers).
-function executionContext(c: Context<AppEnv>): { waitUntil(promise: Promise<unknown>): void } | undefined {
-  try {
-    return c.executionCtx;
-  } catch {
-    return undefined;
-  }
 }

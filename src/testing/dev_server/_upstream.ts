@@ -10,7 +10,7 @@
  */
 import { createEmulator } from "../emulator.ts";
 import type { Emulator } from "../types.ts";
-import type { EmulatorUpstream, UpstreamSettings } from "../../../worker/upstream.ts";
+import { type EmulatorUpstream, pushSettings, type UpstreamSettings } from "../../../worker/upstream.ts";
 import { ConfigError } from "../../../worker/env.ts";
 import { Changes, ExchangeLog, recordingFetch, SentLog } from "./_log.ts";
 
@@ -67,15 +67,11 @@ export function emulatorUpstream(options: { now?: () => number } = {}): Emulator
     const key = JSON.stringify([settings.appId, settings.appSecret, settings.pushToken, settings.aesKey]);
     let found = sessions.get(key);
     if (found === undefined) {
+      const push = pushSettings(settings);
       const emulator = createEmulator({
         appId: settings.appId,
         appSecret: settings.appSecret,
-        ...(settings.pushToken === undefined ? {} : {
-          push: {
-            token: settings.pushToken,
-            ...(settings.aesKey === undefined ? {} : { encodingAESKey: settings.aesKey }),
-          },
-        }),
+        ...(push === undefined ? {} : { push }),
         ...(options.now === undefined ? {} : { now: options.now }),
       });
       const changes = new Changes();

@@ -8,6 +8,7 @@ import { Hono } from "hono";
 import type { AppEnv, AppLogger, KefuApp } from "../../../worker/app.ts";
 import type { Env } from "../../../worker/env.ts";
 import type { QueueBatchLike, QueueLike, QueueMessageLike } from "../../../worker/push_route.ts";
+import { executionContext } from "../../../worker/background.ts";
 import { EMULATOR_UPSTREAM } from "../../../worker/upstream.ts";
 import { emulatorUpstream, type EmulatorUpstreams } from "./_upstream.ts";
 import { emulatorOn, emulatorRoutes } from "./_routes.ts";
@@ -135,13 +136,4 @@ export function emulatorApp(app: KefuApp, upstream: EmulatorUpstreams, logger?: 
     fetch: (request: Request, env?: Env, ctx?: Parameters<typeof dispatch>[2]) => dispatch(request, devEnv(env), ctx),
     queue: (batch: QueueBatchLike, env: Env, ctx?: unknown) => app.queue(batch, devEnv(env) ?? env, ctx),
   });
-}
-
-// Hono throws when the runtime gave no execution context (plain Deno/Bun servers, tests).
-function executionContext(c: { executionCtx: unknown }): Parameters<KefuApp["fetch"]>[2] {
-  try {
-    return c.executionCtx as Parameters<KefuApp["fetch"]>[2];
-  } catch {
-    return undefined;
-  }
 }

@@ -1,0 +1,109 @@
+/**
+ * The zod schemas of the fields that the SDK's calls and the worker's routes both check:
+ * user and media ids, business ids, the AI-generated label, typing commands, media types,
+ * URLs and non-empty text. One definition each, so the HTTP API refuses exactly what the SDK
+ * refuses, with the same words. Private to kefu-edge (see README.md beside this file).
+ *
+ * @module
+ */
+import * as z from "./zod.ts";
+import type { AiMsgContext, MediaType, TypingCommand } from "../customer_service/schemas.ts";
+
+/**
+ * Text with something besides blanks in it. Checked, never rewritten: leading spaces and
+ * indentation in a message are the user's.
+ *
+ * @example A blank title
+ * ```ts
+ * import { nonEmptySchema } from "./field_schemas.ts";
+ * console.log(nonEmptySchema.safeParse("  ").success, nonEmptySchema.safeParse(" hi").success); // false true
+ * ```
+ */
+export const nonEmptySchema: z.ZodMiniType<string> = z.string().check(
+  z.refine((s) => s.trim() !== "", "must not be empty"),
+);
+
+/**
+ * An absolute `http:` or `https:` URL.
+ *
+ * @example A `javascript:` URL
+ * ```ts
+ * import { httpUrlSchema } from "./field_schemas.ts";
+ * console.log(httpUrlSchema.safeParse("javascript:alert(1)").success); // false
+ * ```
+ */
+export const httpUrlSchema: z.ZodMiniType<string> = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
+
+const id = (what: string) =>
+  z.string().check(z.regex(/^[A-Za-z0-9_-]{1,256}$/, `must be ${what} (letters, digits, - and _)`));
+
+/**
+ * An OpenID: WeChat's are 28 characters of [A-Za-z0-9_-].
+ *
+ * @example A path where an OpenID should be
+ * ```ts
+ * import { openIdSchema } from "./field_schemas.ts";
+ * console.log(openIdSchema.safeParse("../etc").success); // false
+ * ```
+ */
+export const openIdSchema: z.ZodMiniType<string> = id("an OpenID");
+
+/**
+ * A media_id as WeChat issues it.
+ *
+ * @example
+ * ```ts
+ * import { mediaIdSchema } from "./field_schemas.ts";
+ * console.log(mediaIdSchema.safeParse("MEDIA_ID-1").success); // true
+ * ```
+ */
+export const mediaIdSchema: z.ZodMiniType<string> = id("a media_id");
+
+/**
+ * A 客服子商户 id (`businessid`).
+ *
+ * @example
+ * ```ts
+ * import { businessIdSchema } from "./field_schemas.ts";
+ * console.log(businessIdSchema.safeParse("shop_1").success); // true
+ * ```
+ */
+export const businessIdSchema: z.ZodMiniType<string> = z.string().check(
+  z.regex(/^[A-Za-z0-9_-]{1,64}$/, "must be a business id"),
+);
+
+/**
+ * `aimsgcontext`: `{ msgid }` or `{ is_ai_msg: 1 }` (see {@link AiMsgContext}).
+ *
+ * @example
+ * ```ts
+ * import { aiMsgContextSchema } from "./field_schemas.ts";
+ * console.log(aiMsgContextSchema.safeParse({ is_ai_msg: 1 }).success); // true
+ * ```
+ */
+export const aiMsgContextSchema: z.ZodMiniType<AiMsgContext> = z.union([
+  z.strictObject({ msgid: z.string().check(z.regex(/^[A-Za-z0-9_-]{1,64}$/, "must be a message id")) }),
+  z.strictObject({ is_ai_msg: z.literal(1) }),
+], { error: "must be { msgid } or { is_ai_msg: 1 }" });
+
+/**
+ * `setTyping` commands.
+ *
+ * @example
+ * ```ts
+ * import { typingCommandSchema } from "./field_schemas.ts";
+ * console.log(typingCommandSchema.safeParse("typing").success); // false
+ * ```
+ */
+export const typingCommandSchema: z.ZodMiniType<TypingCommand> = z.enum(["Typing", "CancelTyping"]);
+
+/**
+ * uploadTempMedia types.
+ *
+ * @example
+ * ```ts
+ * import { mediaTypeSchema } from "./field_schemas.ts";
+ * console.log(mediaTypeSchema.safeParse("image").success); // true
+ * ```
+ */
+export const mediaTypeSchema: z.ZodMiniType<MediaType> = z.enum(["image"]);

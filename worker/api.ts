@@ -1,0 +1,143 @@
+/**
+ * The `/api` sub-app: the authenticated HTTP API over the customer-service calls, mounted by
+ * `createApp` with `app.route("/api", …)`. Every body and parameter is checked against the
+ * schemas in `schemas.ts` (the same field schemas the SDK uses) before anything reaches
+ * WeChat.
+ *
+ * @module
+ */
+// The tiny preset (PatternRouter) keeps the bundle small; the API has a handful of routes.
+import { Hono } from "hono/tiny";
+import type { MiddlewareHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { zValidator } from "@hono/zod-validator";
+import type { KeyValueStore, MiniProgram, SendOptions, SendPayloads } from "../mod.ts";
+import type { AppEnv } from "./app.ts";
+import { requireApiKey } from "./auth.ts";
+import { type Env, optionalVar } from "./env.ts";
+import { HttpError } from "./errors.ts";
+import { type IdempotencySettings, idempotent } from "./idempotency.ts";
+import { mediaResponse } from "./media.ts";
+import {
+  jsonBody,
+  mediaParamsSchema,
+  readUpload,
+  rejectInvalid,
+  type SendMessageBody,
+  sendMessageSchema,
+  subscribeMessageBodySchema,
+  typingSchema,
+  userParamsSchema,
+} from "./schemas.ts";
+import type { Needs } from "./wechat.ts";
+
+/** What the API routes need from the app. */
+export interface ApiSettings {
+  /** The MiniProgram of an env, for what a route needs. */
+  miniProgram(env: Env, needs: Needs): MiniProgram;
+  /** Where idempotency records go for an env (the push store). */
+  idempotencyStore(env: Env): KeyValueStore;
+  /** Largest accepted upload, in bytes. */
+  maxUploadBytes: number;
+}
+
+/** Room for the multipart boundaries and part headers around the file. */
+const MULTIPART_OVERHEAD_BYTES = 64 * 1024;
+const API: Needs = { secret: true, push: false };
+const NO_ENV: Env = {};
+
+/**
+ * Builds the `/api` routes: `POST /messages`, `POST /typing`, `GET /users/:openId/window`,
+ * `POST /subscribe-messages`, `POST /media` and `GET /media/:mediaId`, each behind the bearer
+ * key and a configuration check.
+ *
+ * @param settings how the routes reach the mini program, the idempotency store and the upload limit
+ * @returns the sub-app, to mount at `/api`
+ * @example Mounted by createApp
+ * ```ts
+ * import { Hono } from "hono/tiny";
+ * import { MemoryStore, MiniProgram } from "../mod.ts";
+ * import { apiRoutes } from "./api.ts";
+ * const mp = new MiniProgram({ appId: "wx1", appSecret: "secret" });
+ * const app = new Hono().route("/api", apiRoutes({ miniProgram: () => mp, idempotencyStore: () => new MemoryStore(), maxUploadBytes: 1024 }));
+ * const res = await app.request("/api/typing", { method: "POST" }, { API_KEY: "key-0123456789" });
+ * console.log(res.status); // 401
+ * ```
+ */
+export function apiRoutes(settings: ApiSettings): Hono<AppEnv> {
+  const { maxUploadBytes } = settings;
+  const mp = (env: Env | undefined) => settings.miniProgram(env ?? NO_ENV, API);
+  const tooLarge = () => {
+    throw new HttpError(413, "payload_too_large", `Media is larger than the ${maxUploadBytes}-byte limit`, {
+      field: "media",
+    });
+  };
+  // Checked before any body is read: a misconfigured worker answers 503 at once.
+  const needWeChat: MiddlewareHandler<AppEnv> = async (c, next) => {
+    mp(c.env);
+    await next();
+  };
+  const once: IdempotencySettings = { store: settings.idempotencyStore, appId: (env) => mp(env).appId };
+
+  const api = new Hono<AppEnv>();
+  api.use("*", requireApiKey(), needWeChat);
+
+  api.post("/messages", ...jsonBody(sendMessageSchema), idempotent("messages", once), async (c) => {
+    const checkWindow = optionalVar(c.env ?? NO_ENV, "CHECK_WINDOW") === "on";
+    return c.json(await send(mp(c.env), c.req.valid("json"), checkWindow));
+  });
+
+  api.post("/typing", ...jsonBody(typingSchema), idempotent("typing", once), async (c) => {
+    const { touser, command, businessid } = c.req.valid("json");
+    return c.json(await mp(c.env).customerServiceMessage.setTyping(touser, command, { businessId: businessid }));
+  });
+
+  api.get("/users/:openId/window", zValidator("param", userParamsSchema, rejectInvalid), async (c) => {
+    const { openId } = c.req.valid("param");
+    const window = await mp(c.env).customerServiceMessage.window(openId);
+    return c.json({ window: window ?? null }, 200, { "cache-control": "no-store" });
+  });
+
+  api.post(
+    "/subscribe-messages",
+    ...jsonBody(subscribeMessageBodySchema),
+    idempotent("subscribe-messages", once),
+    async (c) => {
+      const { touser, ...message } = c.req.valid("json");
+      return c.json(await mp(c.env).subscribeMessage.send(touser, message));
+    },
+  );
+
+  api.post(
+    "/media",
+    bodyLimit({ maxSize: maxUploadBytes + MULTIPART_OVERHEAD_BYTES, onError: tooLarge }),
+    async (c) => {
+      // Not zValidator("form"): it would keep a copy of the whole body until the answer.
+      const { media, type } = await readUpload(c.req.raw);
+      if (media.size > maxUploadBytes) tooLarge();
+      return c.json(await mp(c.env).customerServiceMessage.uploadTempMedia(type, media, { filename: media.name }));
+    },
+  );
+
+  api.get("/media/:mediaId", zValidator("param", mediaParamsSchema, rejectInvalid), async (c) => {
+    const { mediaId } = c.req.valid("param");
+    return mediaResponse(await mp(c.env).customerServiceMessage.getTempMedia(mediaId), mediaId);
+  });
+
+  return api;
+}
+
+function send(mp: MiniProgram, body: SendMessageBody, checkWindowByDefault: boolean) {
+  const payload = (body as unknown as Record<string, unknown>)[body.msgtype];
+  const options: SendOptions = {
+    checkWindow: body.checkWindow ?? checkWindowByDefault,
+    businessId: body.businessid,
+    aiMsgContext: body.aimsgcontext,
+  };
+  return mp.customerServiceMessage.send(
+    body.touser,
+    body.msgtype,
+    payload as SendPayloads[typeof body.msgtype],
+    options,
+  );
+}
