@@ -1,4 +1,5 @@
-// Private: tells a getTempMedia error body from media bytes without buffering media.
+// getTempMedia's answers: an error body told from media bytes without buffering media, and
+// the file name of a Content-Disposition.
 import { throwIfApiError } from "../http/client.ts";
 import { WeChatError, WeChatTimeoutError } from "../errors.ts";
 import { concatBytes } from "../internal/bytes.ts";

@@ -1,4 +1,4 @@
-// Private: turns every accepted upload input into a File for FormData.
+// uploadTempMedia's inputs: every accepted one turned into a File for FormData.
 import { MediaTooLargeError, ValidationError } from "../errors.ts";
 import { readFileFromPath } from "../runtime/read_file.ts";
 import { readStream } from "../internal/bytes.ts";

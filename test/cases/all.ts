@@ -4,6 +4,7 @@ import "./core_token.ts";
 import "./core_text.ts";
 import "./core_window.ts";
 import "./core_portability.ts";
+import "./worker_imports.ts";
 import "./core_stores.ts";
 import "./publish_exports.ts";
 import "./push_crypto.ts";

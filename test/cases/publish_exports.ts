@@ -20,3 +20,12 @@ test("deno.json and package.json export the same subpaths at the same version", 
     assert.equal(target.types, built.replace(/\.js$/, ".d.ts"), `${subpath}: types of that build`);
   }
 });
+
+// src/push/mod.ts is the push folder's entry: it exports only public names, each of which
+// mod.ts re-exports (type exports are erased; the values show the rule).
+test("src/push/mod.ts exports no value that mod.ts does not", async () => {
+  const root: Record<string, unknown> = await import("../../mod.ts");
+  const push: Record<string, unknown> = await import("../../src/push/mod.ts");
+  assert.ok(Object.keys(push).length >= 4, "found the push entry's values");
+  for (const [name, value] of Object.entries(push)) assert.equal(root[name], value, name);
+});

@@ -1,0 +1,67 @@
+import assert from "node:assert/strict";
+import { readdir, readFile } from "node:fs/promises";
+import { test } from "./_registry.ts";
+
+// The worker is built on the public SDK: from the core it imports what mod.ts exports, and
+// a private helper from src/internal/ only with a comment at the import that says why and
+// points at src/internal/README.md (the documented exception).
+const ROOT = new URL("../../", import.meta.url);
+const WORKER = new URL("worker/", ROOT);
+
+/** Every import or re-export specifier of `code`, with the line its statement starts on (0-based). */
+function importsOf(code: string): { specifier: string; line: number; endLine: number }[] {
+  const found: { specifier: string; line: number; endLine: number }[] = [];
+  const statement = /^[ \t]*(?:import|export)\b[^;]*?(?:\bfrom\s*|\bimport\s*\(?\s*)["']([^"']+)["']/gm;
+  for (const match of code.matchAll(statement)) {
+    const line = code.slice(0, match.index).split("\n").length - 1;
+    found.push({ specifier: match[1]!, line, endLine: line + match[0].split("\n").length - 1 });
+  }
+  return found;
+}
+
+/** The `//` comment block right above the import group that the statement at `line` belongs to. */
+function commentAbove(lines: string[], line: number, groups: { line: number; endLine: number }[]): string {
+  let at = line - 1;
+  for (;;) {
+    const group = groups.find((g) => g.endLine === at);
+    if (group === undefined) break;
+    at = group.line - 1;
+  }
+  const comment: string[] = [];
+  while (at >= 0 && /^\s*\/\//.test(lines[at]!)) comment.unshift(lines[at--]!);
+  return comment.join("\n");
+}
+
+// Block comments (JSDoc examples import too) are blanked, keeping the line numbers.
+function withoutBlockComments(text: string): string {
+  return text.replace(/\/\*[\s\S]*?\*\//g, (comment) => comment.replace(/[^\n]/g, " "));
+}
+
+test("worker/ imports from the core only what mod.ts exports, or src/internal/ by a documented exception", async () => {
+  const files = (await readdir(WORKER)).filter((name) => name.endsWith(".ts") && !name.endsWith(".d.ts"));
+  assert.ok(files.length > 10, "found the worker's files");
+  const offenders: string[] = [];
+  let core = 0;
+  for (const file of files) {
+    const url = new URL(file, WORKER);
+    const text = await readFile(url, "utf8");
+    const lines = text.split("\n");
+    const imports = importsOf(withoutBlockComments(text));
+    for (const { specifier, line } of imports) {
+      if (!specifier.startsWith(".")) continue;
+      const path = new URL(specifier, url).href.slice(ROOT.href.length);
+      if (path === "mod.ts") {
+        core++;
+      } else if (path.startsWith("src/internal/")) {
+        core++;
+        if (!commentAbove(lines, line, imports).includes("src/internal/README.md")) {
+          offenders.push(`${file}:${line + 1}: ${path} without a comment saying why (see src/internal/README.md)`);
+        }
+      } else if (path.startsWith("src/") || !path.startsWith("worker/")) {
+        offenders.push(`${file}:${line + 1}: ${path} is neither mod.ts nor src/internal/`);
+      }
+    }
+  }
+  assert.ok(core > 10, `found the worker's imports from the core (${core})`);
+  assert.deepEqual(offenders, []);
+}, ["node", "deno", "bun"]);
