@@ -3,10 +3,16 @@
  * One Web-standard core for Cloudflare Workers, Deno, Bun and Node.
  *
  * @example Send a message
- * ```ts ignore
+ * ```ts
  * import { MiniProgram } from "@kefu/edge";
- * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret" });
- * await mp.customerServiceMessage.send("OPENID", "text", { content: "Hello World" });
+ * import { createEmulator } from "@kefu/edge/testing";
+ *
+ * // An offline WeChat; without `fetch` the SDK calls api.weixin.qq.com.
+ * const wechat = createEmulator({ appId: "wx123", appSecret: "secret" });
+ * await wechat.user("OPENID").says("Hi"); // the user's message opens the send window
+ *
+ * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret", fetch: wechat.fetch });
+ * console.log(await mp.customerServiceMessage.send("OPENID", "text", { content: "Hello World" })); // { errcode: 0, errmsg: "ok" }
  * ```
  *
  * @module

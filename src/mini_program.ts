@@ -74,10 +74,15 @@ export type SendOrSubscribeResult =
  * A WeChat Mini Program: the entry point of the SDK.
  *
  * @example Send a text message
- * ```ts ignore
- * import { MiniProgram } from "../mod.ts";
- * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret" });
+ * ```ts
+ * import { MiniProgram } from "@kefu/edge";
+ * import { createEmulator } from "@kefu/edge/testing";
+ * const wechat = createEmulator({ appId: "wx123", appSecret: "secret" }); // offline WeChat
+ * await wechat.user("OPENID").says("Hi");
+ *
+ * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret", fetch: wechat.fetch });
  * await mp.customerServiceMessage.send("OPENID", "text", { content: "Hello World" });
+ * console.log(wechat.inbox("OPENID")[0]?.kind === "message"); // true
  * ```
  */
 export class MiniProgram {
@@ -175,14 +180,20 @@ export class MiniProgram {
    * @param message the customer-service message: `msgtype`, its `payload`, and send `options`
    * @param fallback the subscribe message to send instead
    * @returns which was sent, WeChat's answer, and why the fallback was taken
-   * @example
-   * ```ts ignore
+   * @example A user who wrote today gets the customer-service message
+   * ```ts
+   * import { MiniProgram } from "@kefu/edge";
+   * import { createEmulator } from "@kefu/edge/testing";
+   * const wechat = createEmulator({ appId: "wx123", appSecret: "secret" });
+   * await wechat.user("OPENID").says("Where is my order?");
+   * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret", fetch: wechat.fetch });
+   *
    * const outcome = await mp.sendOrSubscribe(
-   *   openId,
+   *   "OPENID",
    *   { msgtype: "text", payload: { content: "Your order has shipped." } },
    *   { template_id: "TEMPLATE_ID", page: "pages/order/index?id=42", data: { thing1: { value: "Order 42" } } },
    * );
-   * console.log(outcome.sent); // "customerServiceMessage" or "subscribeMessage"
+   * console.log(outcome.sent); // "customerServiceMessage"
    * ```
    */
   async sendOrSubscribe<T extends keyof SendPayloads>(

@@ -53,15 +53,18 @@ const NO_ENV: Env = {};
  *
  * @param settings how the routes reach the mini program, the idempotency store and the upload limit
  * @returns the sub-app, to mount at `/api`
- * @example Mounted by createApp
+ * @example Mounted as createApp mounts it
  * ```ts
  * import { Hono } from "hono/tiny";
  * import { MemoryStore, MiniProgram } from "../mod.ts";
  * import { apiRoutes } from "./api.ts";
+ * import type { AppEnv } from "./app.ts";
+ * import { answerErrors } from "./errors.ts";
  * const mp = new MiniProgram({ appId: "wx1", appSecret: "secret" });
- * const app = new Hono().route("/api", apiRoutes({ miniProgram: () => mp, idempotencyStore: () => new MemoryStore(), maxUploadBytes: 1024 }));
+ * const api = apiRoutes({ miniProgram: () => mp, idempotencyStore: () => new MemoryStore(), maxUploadBytes: 1024 });
+ * const app = new Hono<AppEnv>().route("/api", api).onError(answerErrors(console));
  * const res = await app.request("/api/typing", { method: "POST" }, { API_KEY: "key-0123456789" });
- * console.log(res.status); // 401
+ * console.log(res.status, res.headers.get("www-authenticate")); // 401 "Bearer realm=\"kefu-edge\""
  * ```
  */
 export function apiRoutes(settings: ApiSettings): Hono<AppEnv> {

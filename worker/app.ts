@@ -107,14 +107,19 @@ const NO_ENV: Env = {};
  * @param options push handler, stores, upstream transport, limits, clock, logger
  * @returns the Hono app; serve it with `export default app` (Workers), `Deno.serve(app.fetch)`...
  * @example Your own worker with your own push handler
- * ```ts ignore
+ * ```ts
  * import { createApp } from "@kefu/edge/worker";
  * import { Reply } from "@kefu/edge";
- * export default createApp({
- *   onMessage: (message, { afterResponse, miniProgram }) => {
+ * const app = createApp({
+ *   onMessage: (message) => {
  *     if (message.MsgType === "text") return Reply.transferCustomerService();
  *   },
  * });
+ * // export default app;
+ * const env = { WECHAT_APPID: "wx123", WECHAT_SECRET: "secret", WECHAT_TOKEN: "TOKEN" }; // wrangler.toml, secrets
+ * console.log((await app.request("/health", {}, env)).status); // 200
+ * // No API_KEY: /api fails closed.
+ * console.log((await app.request("/api/messages", { method: "POST" }, env)).status); // 503
  * ```
  */
 export function createApp(options: AppOptions = {}): KefuApp {

@@ -52,8 +52,16 @@ const CHALLENGE = { "www-authenticate": 'Bearer realm="kefu-edge"' };
  *
  * @returns the middleware
  * @example
- * ```ts ignore
- * app.use("/api/*", requireApiKey());
+ * ```ts
+ * import { Hono } from "hono";
+ * import { requireApiKey } from "./auth.ts";
+ * import type { Env } from "./env.ts";
+ * import { answerErrors } from "./errors.ts";
+ * const app = new Hono<{ Bindings: Env }>().use("/api/*", requireApiKey()).get("/api/x", (c) => c.text("ok"));
+ * app.onError(answerErrors(console));
+ * const env = { API_KEY: "key-0123456789" };
+ * console.log((await app.request("/api/x", {}, env)).status); // 401
+ * console.log((await app.request("/api/x", { headers: { authorization: "Bearer key-0123456789" } }, env)).status); // 200
  * ```
  */
 export function requireApiKey(): MiddlewareHandler<{ Bindings: Env }> {

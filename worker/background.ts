@@ -20,8 +20,13 @@ export interface WaitUntil {
  *
  * @returns an object with `waitUntil` and `passThroughOnException`
  * @example
- * ```ts ignore
- * Bun.serve({ fetch: (request) => app.fetch(request, env, backgroundContext()) });
+ * ```ts
+ * import { createApp } from "./app.ts";
+ * import { backgroundContext } from "./background.ts";
+ * const app = createApp();
+ * // Bun.serve({ fetch: (request) => app.fetch(request, env, backgroundContext()) });
+ * const res = await app.fetch(new Request("http://127.0.0.1/health"), {}, backgroundContext());
+ * console.log(res.status); // 200
  * ```
  */
 export function backgroundContext(): WaitUntil & { passThroughOnException(): void; props: Record<string, never> } {
@@ -40,9 +45,16 @@ export function backgroundContext(): WaitUntil & { passThroughOnException(): voi
  *
  * @param ctx the execution context (or `undefined` outside Workers)
  * @param task the work
- * @example
- * ```ts ignore
- * afterResponse(c.executionCtx, () => mp.customerServiceMessage.send(openId, "text", { content }));
+ * @example Work after the answer
+ * ```ts
+ * import { afterResponse } from "./background.ts";
+ * const order: string[] = [];
+ * const pending: Promise<unknown>[] = [];
+ * // In a route: afterResponse(c.executionCtx, () => mp.customerServiceMessage.send(openId, "text", { content }));
+ * afterResponse({ waitUntil: (promise) => void pending.push(promise) }, async () => void order.push("task"));
+ * order.push("answer");
+ * await Promise.all(pending);
+ * console.log(order); // ["answer", "task"]
  * ```
  */
 export function afterResponse(ctx: WaitUntil | undefined, task: () => Promise<unknown>): void {

@@ -173,9 +173,19 @@ export function describeError(err: unknown, secrets: readonly string[]): string 
  *
  * @param logger where 5xx answers are logged
  * @returns the handler for `app.onError`
- * @example
- * ```ts ignore
+ * @example A validation error anywhere in a route
+ * ```ts
+ * import { Hono } from "hono";
+ * import { ValidationError } from "../mod.ts";
+ * import type { AppEnv } from "./app.ts";
+ * import { answerErrors } from "./errors.ts";
+ * const app = new Hono<AppEnv>().get("/x", () => {
+ *   throw new ValidationError("touser", "must be an OpenID");
+ * });
  * app.onError(answerErrors(console));
+ * const res = await app.request("/x");
+ * const { error } = await res.json();
+ * console.log(res.status, error.code, error.field); // 400 "validation_error" "touser"
  * ```
  */
 export function answerErrors(

@@ -94,12 +94,30 @@ export interface VerifyForwardOptions {
  * @param secret `FORWARD_SECRET`
  * @param options `maxSkewSeconds` (default 300), `maxBodyBytes` (default 1 MiB) and `now` (ms clock)
  * @returns the body, delivery id and timestamp when the request is authentic, `null` otherwise
- * @example
- * ```ts ignore
- * const forwarded = await verifyForward(request, env.FORWARD_SECRET);
- * if (forwarded === null) return new Response("forbidden", { status: 403 });
- * if (await alreadyProcessed(forwarded.deliveryId)) return new Response("ok"); // a retry
- * const message = JSON.parse(forwarded.body);
+ * @example Your service's receiving end
+ * ```ts
+ * import { forwardMessage, verifyForward } from "./forward.ts";
+ * const processed = new Set<string>(); // keep the ids a day, in your own store
+ * const receive = async (request: Request): Promise<Response> => {
+ *   const forwarded = await verifyForward(request, "forward-secret");
+ *   if (forwarded === null) return new Response("forbidden", { status: 403 });
+ *   if (processed.has(forwarded.deliveryId)) return new Response("ok"); // a retry
+ *   processed.add(forwarded.deliveryId);
+ *   const message = JSON.parse(forwarded.body);
+ *   return new Response(`got ${message.MsgType}`);
+ * };
+ * const answers: string[] = [];
+ * const fetch = async (input: RequestInfo | URL, init?: RequestInit) => {
+ *   const response = await receive(new Request(input, init));
+ *   answers.push(await response.clone().text());
+ *   return response;
+ * };
+ * const target = { url: "https://bot.example/wechat", secret: "forward-secret", deliveryId: "d41d8c", fetch, now: Date.now };
+ * await forwardMessage({ MsgType: "text", Content: "hi" }, target);
+ * await forwardMessage({ MsgType: "text", Content: "hi" }, target); // the same delivery again
+ * console.log(answers); // ["got text", "ok"]
+ * const forged = new Request("https://bot.example/wechat", { method: "POST", body: "{}" }); // unsigned
+ * console.log((await receive(forged)).status); // 403
  * ```
  */
 export async function verifyForward(
@@ -158,11 +176,14 @@ export class ForwardError extends Error {
  * @param message the verified push message
  * @param target `url`, `secret`, the message's `deliveryId`, the `fetch` to use and the clock (ms)
  * @throws {ForwardError} on a network error, a timeout or an answer other than 2xx (3xx included)
- * @example
- * ```ts ignore
- * await forwardMessage(message, {
- *   url: env.FORWARD_URL, secret: env.FORWARD_SECRET, deliveryId: context.deliveryId, fetch, now: Date.now,
- * });
+ * @example A target that answers 500 fails the forward (and WeChat, or the queue, retries)
+ * ```ts
+ * import { ForwardError, forwardMessage } from "./forward.ts";
+ * // In a push handler: forwardMessage(message, { url: env.FORWARD_URL, secret: env.FORWARD_SECRET, deliveryId: context.deliveryId, fetch, now: Date.now })
+ * const fetch = () => Promise.resolve(new Response("down", { status: 500 }));
+ * const target = { url: "https://bot.example/wechat", secret: "forward-secret", deliveryId: "d41d8c", fetch, now: Date.now };
+ * const failed = await forwardMessage({ MsgType: "text" }, target).catch((err: unknown) => err);
+ * console.log(failed instanceof ForwardError, (failed as Error).message); // true "Cannot forward push message: HTTP 500"
  * ```
  */
 export async function forwardMessage(

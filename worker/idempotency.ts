@@ -48,9 +48,28 @@ export interface IdempotencySettings {
  * @param route a name for the route in the record's key (`messages`, `typing`)
  * @param settings where records live, and the AppID
  * @returns the middleware; place it after the body validator
- * @example
- * ```ts ignore
- * app.post("/api/messages", zValidator("json", schema), idempotent("messages", settings), handler);
+ * @example A repeated request runs once
+ * ```ts
+ * import { Hono } from "hono";
+ * import { MemoryStore } from "../mod.ts";
+ * import { idempotent } from "./idempotency.ts";
+ * import { jsonBody, typingSchema } from "./schemas.ts";
+ * const store = new MemoryStore();
+ * let runs = 0;
+ * const app = new Hono().post(
+ *   "/typing",
+ *   ...jsonBody(typingSchema),
+ *   idempotent("typing", { store: () => store, appId: () => "wx123" }),
+ *   (c) => c.json({ run: ++runs }),
+ * );
+ * const init = {
+ *   method: "POST",
+ *   headers: { "content-type": "application/json", "idempotency-key": "order-42" },
+ *   body: JSON.stringify({ touser: "OPENID", command: "Typing" }),
+ * };
+ * const first = await app.request("/typing", init);
+ * const again = await app.request("/typing", init);
+ * console.log(await first.json(), await again.json(), again.headers.get("idempotent-replayed")); // { run: 1 } { run: 1 } "true"
  * ```
  */
 export function idempotent(route: string, settings: IdempotencySettings): MiddlewareHandler<{ Bindings: Env }> {

@@ -17,9 +17,14 @@ const stores = new WeakMap<object, KeyValueStore>();
  * @param env the bindings
  * @returns the store over `env.WECHAT_KV`
  * @throws {ConfigError} when the binding is missing
- * @example
- * ```ts ignore
+ * @example Without the binding, the routes that need tokens answer 503 naming it
+ * ```ts
+ * import { createApp } from "./app.ts";
+ * import { kvStore } from "./index.ts";
  * const app = createApp({ store: kvStore });
+ * const env = { WECHAT_APPID: "wx123", WECHAT_SECRET: "secret", API_KEY: "key-0123456789" };
+ * const res = await app.request("/api/typing", { method: "POST", headers: { authorization: "Bearer key-0123456789" } }, env);
+ * console.log(res.status, (await res.json()).error.variable); // 503 "WECHAT_KV"
  * ```
  */
 export function kvStore(env: Env): KeyValueStore {

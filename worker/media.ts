@@ -39,9 +39,13 @@ export function contentDisposition(name: string): string {
  * @param upstream the response of `getTempMedia`
  * @param mediaId the validated media_id, the file name when WeChat gives none
  * @returns the response to send
- * @example
- * ```ts ignore
- * return mediaResponse(await mp.customerServiceMessage.getTempMedia(mediaId), mediaId);
+ * @example HTML from upstream is served as bytes, not as a page
+ * ```ts
+ * import { mediaResponse } from "./media.ts";
+ * // In the route: return mediaResponse(await mp.customerServiceMessage.getTempMedia(mediaId), mediaId);
+ * const upstream = new Response("<script>alert(1)</script>", { headers: { "content-type": "text/html" } });
+ * const res = mediaResponse(upstream, "MEDIA_ID");
+ * console.log(res.headers.get("content-type"), res.headers.get("content-disposition")); // "application/octet-stream" "attachment; filename=\"MEDIA_ID\"; filename*=UTF-8''MEDIA_ID"
  * ```
  */
 export function mediaResponse(upstream: Response, mediaId: string): Response {

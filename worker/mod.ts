@@ -3,12 +3,14 @@
  * test around it, with your own push handler and stores.
  *
  * @example A worker with its own push handler
- * ```ts ignore
+ * ```ts
  * import { createApp } from "@kefu/edge/worker";
- * import { CloudflareKvStore, Reply } from "@kefu/edge";
+ * import { Reply } from "@kefu/edge";
+ * import { createEmulator } from "@kefu/edge/testing";
  *
- * export default createApp({
- *   store: (env) => new CloudflareKvStore(env.WECHAT_KV!),
+ * const wechat = createEmulator({ appId: "wx123", appSecret: "secret", push: { token: "TOKEN" } });
+ * const app = createApp({
+ *   fetch: wechat.fetch, // only here, to call the emulator: a deployed worker calls api.weixin.qq.com
  *   onMessage: (message, { afterResponse, miniProgram }) => {
  *     if (message.MsgType === "event" && message.Event === "user_enter_tempsession") {
  *       afterResponse(() => miniProgram.customerServiceMessage.send(message.FromUserName, "text", { content: "Hi!" }));
@@ -17,6 +19,12 @@
  *     return Reply.transferCustomerService();
  *   },
  * });
+ * // export default app; (tokens in WECHAT_KV when bound)
+ *
+ * // The emulated WeChat pushes a user's message to it, with the worker's variables:
+ * const env = { WECHAT_APPID: "wx123", WECHAT_SECRET: "secret", WECHAT_TOKEN: "TOKEN" };
+ * const outcome = await (await wechat.user("OPENID").says("I need a human")).deliver((req) => app.fetch(req, env));
+ * console.log(outcome.reply?.includes("transfer_customer_service")); // true
  * ```
  *
  * @module

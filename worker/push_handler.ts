@@ -93,9 +93,23 @@ export function defaultHandlerSettings(env: Env): DefaultHandlerSettings {
  * @param settings what {@link defaultHandlerSettings} read
  * @param deps the `fetch` used to forward, the clock (ms) and a logger
  * @returns the handler
- * @example
- * ```ts ignore
+ * @example Forward every message to your service
+ * ```ts
+ * import { MiniProgram } from "../mod.ts";
+ * import { defaultHandlerSettings, defaultPushHandler } from "./push_handler.ts";
+ * const env = { FORWARD_URL: "https://bot.example/wechat", FORWARD_SECRET: "forward-secret" };
+ * const forwarded: Request[] = [];
+ * const fetch = (input: RequestInfo | URL, init?: RequestInit) => {
+ *   forwarded.push(new Request(input, init));
+ *   return Promise.resolve(new Response("ok"));
+ * };
  * const handler = defaultPushHandler(defaultHandlerSettings(env), { fetch, now: Date.now, logger: console });
+ *
+ * const message = { ToUserName: "gh_1", FromUserName: "OPENID", CreateTime: 1, MsgType: "event", Event: "x" };
+ * const miniProgram = new MiniProgram({ appId: "wx123", appSecret: "secret" });
+ * const context = { attempt: 1, encrypted: false, format: "xml" as const, deliveryId: "d1", env, miniProgram };
+ * await handler(message, { ...context, afterResponse: () => {} });
+ * console.log(forwarded[0]?.url, forwarded[0]?.headers.get("x-kefu-delivery")); // "https://bot.example/wechat" "d1"
  * ```
  */
 export function defaultPushHandler(

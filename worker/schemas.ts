@@ -224,8 +224,17 @@ export const mediaParamsSchema: z.ZodMiniType<MediaParams> = z.object({ mediaId:
  * @param result the validator's result
  * @param _c the request context
  * @example
- * ```ts ignore
- * app.post("/api/typing", zValidator("json", typingSchema, rejectInvalid), handler);
+ * ```ts
+ * import { Hono } from "hono";
+ * import { zValidator } from "@hono/zod-validator";
+ * import type { AppEnv } from "./app.ts";
+ * import { answerErrors } from "./errors.ts";
+ * import { rejectInvalid, typingSchema } from "./schemas.ts";
+ * const app = new Hono<AppEnv>().post("/typing", zValidator("json", typingSchema, rejectInvalid), (c) => c.text("ok"));
+ * app.onError(answerErrors(console));
+ * const body = JSON.stringify({ touser: "OPENID", command: "typing" });
+ * const res = await app.request("/typing", { method: "POST", headers: { "content-type": "application/json" }, body });
+ * console.log(res.status, (await res.json()).error.field); // 400 "command"
  * ```
  */
 export function rejectInvalid(
@@ -257,7 +266,8 @@ export const MAX_JSON_BYTES = 64 * 1024;
  * import { Hono } from "hono";
  * import { jsonBody, typingSchema } from "./schemas.ts";
  * const app = new Hono().post("/typing", ...jsonBody(typingSchema), (c) => c.json(c.req.valid("json")));
- * const res = await app.request("/typing", { method: "POST", body: '{"touser":"o1","command":"Typing"}' });
+ * const headers = { "content-type": "application/json" };
+ * const res = await app.request("/typing", { method: "POST", headers, body: '{"touser":"o1","command":"Typing"}' });
  * console.log(res.status); // 200
  * ```
  */

@@ -62,7 +62,7 @@ export function logRequests(
  * ```ts
  * import { listenError } from "./servers.ts";
  * const err = listenError(Object.assign(new Error("in use"), { code: "EADDRINUSE" }), "127.0.0.1", 8787);
- * console.log(err.message); // "Cannot listen on 127.0.0.1:8787: the port is in use (stop the other server or set PORT)"
+ * console.log((err as Error).message); // "Cannot listen on 127.0.0.1:8787: the port is in use (stop the other server or set PORT)"
  * ```
  */
 export function listenError(err: unknown, hostname: string, port: number): unknown {
@@ -79,9 +79,15 @@ export function listenError(err: unknown, hostname: string, port: number): unkno
  *
  * @param start starts the server and prints where it listens
  * @param fail prints the line and ends the process with a non-zero code
- * @example
- * ```ts ignore
- * await runMain(async () => console.log((await serveDeno()).url), (line) => { console.error(line); Deno.exit(1); });
+ * @example A server that cannot start
+ * ```ts
+ * import { runMain } from "./servers.ts";
+ * // worker/deno.ts passes a start that serves and prints the URL, and a fail that prints and exits 1.
+ * const lines: string[] = [];
+ * await runMain(() => Promise.reject(new Error("Cannot listen on 127.0.0.1:8787: the port is in use")), (line) => {
+ *   lines.push(line);
+ * });
+ * console.log(lines); // ["kefu-edge: Cannot listen on 127.0.0.1:8787: the port is in use"]
  * ```
  */
 export async function runMain(start: () => Promise<void>, fail: (line: string) => void): Promise<void> {

@@ -77,10 +77,15 @@ export function wechatSettings(env: Env, needs: Needs): UpstreamSettings {
  *
  * @param options stores, upstream, clock and limits
  * @returns `get(env, needs)`: the MiniProgram for the route's settings
- * @example
- * ```ts ignore
- * const programs = miniProgramCache({ store, dedupeStore, logger: console });
- * const mp = programs.get(c.env, { secret: true, push: false });
+ * @example One MiniProgram per configuration
+ * ```ts
+ * import { MemoryStore } from "../mod.ts";
+ * import { miniProgramCache } from "./wechat.ts";
+ * const store = new MemoryStore();
+ * const programs = miniProgramCache({ store: () => store, dedupeStore: () => store, logger: console });
+ * const env = { WECHAT_APPID: "wx123", WECHAT_SECRET: "secret" };
+ * const mp = programs.get(env, { secret: true, push: false });
+ * console.log(mp === programs.get({ ...env }, { secret: true, push: false }), mp.appId); // true "wx123"
  * ```
  */
 export function miniProgramCache(options: MiniProgramFactoryOptions): {

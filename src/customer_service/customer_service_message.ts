@@ -107,10 +107,15 @@ export interface SendTextOptions extends SendOptions {
  * `mp.customerServiceMessage`.
  *
  * @example Reply to a user
- * ```ts ignore
- * import { MiniProgram } from "../../mod.ts";
- * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret" });
- * await mp.customerServiceMessage.send("OPENID", "text", { content: "Hello World" });
+ * ```ts
+ * import { MiniProgram } from "@kefu/edge";
+ * import { createEmulator } from "@kefu/edge/testing";
+ * const wechat = createEmulator({ appId: "wx123", appSecret: "secret" }); // offline WeChat
+ * await wechat.user("OPENID").says("Hi");
+ * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret", fetch: wechat.fetch });
+ *
+ * const cs = mp.customerServiceMessage;
+ * console.log(await cs.send("OPENID", "text", { content: "Hello World" })); // { errcode: 0, errmsg: "ok" }
  * ```
  */
 export class CustomerServiceMessage {
@@ -165,12 +170,20 @@ export class CustomerServiceMessage {
    * @param payload the object for that type, in WeChat's field names
    * @param options `checkWindow`, `businessId` (客服子商户), `aiMsgContext` (AI-generated label)
    * @returns WeChat's `{ errcode: 0, errmsg: "ok" }`
-   * @example
-   * ```ts ignore
+   * @example An article card, and an answer labelled as AI-generated
+   * ```ts
+   * import { MiniProgram } from "@kefu/edge";
+   * import { createEmulator } from "@kefu/edge/testing";
+   * const wechat = createEmulator({ appId: "wx123", appSecret: "secret" });
+   * await wechat.user("OPENID").says("Where are the docs?");
+   * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret", fetch: wechat.fetch });
+   *
    * await mp.customerServiceMessage.send("OPENID", "link", {
    *   title: "Docs", description: "Read me", url: "https://example.com", thumb_url: "https://example.com/t.png",
    * });
+   * const answer = "They are at https://example.com";
    * await mp.customerServiceMessage.send("OPENID", "text", { content: answer }, { aiMsgContext: { is_ai_msg: 1 } });
+   * console.log(wechat.inbox("OPENID").length); // 2
    * ```
    */
   send<T extends keyof SendPayloads>(
@@ -223,10 +236,17 @@ export class CustomerServiceMessage {
    *
    * @param openId the user's OpenID
    * @returns `{ kind, remaining, expiresAt }` (`expiresAt` in ms), or `undefined` when nothing is known
-   * @example
-   * ```ts ignore
+   * @example The window a user's message opened
+   * ```ts
+   * import { MiniProgram } from "@kefu/edge";
+   * import { createEmulator } from "@kefu/edge/testing";
+   * const wechat = createEmulator({ appId: "wx123", appSecret: "secret", push: { token: "TOKEN" } });
+   * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret", fetch: wechat.fetch, push: { token: "TOKEN" } });
+   * const push = await wechat.user("OPENID").says("Hi");
+   * await push.deliver((request) => mp.push.handle(request, () => {})); // the push receiver records it
+   *
    * const window = await mp.customerServiceMessage.window("OPENID");
-   * if (window === undefined || window.remaining === 0) await sendSubscribeMessageInstead();
+   * console.log(window?.kind, window?.remaining); // "message" 5
    * ```
    */
   window(openId: string): Promise<SendWindow | undefined> {
@@ -246,9 +266,17 @@ export class CustomerServiceMessage {
    * @param content the text
    * @param options `maxBytes` per part, and the options of {@link CustomerServiceMessage.send}
    * @returns WeChat's answer to each part
-   * @example
-   * ```ts ignore
-   * await mp.customerServiceMessage.sendText("OPENID", longAnswer, { checkWindow: true });
+   * @example A long answer in as many messages as it takes
+   * ```ts
+   * import { MiniProgram } from "@kefu/edge";
+   * import { createEmulator } from "@kefu/edge/testing";
+   * const wechat = createEmulator({ appId: "wx123", appSecret: "secret" });
+   * await wechat.user("OPENID").says("Tell me everything");
+   * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret", fetch: wechat.fetch });
+   *
+   * const longAnswer = "Here is everything. ".repeat(150); // about 3,000 bytes
+   * const results = await mp.customerServiceMessage.sendText("OPENID", longAnswer, { checkWindow: true });
+   * console.log(results.length); // 2
    * ```
    */
   sendText(openId: string, content: string, options: SendTextOptions = {}): Promise<WeChatResult[]> {
@@ -277,8 +305,16 @@ export class CustomerServiceMessage {
    * @param options `businessId` (客服子商户)
    * @returns WeChat's `{ errcode: 0, errmsg: "ok" }`
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { MiniProgram } from "@kefu/edge";
+   * import { createEmulator } from "@kefu/edge/testing";
+   * const wechat = createEmulator({ appId: "wx123", appSecret: "secret" });
+   * const user = wechat.user("OPENID");
+   * await user.says("Hi");
+   * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret", fetch: wechat.fetch });
+   *
    * await mp.customerServiceMessage.setTyping("OPENID", "Typing");
+   * console.log(user.typing); // true
    * ```
    */
   setTyping(openId: string, command: TypingCommand, options: TypingOptions = {}): Promise<WeChatResult> {
@@ -311,10 +347,18 @@ export class CustomerServiceMessage {
    * @param options `businessId`, `renewEveryMs`
    * @returns what `task` returned
    * @throws what `task` threw
-   * @example
-   * ```ts ignore
-   * const answer = await mp.customerServiceMessage.withTyping(openId, () => bot.reply(message.Content));
-   * await mp.customerServiceMessage.send(openId, "text", { content: answer });
+   * @example "typing…" while the answer is worked out
+   * ```ts
+   * import { MiniProgram } from "@kefu/edge";
+   * import { createEmulator } from "@kefu/edge/testing";
+   * const wechat = createEmulator({ appId: "wx123", appSecret: "secret" });
+   * await wechat.user("OPENID").says("What is 6 × 7?");
+   * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret", fetch: wechat.fetch });
+   * const bot = { reply: (_question: string) => Promise.resolve("42") }; // your AI model, say
+   *
+   * const answer = await mp.customerServiceMessage.withTyping("OPENID", () => bot.reply("What is 6 × 7?"));
+   * await mp.customerServiceMessage.send("OPENID", "text", { content: answer });
+   * console.log(wechat.inbox("OPENID").map((entry) => entry.kind)); // ["typing", "message"]
    * ```
    */
   async withTyping<T>(openId: string, task: () => Promise<T> | T, options: WithTypingOptions = {}): Promise<T> {
@@ -357,10 +401,19 @@ export class CustomerServiceMessage {
    * @param pathOrBody a file path, `""` with `form.value`, or the content
    * @param form `{ name, value }` or `{ filename, contentType }`
    * @returns `{ type, media_id, created_at }`
-   * @example
-   * ```ts ignore
-   * const { media_id } = await mp.customerServiceMessage.uploadTempMedia("image", "./resource/cloud.jpg");
-   * await mp.customerServiceMessage.uploadTempMedia("image", "", { name: "cloud.jpg", value: bytes });
+   * @example Upload an image, then send it
+   * ```ts
+   * import { MiniProgram } from "@kefu/edge";
+   * import { createEmulator } from "@kefu/edge/testing";
+   * const wechat = createEmulator({ appId: "wx123", appSecret: "secret" });
+   * await wechat.user("OPENID").says("Show me");
+   * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret", fetch: wechat.fetch });
+   * const bytes = new Uint8Array([0xff, 0xd8, 0xff, 0xe0]); // a JPEG's first bytes
+   *
+   * // A path works too on Deno, Bun and Node: uploadTempMedia("image", "./resource/cloud.jpg")
+   * const { media_id } = await mp.customerServiceMessage.uploadTempMedia("image", "", { name: "cloud.jpg", value: bytes });
+   * await mp.customerServiceMessage.uploadTempMedia("image", new Blob([bytes]), { filename: "cloud.jpg" });
+   * console.log(await mp.customerServiceMessage.send("OPENID", "image", { media_id })); // { errcode: 0, errmsg: "ok" }
    * ```
    */
   uploadTempMedia(type: MediaType, pathOrBody: string | UploadBody, form?: UploadForm): Promise<UploadTempMediaResult> {
@@ -396,11 +449,19 @@ export class CustomerServiceMessage {
    * @param mediaId the media_id
    * @param options `idleTimeoutMs`: longest silence of the body, in ms
    * @returns the streaming response
-   * @example
-   * ```ts ignore
+   * @example Download an image a user sent
+   * ```ts
+   * import { filenameFromContentDisposition, MiniProgram } from "@kefu/edge";
+   * import { createEmulator } from "@kefu/edge/testing";
+   * const wechat = createEmulator({ appId: "wx123", appSecret: "secret" });
+   * const push = await wechat.user("OPENID").sendsImage(new Uint8Array([0xff, 0xd8, 0xff, 0xe0]));
+   * const mediaId = String(push.message.MediaId);
+   * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret", fetch: wechat.fetch });
+   *
    * const res = await mp.customerServiceMessage.getTempMedia(mediaId);
    * const name = filenameFromContentDisposition(res.headers.get("content-disposition"));
-   * await res.body?.pipeTo(destination);
+   * const bytes = new Uint8Array(await new Response(res.body).arrayBuffer()); // or res.body.pipeTo(destination)
+   * console.log(res.headers.get("content-type"), name?.endsWith(".jpg"), bytes.length); // "image/jpeg" true 4
    * ```
    */
   getTempMedia(mediaId: string, options: GetTempMediaOptions = {}): Promise<Response> {

@@ -185,18 +185,22 @@ type Mode = { kind: "handle"; handler: PushHandler } | { kind: "queue"; options:
  * runtime. Every refusal is a 4xx JSON `{ "error": { "code", "message" } }`; bad input
  * never throws. Without a push token it answers 503 to everything (fail closed).
  *
- * @example A fetch handler
- * ```ts ignore
- * import { MiniProgram, Reply } from "../../mod.ts";
- * const mp = new MiniProgram({
- *   appId: "wx123", appSecret: "secret",
- *   push: { token: "TOKEN", encodingAESKey: "EncodingAESKey43CharactersLong0123456789abc" },
- * });
- * export default {
- *   fetch: (request: Request) => mp.push.handle(request, (msg) => {
+ * @example A fetch handler in safe mode
+ * ```ts
+ * import { MiniProgram, Reply } from "@kefu/edge";
+ * import { createEmulator } from "@kefu/edge/testing";
+ * const push = { token: "TOKEN", encodingAESKey: "EncodingAESKey43CharactersLong0123456789abc" };
+ * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret", push });
+ * // `export default { fetch: handler }` on Workers, `Deno.serve(handler)`...
+ * const handler = (request: Request) =>
+ *   mp.push.handle(request, (msg) => {
  *     if (msg.MsgType === "text") return Reply.transferCustomerService();
- *   }),
- * };
+ *   });
+ *
+ * // The emulated WeChat signs, encrypts and delivers a user's message, and decrypts the reply:
+ * const wechat = createEmulator({ appId: "wx123", appSecret: "secret", push });
+ * const outcome = await (await wechat.user("OPENID").says("Hello")).deliver(handler);
+ * console.log(outcome.ok, outcome.encrypted, outcome.reply?.includes("transfer_customer_service")); // true true true
  * ```
  */
 export class PushReceiver {
@@ -255,11 +259,19 @@ export class PushReceiver {
    * @param request the incoming request
    * @param handler runs once per message (retries are deduplicated)
    * @returns the response to send; never rejects
-   * @example
-   * ```ts ignore
-   * import { MiniProgram } from "../../mod.ts";
+   * @example Each message once, however often WeChat retries it
+   * ```ts
+   * import { MiniProgram } from "@kefu/edge";
+   * import { createEmulator } from "@kefu/edge/testing";
    * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret", push: { token: "TOKEN" } });
-   * export default { fetch: (request: Request) => mp.push.handle(request, (msg) => console.log(msg.MsgType)) };
+   * const seen: string[] = [];
+   * const handler = (request: Request) => mp.push.handle(request, (msg) => void seen.push(msg.MsgType));
+   *
+   * const wechat = createEmulator({ appId: "wx123", appSecret: "secret", push: { token: "TOKEN" } });
+   * const push = await wechat.user("OPENID").says("Hello");
+   * await push.deliver(handler);
+   * await push.deliver(handler); // WeChat's retry of the same message
+   * console.log(seen); // ["text"]
    * ```
    */
   handle(request: Request, handler: PushHandler): Promise<Response> {
@@ -276,9 +288,17 @@ export class PushReceiver {
    * @param request the incoming request
    * @param options `enqueue` (required), `reply` and `replyBudgetMs`
    * @returns the response to send; never rejects
-   * @example
-   * ```ts ignore
-   * const response = await mp.push.handleQueued(request, { enqueue: (job) => env.KEFU_QUEUE.send(job) });
+   * @example Answer at once, handle later
+   * ```ts
+   * import { MiniProgram, type PushJob } from "@kefu/edge";
+   * import { createEmulator } from "@kefu/edge/testing";
+   * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret", push: { token: "TOKEN" } });
+   * const queue: PushJob[] = []; // on Workers: enqueue: (job) => env.KEFU_QUEUE.send(job)
+   * const handler = (request: Request) => mp.push.handleQueued(request, { enqueue: async (job) => void queue.push(job) });
+   *
+   * const wechat = createEmulator({ appId: "wx123", appSecret: "secret", push: { token: "TOKEN" } });
+   * const outcome = await (await wechat.user("OPENID").says("Hello")).deliver(handler);
+   * console.log(outcome.responseText, queue[0]?.message.MsgType); // "success" "text"
    * ```
    */
   handleQueued(request: Request, options: QueuedPushOptions): Promise<Response> {
@@ -297,14 +317,22 @@ export class PushReceiver {
    * @param options `attempt`: how many times the queue has delivered the job (1 the first time)
    * @returns what was done
    * @throws what the handler threw
-   * @example
-   * ```ts ignore
-   * export default { async queue(batch) {
-   *   for (const m of batch.messages) {
-   *     const outcome = await mp.push.processQueued(m.body, handler, { attempt: m.attempts }).catch(() => "failed");
-   *     if (outcome === "done" || outcome === "duplicate") m.ack(); else m.retry({ delaySeconds: 30 });
-   *   }
-   * } };
+   * @example A queue consumer
+   * ```ts
+   * import { MiniProgram, type PushHandler, type PushJob } from "@kefu/edge";
+   * import { createEmulator } from "@kefu/edge/testing";
+   * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret", push: { token: "TOKEN" } });
+   * const jobs: PushJob[] = [];
+   * const wechat = createEmulator({ appId: "wx123", appSecret: "secret", push: { token: "TOKEN" } });
+   * await (await wechat.user("OPENID").says("Hello")).deliver((request) =>
+   *   mp.push.handleQueued(request, { enqueue: async (job) => void jobs.push(job) })
+   * );
+   *
+   * // On Workers, the body of `async queue(batch)`: m.ack() after done or duplicate, else m.retry().
+   * const handler: PushHandler = (message) => void console.log(message.MsgType); // "text"
+   * const job = jobs[0]!;
+   * console.log(await mp.push.processQueued(job, handler, { attempt: 1 })); // "done"
+   * console.log(await mp.push.processQueued(job, handler, { attempt: 2 })); // "duplicate"
    * ```
    */
   async processQueued(job: PushJob, handler: PushHandler, options: { attempt?: number } = {}): Promise<ProcessOutcome> {

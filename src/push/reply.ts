@@ -14,10 +14,17 @@ export type ReplyType = "transfer_customer_service";
  * What a push handler returns to answer WeChat with more than `success`.
  *
  * @example Hand the conversation to the customer-service tool
- * ```ts ignore
- * import { MiniProgram, Reply } from "../../mod.ts";
+ * ```ts
+ * import { MiniProgram, Reply } from "@kefu/edge";
+ * import { createEmulator } from "@kefu/edge/testing";
  * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret", push: { token: "TOKEN" } });
- * export default { fetch: (req: Request) => mp.push.handle(req, () => Reply.transferCustomerService()) };
+ * // Your fetch handler: `export default { fetch: handler }` on Workers, `Deno.serve(handler)`...
+ * const handler = (request: Request) => mp.push.handle(request, () => Reply.transferCustomerService());
+ *
+ * // The emulated WeChat pushes a user's message to it:
+ * const wechat = createEmulator({ appId: "wx123", appSecret: "secret", push: { token: "TOKEN" } });
+ * const outcome = await (await wechat.user("OPENID").says("I need a human")).deliver(handler);
+ * console.log(outcome.reply?.includes("<MsgType><![CDATA[transfer_customer_service]]></MsgType>")); // true
  * ```
  */
 export class Reply {

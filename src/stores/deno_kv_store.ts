@@ -30,11 +30,15 @@ export interface DenoKvAtomicLike {
  * the prefix `["kefu-edge", key]`. Deno KV's `expireIn` is a hint (expired entries may
  * linger), so the expiry is also stored and checked on read.
  *
- * @example
- * ```ts ignore
- * import { DenoKvStore } from "./deno_kv_store.ts";
- * const store = new DenoKvStore(await Deno.openKv(":memory:"));
+ * @example Tokens and push claims in Deno KV (`--unstable-kv`)
+ * ```ts
+ * import { DenoKvStore, MiniProgram } from "@kefu/edge";
+ * const kv = await Deno.openKv(":memory:"); // or Deno.openKv() for Deno's default database
+ * const store = new DenoKvStore(kv);
+ * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret", store, push: { token: "TOKEN", dedupeStore: store } });
  * await store.set("k", "v", { ttlSeconds: 60 });
+ * console.log(await store.get("k"), await store.setIfAbsent("k", "w", { ttlSeconds: 60 }), mp.appId); // "v" false "wx123"
+ * kv.close();
  * ```
  */
 export class DenoKvStore implements KeyValueStore {

@@ -5,7 +5,7 @@
  * window, and builds and delivers the signed pushes WeChat would send. Web APIs only.
  *
  * @example Send a reply to an emulated user
- * ```ts ignore
+ * ```ts
  * import { MiniProgram } from "@kefu/edge";
  * import { createEmulator } from "@kefu/edge/testing";
  *
@@ -13,7 +13,8 @@
  * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret", fetch: emulator.fetch });
  * await emulator.user("OPENID").says("hello");
  * await mp.customerServiceMessage.send("OPENID", "text", { content: "Hi! How can I help?" });
- * console.log(emulator.inbox("OPENID"));
+ * const [entry] = emulator.inbox("OPENID");
+ * console.log(entry?.kind === "message" && entry.message); // { content: "Hi! How can I help?" }
  * ```
  *
  * @example Run your own worker against the emulator and the chat page (`dev.ts`)

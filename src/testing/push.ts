@@ -61,14 +61,14 @@ const DEFAULT_URL = "http://localhost/wechat/callback";
  * @param options fixed `timestamp`, `nonce` and `random`, e.g. to reproduce WeChat's vectors
  * @returns the push, ready to send
  * @example Reproduce the official plain-mode signature
- * ```ts ignore
+ * ```ts
  * import { buildPush } from "./push.ts";
  * const push = await buildPush(
  *   { appId: "wx123", token: "AAAAA", format: "json" },
  *   { ToUserName: "gh_97417a04a28d", FromUserName: "OPENID", CreateTime: 1714037059, MsgType: "event" },
  *   { timestamp: "1714037059", nonce: "486452656" },
  * );
- * console.log(new URL(push.url).searchParams.get("signature"));
+ * console.log(new URL(push.url).searchParams.get("signature")); // "899cf89e464efb63f54ddac96b0a0a235f53aa78"
  * ```
  */
 export async function buildPush(
@@ -133,8 +133,16 @@ export interface DeliverySettings {
  * @param settings target, timeout and retry count
  * @returns the outcome
  * @example Deliver to an app
- * ```ts ignore
+ * ```ts
+ * import { MiniProgram } from "@kefu/edge";
+ * import { buildPush, deliverPush } from "./push.ts";
+ * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret", push: { token: "TOKEN" } });
+ * const app = { fetch: (request: Request) => mp.push.handle(request, () => {}) };
+ * const target = { appId: "wx123", token: "TOKEN" };
+ * const message = { ToUserName: "gh_1", FromUserName: "OPENID", CreateTime: 1714037059, MsgType: "event", Event: "x" };
+ * const push = await buildPush(target, message);
  * const outcome = await deliverPush(push, app.fetch, { target, timeoutMs: 5000, retries: 3 });
+ * console.log(outcome.ok, outcome.responseText); // true "success"
  * ```
  */
 export async function deliverPush(

@@ -317,10 +317,16 @@ export type PushFields = Readonly<Record<string, string | number>>;
  * A push the emulated WeChat built for a user action: build its `Request`, or deliver it.
  *
  * @example Deliver a user's message to your app
- * ```ts ignore
+ * ```ts
+ * import { MiniProgram } from "@kefu/edge";
+ * import { createEmulator } from "@kefu/edge/testing";
+ * const emulator = createEmulator({ appId: "wx123", appSecret: "secret", push: { token: "TOKEN" } });
+ * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret", push: { token: "TOKEN" } });
+ * const app = { fetch: (request: Request) => mp.push.handle(request, () => {}) };
+ *
  * const push = await emulator.user("OPENID").says("hello");
  * const outcome = await push.deliver((request) => app.fetch(request));
- * console.log(outcome.ok, outcome.attempts);
+ * console.log(outcome.ok, outcome.attempts); // true 1
  * ```
  */
 export interface PushAction {
@@ -348,10 +354,17 @@ export interface PushAction {
  * One WeChat user of the emulated mini program.
  *
  * @example A user speaks, then reads what they received
- * ```ts ignore
+ * ```ts
+ * import { MiniProgram } from "@kefu/edge";
+ * import { createEmulator } from "@kefu/edge/testing";
+ * const emulator = createEmulator({ appId: "wx123", appSecret: "secret" });
+ * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret", fetch: emulator.fetch });
+ *
  * const user = emulator.user("o9AgO5Kd5ggOC-bXrbNODIiE3bGY");
  * await user.says("hello");
- * console.log(user.inbox());
+ * console.log(user.window?.remaining); // 5
+ * await mp.customerServiceMessage.send(user.openId, "text", { content: "Hi!" });
+ * console.log(user.inbox().length, user.window?.remaining); // 1 4
  * ```
  */
 export interface EmulatedUser {
@@ -406,13 +419,14 @@ export interface EmulatedUser {
  * An offline WeChat: answers the API through `fetch`, emulates users and pushes.
  *
  * @example Drive the SDK against it
- * ```ts ignore
+ * ```ts
  * import { MiniProgram } from "@kefu/edge";
  * import { createEmulator } from "@kefu/edge/testing";
  * const emulator = createEmulator({ appId: "wx123", appSecret: "secret" });
  * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret", fetch: emulator.fetch });
  * await emulator.user("OPENID").says("hi");
  * await mp.customerServiceMessage.send("OPENID", "text", { content: "Hello" });
+ * console.log(emulator.calls.map((call) => call.path)); // ["/cgi-bin/stable_token", "/cgi-bin/message/custom/send"]
  * ```
  */
 export interface Emulator {

@@ -67,10 +67,14 @@ const flights = new WeakMap<KeyValueStore, Map<string, { fresh: boolean; promise
  * exposed for teams that share tokens with other services.
  *
  * @example Read the current token
- * ```ts ignore
- * import { MiniProgram } from "../../mod.ts";
- * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret" });
+ * ```ts
+ * import { MiniProgram } from "@kefu/edge";
+ * import { createEmulator } from "@kefu/edge/testing";
+ * const wechat = createEmulator({ appId: "wx123", appSecret: "secret" }); // offline WeChat
+ * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret", fetch: wechat.fetch });
+ *
  * const token = await mp.accessToken.getToken();
+ * console.log(token === await mp.accessToken.getToken(), wechat.calls.length); // true 1
  * ```
  */
 export class AccessToken {

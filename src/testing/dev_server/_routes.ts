@@ -116,9 +116,17 @@ export interface EmulatorRoutesOptions {
  * @param options the app, its emulator upstream and its background work
  * @returns the sub-app
  * @example Mount the routes
- * ```ts ignore
+ * ```ts
+ * import { Hono } from "hono";
+ * import { type AppEnv, createApp } from "../../../worker/app.ts";
+ * import { emulatorUpstream } from "./_upstream.ts";
+ * import { emulatorRoutes } from "./_routes.ts";
  * const upstream = emulatorUpstream();
+ * const app = createApp({ emulator: upstream.select });
  * const wrapper = new Hono<AppEnv>().route("/_emulator", emulatorRoutes({ app, upstream }));
+ * const env = { WECHAT_EMULATOR: "on", WECHAT_APPID: "wx123", WECHAT_SECRET: "secret", WECHAT_TOKEN: "TOKEN" };
+ * const res = await wrapper.request("http://localhost/_emulator/config", {}, env);
+ * console.log((await res.json()).appId); // "wx123"
  * ```
  */
 export function emulatorRoutes(options: EmulatorRoutesOptions): Hono<AppEnv> {

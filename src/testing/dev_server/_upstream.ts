@@ -55,9 +55,18 @@ export interface EmulatorUpstreams {
  * @param options `now`: the emulator's clock in ms
  * @returns the upstream factory, `emulatorFor(appId)` and `session(settings)`
  * @example Hand it to an app
- * ```ts ignore
+ * ```ts
+ * import { createApp } from "../../../worker/app.ts";
+ * import { emulatorUpstream } from "./_upstream.ts";
  * const upstream = emulatorUpstream();
  * const app = createApp({ emulator: upstream.select });
+ * const env = { WECHAT_EMULATOR: "on", WECHAT_APPID: "wx123", WECHAT_SECRET: "secret", API_KEY: "key-0123456789" };
+ * const { emulator } = upstream.session({ appId: "wx123", appSecret: "secret", emulator: true });
+ * await emulator.user("OPENID").says("Hi");
+ * const headers = { authorization: "Bearer key-0123456789", "content-type": "application/json" };
+ * const body = JSON.stringify({ touser: "OPENID", msgtype: "text", text: { content: "Hello" } });
+ * const res = await app.request("/api/messages", { method: "POST", headers, body }, env);
+ * console.log(res.status, emulator.inbox("OPENID").length); // 200 1
  * ```
  */
 export function emulatorUpstream(options: { now?: () => number } = {}): EmulatorUpstreams {
