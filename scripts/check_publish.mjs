@@ -14,14 +14,17 @@ function run(label, cmd, args) {
 
 const failures = [];
 
-// deno doc --lint: every export documented, no private types in public signatures. The one
-// tolerated finding: the app type (KefuApp, which createApp returns) is Hono's own `Hono`
-// type with the queue handler added, and `Hono` is Hono's to document.
+// deno doc --lint: every export documented, no private types in public signatures. The
+// tolerated findings are other packages' types, theirs to document: the app type (KefuApp,
+// which createApp returns) is Hono's own `Hono` type with the queue handler added, and the
+// payload schemas (sendSchemas, subscribeMessageSchema) are zod/mini schemas.
 const doc = run("deno doc --lint", bin("deno"), ["doc", "--lint", ...entries]);
 const findings = doc.output.split(/\n(?=error\[)/).filter((block) => block.startsWith("error["));
-const unexpected = findings.filter((f) =>
-  !/^error\[private-type-ref\]: public type '(?:createApp|KefuApp)' references private type 'Hono'/.test(f)
-);
+const TOLERATED = [
+  /^error\[private-type-ref\]: public type '(?:createApp|KefuApp)' references private type 'Hono'/,
+  /^error\[private-type-ref\]: public type '(?:sendSchemas|subscribeMessageSchema)' references private type 'ZodMiniType'/,
+];
+const unexpected = findings.filter((f) => !TOLERATED.some((pattern) => pattern.test(f)));
 if (unexpected.length > 0) failures.push({ ...doc, output: unexpected.join("\n") });
 
 const publish = run("deno publish --dry-run", bin("deno"), ["publish", "--dry-run", "--allow-dirty"]);

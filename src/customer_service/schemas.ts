@@ -83,8 +83,9 @@ const payloadSchemas = {
 };
 
 /**
- * The zod schema of each `msgtype`'s payload: what `send` accepts, field by field. Validate
- * a payload with it before you queue or store it, to refuse what `send` would refuse.
+ * The zod/mini schema of each `msgtype`'s payload: what `send` accepts, field by field, with
+ * the same messages. Validate a payload with it before you queue or store it, to refuse early
+ * what `send` would refuse (`send` also measures a text against `maxTextBytes`).
  *
  * @example Check a payload before queueing it
  * ```ts

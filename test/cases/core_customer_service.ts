@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { MediaTooLargeError, MiniProgram, ValidationError, WeChatApiError } from "../../mod.ts";
-import { filenameFromContentDisposition, isInvalidMediaId } from "../../mod.ts";
+import { filenameFromContentDisposition, isInvalidMediaId, MSG_TYPES, type MsgType, sendSchemas } from "../../mod.ts";
 import { delay, fakeFetch, json } from "./_fake.ts";
 import { test } from "./_registry.ts";
 
@@ -116,6 +116,33 @@ for (const [name, args, field] of invalidSends) {
     assert.equal(fake.calls.length, 0);
   });
 }
+
+test("the public payload schemas accept and refuse what send does", async () => {
+  assert.deepEqual([...MSG_TYPES], ["text", "image", "link", "miniprogrampage"]);
+  const { fake, mp } = setup();
+  const payloads: Array<[MsgType, unknown]> = [
+    ["text", { content: "hi" }],
+    ["text", { content: "  " }],
+    ["text", { content: "hi", extra: 1 }],
+    ["image", { media_id: "MEDIA_ID" }],
+    ["image", { media_id: "../x" }],
+    ["link", { title: "t", description: "d", url: "https://x.y", thumb_url: "https://x.y/t.png" }],
+    ["link", { title: "t", description: "d", url: "ftp://x.y", thumb_url: "https://x.y/t.png" }],
+    ["miniprogrampage", { title: "t", pagepath: "pages/index/index?a=1", thumb_media_id: "M" }],
+    ["miniprogrampage", { title: "t", thumb_media_id: "M" }],
+  ];
+  for (const [msgtype, payload] of payloads) {
+    const checked = sendSchemas[msgtype].safeParse(payload);
+    // deno-lint-ignore no-explicit-any
+    const sent = await mp.customerServiceMessage.send(OPENID, msgtype, payload as any).then(() => true, (err) => {
+      assert.ok(err instanceof ValidationError, String(err));
+      assert.equal(err.message, `Invalid ${err.field}: ${checked.error?.issues[0]?.message}`);
+      return false;
+    });
+    assert.equal(sent, checked.success, `${msgtype} ${JSON.stringify(payload)}`);
+  }
+  assert.equal(fake.to(SEND).length, 4);
+});
 
 test("send surfaces WeChat's error with errcode, errmsg, rid and endpoint", async () => {
   const { mp } = setup(() =>

@@ -50,6 +50,23 @@ describe("unknown routes", () => {
   });
 });
 
+describe("error answers", () => {
+  it("have one shape and the same headers, from the API and from the push receiver", async () => {
+    const app = testApp({ fetch: fakeFetch().fetch });
+    const api = await call(app, "/api/typing", json({ touser: OPENID, command: "Typing" }), testEnv());
+    const query = `signature=${"0".repeat(40)}&timestamp=${Math.floor(Date.now() / 1000)}&nonce=1&echostr=x`;
+    const push = await call(app, `/wechat/callback?${query}`, undefined, testEnv());
+    for (const [called, code] of [[api, "unauthorized"], [push, "bad_signature"]] as const) {
+      expect(called.res.status).toBe(401);
+      expect(errorOf(called).code).toBe(code);
+      expect(Object.keys(JSON.parse(called.text))).toEqual(["error"]);
+      expect(called.res.headers.get("content-type")).toBe("application/json; charset=utf-8");
+      expect(called.res.headers.get("cache-control")).toBe("no-store");
+      expect(called.res.headers.get("x-content-type-options")).toBe("nosniff");
+    }
+  });
+});
+
 describe("configuration", () => {
   it("a missing variable answers 503 naming it, and other routes keep working", async () => {
     const fake = fakeFetch();

@@ -63,6 +63,12 @@ describe("POST /api/messages", () => {
     });
   }
 
+  it("names the supported message types when msgtype is unknown", async () => {
+    const app = testApp({ fetch: fakeFetch().fetch });
+    const called = await call(app, "/api/messages", json({ touser: OPENID, msgtype: "video" }, AUTH), testEnv());
+    expect(errorOf(called).message).toBe('Invalid msgtype: must be one of "text", "image", "link", "miniprogrampage"');
+  });
+
   it("refuses malformed JSON and a non-JSON body with 400", async () => {
     const fake = fakeFetch();
     const app = testApp({ fetch: fake.fetch });
