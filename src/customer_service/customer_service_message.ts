@@ -363,7 +363,7 @@ export class CustomerServiceMessage {
    */
   async withTyping<T>(openId: string, task: () => Promise<T> | T, options: WithTypingOptions = {}): Promise<T> {
     const every = options.renewEveryMs ?? TYPING_DURATION_MS;
-    const typingOptions = options.businessId === undefined ? {} : { businessId: options.businessId };
+    const typingOptions: TypingOptions = { businessId: options.businessId };
     let stopped = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const show = async (): Promise<void> => {
