@@ -12,10 +12,9 @@
  */
 import { MemoryStore } from "../mod.ts";
 import { type AppOptions, createApp } from "./app.ts";
-import { backgroundContext } from "./background.ts";
 import type { Env } from "./env.ts";
 import type { RunningServer } from "./deno.ts";
-import { listenError, logRequests, runMain, type ServerLogger } from "./servers.ts";
+import { listenError, runMain, type ServerLogger, serverSettings } from "./servers.ts";
 
 // Declared here so this file type-checks with Web and Workers types as well as Bun's.
 interface BunLike {
@@ -61,12 +60,7 @@ export function serveBun(options: BunServeOptions = {}): RunningServer {
   const store = new MemoryStore();
   const app = createApp({ ...options.app, store: () => store });
   const env: Env = Object.fromEntries(Object.entries(vars).filter(([, v]) => v !== undefined)) as Env;
-  const hostname = options.hostname ?? (vars.HOST || "127.0.0.1");
-  const port = options.port ?? Number(vars.PORT || 8787);
-  const handler = logRequests(
-    (request) => app.fetch(request, env, backgroundContext()),
-    options.app?.logger ?? console,
-  );
+  const { hostname, port, handler } = serverSettings(app, env, vars, options);
   let server: ReturnType<BunLike["serve"]>;
   try {
     // Media downloads may stream for a while; Bun's default idle timeout is 10 s.

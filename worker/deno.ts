@@ -20,9 +20,8 @@
 import { type DenoKvLike, DenoKvStore, type PushJob } from "../mod.ts";
 import { type AppOptions, createApp } from "./app.ts";
 import { type QueueLike, retryDelaySeconds } from "./push_route.ts";
-import { backgroundContext } from "./background.ts";
 import type { Env } from "./env.ts";
-import { listenError, logRequests, runMain, type ServerLogger } from "./servers.ts";
+import { listenError, runMain, type ServerLogger, serverSettings } from "./servers.ts";
 
 // Declared here so this file type-checks with Web and Workers types as well as Deno's.
 interface DenoServer {
@@ -136,12 +135,7 @@ export async function serveDeno(options: DenoServeOptions = {}): Promise<Running
     const delay = backoffSchedule[Math.min(attempts, backoffSchedule.length) - 1] ?? 0;
     await kv.enqueue({ job, attempts }, { delay, keysIfUndelivered: keysIfUndelivered(job) });
   };
-  const hostname = options.hostname ?? (vars.HOST || "127.0.0.1");
-  const port = options.port ?? Number(vars.PORT || 8787);
-  const handler = logRequests(
-    (request) => app.fetch(request, env, backgroundContext()),
-    options.app?.logger ?? console,
-  );
+  const { hostname, port, handler } = serverSettings(app, env, vars, options);
   let server: DenoServer;
   try {
     server = deno.serve({ hostname, port, onListen: () => {} }, handler);

@@ -4,7 +4,9 @@
  *
  * @module
  */
-import type { AppLogger } from "./app.ts";
+import type { AppLogger, KefuApp } from "./app.ts";
+import { backgroundContext } from "./background.ts";
+import type { Env } from "./env.ts";
 
 /** The app's logger, with the level request lines go to. */
 export interface ServerLogger extends AppLogger {
@@ -47,6 +49,40 @@ export function logRequests(
       logger.info?.(line("failed"));
       throw err;
     }
+  };
+}
+
+/**
+ * What the Deno and Bun servers take from their options and the environment: the address
+ * (`HOST`, default 127.0.0.1; `PORT`, default 8787) and the request handler, which runs the
+ * app with a background context and logs one line per request.
+ *
+ * @param app the app
+ * @param env the bindings it runs with
+ * @param vars the process environment
+ * @param options explicit `hostname` and `port`, and the app's logger
+ * @returns `hostname`, `port` and `handler`
+ * @example
+ * ```ts
+ * import { createApp } from "./app.ts";
+ * import { serverSettings } from "./servers.ts";
+ * const lines: string[] = [];
+ * const logger = { info: (line: string) => void lines.push(line), warn() {}, error() {} };
+ * const { hostname, port, handler } = serverSettings(createApp(), {}, { PORT: "9000" }, { app: { logger } });
+ * await handler(new Request("http://127.0.0.1:9000/health"));
+ * console.log(hostname, port, lines[0]!.startsWith("kefu-edge: GET /health 200 ")); // "127.0.0.1" 9000 true
+ * ```
+ */
+export function serverSettings(
+  app: KefuApp,
+  env: Env,
+  vars: Record<string, string | undefined>,
+  options: { hostname?: string | undefined; port?: number | undefined; app?: { logger?: ServerLogger } | undefined },
+): { hostname: string; port: number; handler: (request: Request) => Promise<Response> } {
+  return {
+    hostname: options.hostname ?? (vars.HOST || "127.0.0.1"),
+    port: options.port ?? Number(vars.PORT || 8787),
+    handler: logRequests((request) => app.fetch(request, env, backgroundContext()), options.app?.logger ?? console),
   };
 }
 

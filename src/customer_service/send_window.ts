@@ -16,7 +16,7 @@ import type { KeyValueStore } from "../stores/key_value_store.ts";
 import { redact } from "../errors.ts";
 import type { Logger } from "../token/access_token.ts";
 import { userPart } from "../internal/store_keys.ts";
-import { jsonObject } from "../internal/json.ts";
+import { storedObject } from "../internal/json.ts";
 import { uniqueId } from "../internal/unique_id.ts";
 
 /** What the tracker knows about a user's window. */
@@ -240,16 +240,10 @@ export class SendWindowTracker {
   }
 
   async #read(openId: string): Promise<StoredWindow | undefined> {
-    let raw: string | null;
-    try {
-      raw = await this.#store.get(this.#key(openId));
-    } catch (err) {
-      this.#warn("read", err);
-      return undefined;
-    }
-    if (raw === null) return undefined;
-    const stored = jsonObject(raw) as StoredWindow | undefined;
-    return stored !== undefined && stored.expiresAt > this.#now() ? stored : undefined;
+    const stored = await storedObject(this.#store, this.#key(openId), (err) => this.#warn("read", err)) as
+      | Partial<StoredWindow>
+      | undefined;
+    return stored?.expiresAt !== undefined && stored.expiresAt > this.#now() ? stored as StoredWindow : undefined;
   }
 
   #key(openId: string): string {

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { KeyValueStore } from "../stores/key_value_store.ts";
 
 /**
  * The object JSON text holds, or `undefined` when the text is not JSON or holds anything else
@@ -27,4 +28,37 @@ export function jsonObject(text: string): Record<string, unknown> | undefined {
   return typeof value === "object" && value !== null && !Array.isArray(value)
     ? value as Record<string, unknown>
     : undefined;
+}
+
+/**
+ * The object stored as JSON under `key`: `undefined` when there is none or it cannot be read
+ * (a value another version wrote is absent, and overwritten later). A failing store is
+ * reported to `failed` and reads as absent: a cache or a tracker must never fail the call.
+ *
+ * @param store the store
+ * @param key the key
+ * @param failed told the store's error
+ * @returns the object, or `undefined`
+ * @example
+ * ```ts
+ * import { MemoryStore } from "../stores/memory_store.ts";
+ * import { storedObject } from "./json.ts";
+ * const store = new MemoryStore();
+ * await store.set("k", '{"a":1}');
+ * console.log(await storedObject(store, "k", () => {}), await storedObject(store, "none", () => {})); // { a: 1 } undefined
+ * ```
+ */
+export async function storedObject(
+  store: KeyValueStore,
+  key: string,
+  failed: (err: unknown) => void,
+): Promise<Record<string, unknown> | undefined> {
+  let raw: string | null;
+  try {
+    raw = await store.get(key);
+  } catch (err) {
+    failed(err);
+    return undefined;
+  }
+  return raw === null ? undefined : jsonObject(raw);
 }

@@ -6,7 +6,7 @@
  */
 import { redact, TokenSourceError, WeChatError } from "../errors.ts";
 import type { HttpClient } from "../http/client.ts";
-import { jsonObject } from "../internal/json.ts";
+import { storedObject } from "../internal/json.ts";
 import type { KeyValueStore } from "../stores/key_value_store.ts";
 
 /** What a token source returns, in WeChat's field names. */
@@ -213,16 +213,7 @@ export class AccessToken {
   }
 
   async #readStore(): Promise<CachedToken | undefined> {
-    let raw: string | null;
-    try {
-      raw = await this.#options.store.get(this.cacheKey);
-    } catch (err) {
-      this.#warn("read", err);
-      return undefined;
-    }
-    if (raw === null) return undefined;
-    // A value this version cannot read is treated as absent and overwritten.
-    const parsed = jsonObject(raw);
+    const parsed = await storedObject(this.#options.store, this.cacheKey, (err) => this.#warn("read", err));
     if (typeof parsed?.access_token === "string" && typeof parsed.refresh_at === "number") {
       return { token: parsed.access_token, refreshAt: parsed.refresh_at };
     }
