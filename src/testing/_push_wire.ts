@@ -32,7 +32,9 @@ export function toXml(fields: PushFields): string {
 function jsonList(items: PushList): string {
   const item = (fields: Readonly<Record<string, string>>) =>
     `{${
-      Object.entries(fields).map(([k, v]) => `${JSON.stringify(k)}:${k === "MsgID" ? integer(k, v) : JSON.stringify(v)}`)
+      Object.entries(fields).map(([k, v]) =>
+        `${JSON.stringify(k)}:${k === "MsgID" ? integer(k, v) : JSON.stringify(v)}`
+      )
         .join(",")
     }}`;
   return items.length === 1 ? item(items[0]!) : `[${items.map(item).join(",")}]`;
@@ -42,7 +44,9 @@ function jsonList(items: PushList): string {
 function xmlList(event: string, items: PushList): string {
   const wrapper = event.split("_").map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join("");
   const lists = items.map((fields) =>
-    `<List>${Object.entries(fields).map(([k, v]) => `<${k}>${k === "MsgID" ? integer(k, v) : cdata(v)}</${k}>`).join("")}</List>`
+    `<List>${
+      Object.entries(fields).map(([k, v]) => `<${k}>${k === "MsgID" ? integer(k, v) : cdata(v)}</${k}>`).join("")
+    }</List>`
   );
   return `<${wrapper}>${lists.join("")}</${wrapper}>`;
 }

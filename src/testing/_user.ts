@@ -113,7 +113,11 @@ export class User implements EmulatedUser {
     return this.#push({ MsgType: "event", Event: "subscribe_msg_popup_event", List: items }, options);
   }
 
-  changesSubscription(templateId: string, status: "accept" | "reject", options?: PushBuildOptions): Promise<PushAction> {
+  changesSubscription(
+    templateId: string,
+    status: "accept" | "reject",
+    options?: PushBuildOptions,
+  ): Promise<PushAction> {
     this.#requireTemplate(templateId);
     this.#state.subscribe(templateId, status, true);
     return this.#push({
@@ -124,13 +128,15 @@ export class User implements EmulatedUser {
   }
 
   takeSubscribeSentEvents(): Promise<PushAction[]> {
-    return Promise.all(this.#state.takeSent().map(({ templateId, msgid }) =>
-      this.#push({
-        MsgType: "event",
-        Event: "subscribe_msg_sent_event",
-        List: [{ TemplateId: templateId, MsgID: msgid, ErrorCode: "0", ErrorStatus: "success" }],
-      })
-    ));
+    return Promise.all(
+      this.#state.takeSent().map(({ templateId, msgid }) =>
+        this.#push({
+          MsgType: "event",
+          Event: "subscribe_msg_sent_event",
+          List: [{ TemplateId: templateId, MsgID: msgid, ErrorCode: "0", ErrorStatus: "success" }],
+        })
+      ),
+    );
   }
 
   #requireTemplate(templateId: string): void {

@@ -439,7 +439,10 @@ export interface EmulatedUser {
    * @param options push overrides
    * @returns the push WeChat sends for it
    */
-  subscribes(choices: string | SubscribeChoice | readonly SubscribeChoice[], options?: PushBuildOptions): Promise<PushAction>;
+  subscribes(
+    choices: string | SubscribeChoice | readonly SubscribeChoice[],
+    options?: PushBuildOptions,
+  ): Promise<PushAction>;
   /**
    * The user changes a subscription in the mini program's settings. Pushes `subscribe_msg_change_event`.
    *
