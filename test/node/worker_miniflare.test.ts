@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
-import { Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import { build } from "esbuild";
 import { Miniflare } from "miniflare";
 import { afterAll, beforeAll, describe, test } from "vitest";
@@ -50,14 +50,11 @@ beforeAll(async () => {
       headers: req.headers as Record<string, string>,
       body: Buffer.concat(chunks),
     });
-    try {
-      const { body } = await verifyForward(request, FORWARD_SECRET);
-      forwarded.push(String(/"MsgId":"?(\d+)/.exec(body)?.[1]));
-      await new Promise((r) => setTimeout(r, receiverDelayMs));
-      res.writeHead(200).end("ok");
-    } catch {
-      res.writeHead(401).end();
-    }
+    const verified = await verifyForward(request, FORWARD_SECRET);
+    if (verified === null) return void res.writeHead(401).end();
+    forwarded.push(String(/"MsgId":"?(\d+)/.exec(verified.body)?.[1]));
+    await new Promise((r) => setTimeout(r, receiverDelayMs));
+    res.writeHead(200).end("ok");
   });
   await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
   forwardUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/kefu`;
@@ -94,7 +91,7 @@ async function startWorker(queue: boolean): Promise<{ mf: Miniflare; base: strin
         },
       }
       : {}),
-    handleRuntimeStdio: (stdout, stderr) => (collect(stdout), collect(stderr)),
+    handleRuntimeStdio: (stdout: Readable, stderr: Readable) => (collect(stdout), collect(stderr)),
   });
   const url = await mf.ready;
   return { mf, base: url.origin, logs };
