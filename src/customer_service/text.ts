@@ -47,8 +47,9 @@ export function utf8Length(text: string): number {
   return bytes;
 }
 
-// Links are never cut: an <a …>…</a> element, or a URL up to the first blank or closing punctuation.
-const PROTECTED = /<a\b[^>]*>[\s\S]*?<\/a\s*>|https?:\/\/[^\s<>"'，。！？；、）】」』]+/gi;
+// Links are never cut: an <a …>…</a> element, or a URL: visible ASCII up to a blank, a quote, an
+// angle bracket or any other character (a CJK character or full-width punctuation ends it).
+const PROTECTED = /<a\b[^>]*>[\s\S]*?<\/a\s*>|https?:\/\/[!#-&(-;=?-~]+/gi;
 // After a blank line (paragraph), a line end, or a sentence end (CJK, or Latin before a blank).
 const PARAGRAPH = /\n[ \t]*\n\s*/g;
 const SENTENCE = /(?:[。！？；…]+[”’」』）)]*|[.!?;]+[”’"')\]]*(?=\s)|\n)\s*/g;

@@ -67,7 +67,8 @@ export function objectNameOf(key: string): string {
  */
 export class DurableObjectStore implements KeyValueStore {
   readonly #namespace: DurableObjectNamespaceLike;
-  readonly #stubs = new Map<string, ReturnType<DurableObjectNamespaceLike["get"]>>();
+  /** Object ids by name; ids are plain values, unlike stubs (see `#send`). */
+  readonly #ids = new Map<string, unknown>();
 
   /**
    * Wraps the namespace binding of the `KefuStore` class.
@@ -126,12 +127,16 @@ export class DurableObjectStore implements KeyValueStore {
 
   async #send(operation: StoreOperation): Promise<unknown> {
     const name = objectNameOf(operation.key);
-    let stub = this.#stubs.get(name);
-    if (stub === undefined) {
-      stub = this.#namespace.get(this.#namespace.idFromName(name));
-      if (this.#stubs.size >= 1024) this.#stubs.delete(this.#stubs.keys().next().value!);
-      this.#stubs.set(name, stub);
+    let id = this.#ids.get(name);
+    if (id === undefined) {
+      id = this.#namespace.idFromName(name);
+      if (this.#ids.size >= 1024) this.#ids.delete(this.#ids.keys().next().value!);
+      this.#ids.set(name, id);
     }
+    // A new stub per operation: workerd binds a stub to the request that made it, and one
+    // kept for the next request fails there ("Cannot perform I/O on behalf of a different
+    // request"). Making a stub from an id is cheap and does no I/O.
+    const stub = this.#namespace.get(id);
     const response = await stub.fetch("https://kefu-store/", { method: "POST", body: JSON.stringify(operation) });
     if (!response.ok) {
       await response.body?.cancel();

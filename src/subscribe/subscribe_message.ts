@@ -55,12 +55,20 @@ export const subscribeMessageSchema: z.ZodMiniType<SubscribeMessagePayload> = z.
  * Sends subscribe messages. Reached as `mp.subscribeMessage`.
  *
  * @example Tell a user their order shipped, days after their last message
- * ```ts ignore
+ * ```ts
+ * import { MiniProgram } from "@kefu/edge";
+ * import { createEmulator } from "@kefu/edge/testing";
+ * const wechat = createEmulator({ appId: "wx123", appSecret: "secret" }); // offline WeChat
+ * const user = wechat.user("OPENID");
+ * await user.subscribes("TEMPLATE_ID"); // the user accepted the template (wx.requestSubscribeMessage)
+ * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret", fetch: wechat.fetch });
+ *
  * await mp.subscribeMessage.send("OPENID", {
  *   template_id: "TEMPLATE_ID",
  *   page: "pages/order/index?id=42",
  *   data: { thing1: { value: "Order 42" }, time2: { value: "2026-12-01 10:00" } },
  * });
+ * console.log(user.inbox().map((entry) => entry.kind)); // ["subscribe"]
  * ```
  */
 export class SubscribeMessage {
@@ -85,9 +93,19 @@ export class SubscribeMessage {
    * @param message the template, page, data, state and language
    * @returns WeChat's answer, with the message id when it gives one
    * @throws {ValidationError} naming the field, before any network call
-   * @example
-   * ```ts ignore
+   * @example A one-time subscription allows one message
+   * ```ts
+   * import { isSubscriptionRefused, MiniProgram } from "@kefu/edge";
+   * import { createEmulator } from "@kefu/edge/testing";
+   * const wechat = createEmulator({ appId: "wx123", appSecret: "secret" });
+   * await wechat.user("OPENID").subscribes("T");
+   * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret", fetch: wechat.fetch });
+   *
    * const { msgid } = await mp.subscribeMessage.send("OPENID", { template_id: "T", data: { thing1: { value: "Hi" } } });
+   * console.log(/^\d+$/.test(msgid ?? "")); // true
+   * const again = await mp.subscribeMessage.send("OPENID", { template_id: "T", data: { thing1: { value: "Hi" } } })
+   *   .catch((err: unknown) => err);
+   * console.log(isSubscriptionRefused(again)); // true
    * ```
    */
   async send(openId: string, message: SubscribeMessagePayload): Promise<SubscribeMessageResult> {

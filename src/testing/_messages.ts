@@ -70,6 +70,10 @@ export interface SendBody {
   touser: unknown;
   msgtype: MsgType;
   object: Record<string, unknown>;
+  /** `businessid`, when given. */
+  businessId?: string;
+  /** `aimsgcontext`, when given. */
+  aiMsgContext?: Record<string, unknown>;
 }
 
 /** Parses a send body; throws 44002, 40033, 47001, 40008, 44004 or 45002. */
@@ -87,15 +91,77 @@ export function parseSend(text: string): SendBody {
     if (field in object && typeof object[field] !== "string") throw new ApiFailure(47001);
   }
   spec.check?.(object);
-  return { touser: body.touser, msgtype, object };
+  const parsed: SendBody = { touser: body.touser, msgtype, object };
+  if (body.businessid !== undefined) parsed.businessId = businessIdOf(body.businessid);
+  if (body.aimsgcontext !== undefined) parsed.aiMsgContext = aiMsgContextOf(body.aimsgcontext);
+  return parsed;
+}
+
+function businessIdOf(value: unknown): string {
+  if (typeof value === "string" && value !== "") return value;
+  if (typeof value === "number" && Number.isSafeInteger(value)) return String(value);
+  throw new ApiFailure(47001);
+}
+
+// [UNCERTAIN] the mini-program shape of aimsgcontext: { msgid } (seen in one SDK) or
+// { is_ai_msg: 1 } (Official Account code); both are accepted, anything else is 47001.
+function aiMsgContextOf(value: unknown): Record<string, unknown> {
+  if (!isRecord(value)) throw new ApiFailure(47001);
+  const keys = Object.keys(value);
+  const ok = keys.length === 1 && ((typeof value.msgid === "string" && value.msgid !== "") || value.is_ai_msg === 1);
+  if (!ok) throw new ApiFailure(47001);
+  return value;
+}
+
+/** A validated subscribe-message body. */
+export interface SubscribeBody {
+  touser: unknown;
+  templateId: string;
+  data: Record<string, { value: string }>;
+  page?: string;
+}
+
+/**
+ * Parses a subscribe-message body (spec §6.9); throws 44002, 40033, 47001, 40037 (unknown
+ * template), 47003 (data that does not fit the template) or 41030 (bad page).
+ */
+export function parseSubscribe(
+  text: string,
+  templates: Readonly<Record<string, readonly string[]>> | undefined,
+): SubscribeBody {
+  const body = parseJsonObject(text);
+  const templateId = body.template_id;
+  if (typeof templateId !== "string" || !/^[A-Za-z0-9_-]{1,128}$/.test(templateId)) throw new ApiFailure(40037);
+  if (templates !== undefined && !Object.hasOwn(templates, templateId)) throw new ApiFailure(40037);
+  const data = body.data;
+  if (!isRecord(data) || Object.keys(data).length === 0) throw new ApiFailure(47003);
+  for (const value of Object.values(data)) {
+    if (!isRecord(value) || typeof value.value !== "string") throw new ApiFailure(47003);
+  }
+  const fields = templates?.[templateId];
+  if (fields !== undefined) {
+    const keys = Object.keys(data).sort();
+    if (keys.length !== fields.length || [...fields].sort().some((f, i) => f !== keys[i])) throw new ApiFailure(47003);
+  }
+  const page = body.page;
+  if (page !== undefined && (typeof page !== "string" || page === "" || page.length > 1024)) {
+    throw new ApiFailure(41030);
+  }
+  const parsed: SubscribeBody = { touser: body.touser, templateId, data: data as Record<string, { value: string }> };
+  if (page !== undefined) parsed.page = page as string;
+  return parsed;
 }
 
 /** Parses a typing body; throws 44002, 40033, 47001 or 45072. */
-export function parseTyping(text: string): { touser: unknown; command: "Typing" | "CancelTyping" } {
+export function parseTyping(
+  text: string,
+): { touser: unknown; command: "Typing" | "CancelTyping"; businessId?: string } {
   const body = parseJsonObject(text);
   const command = body.command;
   if (command !== "Typing" && command !== "CancelTyping") throw new ApiFailure(45072);
-  return { touser: body.touser, command };
+  return body.businessid === undefined
+    ? { touser: body.touser, command }
+    : { touser: body.touser, command, businessId: businessIdOf(body.businessid) };
 }
 
 /** The media ids a send refers to (they must exist: 40007). */

@@ -1,7 +1,7 @@
 // Private: the push wire formats (spec §6): JSON and XML bodies, safe-mode envelopes, replies.
 import { jsonObject } from "../internal/json.ts";
 import { cdata } from "../internal/xml.ts";
-import type { PushFields } from "./types.ts";
+import type { PushFields, PushList } from "./types.ts";
 
 /** Fields WeChat writes as bare integers; every other field is a string. */
 const INTEGER_FIELDS = new Set(["CreateTime", "MsgId"]);
@@ -11,18 +11,46 @@ const INTEGER_FIELDS = new Set(["CreateTime", "MsgId"]);
  * string without quotes, and a number would lose digits, so fields are written one by one.
  */
 export function toJson(fields: PushFields): string {
-  const parts = Object.entries(fields).map(([key, value]) =>
-    `${JSON.stringify(key)}:${INTEGER_FIELDS.has(key) ? integer(key, value) : JSON.stringify(String(value))}`
-  );
+  const parts = Object.entries(fields).map(([key, value]) => {
+    if (Array.isArray(value)) return `${JSON.stringify(key)}:${jsonList(value)}`;
+    const scalar = value as string | number;
+    return `${JSON.stringify(key)}:${INTEGER_FIELDS.has(key) ? integer(key, scalar) : JSON.stringify(String(scalar))}`;
+  });
   return `{${parts.join(",")}}`;
 }
 
-/** `<xml><Field><![CDATA[…]]></Field>…</xml>`, integers bare. */
+/** `<xml><Field><![CDATA[…]]></Field>…</xml>`, integers bare; a `List` inside the event's element. */
 export function toXml(fields: PushFields): string {
-  const parts = Object.entries(fields).map(([key, value]) =>
-    `<${key}>${INTEGER_FIELDS.has(key) ? integer(key, value) : cdata(String(value))}</${key}>`
-  );
+  const parts = Object.entries(fields).map(([key, value]) => {
+    if (Array.isArray(value)) return xmlList(String(fields.Event ?? ""), value);
+    const scalar = value as string | number;
+    return `<${key}>${INTEGER_FIELDS.has(key) ? integer(key, scalar) : cdata(String(scalar))}</${key}>`;
+  });
   return `<xml>${parts.join("")}</xml>`;
+}
+
+// One item as an object, several as an array: how WeChat writes a subscribe event's List.
+// A MsgID inside is a bare 64-bit integer.
+function jsonList(items: PushList): string {
+  const item = (fields: Readonly<Record<string, string>>) =>
+    `{${
+      Object.entries(fields).map(([k, v]) =>
+        `${JSON.stringify(k)}:${k === "MsgID" ? integer(k, v) : JSON.stringify(v)}`
+      )
+        .join(",")
+    }}`;
+  return items.length === 1 ? item(items[0]!) : `[${items.map(item).join(",")}]`;
+}
+
+/** `subscribe_msg_popup_event` → `<SubscribeMsgPopupEvent><List>…</List>…</SubscribeMsgPopupEvent>`. */
+function xmlList(event: string, items: PushList): string {
+  const wrapper = event.split("_").map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join("");
+  const lists = items.map((fields) =>
+    `<List>${
+      Object.entries(fields).map(([k, v]) => `<${k}>${k === "MsgID" ? integer(k, v) : cdata(v)}</${k}>`).join("")
+    }</List>`
+  );
+  return `<${wrapper}>${lists.join("")}</${wrapper}>`;
 }
 
 /** The safe-mode body: `ToUserName` and `Encrypt` only. */

@@ -18,12 +18,16 @@ const ERRMSG: Record<number, string> = {
   40008: "invalid message type",
   40013: "invalid appid",
   40033: "invalid charset. please check your request, if include \\uxxxx will create fail!",
+  40037: "invalid template_id",
+  40101: "missing parameter",
   40125: "invalid appsecret",
   41001: "access_token missing",
   41002: "appid missing",
   41004: "appsecret missing",
   41005: "media data missing",
+  41030: "invalid page",
   42001: "access_token expired",
+  43101: "user refuse to accept the msg",
   43001: "require GET method",
   43002: "require POST method",
   44001: "empty media data",
@@ -38,6 +42,7 @@ const ERRMSG: Record<number, string> = {
   45080: "no message interaction with the user in the previous 30 seconds",
   45081: "已经在输入状态,不可重复下发",
   47001: "data format error",
+  47003: "argument invalid! data.thing1.value invalid",
 };
 
 /** Thrown inside a handler to answer with an errcode; the router turns it into the JSON answer. */

@@ -1,6 +1,6 @@
 // Private: the WeChat API endpoints the emulator answers, by path.
 import type { MediaStore } from "./_media.ts";
-import { mediaIdsOf, parseJsonObject, parseSend, parseTyping } from "./_messages.ts";
+import { mediaIdsOf, parseJsonObject, parseSend, parseSubscribe, parseTyping } from "./_messages.ts";
 import type { ParsedBody } from "./_request.ts";
 import { ApiFailure, jsonResponse, okResponse } from "./_responses.ts";
 import type { TokenAuthority } from "./_tokens.ts";
@@ -20,6 +20,10 @@ export type Route = (context: RouteContext) => Response | Promise<Response>;
 export interface RouteState {
   readonly tokens: TokenAuthority;
   readonly media: MediaStore;
+  /** Subscribe-message templates (template_id → field names), or undefined to accept any. */
+  readonly templates: Readonly<Record<string, readonly string[]>> | undefined;
+  /** The next message id (a 64-bit integer, as a string). */
+  nextMsgId(): string;
   /** The known user with this OpenID, or undefined (40003). */
   userState(openId: unknown): UserState | undefined;
 }
@@ -37,6 +41,26 @@ export function routes(state: RouteState): Map<string, Route> {
     if (user === undefined) throw new ApiFailure(40003);
     return user;
   };
+  const send = (business: boolean): Route =>
+    authorized("POST", ({ body }) => {
+      const parsed = parseSend(body.text);
+      // The business path serves 客服子商户 and needs their id (community reports: 40101 without).
+      if (business && parsed.businessId === undefined) throw new ApiFailure(40101);
+      const user = knownUser(parsed.touser);
+      for (const mediaId of mediaIdsOf(parsed)) if (media.get(mediaId) === undefined) throw new ApiFailure(40007);
+      user.deliver(parsed.msgtype, parsed.object, {
+        ...(business && parsed.businessId !== undefined ? { businessId: parsed.businessId } : {}),
+        ...(parsed.aiMsgContext === undefined ? {} : { aiMsgContext: parsed.aiMsgContext }),
+      });
+      return okResponse();
+    });
+  const typing = (business: boolean): Route =>
+    authorized("POST", ({ body }) => {
+      const { touser, command, businessId } = parseTyping(body.text);
+      if (business && businessId === undefined) throw new ApiFailure(40101);
+      knownUser(touser).setTyping(command);
+      return okResponse();
+    });
   return new Map<string, Route>([
     ["/cgi-bin/stable_token", ({ request, body }) => {
       requireMethod(request, "POST");
@@ -50,22 +74,25 @@ export function routes(state: RouteState): Map<string, Route> {
         tokens.classic({ grant_type: query.get("grant_type"), appid: query.get("appid"), secret: query.get("secret") }),
       );
     }],
+    ["/cgi-bin/message/custom/send", send(false)],
+    ["/cgi-bin/message/custom/business/send", send(true)],
+    ["/cgi-bin/message/custom/typing", typing(false)],
+    ["/cgi-bin/message/custom/business/typing", typing(true)],
     [
-      "/cgi-bin/message/custom/send",
+      "/cgi-bin/message/subscribe/send",
       authorized("POST", ({ body }) => {
-        const send = parseSend(body.text);
-        const user = knownUser(send.touser);
-        for (const mediaId of mediaIdsOf(send)) if (media.get(mediaId) === undefined) throw new ApiFailure(40007);
-        user.deliver(send.msgtype, send.object);
-        return okResponse();
-      }),
-    ],
-    [
-      "/cgi-bin/message/custom/typing",
-      authorized("POST", ({ body }) => {
-        const { touser, command } = parseTyping(body.text);
-        knownUser(touser).setTyping(command);
-        return okResponse();
+        const message = parseSubscribe(body.text, state.templates);
+        const msgid = state.nextMsgId();
+        knownUser(message.touser).deliverSubscribe({
+          templateId: message.templateId,
+          data: message.data,
+          ...(message.page === undefined ? {} : { page: message.page }),
+          msgid,
+        });
+        // The msgid is a bare 64-bit integer, as WeChat writes it.
+        return new Response(`{"errcode":0,"errmsg":"ok","msgid":${msgid}}`, {
+          headers: { "content-type": "application/json; encoding=utf-8" },
+        });
       }),
     ],
     [

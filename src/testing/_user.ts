@@ -13,6 +13,7 @@ import type {
   PushFields,
   PushHandler,
   SendWindow,
+  SubscribeChoice,
 } from "./types.ts";
 
 /** What every user of one emulator shares. */
@@ -22,6 +23,8 @@ export interface UserContext {
   readonly media: MediaStore;
   /** The push config, or undefined when the emulator has none. */
   readonly target: (PushTarget & { timeoutMs?: number; retries?: number }) | undefined;
+  /** The subscribe-message templates, or undefined to accept any. */
+  readonly templates: Readonly<Record<string, readonly string[]>> | undefined;
   now(): number;
   nextMsgId(): string;
 }
@@ -88,6 +91,62 @@ export class User implements EmulatedUser {
   entersSession(sessionFrom = "", options?: PushBuildOptions): Promise<PushAction> {
     this.#state.act("session");
     return this.#push({ MsgType: "event", Event: "user_enter_tempsession", SessionFrom: sessionFrom }, options);
+  }
+
+  subscribes(
+    choices: string | SubscribeChoice | readonly SubscribeChoice[],
+    options?: PushBuildOptions,
+  ): Promise<PushAction> {
+    const list: readonly SubscribeChoice[] = typeof choices === "string"
+      ? [{ templateId: choices }]
+      : Array.isArray(choices)
+      ? choices
+      : [choices as SubscribeChoice];
+    if (list.length === 0) throw new TypeError("subscribes needs at least one template");
+    const items = list.map((choice) => {
+      const status = choice.status ?? "accept";
+      this.#requireTemplate(choice.templateId);
+      this.#state.subscribe(choice.templateId, status, choice.longTerm === true);
+      // [UNCERTAIN] PopupScene: 2 is "other pages", where a contact session's popup appears.
+      return { TemplateId: choice.templateId, SubscribeStatusString: status, PopupScene: "2" };
+    });
+    return this.#push({ MsgType: "event", Event: "subscribe_msg_popup_event", List: items }, options);
+  }
+
+  changesSubscription(
+    templateId: string,
+    status: "accept" | "reject",
+    options?: PushBuildOptions,
+  ): Promise<PushAction> {
+    this.#requireTemplate(templateId);
+    this.#state.subscribe(templateId, status, true);
+    return this.#push({
+      MsgType: "event",
+      Event: "subscribe_msg_change_event",
+      List: [{ TemplateId: templateId, SubscribeStatusString: status }],
+    }, options);
+  }
+
+  takeSubscribeSentEvents(): Promise<PushAction[]> {
+    return Promise.all(
+      this.#state.takeSent().map(({ templateId, msgid }) =>
+        this.#push({
+          MsgType: "event",
+          Event: "subscribe_msg_sent_event",
+          List: [{ TemplateId: templateId, MsgID: msgid, ErrorCode: "0", ErrorStatus: "success" }],
+        })
+      ),
+    );
+  }
+
+  #requireTemplate(templateId: string): void {
+    if (typeof templateId !== "string" || !/^[A-Za-z0-9_-]{1,128}$/.test(templateId)) {
+      throw new TypeError("templateId must be a template id");
+    }
+    const templates = this.#context.templates;
+    if (templates !== undefined && !Object.hasOwn(templates, templateId)) {
+      throw new TypeError(`Unknown template: ${templateId} (give it in createEmulator's templates)`);
+    }
   }
 
   inbox(): InboxEntry[] {

@@ -65,11 +65,48 @@ export class UserState {
   }
 
   /** Records a delivered message: uses one of the quota and ends the typing state (rule 5). */
-  deliver(msgtype: MsgType, message: Record<string, unknown>): void {
+  deliver(
+    msgtype: MsgType,
+    message: Record<string, unknown>,
+    extras: { businessId?: string; aiMsgContext?: Record<string, unknown> } = {},
+  ): void {
     this.checkSendable();
     if (this.#grant !== undefined) this.#grant.remaining--;
     this.#typingUntil = Number.NEGATIVE_INFINITY;
-    this.#record({ kind: "message", msgtype, message, at: this.#now() });
+    this.#record({ kind: "message", msgtype, message, at: this.#now(), ...extras });
+  }
+
+  // --- Subscribe messages (spec §6.9) ---------------------------------------------------
+
+  readonly #subscriptions = new Map<string, { longTerm: boolean; left: number }>();
+  readonly #sent: Array<{ templateId: string; msgid: string }> = [];
+
+  /** The user's answer to the popup for a template: accepted ones allow sends, rejected ones none. */
+  subscribe(templateId: string, status: "accept" | "reject", longTerm: boolean): void {
+    if (status === "reject") {
+      this.#subscriptions.delete(templateId);
+      return;
+    }
+    const current = this.#subscriptions.get(templateId);
+    // [UNCERTAIN] whether one-time acceptances of a template add up; here each allows one send.
+    this.#subscriptions.set(templateId, {
+      longTerm: longTerm || current?.longTerm === true,
+      left: (current?.left ?? 0) + 1,
+    });
+  }
+
+  /** Delivers a subscribe message, using up a one-time acceptance; 43101 without one. */
+  deliverSubscribe(entry: Omit<Extract<InboxEntry, { kind: "subscribe" }>, "kind" | "at">): void {
+    const subscription = this.#subscriptions.get(entry.templateId);
+    if (subscription === undefined || (!subscription.longTerm && subscription.left <= 0)) throw new ApiFailure(43101);
+    if (!subscription.longTerm) subscription.left--;
+    this.#record({ kind: "subscribe", ...entry, at: this.#now() });
+    this.#sent.push({ templateId: entry.templateId, msgid: entry.msgid });
+  }
+
+  /** The subscribe messages sent since the last call, for their `subscribe_msg_sent_event` pushes. */
+  takeSent(): Array<{ templateId: string; msgid: string }> {
+    return this.#sent.splice(0);
   }
 
   /** Applies a typing command, or throws 45015/45047 (send conditions), 45080 or 45081. */

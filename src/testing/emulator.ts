@@ -80,7 +80,14 @@ class WeChatEmulator implements Emulator {
     this.tokens = tokens;
     this.media = media;
     this.faults = this.#faults = new FaultQueue();
-    this.#routes = routes({ tokens, media, userState: (openId) => this.#known(openId) });
+    const nextMsgId = msgIdSequence();
+    this.#routes = routes({
+      tokens,
+      media,
+      templates: options.templates,
+      nextMsgId,
+      userState: (openId) => this.#known(openId),
+    });
     const target = options.push === undefined ? undefined : { ...options.push, appId: options.appId };
     // A bad push token or EncodingAESKey fails here, not at the first push.
     if (target !== undefined) cryptoFor(target);
@@ -89,8 +96,9 @@ class WeChatEmulator implements Emulator {
       originalId: this.originalId,
       media,
       target,
+      templates: options.templates,
       now: this.#now,
-      nextMsgId: msgIdSequence(),
+      nextMsgId,
     };
     this.fetch = (input, init) => this.#handle(input, init);
   }

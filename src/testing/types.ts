@@ -45,6 +45,22 @@ export interface EmulatorOptions {
    * Default 10,000: bounded memory for a long-running dev server, more than any test needs.
    */
   maxRecorded?: number;
+  /**
+   * The mini program's subscribe-message templates: each template_id with its field names
+   * (`thing1`, `time2`, …). With templates given, another template_id gets 40037 and data
+   * without exactly those fields 47003; without, any well-formed template is accepted.
+   */
+  templates?: Readonly<Record<string, readonly string[]>>;
+}
+
+/** How a user answers the subscription popup for a template (`wx.requestSubscribeMessage`). */
+export interface SubscribeChoice {
+  /** The template. */
+  templateId: string;
+  /** `accept` (default) or `reject`. */
+  status?: "accept" | "reject";
+  /** A long-term subscription, not used up by a send; default one-time. */
+  longTerm?: boolean;
 }
 
 /** Kinds of injected faults. */
@@ -231,6 +247,21 @@ export type InboxEntry =
     /** The msgtype's object as sent, e.g. `{ content: "hi" }`. */
     readonly message: Readonly<Record<string, unknown>>;
     readonly at: number;
+    /** The 客服子商户 it was sent for (`businessid`, on the business path). */
+    readonly businessId?: string;
+    /** Its `aimsgcontext`: WeChat shows it as "内容由第三方AI生成". */
+    readonly aiMsgContext?: Readonly<Record<string, unknown>>;
+  }
+  | {
+    /** A subscribe message (订阅消息) delivered to the user. */
+    readonly kind: "subscribe";
+    readonly templateId: string;
+    /** The template's fields as sent: `{ thing1: { value } }`. */
+    readonly data: Readonly<Record<string, { readonly value: string }>>;
+    readonly page?: string;
+    /** The id WeChat answered with, as a string. */
+    readonly msgid: string;
+    readonly at: number;
   }
   | { readonly kind: "typing"; readonly command: "Typing" | "CancelTyping"; readonly at: number }
   | {
@@ -311,7 +342,14 @@ export interface DeliveryOutcome {
 }
 
 /** A push payload: WeChat's field names; `CreateTime` and `MsgId` are written as bare integers. */
-export type PushFields = Readonly<Record<string, string | number>>;
+export type PushFields = Readonly<Record<string, string | number | PushList>>;
+
+/**
+ * The `List` of a subscribe event: one item per template, each of text fields. JSON writes
+ * one item as an object and several as an array; XML writes each as a `<List>` inside the
+ * event's element (`<SubscribeMsgPopupEvent>`), as WeChat does.
+ */
+export type PushList = readonly Readonly<Record<string, string>>[];
 
 /**
  * A push the emulated WeChat built for a user action: build its `Request`, or deliver it.
@@ -407,6 +445,35 @@ export interface EmulatedUser {
    * @returns the push WeChat sends for it
    */
   entersSession(sessionFrom?: string, options?: PushBuildOptions): Promise<PushAction>;
+  /**
+   * The user answers the subscription popup (`wx.requestSubscribeMessage`) for one or more
+   * templates: an accepted one-time subscription allows one subscribe message, a long-term
+   * one any number; a rejected one gets 43101. Pushes `subscribe_msg_popup_event`.
+   *
+   * @param choices one template id (accepted, one-time) or each template's choice
+   * @param options push overrides
+   * @returns the push WeChat sends for it
+   */
+  subscribes(
+    choices: string | SubscribeChoice | readonly SubscribeChoice[],
+    options?: PushBuildOptions,
+  ): Promise<PushAction>;
+  /**
+   * The user changes a subscription in the mini program's settings. Pushes `subscribe_msg_change_event`.
+   *
+   * @param templateId the template
+   * @param status `accept` or `reject`
+   * @param options push overrides
+   * @returns the push WeChat sends for it
+   */
+  changesSubscription(templateId: string, status: "accept" | "reject", options?: PushBuildOptions): Promise<PushAction>;
+  /**
+   * The `subscribe_msg_sent_event` pushes for the subscribe messages sent to this user since the
+   * last call (WeChat reports each send's outcome this way), oldest first.
+   *
+   * @returns the pushes, ready to deliver
+   */
+  takeSubscribeSentEvents(): Promise<PushAction[]>;
   /**
    * What the user received, oldest first.
    *

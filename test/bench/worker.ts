@@ -7,10 +7,16 @@
 //    against the hello-world bundle in the same harness, alternating in rounds (target >= 0.7x
 //    the hello world); then the same app on Bun (worker/bun.ts) and on Deno (worker/deno.ts)
 //    against a hello-world Hono on the same runtime.
-//    Diagnostic rows split the workerd figure: the hello world plus the KV calls of one push
-//    (two gets and two puts on miniflare's local KV), the app against that hello world (what the
-//    app costs beyond the storage it must do), and the app's own code with the in-memory
-//    dedupe store instead of KV.
+//    On workerd the app runs as shipped: push claims, dedupe marks and the send window in the
+//    KEFU_STORE Durable Objects (SQLite-backed, local in miniflare). A second hello world does
+//    the same four Durable Object operations per push as the app (claim, window read, window
+//    write, done mark) on the same KefuStore class: the app against it is what the app costs
+//    beyond the storage it must do (target >= 0.9x).
+//    Diagnostic rows: the app with KV only (no Durable Object) against a hello world doing the
+//    same KV calls, and the app's own code with the in-memory dedupe store;
+// 3. time to answer WeChat with a handler that takes 1 s (a FORWARD_URL that answers after
+//    1 s): queue mode (KEFU_QUEUE bound: the push is enqueued and answered, the queue consumer
+//    runs the handler) against handling while WeChat waits, p50 and p99 over the same pushes.
 //
 // Every push is a safe-mode (AES) XML text message with its own MsgId, signed and encrypted by
 // the emulator before any timing starts; every answer must be HTTP 200 `success`.
@@ -18,6 +24,8 @@
 // Run: `npm run bench`, or alone: `node --expose-gc --import tsx test/bench/worker.ts`.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -53,8 +61,20 @@ const TARGET_GZIP_KIB = 50;
 /** How many of the bundle's largest parts get a row. */
 const LARGEST_PARTS = 4;
 const TARGET_RATIO = 0.7;
-/** Timed requests per server on workerd, split into rounds (its local KV makes the app slow there). */
-const REQUESTS = 2000;
+/** The app against a hello world doing the same storage operations. */
+const TARGET_RATIO_SAME_STORAGE = 0.9;
+/** The shipped bindings: KV for tokens, the KefuStore Durable Objects for claims and windows. */
+const AS_SHIPPED: Storage = { kv: true, durableObject: true };
+/** How long the handler of the answer-time rows takes. */
+const HANDLER_MS = 1000;
+/** Timed pushes per mode in the answer-time rows (after ANSWER_WARMUP untimed ones). */
+const ANSWER_PUSHES = 320;
+const ANSWER_WARMUP = 32;
+/**
+ * Timed requests per server on workerd, split into rounds: local KV and Durable Objects make
+ * these servers slow, and rounds of a few hundred requests are too noisy to compare.
+ */
+const REQUESTS = 4000;
 /** Timed requests per server on Bun and Deno: they are faster, and short rounds are noisy. */
 const REQUESTS_FAST = 4000;
 const ROUNDS = 10;
@@ -75,9 +95,9 @@ app.post("/wechat/callback", async (c) => {
 export default app;
 `;
 
-// The hello world plus the KV traffic of one push when KV is the only store (the receiver's
-// claim: read the key, read it again and write a lease, then write the done mark after the
-// handler): what miniflare's local KV costs on its own.
+// The hello world plus the KV traffic of one push when KV is the only store (the app with
+// no KEFU_STORE bound): read the claim, write a lease, read and write the send window, then
+// write the done mark after the handler: what miniflare's local KV costs on its own.
 const HELLO_KV_WORKER = `import { Hono } from "hono";
 interface Kv {
   get(key: string): Promise<string | null>;
@@ -87,10 +107,45 @@ const app = new Hono<{ Bindings: { WECHAT_KV: Kv } }>();
 app.post("/wechat/callback", async (c) => {
   await c.req.text();
   const kv = c.env.WECHAT_KV;
-  const key = "kefu-edge:push:" + c.req.query("msg_signature");
-  if ((await kv.get(key)) === null && (await kv.get(key)) === null) {
+  const user = "u." + c.req.query("openid");
+  const key = "kefu-edge:push:bench:" + user + ":msg:" + c.req.query("msg_signature");
+  const window = "kefu-edge:window:bench:" + user;
+  if ((await kv.get(key)) === null) {
     await kv.put(key, "lease:0", { expirationTtl: 60 });
+    await kv.get(window);
+    await kv.put(window, '{"kind":"message","count":0}', { expirationTtl: 172800 });
     await kv.put(key, "done:success", { expirationTtl: 660 });
+  }
+  return c.text("success");
+});
+export default app;
+`;
+
+// The hello world plus the Durable Object traffic of one push as the app does it when
+// KEFU_STORE is bound: the claim (setIfAbsent), the send window's read and write, and the done
+// mark, on the user's own object of the same KefuStore class, one new stub per operation.
+const HELLO_DO_WORKER = `import { Hono } from "hono";
+export { KefuStore } from ${JSON.stringify(join(ROOT, "worker", "store_object.ts"))};
+interface Namespace {
+  idFromName(name: string): unknown;
+  get(id: unknown): { fetch(url: string, init: RequestInit): Promise<Response> };
+}
+const app = new Hono<{ Bindings: { KEFU_STORE: Namespace } }>();
+app.post("/wechat/callback", async (c) => {
+  await c.req.text();
+  const ns = c.env.KEFU_STORE;
+  const user = "u." + c.req.query("openid");
+  const id = ns.idFromName("user:bench:" + user);
+  const op = async (operation: object) => {
+    const res = await ns.get(id).fetch("https://kefu-store/", { method: "POST", body: JSON.stringify(operation) });
+    return await res.json() as { written?: boolean; value?: string | null };
+  };
+  const key = "kefu-edge:push:bench:" + user + ":msg:" + c.req.query("msg_signature");
+  const window = "kefu-edge:window:bench:" + user;
+  if ((await op({ op: "setIfAbsent", key, value: "lease:0", ttlSeconds: 60 })).written) {
+    await op({ op: "get", key: window });
+    await op({ op: "set", key: window, value: '{"kind":"message","count":0}', ttlSeconds: 172800 });
+    await op({ op: "set", key, value: "done:success", ttlSeconds: 660 });
   }
   return c.text("success");
 });
@@ -263,7 +318,7 @@ async function buildPushes(count: number): Promise<Push[]> {
 }
 
 /** Sends every push to `base` with CONCURRENCY in flight; returns requests per second. Throws on any bad answer. */
-async function drive(label: string, base: string, pushes: readonly Push[]): Promise<number> {
+async function drive(label: string, base: string, pushes: readonly Push[], latencies?: number[]): Promise<number> {
   let next = 0;
   let failures = 0;
   let first: string | undefined;
@@ -274,6 +329,7 @@ async function drive(label: string, base: string, pushes: readonly Push[]): Prom
   const loop = async () => {
     for (let i = next++; i < pushes.length; i = next++) {
       const push = pushes[i]!;
+      const sent = performance.now();
       try {
         const res = await fetch(base + push.path, {
           method: "POST",
@@ -281,6 +337,7 @@ async function drive(label: string, base: string, pushes: readonly Push[]): Prom
           headers: { "content-type": push.contentType },
         });
         const text = await res.text();
+        latencies?.push(performance.now() - sent);
         if (res.status !== 200 || text !== "success") fail(`HTTP ${res.status} ${text.slice(0, 300)}`);
       } catch (err) {
         fail(err instanceof Error ? `${err.message} ${String(err.cause ?? "")}` : String(err));
@@ -352,11 +409,21 @@ async function measure(targets: readonly Target[], pushes: readonly Push[], requ
 /** The `compatibility_flags` of wrangler.toml, read by run(). */
 let compatibilityFlags: string[] = [];
 
+/** The storage a workerd target gets, as wrangler.toml binds it (all local, in memory). */
+interface Storage {
+  /** `WECHAT_KV`. */
+  kv?: boolean;
+  /** `KEFU_STORE`: the KefuStore class the script exports, SQLite-backed. */
+  durableObject?: boolean;
+  /** `KEFU_QUEUE` and its consumer, with the shipped consumer settings. */
+  queue?: boolean;
+}
+
 async function startWorkerd(
   scriptPath: string,
   compatibilityDate: string,
   bindings: Record<string, string>,
-  kv = false,
+  storage: Storage = {},
 ): Promise<Server> {
   const mf = new Miniflare({
     modules: true,
@@ -368,8 +435,15 @@ async function startWorkerd(
     host: "127.0.0.1",
     port: 0,
     bindings,
-    // In memory, as miniflare keeps it unless told to persist.
-    ...(kv ? { kvNamespaces: ["WECHAT_KV"] } : {}),
+    // In memory, as miniflare keeps them unless told to persist.
+    ...(storage.kv ? { kvNamespaces: ["WECHAT_KV"] } : {}),
+    ...(storage.durableObject ? { durableObjects: { KEFU_STORE: { className: "KefuStore", useSQLite: true } } } : {}),
+    ...(storage.queue
+      ? {
+        queueProducers: { KEFU_QUEUE: "kefu-edge-pushes" },
+        queueConsumers: { "kefu-edge-pushes": { maxBatchSize: 10, maxBatchTimeout: 1, maxRetries: 10 } },
+      }
+      : {}),
   });
   try {
     const url = await mf.ready;
@@ -440,7 +514,7 @@ function pushRow(
   metric: string,
   baseline: Measured,
   result: Measured,
-  target = false,
+  target?: number,
   baselineName = "hello-world Hono",
 ): Row {
   return {
@@ -450,7 +524,7 @@ function pushRow(
     unit: "req/s",
     baseline: `${baselineName} ${baseline.rps.toFixed(0)} req/s`,
     ratio: result.ratio,
-    ...(target ? { target: `>= ${TARGET_RATIO}x`, met: result.ratio >= TARGET_RATIO } : {}),
+    ...(target !== undefined ? { target: `>= ${target}x`, met: result.ratio >= target } : {}),
   };
 }
 
@@ -465,6 +539,85 @@ async function workerDir(dir: string, source: string, compatibilityDate: string)
       `compatibility_flags = ${JSON.stringify(compatibilityFlags)}\n`,
   );
   return dir;
+}
+
+// ---------------------------------------------------------------- answer times
+
+/** A FORWARD_URL on loopback that reads the forward and answers 200 after HANDLER_MS. */
+async function slowReceiver(): Promise<{ url: string; received: () => number; stop(): Promise<void> }> {
+  let received = 0;
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on("end", () => {
+      received++;
+      setTimeout(() => res.writeHead(200).end("ok"), HANDLER_MS);
+    });
+    req.on("error", () => {});
+  });
+  server.on("clientError", (_err, socket) => socket.destroy());
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/kefu`,
+    received: () => received,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+function percentile(values: readonly number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+/**
+ * The app as shipped with a handler that takes HANDLER_MS (a slow FORWARD_URL), once with
+ * KEFU_QUEUE bound and once without; the two are driven in alternating rounds over fresh
+ * pushes, CONCURRENCY in flight, and every answer to WeChat is timed.
+ */
+async function answerTimes(file: string, compatibilityDate: string, appVars: Record<string, string>): Promise<Row[]> {
+  const receiver = await slowReceiver();
+  const vars = { ...appVars, FORWARD_URL: receiver.url, FORWARD_SECRET: "bench-forward-secret" };
+  const modes = [
+    { label: "app while WeChat waits, 1 s handler", storage: AS_SHIPPED },
+    { label: "app in queue mode, 1 s handler", storage: { ...AS_SHIPPED, queue: true } },
+  ];
+  const pushes = await buildPushes(modes.length * (ANSWER_WARMUP + ANSWER_PUSHES));
+  const servers: Server[] = [];
+  try {
+    for (const mode of modes) servers.push(await startWorkerd(file, compatibilityDate, vars, mode.storage));
+    let next = 0;
+    const take = (n: number) => pushes.slice(next, next += n);
+    for (const [i, server] of servers.entries()) await drive(modes[i]!.label, server.base, take(ANSWER_WARMUP));
+    const times: number[][] = modes.map(() => []);
+    const per = Math.ceil(ANSWER_PUSHES / ROUNDS);
+    for (let r = 0; r < ROUNDS; r++) {
+      for (let k = 0; k < modes.length; k++) {
+        const i = (r + k) % modes.length;
+        await drive(modes[i]!.label, servers[i]!.base, take(per), times[i]);
+      }
+    }
+    if (receiver.received() === 0) throw new Error("no push reached the handler");
+    const [sync, queued] = times as [number[], number[]];
+    return [50, 99].map((p): Row => {
+      const base = percentile(sync, p);
+      const value = percentile(queued, p);
+      return {
+        bench: "push",
+        metric: `time to answer WeChat, p${p}, queue mode (handler takes 1 s)`,
+        value,
+        unit: "ms",
+        baseline: `handled while WeChat waits ${base.toFixed(0)} ms`,
+        ratio: value / base,
+      };
+    });
+  } finally {
+    for (const server of servers.reverse()) await server.stop().catch(() => {});
+    await receiver.stop();
+  }
 }
 
 // ---------------------------------------------------------------- the suite
@@ -485,13 +638,16 @@ export async function run(): Promise<Row[]> {
   try {
     // 1. Bundles: the app as `wrangler deploy` builds it from this repo, the hello world, and
     //    two diagnostic workers for the throughput rows.
-    const [appBundle, helloBundle, helloKvBundle, appMemoryBundle] = await Promise.all([
+    const [appBundle, helloBundle, helloKvBundle, helloDoBundle, appMemoryBundle] = await Promise.all([
       wranglerBuild(ROOT, join(tmp, "app-out")),
       workerDir(join(tmp, "hello"), HELLO_WORKER, compatibilityDate).then((dir) =>
         wranglerBuild(dir, join(tmp, "hello-out"))
       ),
       workerDir(join(tmp, "hello-kv"), HELLO_KV_WORKER, compatibilityDate).then((dir) =>
         wranglerBuild(dir, join(tmp, "hello-kv-out"))
+      ),
+      workerDir(join(tmp, "hello-do"), HELLO_DO_WORKER, compatibilityDate).then((dir) =>
+        wranglerBuild(dir, join(tmp, "hello-do-out"))
       ),
       workerDir(join(tmp, "app-memory"), APP_MEMORY_WORKER, compatibilityDate).then((dir) =>
         wranglerBuild(dir, join(tmp, "app-memory-out"))
@@ -502,31 +658,43 @@ export async function run(): Promise<Row[]> {
     // 2. Throughput. Pushes are signed for now; the whole run stays well inside the 300 s skew.
     const pushes = await buildPushes(WARMUP + Math.max(REQUESTS, REQUESTS_FAST));
     const appVars = { TRANSFER_TO_KF: "off", ...APP_VARS };
-    const [hello, app, helloKv, appMemory] = await measure(
+    const workerd = (file: string, vars: Record<string, string>, storage?: Storage) => () =>
+      startWorkerd(file, compatibilityDate, vars, storage);
+    const [hello, app, helloDo, appKv, helloKv, appMemory] = await measure(
       [
-        { label: "hello on workerd", start: () => startWorkerd(helloBundle.file, compatibilityDate, {}) },
-        { label: "app on workerd", start: () => startWorkerd(appBundle.file, compatibilityDate, appVars, true) },
-        { label: "hello+KV on workerd", start: () => startWorkerd(helloKvBundle.file, compatibilityDate, {}, true) },
-        {
-          label: "app, memory store, on workerd",
-          start: () => startWorkerd(appMemoryBundle.file, compatibilityDate, appVars),
-        },
+        { label: "hello on workerd", start: workerd(helloBundle.file, {}) },
+        { label: "app on workerd", start: workerd(appBundle.file, appVars, AS_SHIPPED) },
+        { label: "hello+DO on workerd", start: workerd(helloDoBundle.file, {}, { durableObject: true }) },
+        { label: "app, KV only, on workerd", start: workerd(appBundle.file, appVars, { kv: true }) },
+        { label: "hello+KV on workerd", start: workerd(helloKvBundle.file, {}, { kv: true }) },
+        { label: "app, memory store, on workerd", start: workerd(appMemoryBundle.file, appVars) },
       ],
       pushes,
       REQUESTS,
     );
     rows.push(
-      pushRow("encrypted push req/s, workerd (miniflare, local KV)", hello!, app!, true),
-      pushRow("diagnostic: hello world + the same 2 KV gets + 2 KV puts, workerd", hello!, helloKv!),
+      pushRow("encrypted push req/s, workerd, as shipped (Durable Object claims)", hello!, app!, TARGET_RATIO),
+      pushRow("diagnostic: hello world + the same 4 Durable Object operations, workerd", hello!, helloDo!),
       pushRow(
-        "diagnostic: app vs hello world doing the same KV calls, workerd",
+        "app vs hello world doing the same Durable Object operations, workerd",
+        helloDo!,
+        versus(app!, helloDo!),
+        TARGET_RATIO_SAME_STORAGE,
+        "hello world + Durable Object",
+      ),
+      pushRow("diagnostic: app with KV only (no Durable Object), workerd", hello!, appKv!),
+      pushRow(
+        "diagnostic: app with KV only vs hello world doing the same 5 KV calls, workerd",
         helloKv!,
-        versus(app!, helloKv!),
-        false,
+        versus(appKv!, helloKv!),
+        undefined,
         "hello world + KV",
       ),
-      pushRow("diagnostic: app, dedupe in memory (no KV), workerd", hello!, appMemory!),
+      pushRow("diagnostic: app, dedupe in memory (no storage), workerd", hello!, appMemory!),
     );
+
+    // 3. Time to answer WeChat with a 1 s handler, queue mode against handling while WeChat waits.
+    rows.push(...await answerTimes(appBundle.file, compatibilityDate, appVars));
 
     const helloServer = join(tmp, "hello-server.js");
     await writeFile(helloServer, HELLO_SERVER);

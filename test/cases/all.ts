@@ -20,3 +20,4 @@ import "./emulator_send.ts";
 import "./emulator_api.ts";
 import "./emulator_push.ts";
 import "./emulator_sdk.ts";
+import "./emulator_subscribe.ts";

@@ -45,7 +45,7 @@ test("emulator routing: any origin by path; unknown paths get HTTP 404", async (
   }
   const request = new Request(`${BASE}/cgi-bin/stable_token`, { method: "POST", body });
   assert.equal((await (await emulator.fetch(request)).json() as { errcode: number }).errcode, 40125);
-  for (const path of ["/cgi-bin/message/custom/business/send", "/", "/cgi-bin/tokens"]) {
+  for (const path of ["/cgi-bin/message/custom/business/sendall", "/", "/cgi-bin/tokens"]) {
     const response = await raw(emulator, path);
     assert.equal(response.status, 404, path);
   }

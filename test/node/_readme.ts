@@ -117,23 +117,20 @@ export interface ShellOptions {
   env: NodeJS.ProcessEnv;
   /** Where the outputs go (a folder that is created). */
   outputs: string;
-  /** Turns a block's commands into what runs (e.g. another port); verbatim by default. */
-  rewrite?: (commands: string) => string;
   /** The shell is killed after this long. */
   timeoutMs: number;
 }
 
 /**
- * Runs every block in order in one bash, so variables, the current folder and files carry
+ * Runs every block verbatim, in order, in one bash, so variables, the current folder and files carry
  * over as they would in a reader's terminal; each block's stdout, stderr and exit code are
  * kept apart.
  */
 export async function runInOneShell(blocks: RunBlock[], options: ShellOptions): Promise<Map<string, Ran>> {
   const out = options.outputs;
   await mkdir(out, { recursive: true });
-  const rewrite = options.rewrite ?? ((commands: string) => commands);
   const script = blocks.map((block, i) =>
-    `{\n${rewrite(block.commands)}\n} > '${out}/${i}.out' 2> '${out}/${i}.err'\necho $? > '${out}/${i}.rc'\n`
+    `{\n${block.commands}\n} > '${out}/${i}.out' 2> '${out}/${i}.err'\necho $? > '${out}/${i}.rc'\n`
   ).join("");
   await new Promise<void>((resolve, reject) => {
     const bash = spawn("bash", ["-c", script], { cwd: options.cwd, env: options.env, stdio: "ignore" });

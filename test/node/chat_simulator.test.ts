@@ -208,6 +208,20 @@ describe.skipIf(!available)("chat simulator page in headless Chromium", () => {
     await exchange("push: miniprogrampage").waitFor(WAIT);
   });
 
+  it("lets the user accept a subscribe template, and the service send a subscribe message", async () => {
+    await page.getByRole("button", { name: "Answer popup" }).click();
+    await conversation().locator(".event", { hasText: "User accepted subscribe template order-shipped (one-time)" })
+      .waitFor(WAIT);
+    await exchange("push: event subscribe_msg_popup_event").waitFor(WAIT);
+    await page.getByLabel("thing1").fill("Order 1024 shipped");
+    await page.getByRole("button", { name: "Send subscribe message" }).click();
+    const card = conversation().locator(".msg.service.card", { hasText: "Subscribe message" });
+    await card.waitFor(WAIT);
+    await expect(card.textContent()).resolves.toContain("thing1: Order 1024 shipped");
+    await status().filter({ hasText: "subscribe_msg_sent_event pushed to the app" }).waitFor(WAIT);
+    await exchange("push: event subscribe_msg_sent_event").waitFor(WAIT);
+  });
+
   it("shows user text as text, never as markup", async () => {
     const hostile = `<img src=x onerror="document.title='pwned'"> & <b>bold</b>`;
     await page.getByLabel("Message", { exact: true }).fill(hostile);

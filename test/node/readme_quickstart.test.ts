@@ -131,11 +131,14 @@ describe("README quick start", () => {
     expect(section.match(/```sh\n/g)?.length).toBe(blocks.length);
     for (const block of blocks) {
       expect(block.commands, block.name).not.toMatch(/(^|\s)(-w|--write-out)\b/);
-      // Every curl targets `npm start`'s default address (the test swaps in its own port).
-      const targets = [...block.commands.matchAll(/curl [^\n]*?(https?:\/\/[^/\s"']+)/g)].map((m) => m[1]);
+      // Every curl targets the address in BASE, which only the first block sets, to npm start's default.
+      const targets = [...block.commands.matchAll(/curl [^\n]*?"(\$BASE|https?:\/\/[^/\s"']+)/g)].map((m) => m[1]);
       expect(targets.length, block.name).toBeGreaterThan(0);
-      for (const target of targets) expect(target, block.name).toBe(DEFAULT_URL);
+      for (const target of targets) expect(target, block.name).toBe("$BASE");
+      expect(block.commands, block.name).not.toMatch(/curl [^\n]*https?:\/\//);
     }
+    expect(blocks[0]!.commands.split("\n")[0]).toBe(`BASE=\${BASE:-${DEFAULT_URL}}`);
+    for (const block of blocks.slice(1)) expect(block.commands, block.name).not.toMatch(/BASE=|127\.0\.0\.1|8787/);
   });
 
   it("shows the banner and the dev values npm start uses", () => {
@@ -209,9 +212,9 @@ async function runAll(all: RunBlock[], port: number, dir: string): Promise<Map<s
   await chmod(join(shim, "curl"), 0o755);
   const ran = await runInOneShell(all, {
     cwd: dir,
-    env: { ...process.env, PATH: `${shim}:${process.env.PATH ?? ""}` },
+    // The server's own port, through the variable the README's first block reads.
+    env: { ...process.env, PATH: `${shim}:${process.env.PATH ?? ""}`, BASE: `http://127.0.0.1:${port}` },
     outputs: join(dir, ".out"),
-    rewrite: (commands) => commands.replaceAll(DEFAULT_URL, `http://127.0.0.1:${port}`),
     timeoutMs: 30_000,
   });
   return new Map(

@@ -231,6 +231,49 @@ describe("user actions", () => {
     expect(conversation.window).toMatchObject({ kind: "message", remaining: 5 });
   });
 
+  it("a user answers the subscription popup; a subscribe message sent through /api is reported by subscribe_msg_sent_event", async () => {
+    const seen: string[] = [];
+    const upstream = emulatorUpstream();
+    const logger = recordingLogger();
+    const app = emulatorApp(
+      testApp({ logger, onMessage: (m) => void seen.push(String(m.Event ?? m.MsgType)) }),
+      upstream,
+      logger,
+    );
+    const env = testEnv({ WECHAT_EMULATOR: "on", WECHAT_AES_KEY: AES_KEY });
+    await call(app, `/_emulator/users/${OPENID}/messages`, says("hi"), env);
+    const answered = body(
+      await call(app, `/_emulator/users/${OPENID}/subscriptions`, json({ templateId: "order-shipped" }), env),
+    );
+    expect(answered.push).toMatchObject({ MsgType: "event", Event: "subscribe_msg_popup_event" });
+    expect(answered.delivery).toMatchObject({ ok: true, status: 200 });
+    const sent = await call(
+      app,
+      "/api/subscribe-messages",
+      json({ touser: OPENID, template_id: "order-shipped", data: { thing1: { value: "Order 42" } } }, AUTH),
+      env,
+    );
+    expect(sent.res.status).toBe(200);
+    expect(body(sent).msgid).toMatch(/^\d{16,20}$/);
+    const reported = body(await call(app, `/_emulator/users/${OPENID}/subscribe-sent-events`, json({}), env));
+    expect(reported.delivered).toBe(1);
+    expect(seen).toEqual(["text", "subscribe_msg_popup_event", "subscribe_msg_sent_event"]);
+    // The one-time acceptance is used up: WeChat answers 43101.
+    const again = await call(
+      app,
+      "/api/subscribe-messages",
+      json({ touser: OPENID, template_id: "order-shipped", data: { thing1: { value: "Order 43" } } }, AUTH),
+      env,
+    );
+    expect(errorOf(again).errcode).toBe(43101);
+    const conversation = body(await call(app, `/_emulator/users/${OPENID}/conversation`, undefined, env));
+    expect(conversation.entries.map((e: { from: string; kind: string }) => `${e.from}:${e.kind}`)).toEqual([
+      "user:text",
+      "user:subscription",
+      "service:subscribe",
+    ]);
+  });
+
   it("a queued push is consumed in process: the action's answer shows what the user received", async () => {
     const { app, env } = setup({ WELCOME_TEXT: WELCOME, KEFU_QUEUE: workerEnv.KEFU_QUEUE });
     const ctx = createExecutionContext();

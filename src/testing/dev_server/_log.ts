@@ -54,7 +54,8 @@ export type SentEntry =
   | { kind: "text"; text: string; at: number }
   | { kind: "image"; mediaId: string; at: number }
   | { kind: "miniprogrampage"; title: string; pagePath: string; appId: string; thumbMediaId: string; at: number }
-  | { kind: "session"; sessionFrom: string; at: number };
+  | { kind: "session"; sessionFrom: string; at: number }
+  | { kind: "subscription"; templateId: string; status: "accept" | "reject"; longTerm: boolean; at: number };
 
 /** Longest body kept per exchange part, in characters. */
 export const MAX_BODY_CHARS = 4096;

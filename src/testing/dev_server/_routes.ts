@@ -64,6 +64,11 @@ const miniProgramPageSchema = z.strictObject({
     z.string().check(z.regex(/^[A-Za-z0-9_-]{1,64}$/, "must be an AppID (letters, digits, - and _)")),
   ),
 });
+const subscriptionSchema = z.strictObject({
+  templateId: z.string().check(z.regex(/^[A-Za-z0-9_-]{1,128}$/, "must be a template id")),
+  status: z.optional(z.enum(["accept", "reject"])),
+  longTerm: z.optional(z.boolean()),
+});
 const exchangesQuery = z.object({ after: z._default(count(), 0) });
 const updatesQuery = z.object({
   version: z.optional(count()),
@@ -204,6 +209,31 @@ export function emulatorRoutes(options: EmulatorRoutesOptions): Hono<AppEnv> {
     );
   });
 
+  // The user answers the subscription popup (wx.requestSubscribeMessage) for a template.
+  routes.post("/users/:openId/subscriptions", params, ...jsonBody(subscriptionSchema), async (c) => {
+    const { openId } = c.req.valid("param");
+    const { templateId, status = "accept", longTerm = false } = c.req.valid("json");
+    return c.json(
+      await act(c, openId, {
+        push: (user) => user.subscribes({ templateId, status, longTerm }),
+        sent: (at) => ({ kind: "subscription", templateId, status, longTerm, at }),
+      }),
+    );
+  });
+
+  // WeChat reports each subscribe message's outcome with subscribe_msg_sent_event: delivers
+  // those pending for the user (after the service sent some through /api/subscribe-messages).
+  routes.post("/users/:openId/subscribe-sent-events", params, async (c) => {
+    const { openId } = c.req.valid("param");
+    const session = sessionOf(c);
+    const pushes = await session.emulator.user(openId).takeSubscribeSentEvents();
+    const results = [];
+    for (const push of pushes) {
+      results.push(await step(c, app, background, session, openId, { push: () => Promise.resolve(push) }));
+    }
+    return c.json({ delivered: results.length, results });
+  });
+
   routes.get("/users/:openId/inbox", params, (c) => {
     const { openId } = c.req.valid("param");
     const session = sessionOf(c);
@@ -290,7 +320,7 @@ export interface StepResult {
 /** A user action: the push it makes, and how it shows in the conversation. */
 interface Action {
   push(user: ReturnType<EmulatorSession["emulator"]["user"]>): Promise<PushAction>;
-  sent(at: number, push: PushAction): SentEntry;
+  sent?(at: number, push: PushAction): SentEntry;
 }
 
 // One user action: record it, deliver the push to the app with WeChat's retry rules,
@@ -306,7 +336,7 @@ async function step(
   const { emulator, exchanges } = session;
   const before = emulator.inbox(openId).length;
   const push = await action.push(emulator.user(openId));
-  session.sent.add(openId, action.sent(emulator.now(), push));
+  if (action.sent !== undefined) session.sent.add(openId, action.sent(emulator.now(), push));
   const tasks: Promise<unknown>[] = [];
   const outer = executionContext(c);
   const ctx = {

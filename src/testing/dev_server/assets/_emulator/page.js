@@ -394,6 +394,11 @@
           time,
         );
       }
+      if (entry.kind === "subscription") {
+        const how = entry.status === "accept" ? "accepted" : "rejected";
+        const term = entry.status === "accept" ? (entry.longTerm ? " (long-term)" : " (one-time)") : "";
+        return el("li", "event", "User " + how + " subscribe template " + entry.templateId + term + at);
+      }
       return el(
         "li",
         "event",
@@ -406,6 +411,21 @@
         "li",
         "event",
         (entry.command === "Typing" ? "Service started typing" : "Service cancelled typing") + at,
+      );
+    }
+    if (entry.kind === "subscribe") {
+      /** @type {(Node | string)[]} */
+      const fields = Object.entries(entry.data || {}).map(([key, field]) =>
+        el("span", "meta", key + ": " + str(/** @type {{ value?: unknown }} */ (field).value))
+      );
+      return el(
+        "li",
+        "msg service card",
+        el("span", "label", "Subscribe message"),
+        el("strong", "", str(entry.templateId)),
+        ...fields,
+        ...(entry.page ? [el("span", "meta", "opens " + str(entry.page))] : []),
+        time,
       );
     }
     return serviceMessage(entry, time);
@@ -648,6 +668,31 @@
     });
     if (result.status === 200) form.title.value = "";
     stepStatus("Mini program card", result);
+  });
+
+  onSubmit("subscribe", async (form) => {
+    const result = await postJson(userPath(String(state.current), "subscriptions"), {
+      templateId: form.templateId.value.trim(),
+      status: form.status.value,
+      longTerm: form.longTerm.checked,
+    });
+    stepStatus("Subscription", result);
+  });
+
+  onSubmit("subscribe-message", async (form) => {
+    const body = {
+      touser: state.current,
+      template_id: form.templateId.value.trim(),
+      data: { thing1: { value: form.thing1.value } },
+    };
+    const result = await api("/api/subscribe-messages", body);
+    if (result.status !== 200) return setStatus("Subscribe message failed: " + errorText(result), true);
+    // WeChat then reports the send with subscribe_msg_sent_event: delivered to the app here.
+    const events = await postJson(userPath(String(state.current), "subscribe-sent-events"), {});
+    setStatus(
+      "Subscribe message sent through POST /api/subscribe-messages (msgid " + result.body.msgid + ")" +
+        (events.status === 200 ? "; subscribe_msg_sent_event pushed to the app." : "."),
+    );
   });
 
   onSubmit("session", async (form) => {
