@@ -51,8 +51,10 @@ export type {
   PushConfig,
   PushFields,
   PushHandler,
+  PushList,
   RecordedCall,
   SendWindow,
+  SubscribeChoice,
   TokenInfo,
   TokenStatus,
 } from "./types.ts";
