@@ -27,6 +27,7 @@ import {
   defaultReplyDecider,
 } from "./push_handler.ts";
 import { consumePushes, type PushRuntime, type QueueBatchLike, type QueueLike, wechatRoutes } from "./push_route.ts";
+import { OPENAPI_DOCUMENT } from "./openapi_document.ts";
 import type { EmulatorUpstream } from "./upstream.ts";
 import { miniProgramCache, type Needs } from "./wechat.ts";
 
@@ -173,6 +174,7 @@ export function createApp(options: AppOptions = {}): KefuApp {
 
   const app = new Hono<AppEnv>();
   app.get("/health", (c) => c.json({ status: "ok" }, 200, { "cache-control": "no-store" }));
+  app.get("/openapi.json", (c) => c.json(OPENAPI_DOCUMENT, 200, { "cache-control": "public, max-age=300" }));
   app.route("/wechat", wechatRoutes(push));
   app.route(
     "/api",

@@ -1,0 +1,224 @@
+// GET /openapi.json: a valid OpenAPI 3.1 document, current with the routes' zod schemas,
+// naming every route of the app and nothing else, whose schemas describe what the routes
+// really accept and answer.
+import { readFileSync } from "node:fs";
+import { Validator } from "@seriousme/openapi-schema-validator";
+import { Ajv2020 } from "ajv/dist/2020.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { createApp } from "../../worker/app.ts";
+import { buildOpenApiDocument } from "../../worker/openapi.ts";
+import { sendMessageSchema, subscribeMessageBodySchema, typingSchema } from "../../worker/schemas.ts";
+import { createEmulator } from "../../src/testing/mod.ts";
+
+const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
+  version: string;
+};
+const APP_ID = "wx1234567890abcdef";
+const SECRET = "openapi-test-secret";
+const API_KEY = "openapi-test-api-key-0123456789";
+const OPEN_ID = "o9AgO5Kd5ggOC-bXrbNODIiE3bGY";
+const env = { WECHAT_APPID: APP_ID, WECHAT_SECRET: SECRET, WECHAT_TOKEN: "PushToken0123", API_KEY };
+
+// deno-lint-ignore no-explicit-any
+type Json = any;
+const METHODS = ["get", "post", "put", "patch", "delete", "head", "options"];
+
+let served: Json;
+let ajv: Ajv2020;
+beforeAll(async () => {
+  const res = await createApp().request("/openapi.json");
+  expect(res.status).toBe(200);
+  expect(res.headers.get("content-type")).toMatch(/^application\/json/);
+  served = await res.json();
+  ajv = new Ajv2020({ strict: false, allErrors: true });
+  // Every component, so `$ref`s between them resolve.
+  for (const [id, schema] of Object.entries(served.components.schemas)) {
+    ajv.addSchema(schema as object, `#/components/schemas/${id}`);
+  }
+});
+
+/** Validates `value` against a component schema of the served document. */
+function conforms(component: string, value: unknown): boolean {
+  const validate = ajv.getSchema(`#/components/schemas/${component}`);
+  if (validate === undefined) throw new Error(`no component ${component}`);
+  return validate(value) as boolean;
+}
+
+describe("GET /openapi.json", () => {
+  it("is a valid OpenAPI 3.1 document", async () => {
+    const result = await new Validator().validate(structuredClone(served));
+    expect(result.errors ?? [], JSON.stringify(result.errors)).toEqual([]);
+    expect(result.valid).toBe(true);
+    expect(served.openapi).toBe("3.1.0");
+    expect(served.info.version).toBe(version);
+  });
+
+  it("is what the routes' zod schemas give today (npm run openapi writes it)", () => {
+    expect(served).toEqual(JSON.parse(JSON.stringify(buildOpenApiDocument(version))));
+  });
+
+  it("names every route of the app, and only those", () => {
+    const app = createApp();
+    const routes = new Set<string>();
+    for (const { method, path } of app.routes) {
+      if (path.includes("*")) continue; // middleware
+      const openApiPath = path.replace(/:([A-Za-z]+)/g, "{$1}");
+      // The push endpoint takes every method and answers GET and POST (405 for the rest).
+      for (const m of method === "ALL" ? ["get", "post"] : [method.toLowerCase()]) routes.add(`${m} ${openApiPath}`);
+    }
+    const documented = new Set<string>();
+    for (const [path, item] of Object.entries(served.paths as Record<string, Json>)) {
+      for (const m of Object.keys(item).filter((key) => METHODS.includes(key))) documented.add(`${m} ${path}`);
+    }
+    expect([...documented].sort()).toEqual([...routes].sort());
+    expect(routes.size).toBeGreaterThanOrEqual(10);
+  });
+
+  it("puts every /api operation behind the bearer key, and no other", () => {
+    for (const [path, item] of Object.entries(served.paths as Record<string, Json>)) {
+      for (const m of Object.keys(item).filter((key) => METHODS.includes(key))) {
+        const security = item[m].security;
+        if (path.startsWith("/api/")) {
+          expect(security, `${m} ${path}`).toEqual([{ bearer: [] }]);
+          expect(item[m].responses["401"], `${m} ${path}`).toBeDefined();
+        } else expect(security, `${m} ${path}`).toBeUndefined();
+      }
+    }
+    expect(served.components.securitySchemes.bearer).toEqual(
+      expect.objectContaining({ type: "http", scheme: "bearer" }),
+    );
+  });
+
+  it("every error answer of an operation is the Error body", () => {
+    const responses = served.components.responses as Record<string, Json>;
+    for (const [path, item] of Object.entries(served.paths as Record<string, Json>)) {
+      for (const m of Object.keys(item).filter((key) => METHODS.includes(key))) {
+        for (const [status, response] of Object.entries(item[m].responses as Record<string, Json>)) {
+          if (Number(status) < 400) continue;
+          const resolved = response.$ref ? responses[response.$ref.split("/").pop()] : response;
+          expect(resolved?.content?.["application/json"]?.schema, `${m} ${path} ${status}`).toEqual({
+            $ref: "#/components/schemas/Error",
+          });
+        }
+      }
+    }
+  });
+});
+
+describe("the document's schemas describe the routes", () => {
+  const text = { touser: OPEN_ID, msgtype: "text", text: { content: "您好" } };
+  const bodies: Array<[string, unknown]> = [
+    ["text", text],
+    ["image", { touser: OPEN_ID, msgtype: "image", image: { media_id: "MEDIA_ID_1" } }],
+    ["link", {
+      touser: OPEN_ID,
+      msgtype: "link",
+      link: { title: "t", description: "d", url: "https://example.com/", thumb_url: "https://example.com/t.png" },
+    }],
+    ["miniprogrampage", {
+      touser: OPEN_ID,
+      msgtype: "miniprogrampage",
+      miniprogrampage: { title: "t", pagepath: "pages/index/index", thumb_media_id: "MEDIA_ID_1" },
+    }],
+    ["with extras", { ...text, businessid: "shop_1", aimsgcontext: { is_ai_msg: 1 }, checkWindow: true }],
+    ["unknown msgtype", { touser: OPEN_ID, msgtype: "voice", voice: { media_id: "M" } }],
+    ["payload of another type", { touser: OPEN_ID, msgtype: "text", image: { media_id: "M" } }],
+    ["extra key", { ...text, extra: 1 }],
+    ["typo in a payload key", { touser: OPEN_ID, msgtype: "text", text: { contnet: "hi" } }],
+    ["bad OpenID", { ...text, touser: "../etc/passwd" }],
+    ["bad businessid", { ...text, businessid: "a b" }],
+    ["bad aimsgcontext", { ...text, aimsgcontext: { is_ai_msg: 2 } }],
+    ["no touser", { msgtype: "text", text: { content: "hi" } }],
+  ];
+  for (const [name, body] of bodies) {
+    it(`SendMessageBody and the route agree: ${name}`, () => {
+      expect(conforms("SendMessageBody", body)).toBe(sendMessageSchema.safeParse(body).success);
+    });
+  }
+
+  it("TypingBody and SubscribeMessageBody agree with their routes", () => {
+    const typing = [
+      { touser: OPEN_ID, command: "Typing" },
+      { touser: OPEN_ID, command: "CancelTyping", businessid: "shop_1" },
+      { touser: OPEN_ID, command: "typing" },
+      { touser: OPEN_ID, command: "Typing", extra: true },
+    ];
+    for (const body of typing) {
+      expect(conforms("TypingBody", body), JSON.stringify(body)).toBe(typingSchema.safeParse(body).success);
+    }
+    const subscribe = [
+      { touser: OPEN_ID, template_id: "T1", data: { thing1: { value: "Order 42" } } },
+      { touser: OPEN_ID, template_id: "T1", page: "pages/order?id=42", data: { thing1: { value: "x" } } },
+      { touser: OPEN_ID, data: { thing1: { value: "x" } } },
+      { touser: OPEN_ID, template_id: "T1", data: { thing1: "x" } },
+    ];
+    for (const body of subscribe) {
+      expect(conforms("SubscribeMessageBody", body), JSON.stringify(body)).toBe(
+        subscribeMessageBodySchema.safeParse(body).success,
+      );
+    }
+  });
+
+  it("real answers of the app fit the documented responses", async () => {
+    const emulator = createEmulator({ appId: APP_ID, appSecret: SECRET });
+    const logged: string[] = [];
+    const logger = {
+      info: () => {},
+      warn: (line: string) => logged.push(line),
+      error: (line: string) => logged.push(line),
+    };
+    const app = createApp({ fetch: emulator.fetch, logger });
+    const post = (path: string, body: unknown, auth = true) =>
+      app.request(path, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...(auth ? { authorization: `Bearer ${API_KEY}` } : {}) },
+        body: JSON.stringify(body),
+      }, env);
+    const answer = async (res: Response) => ({ status: res.status, body: await res.json() });
+
+    const unauthorized = await answer(await post("/api/messages", text, false));
+    expect(unauthorized.status).toBe(401);
+    expect(conforms("Error", unauthorized.body)).toBe(true);
+
+    const invalid = await answer(await post("/api/messages", { ...text, touser: "../x" }));
+    expect(invalid.status).toBe(400);
+    expect(conforms("Error", invalid.body)).toBe(true);
+
+    const outside = await answer(await post("/api/messages", text));
+    expect(outside.status).toBe(502); // 45015: the user has not written yet
+    expect(conforms("Error", outside.body)).toBe(true);
+
+    await emulator.user(OPEN_ID).says("你好");
+    const sent = await answer(await post("/api/messages", text));
+    expect(sent.status).toBe(200);
+    expect(conforms("WeChatResult", sent.body)).toBe(true);
+
+    const window = await answer(
+      await app.request(`/api/users/${OPEN_ID}/window`, { headers: { authorization: `Bearer ${API_KEY}` } }, env),
+    );
+    expect(window.status).toBe(200);
+    expect(conforms("WindowAnswer", window.body)).toBe(true);
+
+    const form = new FormData();
+    form.set("media", new File([new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])], "a.png"));
+    const upload = await answer(
+      await app.request(
+        "/api/media",
+        { method: "POST", headers: { authorization: `Bearer ${API_KEY}` }, body: form },
+        env,
+      ),
+    );
+    expect(upload.status).toBe(200);
+    expect(conforms("UploadTempMediaResult", upload.body)).toBe(true);
+
+    const missing = await answer(await app.request("/api/typing", { method: "POST" }, {}));
+    expect(missing.status).toBe(503);
+    expect(conforms("Error", missing.body)).toBe(true);
+    // The two 5xx answers were logged, one line each, without the key.
+    expect(logged).toEqual([
+      expect.stringContaining("answered 502: WeChatApiError"),
+      expect.stringContaining("answered 503: ConfigError"),
+    ]);
+    expect(logged.join("\n")).not.toContain(API_KEY);
+  });
+});

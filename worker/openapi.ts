@@ -1,0 +1,475 @@
+/**
+ * The OpenAPI 3.1 document of the worker's routes, built from the zod schemas the routes
+ * validate with (zod's own JSON Schema output, draft 2020-12, which is what OpenAPI 3.1
+ * uses). `npm run openapi` writes it to `openapi_document.ts`, which the app serves at
+ * `GET /openapi.json`; a test fails when that file is not what this module builds.
+ *
+ * Why at build time: zod's JSON Schema generator and the Hono OpenAPI packages cost the
+ * deployed bundle 6.6 KiB (the generator) to 80–100 KiB (the packages) gzip, against a
+ * 50 KiB budget; the generated document costs only its own bytes.
+ *
+ * Not imported by the worker itself.
+ *
+ * @module
+ */
+// Private helpers (a documented exception, see src/internal/README.md): the package's one
+// zod and the field schemas the routes check the same fields with.
+import * as z from "../src/internal/zod.ts";
+import {
+  aiMsgContextSchema,
+  businessIdSchema,
+  mediaIdSchema,
+  mediaTypeSchema,
+  openIdSchema,
+} from "../src/internal/field_schemas.ts";
+import {
+  MSG_TYPES,
+  sendSchemas,
+  type SendWindow,
+  type SubscribeMessageResult,
+  type UploadTempMediaResult,
+  type WeChatResult,
+} from "../mod.ts";
+import type { ErrorBody } from "./errors.ts";
+import { IDEMPOTENCY_TTL_SECONDS } from "./idempotency.ts";
+import {
+  MAX_JSON_BYTES,
+  mediaParamsSchema,
+  sendMessageSchema,
+  subscribeMessageBodySchema,
+  typingSchema,
+  userParamsSchema,
+} from "./schemas.ts";
+
+/** An OpenAPI document, as JSON. */
+export type OpenApiDocument = { readonly openapi: "3.1.0" } & Readonly<Record<string, unknown>>;
+
+// ------------------------------------------------------------- answers the SDK returns
+
+const weChatResultSchema = z.object({
+  errcode: z.number().check(z.describe("0 on success")),
+  errmsg: z.string().check(z.describe("`ok` on success")),
+});
+
+const uploadResultSchema = z.object({
+  type: z.string().check(z.describe("The media type, `image`")),
+  media_id: z.string().check(z.describe("Valid for 3 days, for `image` and `miniprogrampage` messages")),
+  created_at: z.number().check(z.describe("Upload time, seconds since the epoch")),
+});
+
+const subscribeResultSchema = z.object({
+  errcode: z.number(),
+  errmsg: z.string(),
+  msgid: z.optional(z.string().check(z.describe("The sent message's id, a 64-bit integer with all its digits"))),
+});
+
+const sendWindowSchema = z.object({
+  kind: z.enum(["message", "session"]).check(
+    z.describe("What opened it: a user message (5 sends in 48 h) or a session entry (2 in 1 min)"),
+  ),
+  remaining: z.number().check(z.describe("Sends still allowed")),
+  expiresAt: z.number().check(z.describe("When it closes, ms since the epoch")),
+});
+
+const windowAnswerSchema = z.object({
+  window: z.nullable(sendWindowSchema).check(z.describe("`null`: no window known (closed, or never opened)")),
+});
+
+const errorBodySchema = z.object({
+  error: z.object({
+    code: z.string().check(z.describe("Machine-readable code, e.g. `validation_error`, `wechat_api_error`")),
+    message: z.string().check(z.describe("Human-readable text, safe to show: never a stack, token or secret")),
+    errcode: z.optional(z.number().check(z.describe("WeChat's errcode, when WeChat answered with one"))),
+    field: z.optional(z.string().check(z.describe("The offending input field, for validation errors"))),
+    variable: z.optional(z.string().check(z.describe("The configuration variable, for configuration errors"))),
+    window: z.optional(z.nullable(sendWindowSchema)),
+  }),
+});
+
+// The documented shapes are the SDK's own types: a change to either fails the type check.
+// (zod types an optional field `?: T | undefined`; the SDK's types say `?: T`.)
+type Defined<T> = T extends object ? { [K in keyof T]: Defined<Exclude<T[K], undefined>> } : T;
+type Same<A, B> = [Defined<A>] extends [Defined<B>] ? ([Defined<B>] extends [Defined<A>] ? true : false) : false;
+const shapesMatch: [
+  Same<z.infer<typeof weChatResultSchema>, WeChatResult>,
+  Same<z.infer<typeof uploadResultSchema>, UploadTempMediaResult>,
+  Same<z.infer<typeof subscribeResultSchema>, SubscribeMessageResult>,
+  Same<z.infer<typeof sendWindowSchema>, Omit<SendWindow, never>>,
+  Same<z.infer<typeof errorBodySchema>, ErrorBody>,
+] = [true, true, true, true, true];
+void shapesMatch;
+
+// ------------------------------------------------------------- the document
+
+const ref = (id: string) => ({ $ref: `#/components/schemas/${id}` });
+const jsonContent = (schema: unknown) => ({ "application/json": { schema } });
+
+/** Error answers by status, each naming its codes; every one is an `Error` body, described once. */
+const ERRORS = {
+  400: [
+    "BadRequest",
+    "`validation_error` (`error.field` names the field) or `bad_request` (a body that does not parse)",
+  ],
+  401: ["Unauthorized", "`unauthorized`: no `Authorization: Bearer <API_KEY>`, or another key"],
+  409: [
+    "Conflict",
+    "`out_of_window` (`error.window`: the send window is closed or spent; nothing was sent) or " +
+    "`idempotency_in_progress` (a request with this `Idempotency-Key` is still running; `Retry-After`)",
+  ],
+  413: [
+    "PayloadTooLarge",
+    `\`payload_too_large\`: a JSON body over ${MAX_JSON_BYTES} bytes, or media over the upload limit`,
+  ],
+  422: ["IdempotencyKeyReused", "`idempotency_key_reused`: this `Idempotency-Key` came with another body"],
+  500: ["InternalError", "`internal_error`"],
+  502: [
+    "BadGateway",
+    "`wechat_api_error` (`error.errcode`: WeChat's errcode, e.g. 45015 outside the window), " +
+    "`upstream_http_error`, `upstream_unreachable` or `upstream_invalid_response`",
+  ],
+  503: ["ServiceUnavailable", "`config_missing` or `config_invalid` (`error.variable` names the variable)"],
+  504: ["GatewayTimeout", "`upstream_timeout`: WeChat did not answer in time"],
+} as const;
+type ErrorStatus = keyof typeof ERRORS;
+
+function errors(...statuses: ErrorStatus[]): Record<string, unknown> {
+  return Object.fromEntries(
+    statuses.map((status) => [String(status), { $ref: `#/components/responses/${ERRORS[status][0]}` }]),
+  );
+}
+
+/** The errors of every `/api` route: auth, configuration, and the app's own failure. */
+const API_ERRORS: ErrorStatus[] = [401, 500, 503];
+/** The errors of a route that calls WeChat. */
+const UPSTREAM_ERRORS: ErrorStatus[] = [502, 504];
+
+const idempotencyKey = {
+  name: "Idempotency-Key",
+  in: "header",
+  required: false,
+  description: `Any 1 to 255 visible ASCII characters. The first result is kept ${IDEMPOTENCY_TTL_SECONDS / 3600} h ` +
+    "and returned for a repeat with the same body (with `Idempotent-Replayed: true`), so a retry never sends twice.",
+  schema: { type: "string", minLength: 1, maxLength: 255 },
+};
+
+const replayed = {
+  "Idempotent-Replayed": {
+    description: "`true` when this is the kept result of an earlier request with the same `Idempotency-Key`",
+    schema: { type: "string", const: "true" },
+  },
+};
+
+/** A JSON `POST` of `/api`: the body, the result, and the errors it can meet. */
+function apiPost(
+  summary: string,
+  description: string,
+  body: string,
+  result: string,
+  extra: ErrorStatus[] = [],
+): Record<string, unknown> {
+  return {
+    tags: ["API"],
+    summary,
+    description,
+    security: [{ bearer: [] }],
+    parameters: [idempotencyKey],
+    requestBody: { required: true, content: jsonContent(ref(body)) },
+    responses: {
+      "200": { description: "WeChat's answer", headers: replayed, content: jsonContent(ref(result)) },
+      ...errors(400, 413, 422, ...extra, ...API_ERRORS, ...UPSTREAM_ERRORS),
+    },
+  };
+}
+
+/** A path parameter from the route's own params schema. */
+function pathParameter(name: string, schema: z.ZodMiniType, description: string) {
+  const params = toJsonSchemas({ params: schema }).params as { properties: Record<string, unknown> };
+  return { name, in: "path", required: true, description, schema: params.properties[name] };
+}
+
+type JsonSchemas = Record<string, Record<string, unknown>>;
+
+/** JSON Schemas of named zod schemas, as input (what a client sends), referring to each other by component. */
+function toJsonSchemas(named: Record<string, z.ZodMiniType>, shared: Record<string, z.ZodMiniType> = {}): JsonSchemas {
+  const registry = z.registry<{ id: string }>();
+  for (const [id, schema] of Object.entries({ ...shared, ...named })) registry.add(schema, { id });
+  const { schemas } = z.toJSONSchema(registry, {
+    target: "draft-2020-12",
+    io: "input",
+    // A refinement (a text's byte length, say) has no JSON Schema; the route still checks it.
+    unrepresentable: "any",
+    uri: (id) => `#/components/schemas/${id}`,
+  });
+  const out: JsonSchemas = {};
+  for (const [id, schema] of Object.entries(schemas)) {
+    const { $schema: _, $id: __, ...rest } = schema as Record<string, unknown>;
+    out[id] = rest;
+  }
+  return out;
+}
+
+/**
+ * Builds the OpenAPI 3.1 document of the app's routes.
+ *
+ * @param version the package version, for `info.version`
+ * @returns the document
+ * @example
+ * ```ts
+ * import { buildOpenApiDocument } from "./openapi.ts";
+ * const doc = buildOpenApiDocument("0.2.0");
+ * console.log(doc.openapi, Object.keys(doc.paths as object).includes("/api/messages")); // "3.1.0" true
+ * ```
+ */
+export function buildOpenApiDocument(version: string): OpenApiDocument {
+  const payloads = Object.fromEntries(
+    MSG_TYPES.map((type) => [`${pascal(type)}Payload`, sendSchemas[type] as z.ZodMiniType]),
+  );
+  const schemas = toJsonSchemas({
+    OpenId: openIdSchema,
+    MediaId: mediaIdSchema,
+    BusinessId: businessIdSchema,
+    AiMsgContext: aiMsgContextSchema as z.ZodMiniType,
+    ...payloads,
+    SendMessageBody: sendMessageSchema as z.ZodMiniType,
+    TypingBody: typingSchema as z.ZodMiniType,
+    SubscribeMessageBody: subscribeMessageBodySchema as z.ZodMiniType,
+    WeChatResult: weChatResultSchema,
+    UploadTempMediaResult: uploadResultSchema,
+    SubscribeMessageResult: subscribeResultSchema,
+    SendWindow: sendWindowSchema,
+    WindowAnswer: windowAnswerSchema,
+    Error: errorBodySchema,
+  });
+  // `msgtype` tells the message types apart.
+  const send = schemas.SendMessageBody!;
+  schemas.SendMessageBody = { ...send, discriminator: { propertyName: "msgtype" } };
+  const mediaType = toJsonSchemas({ type: mediaTypeSchema as z.ZodMiniType }).type;
+
+  const pushQuery = [
+    ["signature", "SHA-1 of the Token, timestamp and nonce (URL verification and plain mode)"],
+    ["timestamp", "Unix seconds; more than 300 s from the server's clock is refused"],
+    ["nonce", "WeChat's random value"],
+    ["encrypt_type", "`aes` in safe mode (required when an EncodingAESKey is configured)"],
+    ["msg_signature", "SHA-1 of the Token, timestamp, nonce and the encrypted body (safe mode)"],
+    ["openid", "The user's OpenID (not trusted: the signed body says who sent it)"],
+  ].map(([name, description]) => ({ name, in: "query", required: false, description, schema: { type: "string" } }));
+  const pushRefusals = {
+    "400": {
+      description: "`bad_request` or `undecryptable`: a body that does not parse or decrypt",
+      content: jsonContent(ref("Error")),
+    },
+    "401": {
+      description: "`bad_signature`, `stale_timestamp`, `encryption_required` (plaintext while a key is configured) " +
+        "or `nonce_reused` (plain mode: another body on a used timestamp and nonce)",
+      content: jsonContent(ref("Error")),
+    },
+    "403": { description: "`bad_appid`: encrypted for another AppID", content: jsonContent(ref("Error")) },
+  };
+
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "kefu-edge",
+      version,
+      summary: "WeChat Mini Program customer-service messages (客服消息) over HTTP",
+      description: "The HTTP API of the kefu-edge worker: send customer-service and subscribe messages, typing, " +
+        "temporary media and the send window, authenticated by `Authorization: Bearer <API_KEY>`; and the " +
+        "message-push endpoint WeChat calls, authenticated by WeChat's signatures.",
+      license: { name: "MIT", identifier: "MIT" },
+    },
+    tags: [
+      { name: "API", description: "Your service calls these, with the API key" },
+      { name: "Push", description: "WeChat calls this (开发管理 → 消息推送)" },
+      { name: "Service", description: "Health and this document" },
+    ],
+    paths: {
+      "/health": {
+        get: {
+          tags: ["Service"],
+          summary: "Liveness",
+          responses: {
+            "200": {
+              description: "The worker is up",
+              content: jsonContent({
+                type: "object",
+                properties: { status: { const: "ok" } },
+                required: ["status"],
+              }),
+            },
+          },
+        },
+      },
+      "/openapi.json": {
+        get: {
+          tags: ["Service"],
+          summary: "This document",
+          responses: { "200": { description: "OpenAPI 3.1", content: jsonContent({ type: "object" }) } },
+        },
+      },
+      "/wechat/callback": {
+        get: {
+          tags: ["Push"],
+          summary: "URL verification",
+          description: "WeChat's check when you save the push settings: the app answers `echostr` when `signature` " +
+            "matches the Token.",
+          parameters: [
+            ...pushQuery.slice(0, 3).map((p) => ({ ...p, required: true })),
+            {
+              name: "echostr",
+              in: "query",
+              required: true,
+              description: "Echoed back",
+              schema: { type: "string" },
+            },
+          ],
+          responses: {
+            "200": { description: "`echostr`", content: { "text/plain": { schema: { type: "string" } } } },
+            ...pushRefusals,
+          },
+        },
+        post: {
+          tags: ["Push"],
+          summary: "A message or event pushed by WeChat",
+          description: "Verified, deduplicated (each message runs the handler once, across isolates when the " +
+            "Durable Object is bound) and answered within WeChat's 5 s. With the queue bound, the message is " +
+            "enqueued and answered at once. The body is WeChat's, in XML or JSON as configured, plain or encrypted.",
+          parameters: pushQuery,
+          requestBody: {
+            required: true,
+            content: {
+              "text/xml": { schema: { type: "string" } },
+              "application/json": { schema: { type: "object" } },
+            },
+          },
+          responses: {
+            "200": {
+              description: "`success`, or a passive reply (`transfer_customer_service`) in the push's format",
+              content: {
+                "text/plain": { schema: { const: "success" } },
+                "text/xml": { schema: { type: "string" } },
+                "application/json": { schema: { type: "object" } },
+              },
+            },
+            ...pushRefusals,
+            "405": { description: "`unsupported_method`", content: jsonContent(ref("Error")) },
+            "413": { description: "`too_large`: the body is over the limit", content: jsonContent(ref("Error")) },
+            "500": {
+              description: "`handler_failed` or `internal_error`: WeChat retries",
+              content: jsonContent(ref("Error")),
+            },
+            "503": {
+              description: "`in_progress` (another delivery of the message is being handled; `Retry-After`), or a " +
+                "configuration error",
+              content: jsonContent(ref("Error")),
+            },
+          },
+        },
+      },
+      "/api/messages": {
+        post: apiPost(
+          "Send a customer-service message",
+          `One of ${MSG_TYPES.map((t) => `\`${t}\``).join(", ")}, to a user whose send window is open. ` +
+            "`businessid` sends through a 客服子商户, `aimsgcontext` labels an AI answer, `checkWindow` (default " +
+            "`CHECK_WINDOW`) refuses with 409 when the window is known to be closed or spent.",
+          "SendMessageBody",
+          "WeChatResult",
+          [409],
+        ),
+      },
+      "/api/typing": {
+        post: apiPost(
+          "Typing indicator",
+          "`Typing` shows it to the user (for up to 15 s), `CancelTyping` ends it.",
+          "TypingBody",
+          "WeChatResult",
+          [409],
+        ),
+      },
+      "/api/subscribe-messages": {
+        post: apiPost(
+          "Send a subscribe message",
+          "For users outside the send window who accepted the template (一次性订阅 or 长期订阅).",
+          "SubscribeMessageBody",
+          "SubscribeMessageResult",
+          [409],
+        ),
+      },
+      "/api/users/{openId}/window": {
+        get: {
+          tags: ["API"],
+          summary: "The user's send window",
+          description: "As far as the worker has seen it: opened by the user's messages and session entries, spent " +
+            "by sends, closed by WeChat's 45015 and 45047.",
+          security: [{ bearer: [] }],
+          parameters: [pathParameter("openId", userParamsSchema as z.ZodMiniType, "The user's OpenID")],
+          responses: {
+            "200": { description: "The window", content: jsonContent(ref("WindowAnswer")) },
+            ...errors(400, ...API_ERRORS),
+          },
+        },
+      },
+      "/api/media": {
+        post: {
+          tags: ["API"],
+          summary: "Upload temporary media",
+          description: "Streams the file to WeChat's temporary media (valid 3 days).",
+          security: [{ bearer: [] }],
+          requestBody: {
+            required: true,
+            content: {
+              "multipart/form-data": {
+                schema: {
+                  type: "object",
+                  properties: {
+                    media: { type: "string", contentMediaType: "application/octet-stream", description: "The file" },
+                    type: { ...mediaType, default: "image" },
+                  },
+                  required: ["media"],
+                },
+              },
+            },
+          },
+          responses: {
+            "200": { description: "WeChat's answer", content: jsonContent(ref("UploadTempMediaResult")) },
+            ...errors(400, 413, ...API_ERRORS, ...UPSTREAM_ERRORS),
+          },
+        },
+      },
+      "/api/media/{mediaId}": {
+        get: {
+          tags: ["API"],
+          summary: "Download temporary media",
+          description: "Streamed from WeChat as it arrives. Images, audio and video keep their type; anything else " +
+            "is `application/octet-stream`; always `X-Content-Type-Options: nosniff`.",
+          security: [{ bearer: [] }],
+          parameters: [pathParameter("mediaId", mediaParamsSchema as z.ZodMiniType, "A media_id")],
+          responses: {
+            "200": {
+              description: "The media bytes",
+              content: {
+                "image/*": { schema: {} },
+                "audio/*": { schema: {} },
+                "video/*": { schema: {} },
+                "application/octet-stream": { schema: {} },
+              },
+            },
+            ...errors(400, ...API_ERRORS, ...UPSTREAM_ERRORS),
+          },
+        },
+      },
+    },
+    components: {
+      responses: Object.fromEntries(
+        Object.values(ERRORS).map(([name, description]) => [name, { description, content: jsonContent(ref("Error")) }]),
+      ),
+      securitySchemes: {
+        bearer: { type: "http", scheme: "bearer", description: "`Authorization: Bearer <API_KEY>`" },
+      },
+      schemas,
+    },
+  };
+}
+
+function pascal(type: string): string {
+  return type === "miniprogrampage" ? "MiniProgramPage" : type[0]!.toUpperCase() + type.slice(1);
+}
