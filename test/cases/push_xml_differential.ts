@@ -13,6 +13,9 @@ import { test } from "./_registry.ts";
 
 // --- The other parser's tree, read the way the push reader reads a document -------------
 
+/** XML 1.0's XMLDecl: version, then an optional encoding and standalone, each quoted. */
+const XML_DECLARATION_GRAMMAR =
+  /^\uFEFF?<\?xml[ \t\r\n]+version[ \t\r\n]*=[ \t\r\n]*(["'])1\.[0-9]+\1(?:[ \t\r\n]+encoding[ \t\r\n]*=[ \t\r\n]*(["'])[A-Za-z][A-Za-z0-9._-]*\2)?(?:[ \t\r\n]+standalone[ \t\r\n]*=[ \t\r\n]*(["'])(?:yes|no)\3)?[ \t\r\n]*\?>$/;
 const BLANK_REFERENCE = /&#(?:x0*(?:9|a|d|20)|0*(?:9|10|13|32));/i;
 
 /** An element as the push reader returns it: text (plain text trimmed at the ends, CDATA exact) or fields. */
@@ -25,13 +28,22 @@ function valueOf(element: XmlElement): XmlValue | "mixed" {
     if (texts.some((t) => t.type === "cdata" || (t as unknown as { text: string }).text.trim() !== "")) return "mixed";
     return fieldsOf(elements);
   }
+  // Plain text split only by comments is one run of plain text: merge those runs first, so a
+  // run of blanks before a comment and the text after it are trimmed as one (as the reader does).
+  const runs: { type: "text" | "cdata"; text: string }[] = [];
+  for (const node of texts) {
+    const text = (node as unknown as { text: string }).text;
+    const last = runs.at(-1);
+    if (node.type === "text" && last?.type === "text") last.text += text;
+    else runs.push({ type: node.type as "text" | "cdata", text });
+  }
   let value = "";
-  texts.forEach((node, i) => {
-    let text = (node as unknown as { text: string }).text;
-    if (node.type === "text") {
-      // Only the document's outer plain text is trimmed: blanks next to CDATA inside stay.
+  runs.forEach((run, i) => {
+    let text = run.text;
+    if (run.type === "text") {
+      // Only the value's outer plain text is trimmed: blanks next to CDATA inside stay.
       if (i === 0) text = text.replace(/^[ \t\n\r]+/, "");
-      if (i === texts.length - 1) text = text.replace(/[ \t\n\r]+$/, "");
+      if (i === runs.length - 1) text = text.replace(/[ \t\n\r]+$/, "");
     }
     value += text;
   });
@@ -54,6 +66,10 @@ function fieldsOf(elements: readonly XmlElement[]): XmlFields | "mixed" {
 /** Whether a well-formed document is one the push reader refuses on purpose. */
 function outsideWeChatShape(text: string, root: XmlElement): boolean {
   if (/<!DOCTYPE/i.test(text) || root.name !== "xml") return true;
+  // parse-xml lets a malformed XML declaration through (e.g. `encoding=?>`); XML 1.0's
+  // grammar (productions 23-32) does not, and neither does the reader.
+  const declaration = /^\uFEFF?<\?xml[ \t\r\n][^]*?\?>/.exec(text)?.[0];
+  if (declaration !== undefined && !XML_DECLARATION_GRAMMAR.test(declaration)) return true;
   // The root holds fields only: text (CDATA included) directly inside <xml> is not a push.
   const rootText = root.children.some((c) =>
     c.type === "cdata" || (c.type === "text" && (c as unknown as { text: string }).text.trim() !== "")
@@ -185,6 +201,9 @@ test("push xml differential: the WeChat samples read alike", () => {
     const text of [
       "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><Encrypt><![CDATA[abc=]]></Encrypt></xml>",
       "<xml>\r\n  <MsgType><![CDATA[text]]></MsgType>\r\n  <Content>a &lt;b&gt; &#20013;&#x1F600;</Content>\r\n</xml>",
+      // Found by the mutation property: blanks, a comment, then text, all in one value.
+      "<xml><MsgId>\n  <!-- note -->\n >From/Name> <!-- note --> </MsgId></xml>",
+      '<?xml version="1.0" encoding=?>\n<xml><!-- note --><ToUserName></ToUserName></xml>',
       "<xml><SubscribeMsgPopupEvent><List><TemplateId>T1</TemplateId></List><List><TemplateId>T2</TemplateId></List></SubscribeMsgPopupEvent></xml>",
     ]
   ) compare(text);
