@@ -51,6 +51,8 @@ test("push: official URL verification echoes echostr as plain text", async () =>
   const ok = await mp.push.handle(new Request(`https://example.com/cb?${query}`), handler);
   assert.equal(ok.status, 200);
   assert.match(ok.headers.get("content-type") ?? "", /^text\/plain/);
+  // The echo reflects the query: a browser opening the URL must not sniff it as HTML.
+  assert.equal(ok.headers.get("x-content-type-options"), "nosniff");
   assert.equal(await ok.text(), u.echostr);
   const forged = query.replace(u.signature, sign("other", u.timestamp, u.nonce));
   const bad = await mp.push.handle(new Request(`https://example.com/cb?${forged}`), handler);
