@@ -1,4 +1,5 @@
 // Every shared case file, imported once for its side effect of registering cases.
+import "./_properties.ts";
 import "./core_customer_service.ts";
 import "./core_token.ts";
 import "./core_text.ts";
