@@ -10,7 +10,7 @@
 //   node scripts/toolchain.mjs install          install both when needed
 //   node scripts/toolchain.mjs workerd [args]   vitest inside workerd (test/worker), on Node 22
 //   node scripts/toolchain.mjs core [args]      the shared core cases on Node 22 and Node 24
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { delimiter, dirname, join, relative } from "node:path";
@@ -86,36 +86,60 @@ function install() {
   ensureInstalled(WORKERD_TOOLS, node22(), "the workerd test toolchain (on Node 22)");
 }
 
-/** Runs vitest with `node`, that Node first on PATH for whatever the tests spawn. */
-function vitest(node, args, extraEnv = {}) {
-  const env = { ...process.env, ...extraEnv, PATH: `${dirname(node)}${delimiter}${process.env.PATH ?? ""}` };
-  return run(node, [VITEST, "run", ...args], { cwd: ROOT, env });
+/**
+ * The shared core cases on Node 22 and 24 at once (one vitest file each, so two cores halve
+ * the time); each run's output is held and printed whole when it ends, in order.
+ */
+async function coreOnEveryNode(args) {
+  const runs = [];
+  for (const major of [22, 24]) {
+    const node = nodeBinary(major);
+    if (node === undefined) {
+      console.log(
+        `toolchain: SKIPPED the core cases on Node ${major}: npm has no binary for ${process.platform}-${process.arch}`,
+      );
+      continue;
+    }
+    const version = spawnSync(node, ["--version"], { encoding: "utf8" }).stdout.trim();
+    const env = vitestEnv(node, { KEFU_NODE_MAJOR: String(major) });
+    const child = spawn(node, [VITEST, "run", "test/node/core.test.ts", ...args], { cwd: ROOT, env });
+    let output = "";
+    child.stdout.on("data", (chunk) => output += chunk);
+    child.stderr.on("data", (chunk) => output += chunk);
+    const code = new Promise((resolve, reject) => {
+      child.on("error", reject);
+      child.on("close", (status) => resolve(status ?? 1));
+    });
+    runs.push({ version, code, output: () => output });
+  }
+  let failed = 0;
+  for (const run of runs) {
+    const code = await run.code;
+    console.log(`toolchain: the shared core cases on Node ${run.version}`);
+    process.stdout.write(run.output());
+    if (code !== 0 && failed === 0) failed = code;
+  }
+  return failed;
 }
 
-function main([command, ...args]) {
+function vitestEnv(node, extraEnv) {
+  return { ...process.env, ...extraEnv, PATH: `${dirname(node)}${delimiter}${process.env.PATH ?? ""}` };
+}
+
+/** Runs vitest with `node`, that Node first on PATH for whatever the tests spawn. */
+function vitest(node, args, extraEnv = {}) {
+  return run(node, [VITEST, "run", ...args], { cwd: ROOT, env: vitestEnv(node, extraEnv) });
+}
+
+async function main([command, ...args]) {
   install();
   if (command === "install") return 0;
   if (command === "workerd") return vitest(node22(), ["--config", "vitest.workers.config.ts", ...args]);
-  if (command === "core") {
-    for (const major of [22, 24]) {
-      const node = nodeBinary(major);
-      if (node === undefined) {
-        console.log(
-          `toolchain: SKIPPED the core cases on Node ${major}: npm has no binary for ${process.platform}-${process.arch}`,
-        );
-        continue;
-      }
-      const version = spawnSync(node, ["--version"], { encoding: "utf8" }).stdout.trim();
-      console.log(`toolchain: the shared core cases on Node ${version}`);
-      const code = vitest(node, ["test/node/core.test.ts", ...args], { KEFU_NODE_MAJOR: String(major) });
-      if (code !== 0) return code;
-    }
-    return 0;
-  }
+  if (command === "core") return await coreOnEveryNode(args);
   console.error("usage: node scripts/toolchain.mjs install | workerd [vitest args] | core [vitest args]");
   return 2;
 }
 
 if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  process.exitCode = main(process.argv.slice(2));
+  process.exitCode = await main(process.argv.slice(2));
 }
