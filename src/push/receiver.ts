@@ -191,7 +191,7 @@ type Mode = { kind: "handle"; handler: PushHandler } | { kind: "queue"; options:
  * import { createEmulator } from "@kefu/edge/testing";
  * const push = { token: "TOKEN", encodingAESKey: "EncodingAESKey43CharactersLong0123456789abc" };
  * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret", push });
- * // `export default { fetch: handler }` on Workers, `Deno.serve(handler)`...
+ * // `export default { fetch: handler }` on Workers, or given to the server on Deno, Bun or Node
  * const handler = (request: Request) =>
  *   mp.push.handle(request, (msg) => {
  *     if (msg.MsgType === "text") return Reply.transferCustomerService();

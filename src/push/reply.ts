@@ -18,7 +18,7 @@ export type ReplyType = "transfer_customer_service";
  * import { MiniProgram, Reply } from "@kefu/edge";
  * import { createEmulator } from "@kefu/edge/testing";
  * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret", push: { token: "TOKEN" } });
- * // Your fetch handler: `export default { fetch: handler }` on Workers, `Deno.serve(handler)`...
+ * // Your fetch handler: `export default { fetch: handler }` on Workers, or given to the server on Deno, Bun or Node
  * const handler = (request: Request) => mp.push.handle(request, () => Reply.transferCustomerService());
  *
  * // The emulated WeChat pushes a user's message to it:

@@ -8,6 +8,18 @@ function assertEquals(actual: unknown, expected: unknown, what: string): void {
   }
 }
 
+/** A user's text message, as WeChat pushes it. */
+function userText(content: string, msgId: string): Record<string, string | number> {
+  return {
+    ToUserName: "gh_1",
+    FromUserName: "o9AgO5Kd5ggOC-bXrbNODIiE3bGY",
+    CreateTime: Math.floor(Date.now() / 1000),
+    MsgType: "text",
+    Content: content,
+    MsgId: msgId,
+  };
+}
+
 Deno.test("worker on Deno: /health and an authenticated /api call against a stub upstream", async () => {
   const seen: string[] = [];
   const upstream = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
@@ -112,14 +124,7 @@ Deno.test("worker on Deno: pushes go through Deno KV's queue, answered at once, 
   try {
     const push = await buildPush(
       { appId, token, encodingAESKey: aesKey, format: "xml", url: `${server.url}/wechat/callback` },
-      {
-        ToUserName: "gh_1",
-        FromUserName: "o9AgO5Kd5ggOC-bXrbNODIiE3bGY",
-        CreateTime: Math.floor(Date.now() / 1000),
-        MsgType: "text",
-        Content: "via the queue",
-        MsgId: "7360000000000000123",
-      },
+      userText("via the queue", "7360000000000000123"),
     );
     const answered = await fetch(push.request());
     assertEquals([answered.status, await answered.text()], [200, "success"], "answered before forwarding");
@@ -162,14 +167,7 @@ Deno.test("worker on Deno: a push whose handler never succeeds is dead-lettered,
   try {
     const push = await buildPush(
       { appId, token, encodingAESKey: aesKey, format: "json", url: `${server.url}/wechat/callback` },
-      {
-        ToUserName: "gh_1",
-        FromUserName: "o9AgO5Kd5ggOC-bXrbNODIiE3bGY",
-        CreateTime: Math.floor(Date.now() / 1000),
-        MsgType: "text",
-        Content: "doomed",
-        MsgId: "7360000000000000999",
-      },
+      userText("doomed", "7360000000000000999"),
     );
     assertEquals(await (await fetch(push.request())).text(), "success", "answered");
     for (let i = 0; i < 100 && !logged.some((l) => l.includes("dead_letter")); i++) {

@@ -97,6 +97,26 @@ async function startWorker(queue: boolean): Promise<{ mf: Miniflare; base: strin
   return { mf, base: url.origin, logs };
 }
 
+/** The emulated WeChat, pushing to the worker in safe mode (XML). */
+function wechat() {
+  return createEmulator({
+    appId: APP_ID,
+    appSecret: "miniflare-secret-not-used",
+    push: { token: TOKEN, encodingAESKey: AES_KEY, format: "xml" },
+  });
+}
+
+/** Sends one of the emulator's push requests to the worker at `base`, as WeChat's servers would. */
+async function deliver(base: string, request: Request): Promise<{ status: number; text: string }> {
+  const url = new URL(request.url);
+  const res = await fetch(base + url.pathname + url.search, {
+    method: "POST",
+    headers: { "content-type": "text/xml" },
+    body: await request.text(),
+  });
+  return { status: res.status, text: await res.text() };
+}
+
 async function waitFor(check: () => boolean, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!check()) {
@@ -111,26 +131,12 @@ for (const queue of [false, true]) {
       forwarded.length = 0;
       const { mf, base, logs } = await startWorker(queue);
       try {
-        const emulator = createEmulator({
-          appId: APP_ID,
-          appSecret: "miniflare-secret-not-used",
-          push: { token: TOKEN, encodingAESKey: AES_KEY, format: "xml" },
-        });
-        const user = emulator.user(OPEN_ID);
+        const user = wechat().user(OPEN_ID);
         const first = await user.says("第一条");
         const second = await user.says("第二条");
-        const deliver = async (request: Request) => {
-          const url = new URL(request.url);
-          const res = await fetch(base + url.pathname + url.search, {
-            method: "POST",
-            headers: { "content-type": "text/xml" },
-            body: await request.text(),
-          });
-          return { status: res.status, text: await res.text() };
-        };
         // WeChat's retry of the first message is the same request again.
         for (const request of [first.request(), second.request(), first.request()]) {
-          assert.deepEqual(await deliver(request), { status: 200, text: "success" });
+          assert.deepEqual(await deliver(base, request), { status: 200, text: "success" });
         }
         await waitFor(() => forwarded.length >= 2);
         // Long enough for a wrongly admitted retry (or queue redelivery) to show up.
@@ -150,23 +156,8 @@ test("the shipped worker in workerd: two deliveries of one message at once run t
   receiverDelayMs = 600;
   const { mf, base, logs } = await startWorker(false);
   try {
-    const emulator = createEmulator({
-      appId: APP_ID,
-      appSecret: "miniflare-secret-not-used",
-      push: { token: TOKEN, encodingAESKey: AES_KEY, format: "xml" },
-    });
-    const message = await emulator.user(OPEN_ID).says("同时到达");
-    const deliver = async () => {
-      const request = message.request();
-      const url = new URL(request.url);
-      const res = await fetch(base + url.pathname + url.search, {
-        method: "POST",
-        headers: { "content-type": "text/xml" },
-        body: await request.text(),
-      });
-      return { status: res.status, text: await res.text() };
-    };
-    const answers = await Promise.all([deliver(), deliver()]);
+    const message = await wechat().user(OPEN_ID).says("同时到达");
+    const answers = await Promise.all([deliver(base, message.request()), deliver(base, message.request())]);
     // The second waits for the first and gets its answer (or, if it lands first, the reverse).
     assert.deepEqual(answers, [{ status: 200, text: "success" }, { status: 200, text: "success" }]);
     assert.deepEqual(forwarded, [String(message.msgId)]);

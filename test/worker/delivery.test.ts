@@ -32,6 +32,24 @@ function isolate(options: AppOptions): KefuApp {
   return testApp({ fetch: fakeFetch().fetch, push: { claimWaitMs: 300 }, ...options }) as KefuApp;
 }
 
+/**
+ * An isolate whose handler holds its message until `slow` resolves (`started` says it began),
+ * and a `count` handler for the other isolates: `runs()` counts the runs of both.
+ */
+function slowHolder() {
+  let runs = 0;
+  const slow = deferred();
+  const started = deferred();
+  const first = isolate({
+    onMessage: async () => {
+      runs++;
+      started.resolve();
+      await slow.promise;
+    },
+  });
+  return { first, started, slow, runs: () => runs, count: () => void runs++ };
+}
+
 describe("DurableObjectStore (KefuStore objects)", () => {
   for (const [name, fn] of storeCases) {
     it(name, () =>
@@ -56,17 +74,8 @@ describe("DurableObjectStore (KefuStore objects)", () => {
 
 describe("exactly once across isolates (claims on Durable Objects)", () => {
   it("a handler slower than WeChat's timeout runs once: the retry on another isolate waits, then is refused", async () => {
-    let runs = 0;
-    const slow = deferred();
-    const started = deferred();
-    const first = isolate({
-      onMessage: async () => {
-        runs++;
-        started.resolve();
-        await slow.promise;
-      },
-    });
-    const second = isolate({ onMessage: () => void runs++ });
+    const { first, started, slow, runs, count } = slowHolder();
+    const second = isolate({ onMessage: count });
     const env = doEnv();
     const push = await buildPush(SAFE, textMessage("slow"));
     const running = call(first, push.request(), undefined, env);
@@ -78,21 +87,12 @@ describe("exactly once across isolates (claims on Durable Objects)", () => {
     expect((await running).text).toBe("success");
     const later = await call(second, push.request(), undefined, env);
     expect(later.text).toBe("success");
-    expect(runs).toBe(1);
+    expect(runs()).toBe(1);
   });
 
   it("a retry that arrives while the holder finishes gets the holder's answer", async () => {
-    let runs = 0;
-    const slow = deferred();
-    const started = deferred();
-    const first = isolate({
-      onMessage: async () => {
-        runs++;
-        started.resolve();
-        await slow.promise;
-      },
-    });
-    const second = isolate({ onMessage: () => void runs++, push: { claimWaitMs: 2000 } });
+    const { first, started, slow, runs, count } = slowHolder();
+    const second = isolate({ onMessage: count, push: { claimWaitMs: 2000 } });
     const env = doEnv();
     const push = await buildPush(SAFE, textMessage("holder"));
     const running = call(first, push.request(), undefined, env);
@@ -102,7 +102,7 @@ describe("exactly once across isolates (claims on Durable Objects)", () => {
     slow.resolve();
     expect((await retry).text).toBe("success");
     expect((await running).text).toBe("success");
-    expect(runs).toBe(1);
+    expect(runs()).toBe(1);
   });
 
   it("two simultaneous first deliveries on two isolates run the handler once", async () => {
