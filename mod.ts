@@ -81,6 +81,7 @@ export {
   type MiniProgramPageMessage,
   type OtherPushMessage,
   type ProcessOutcome,
+  type ProcessResult,
   type PushFormat,
   type PushHandler,
   type PushHandlerContext,

@@ -30,6 +30,7 @@ import {
   userParamsSchema,
 } from "./schemas.ts";
 import type { Needs } from "./wechat.ts";
+import { deadLetterRoutes, type DeadLetterRouteSettings } from "./dead_letters/mod.ts";
 
 /** What the API routes need from the app. */
 export interface ApiSettings {
@@ -39,6 +40,8 @@ export interface ApiSettings {
   idempotencyStore(env: Env): KeyValueStore;
   /** Largest accepted upload, in bytes. */
   maxUploadBytes: number;
+  /** Where dead letters are kept and the queue they are replayed onto (`/api/dead-letters`). */
+  deadLetters: DeadLetterRouteSettings;
 }
 
 /** Room for the multipart boundaries and part headers around the file. */
@@ -48,8 +51,8 @@ const NO_ENV: Env = {};
 
 /**
  * Builds the `/api` routes: `POST /messages`, `POST /typing`, `GET /users/:openId/window`,
- * `POST /subscribe-messages`, `POST /media` and `GET /media/:mediaId`, each behind the bearer
- * key and a configuration check.
+ * `POST /subscribe-messages`, `POST /media`, `GET /media/:mediaId` and `/dead-letters`, each
+ * behind the bearer key and a configuration check.
  *
  * @param settings how the routes reach the mini program, the idempotency store and the upload limit
  * @returns the sub-app, to mount at `/api`
@@ -58,10 +61,12 @@ const NO_ENV: Env = {};
  * import { Hono } from "hono/tiny";
  * import { MemoryStore, MiniProgram } from "../mod.ts";
  * import { apiRoutes } from "./api.ts";
+ * import { memoryDeadLetters } from "./dead_letters/mod.ts";
  * import type { AppEnv } from "./app.ts";
  * import { answerErrors } from "./errors.ts";
  * const mp = new MiniProgram({ appId: "wx1", appSecret: "secret" });
- * const api = apiRoutes({ miniProgram: () => mp, idempotencyStore: () => new MemoryStore(), maxUploadBytes: 1024 });
+ * const deadLetters = { store: () => memoryDeadLetters(), queue: () => undefined };
+ * const api = apiRoutes({ miniProgram: () => mp, idempotencyStore: () => new MemoryStore(), maxUploadBytes: 1024, deadLetters });
  * const app = new Hono<AppEnv>().route("/api", api).onError(answerErrors(console));
  * const res = await app.request("/api/typing", { method: "POST" }, { API_KEY: "key-0123456789" });
  * console.log(res.status, res.headers.get("www-authenticate")); // 401 "Bearer realm=\"kefu-edge\""
@@ -121,6 +126,8 @@ export function apiRoutes(settings: ApiSettings): Hono<AppEnv> {
       return c.json(await mp(c.env).customerServiceMessage.uploadTempMedia(type, media, { filename: media.name }));
     },
   );
+
+  api.route("/dead-letters", deadLetterRoutes(settings.deadLetters));
 
   api.get("/media/:mediaId", zValidator("param", mediaParamsSchema, rejectInvalid), async (c) => {
     const { mediaId } = c.req.valid("param");

@@ -29,6 +29,7 @@ import {
 import { consumePushes, type PushRuntime, type QueueBatchLike, type QueueLike, wechatRoutes } from "./push_route.ts";
 import { OPENAPI_DOCUMENT } from "./openapi_document.ts";
 import type { EmulatorUpstream } from "./upstream.ts";
+import { type DeadLetterStore, kvDeadLetters, type KvListNamespace, memoryDeadLetters } from "./dead_letters/mod.ts";
 import { miniProgramCache, type Needs } from "./wechat.ts";
 
 /** Where the app writes warnings and errors; never given a token or secret. */
@@ -58,6 +59,11 @@ export interface AppOptions {
   queue?: ((env: Env) => QueueLike | undefined) | undefined;
   /** The name of the dead-letter queue this worker consumes; default any queue whose name ends in `-dlq`. */
   deadLetterQueue?: string | undefined;
+  /**
+   * Where dead letters are kept for an env; default `WECHAT_KV` when bound (listed by prefix),
+   * else this isolate's memory.
+   */
+  deadLetters?: ((env: Env) => DeadLetterStore) | undefined;
   /** Claim settings of the push receiver (`leaseSeconds`, `claimWaitMs`, `dedupeKey`). */
   push?: Pick<PushOptions, "leaseSeconds" | "claimWaitMs" | "dedupeKey"> | undefined;
   /** Transport for every outbound request (WeChat API, forwards); default `globalThis.fetch`. Tests inject one. */
@@ -144,6 +150,9 @@ export function createApp(options: AppOptions = {}): KefuApp {
     push: options.push,
     logger,
   });
+  const keptInMemory = memoryDeadLetters(now);
+  const deadLetters = options.deadLetters ??
+    ((env: Env) => env.WECHAT_KV ? kvDeadLetters(env.WECHAT_KV as unknown as KvListNamespace) : keptInMemory);
   let warnedBestEffort = false;
   const push: PushRuntime = {
     // Your onMessage replaces the env-configured behaviour (forward, welcome, transfer) whole.
@@ -166,7 +175,7 @@ export function createApp(options: AppOptions = {}): KefuApp {
       }
       return mp;
     },
-    deadLetters: dedupeStore,
+    deadLetters,
     logger,
     queue: options.queue ?? ((env) => env.KEFU_QUEUE),
     deadLetterQueue: options.deadLetterQueue,
@@ -178,7 +187,12 @@ export function createApp(options: AppOptions = {}): KefuApp {
   app.route("/wechat", wechatRoutes(push));
   app.route(
     "/api",
-    apiRoutes({ miniProgram: (env, needs) => programs.get(env, needs), idempotencyStore: dedupeStore, maxUploadBytes }),
+    apiRoutes({
+      miniProgram: (env, needs) => programs.get(env, needs),
+      idempotencyStore: dedupeStore,
+      maxUploadBytes,
+      deadLetters: { store: deadLetters, queue: push.queue },
+    }),
   );
   app.notFound(() => new HttpError(404, "not_found", "No such route").toResponse());
   app.onError(answerErrors(logger));

@@ -3,9 +3,9 @@
  * KV (atomic, so processes sharing one database handle each message once), and durable push
  * handling on Deno KV's queue: a verified push is enqueued and answered at once, the
  * handler runs from `listenQueue` with retries and backoff, and a message that never
- * succeeds is logged and kept in the store under `kefu-edge:dead-letter:<deliveryId>`, as
- * on Workers (Deno KV's own `keysIfUndelivered`, `["kefu-edge-dead-letter", <deliveryId>]`,
- * catches a job whose delivery itself keeps failing).
+ * succeeds is logged and kept in Deno KV under `["kefu-edge-dead-letters", <deliveryId>]`
+ * for `/api/dead-letters`, as on Workers (Deno KV's own `keysIfUndelivered`,
+ * `["kefu-edge-dead-letter", <deliveryId>]`, catches a job whose delivery itself keeps failing).
  *
  * `npx deno run -A --unstable-kv worker/deno.ts`
  *
@@ -19,7 +19,8 @@
  */
 import { type DenoKvLike, DenoKvStore, type PushJob } from "../mod.ts";
 import { type AppOptions, createApp } from "./app.ts";
-import { type QueueLike, retryDelaySeconds } from "./push_route.ts";
+import { QUEUE_MAX_RETRIES, type QueueLike, retryDelaySeconds } from "./push_route.ts";
+import { denoKvDeadLetters, type DenoKvListLike } from "./dead_letters/mod.ts";
 import type { Env } from "./env.ts";
 import { listenError, runMain, type ServerLogger, serverSettings } from "./servers.ts";
 
@@ -39,7 +40,7 @@ interface DenoKvQueue {
 interface DenoLike {
   env: { toObject(): Record<string, string> };
   exit(code: number): never;
-  openKv(path?: string): Promise<DenoKvLike & DenoKvQueue & { close(): void }>;
+  openKv(path?: string): Promise<DenoKvLike & DenoKvListLike & DenoKvQueue & { close(): void }>;
   serve(
     options: { hostname: string; port: number; onListen?: (addr: { hostname: string; port: number }) => void },
     handler: (request: Request) => Response | Promise<Response>,
@@ -58,7 +59,11 @@ export interface DenoServeOptions {
   kvPath?: string;
   /** Handle pushes through Deno KV's queue; default on (`KEFU_QUEUE=off` turns it off). */
   queue?: boolean;
-  /** Delays before each retry of a failed queued push, in ms (its length is the number of retries); default 5 s doubling to 5 min, 10 retries. */
+  /**
+   * Delays before each retry of a queued push, in ms (its length is the number of retries).
+   * Default as on Workers: 100 retries, a failed one after 5 s doubling to 20 minutes (about 31
+   * hours in all), a busy one when the other consumer's claim runs out.
+   */
   backoffSchedule?: number[];
   /**
    * Passed to `createApp` (your push handler, logger...). The logger's `info`, when it has one,
@@ -69,7 +74,7 @@ export interface DenoServeOptions {
 
 /** Default {@link DenoServeOptions.backoffSchedule}: as the Workers consumer retries. */
 export const DENO_BACKOFF_SCHEDULE_MS: readonly number[] = Array.from(
-  { length: 10 },
+  { length: QUEUE_MAX_RETRIES },
   (_, i) => retryDelaySeconds(i + 1) * 1000,
 );
 
@@ -107,12 +112,19 @@ export async function serveDeno(options: DenoServeOptions = {}): Promise<Running
   const queue: QueueLike = {
     send: (job) => kv.enqueue({ job, attempts: 0 }, { keysIfUndelivered: keysIfUndelivered(job) }),
   };
-  const app = createApp({ ...options.app, store: () => store, queue: () => (queued ? queue : undefined) });
+  const deadLetters = denoKvDeadLetters(kv);
+  const app = createApp({
+    ...options.app,
+    store: () => store,
+    queue: () => (queued ? queue : undefined),
+    deadLetters: () => deadLetters,
+  });
   const env: Env = { ...vars };
   const consume = async (value: unknown): Promise<void> => {
     const { job, attempts: before } = value as { job: unknown; attempts: number };
     const attempts = before + 1;
     let retry = false;
+    let retryAfterSeconds: number | undefined;
     const batchOf = (queueName: string) => ({
       queue: queueName,
       messages: [{
@@ -120,8 +132,9 @@ export async function serveDeno(options: DenoServeOptions = {}): Promise<Running
         body: job,
         attempts,
         ack() {},
-        retry() {
+        retry(options?: { delaySeconds?: number }) {
           retry = true;
+          retryAfterSeconds = options?.delaySeconds;
         },
       }],
     });
@@ -132,7 +145,11 @@ export async function serveDeno(options: DenoServeOptions = {}): Promise<Running
       await app.queue(batchOf("kefu-edge-pushes-dlq"), env);
       if (!retry) return; // logged and kept; otherwise try again later rather than lose it
     }
-    const delay = backoffSchedule[Math.min(attempts, backoffSchedule.length) - 1] ?? 0;
+    // The app's delay (a busy job: when the other consumer's claim runs out; a failure: its
+    // backoff), unless a schedule was given.
+    const delay = options.backoffSchedule === undefined && retryAfterSeconds !== undefined
+      ? retryAfterSeconds * 1000
+      : backoffSchedule[Math.min(attempts, backoffSchedule.length) - 1] ?? 0;
     await kv.enqueue({ job, attempts }, { delay, keysIfUndelivered: keysIfUndelivered(job) });
   };
   const { hostname, port, handler } = serverSettings(app, env, vars, options);

@@ -52,6 +52,11 @@ export interface Env {
   FORWARD_SECRET?: string;
   /** `on`: `POST /api/messages` refuses sends the window tracker knows are out of window (409). */
   CHECK_WINDOW?: string;
+  /**
+   * Days a dead letter (a queued push whose handler never succeeded: it holds the user's message
+   * and openid) is kept for `/api/dead-letters`; 1–90, default 7.
+   */
+  DEAD_LETTER_DAYS?: string;
 }
 
 /** Names of the string variables of {@link Env}. */
@@ -93,6 +98,10 @@ export const envSchema: z.ZodMiniObject<{ [K in EnvVar]: z.ZodMiniType }> = z.ob
   FORWARD_URL: httpUrlSchema,
   FORWARD_SECRET: text,
   CHECK_WINDOW: flag,
+  DEAD_LETTER_DAYS: z.pipe(
+    z.string().check(z.regex(/^(?:[1-9]|[1-8]\d|90)$/, "must be a whole number of days from 1 to 90")),
+    z.transform(Number),
+  ),
 });
 
 /** Why a configuration value cannot be used. */
@@ -172,6 +181,7 @@ export interface EnvValues {
   FORWARD_URL: string;
   FORWARD_SECRET: string;
   CHECK_WINDOW: "on" | "off";
+  DEAD_LETTER_DAYS: number;
 }
 
 /**

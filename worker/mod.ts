@@ -32,13 +32,29 @@
 export { type AppEnv, type AppLogger, type AppOptions, createApp, type KefuApp } from "./app.ts";
 export { KefuStore, type KefuStoreState } from "./store_object.ts";
 export {
-  DEAD_LETTER_PREFIX,
-  DEAD_LETTER_TTL_SECONDS,
+  QUEUE_MAX_RETRIES,
   type QueueBatchLike,
   type QueueLike,
   type QueueMessageLike,
+  RETRY_MAX_SECONDS,
   retryDelaySeconds,
+  retryHorizonSeconds,
 } from "./push_route.ts";
+export {
+  DEAD_LETTER_PREFIX,
+  type DeadLetter,
+  deadLetterOf,
+  type DeadLetterPage,
+  deadLetterRoutes,
+  type DeadLetterRouteSettings,
+  type DeadLetterStore,
+  DEFAULT_DEAD_LETTER_DAYS,
+  denoKvDeadLetters,
+  type DenoKvListLike,
+  kvDeadLetters,
+  type KvListNamespace,
+  memoryDeadLetters,
+} from "./dead_letters/mod.ts";
 export { ConfigError, type ConfigProblem, type Env, type EnvVar } from "./env.ts";
 export { type ErrorBody, HttpError } from "./errors.ts";
 export {

@@ -6,8 +6,10 @@
  *   `afterResponse` tasks after the answer (`waitUntil`, cut 30 s after it).
  * - With a queue: the message is claimed, enqueued and answered at once (a passive reply
  *   decided by `onReply` within its budget); the consumer runs the handler with retries and
- *   backoff, and its `afterResponse` tasks after it, with no 30 s cap; what never succeeds
- *   reaches the dead-letter queue, whose consumer logs it and keeps it 7 days in the store.
+ *   backoff (5 s doubling to 20 minutes, 100 retries: about 31 hours, so a backend down for a
+ *   day loses nothing), and its `afterResponse` tasks after it, with no 30 s cap; what never
+ *   succeeds reaches the dead-letter queue, whose consumer logs it and keeps it
+ *   `DEAD_LETTER_DAYS` (7 by default) for `/api/dead-letters` to list and replay.
  *
  * @module
  */
@@ -16,7 +18,8 @@ import { Hono } from "hono/tiny";
 import type { MiniProgram, PushHandler, PushJob, PushMessage } from "../mod.ts";
 import type { AppEnv, AppLogger } from "./app.ts";
 import { afterResponse, executionContext, type WaitUntil } from "./background.ts";
-import { type Env, secretValues } from "./env.ts";
+import { type Env, lenientVar, secretValues } from "./env.ts";
+import { deadLetterOf, type DeadLetterStore, DEFAULT_DEAD_LETTER_DAYS } from "./dead_letters/mod.ts";
 import { describeError } from "./errors.ts";
 import type { AppPushContext, AppPushHandler, AppReplyDecider } from "./push_handler.ts";
 
@@ -50,26 +53,45 @@ export interface QueueBatchLike {
 
 /** Seconds before the first retry of a failed handler; doubled each attempt. */
 export const RETRY_BASE_SECONDS = 5;
-/** Longest delay between two attempts. */
-export const RETRY_MAX_SECONDS = 300;
-/** How long a dead letter stays in the store for inspection and replay. */
-export const DEAD_LETTER_TTL_SECONDS = 7 * 24 * 3600;
-/** Prefix of the dead letters kept in the store. */
-export const DEAD_LETTER_PREFIX = "kefu-edge:dead-letter:";
+/**
+ * Longest delay between two attempts: 20 minutes. With the shipped `max_retries = 100` the
+ * retries span about 31 hours (see {@link retryHorizonSeconds}): a backend down for a whole
+ * day gets every message once it is back, at most 20 minutes later.
+ */
+export const RETRY_MAX_SECONDS = 1200;
+/** The shipped consumer's `max_retries` (wrangler.toml); Cloudflare Queues allow up to 100. */
+export const QUEUE_MAX_RETRIES = 100;
 
 /**
- * The delay before attempt `attempts + 1`: exponential from 5 s, capped at 5 minutes.
+ * The delay before attempt `attempts + 1`: exponential from 5 s, capped at 20 minutes.
  *
  * @param attempts deliveries so far
  * @returns seconds
  * @example
  * ```ts
  * import { retryDelaySeconds } from "./push_route.ts";
- * console.log(retryDelaySeconds(1), retryDelaySeconds(3), retryDelaySeconds(20)); // 5 20 300
+ * console.log(retryDelaySeconds(1), retryDelaySeconds(3), retryDelaySeconds(20)); // 5 20 1200
  * ```
  */
 export function retryDelaySeconds(attempts: number): number {
   return Math.min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** Math.max(0, attempts - 1));
+}
+
+/**
+ * How long a message is retried before it is dead-lettered: the delays of `retries` retries.
+ *
+ * @param retries the consumer's `max_retries`
+ * @returns seconds from the first attempt to the last
+ * @example
+ * ```ts
+ * import { retryHorizonSeconds } from "./push_route.ts";
+ * console.log(Math.round(retryHorizonSeconds(100) / 3600)); // 31
+ * ```
+ */
+export function retryHorizonSeconds(retries: number = QUEUE_MAX_RETRIES): number {
+  let total = 0;
+  for (let attempts = 1; attempts <= retries; attempts++) total += retryDelaySeconds(attempts);
+  return total;
 }
 
 /** What the route and the consumer share. */
@@ -78,8 +100,8 @@ export interface PushRuntime {
   handlers(env: Env): { onMessage: AppPushHandler; onReply: AppReplyDecider | undefined };
   /** The mini program for an env (push settings required). */
   miniProgram(env: Env): MiniProgram;
-  /** The dedupe store of an env, where dead letters are kept too. */
-  deadLetters(env: Env): { set(key: string, value: string, options: { ttlSeconds: number }): Promise<void> };
+  /** Where an env's dead letters are kept. */
+  deadLetters(env: Env): DeadLetterStore;
   logger: AppLogger;
   /** The queue of an env; `undefined`: synchronous handling. */
   queue(env: Env): QueueLike | undefined;
@@ -160,15 +182,17 @@ async function consumeOne(message: QueueMessageLike, env: Env, runtime: PushRunt
   try {
     const mp = runtime.miniProgram(env);
     const { onMessage } = runtime.handlers(env);
-    const outcome = await mp.push.processQueued(
+    const result = await mp.push.processQueued(
       job,
       (pushed, context) => onMessage(pushed, appContext(context, env, mp, later)),
       { attempt: message.attempts },
     );
-    if (outcome === "busy") {
-      message.retry({ delaySeconds: RETRY_BASE_SECONDS });
+    if (result.outcome === "busy") {
+      // Another consumer holds it; if it died, its claim runs out in this many seconds.
+      message.retry({ delaySeconds: result.retryAfterSeconds ?? RETRY_BASE_SECONDS });
       return;
     }
+    // done, duplicate, or refused (a job this worker did not make: logged, never run).
     message.ack();
   } catch (err) {
     // The message stays unhandled; the queue delivers it again, or dead-letters it.
@@ -186,25 +210,36 @@ async function consumeOne(message: QueueMessageLike, env: Env, runtime: PushRunt
 }
 
 async function keepDeadLetter(message: QueueMessageLike, env: Env, runtime: PushRuntime): Promise<void> {
-  const job = message.body as Partial<PushJob> | null;
-  const deliveryId = typeof job?.deliveryId === "string" ? job.deliveryId : message.id;
-  const pushed = (job?.message ?? {}) as Partial<PushMessage>;
+  const job = message.body as PushJob;
+  let attempts: number | undefined;
+  try {
+    // The consumer counts its failed runs on the message's queued marker.
+    attempts = await runtime.miniProgram(env).push.failedAttempts(job);
+  } catch {
+    attempts = undefined;
+  }
+  // A malformed setting must not lose the letter: it is kept for the default time then.
+  const days = lenientVar(env, "DEAD_LETTER_DAYS") ?? DEFAULT_DEAD_LETTER_DAYS;
+  const letter = deadLetterOf(job, message.id, { attempts, days, now: Date.now });
   runtime.logger.error(JSON.stringify({
     event: "kefu-edge.dead_letter",
-    deliveryId,
-    msgType: pushed.MsgType,
-    messageEvent: pushed.Event,
-    attempts: message.attempts,
-    kept: `${DEAD_LETTER_PREFIX}${deliveryId}`,
+    deliveryId: letter.id,
+    msgType: letter.msgType,
+    messageEvent: letter.event,
+    attempts: letter.attempts ?? null,
+    keptDays: days,
   }));
   try {
-    await runtime.deadLetters(env).set(`${DEAD_LETTER_PREFIX}${deliveryId}`, JSON.stringify(message.body), {
-      ttlSeconds: DEAD_LETTER_TTL_SECONDS,
-    });
+    await runtime.deadLetters(env).put(letter);
     message.ack();
   } catch (err) {
-    // Not kept: leave it in the dead-letter queue rather than lose it.
-    runtime.logger.error(`kefu-edge: dead letter ${deliveryId} not kept: ${describeError(err, secretValues(env))}`);
+    // Not kept: leave it in the dead-letter queue (its own retries) rather than lose it.
+    runtime.logger.error(JSON.stringify({
+      event: "kefu-edge.dead_letter_not_kept",
+      deliveryId: letter.id,
+      attempt: message.attempts,
+      error: describeError(err, secretValues(env)),
+    }));
     message.retry({ delaySeconds: RETRY_MAX_SECONDS });
   }
 }

@@ -73,7 +73,7 @@ export class KefuStore {
    * Runs one operation from `DurableObjectStore`.
    *
    * @param request a `POST` with a {@link StoreOperation} as JSON
-   * @returns `{ value }` for `get`, `{ written }` for `setIfAbsent`, `{}` otherwise; 400 for anything else
+   * @returns `{ value }` for `get`, `{ written }` for `setIfAbsent` and `compareAndSet`, `{}` otherwise; 400 for anything else
    */
   async fetch(request: Request): Promise<Response> {
     let operation: StoreOperation;
@@ -124,6 +124,25 @@ export class KefuStore {
       case "delete":
         sql.exec("DELETE FROM kv WHERE key = ?", operation.key);
         return Response.json({});
+      case "compareAndSet": {
+        if (typeof operation.expected !== "string") break;
+        const live = "key = ? AND value = ? AND (expires_at IS NULL OR expires_at > ?)";
+        if (operation.value === null) {
+          const { rowsWritten } = sql.exec(`DELETE FROM kv WHERE ${live}`, operation.key, operation.expected, now);
+          return Response.json({ written: rowsWritten > 0 });
+        }
+        if (typeof operation.value !== "string") break;
+        const { rowsWritten } = sql.exec(
+          `UPDATE kv SET value = ?, expires_at = ? WHERE ${live}`,
+          operation.value,
+          expiresAt,
+          operation.key,
+          operation.expected,
+          now,
+        );
+        if (rowsWritten > 0) await this.#armSweep(expiresAt);
+        return Response.json({ written: rowsWritten > 0 });
+      }
     }
     return Response.json({ error: "unknown operation" }, { status: 400 });
   }

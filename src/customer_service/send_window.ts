@@ -171,11 +171,19 @@ export class SendWindowTracker {
    * @param openId the user
    * @param action `message` or `session`
    * @param at when the user acted (the push's CreateTime), ms
+   * @param onStoreError receives a failing store operation instead of the logger (the push
+   *   receiver logs a delivery's store failures once, together)
    */
-  async record(openId: string, action: WindowAction, at: number): Promise<void> {
+  async record(
+    openId: string,
+    action: WindowAction,
+    at: number,
+    onStoreError?: (operation: string, err: unknown) => void,
+  ): Promise<void> {
+    const warn = onStoreError ?? ((operation: string, err: unknown) => this.#warn(operation, err));
     // A message grants the most there is (5 for 48 h): what was left before cannot matter,
     // so only a session entry needs the open window's count.
-    const open = action === "message" ? await this.#read(openId) : await this.window(openId);
+    const open = action === "message" ? await this.#read(openId, warn) : await this.window(openId);
     const before = open === undefined
       ? undefined
       : "remaining" in open
@@ -184,7 +192,7 @@ export class SendWindowTracker {
     const next = openWindow(before, action, at);
     if (next.expiresAt <= this.#now()) return; // an old action: nothing it opened is still open
     const stored: StoredWindow = { id: uniqueId(), kind: next.kind, count: next.remaining, expiresAt: next.expiresAt };
-    await this.#write(openId, stored);
+    await this.#write(openId, stored, warn);
   }
 
   /**
@@ -223,11 +231,15 @@ export class SendWindowTracker {
     await this.#write(openId, { id: uniqueId(), kind: stored?.kind ?? "message", count: 0, expiresAt });
   }
 
-  async #write(openId: string, stored: StoredWindow): Promise<void> {
+  async #write(
+    openId: string,
+    stored: StoredWindow,
+    warn = (operation: string, err: unknown) => this.#warn(operation, err),
+  ): Promise<void> {
     try {
       await this.#store.set(this.#key(openId), JSON.stringify(stored), { ttlSeconds: this.#ttl(stored.expiresAt) });
     } catch (err) {
-      this.#warn("write", err);
+      warn("write", err);
     }
   }
 
@@ -239,8 +251,11 @@ export class SendWindowTracker {
     return true;
   }
 
-  async #read(openId: string): Promise<StoredWindow | undefined> {
-    const stored = await storedObject(this.#store, this.#key(openId), (err) => this.#warn("read", err)) as
+  async #read(
+    openId: string,
+    warn = (operation: string, err: unknown) => this.#warn(operation, err),
+  ): Promise<StoredWindow | undefined> {
+    const stored = await storedObject(this.#store, this.#key(openId), (err) => warn("read", err)) as
       | Partial<StoredWindow>
       | undefined;
     return stored?.expiresAt !== undefined && stored.expiresAt > this.#now() ? stored as StoredWindow : undefined;

@@ -8,15 +8,25 @@ import { PushVerificationError, ValidationError } from "../errors.ts";
 import type { KeyValueStore } from "../stores/key_value_store.ts";
 import { MemoryStore } from "../stores/memory_store.ts";
 import { readStream } from "../internal/bytes.ts";
+import { sleep, withDeadline } from "../internal/deadline.ts";
 import type { Logger } from "../token/access_token.ts";
 import { decryptStartingWith, MessageCrypto, pushSignature } from "./crypto.ts";
 import { constantTimeEqual } from "../internal/constant_time.ts";
 import { sha1Hex } from "../runtime/crypto.ts";
+import { derivedHmacKey, hmacSha256Hex } from "../internal/hmac.ts";
 import { canonicalJson } from "../internal/canonical_json.ts";
 import { errorResponse, JSON_HEADERS } from "../internal/error_response.ts";
 import { userPart } from "../internal/store_keys.ts";
 import { badRequest, detectFormat, parseEnvelope, parseFields, type PushFormat, typePushMessage } from "./parse.ts";
-import { Claims, leaseValue, markValue } from "../internal/push_claims.ts";
+import {
+  Claims,
+  type ClaimState,
+  markValue,
+  noFaults,
+  noteFault,
+  remainingMs,
+  type StoreFaults,
+} from "../internal/push_claims.ts";
 import { actionOf, type SendWindowTracker } from "../customer_service/send_window.ts";
 import { envelopeBody, Reply, replyXml } from "./reply.ts";
 import type { PushMessage } from "./types.ts";
@@ -40,10 +50,23 @@ export interface PushOptions {
    */
   dedupeKey?: ((message: PushMessage) => string) | undefined;
   /**
-   * How long a claim protects a message while its handler runs, in seconds; default 60. A
-   * delivery that finds an older claim takes it over (its holder is presumed gone).
+   * How long a claim protects a message without being renewed, in seconds; default 5. The
+   * delivery running the handler renews it every 40% of that while it runs, so a holder
+   * that dies (an isolate evicted mid-handler) frees the message within this time, before
+   * WeChat's next try, and that try runs the handler.
    */
   leaseSeconds?: number | undefined;
+  /**
+   * Longest wait for one call to the dedupe store, in ms; default 1500. A call that takes
+   * longer counts as failed: a claim then counts as won (the handler runs, at least once).
+   */
+  storeTimeoutMs?: number | undefined;
+  /**
+   * Longest time one delivery may take before it is answered 503 (WeChat retries), in ms;
+   * default 4500, under WeChat's 5 s. The handler is not stopped, but this delivery no longer
+   * waits for it nor renews its claim, and WeChat's retries do not join it.
+   */
+  deliveryBudgetMs?: number | undefined;
   /**
    * How long a delivery that finds the message claimed by another one waits for its outcome
    * before answering non-success (so WeChat retries), in ms; default 1500.
@@ -94,8 +117,8 @@ export type PushHandler = (
  * plain JSON, so any queue can carry it.
  */
 export interface PushJob {
-  /** The format version of the job. */
-  v: 1;
+  /** The format version of the job (2: signed). */
+  v: 2;
   /** The message's deduplication key in the store. */
   key: string;
   /** The message's delivery id (see {@link PushHandlerContext.deliveryId}). */
@@ -108,6 +131,12 @@ export interface PushJob {
   format: PushFormat;
   /** When it was received, ms. */
   receivedAt: number;
+  /**
+   * HMAC-SHA256 of the job's other fields, under a key derived from the push token: a job
+   * that was not made by a receiver with this token is refused, so access to the queue
+   * alone cannot run the handler on a forged message or mark a real one handled.
+   */
+  sig: string;
 }
 
 /**
@@ -123,6 +152,12 @@ export type ReplyDecider = (
 export interface QueuedPushOptions {
   /** Puts a verified, claimed message on the queue; a rejection answers non-success so WeChat retries. */
   enqueue(job: PushJob): Promise<void>;
+  /**
+   * Longest wait for `enqueue`, in ms; default 2000. A call that has not settled by then is
+   * taken as failed: WeChat is answered non-success and its retry enqueues again (a job that
+   * landed after all is then a duplicate, which the consumer's done check absorbs).
+   */
+  enqueueTimeoutMs?: number | undefined;
   /** The passive reply, decided before answering; default none (`success`). */
   reply?: ReplyDecider | undefined;
   /** Longest time `reply` may take, in ms, before `success` is answered without it; default 3000. */
@@ -135,8 +170,20 @@ export type ProcessOutcome =
   | "done"
   /** The message was already handled: nothing ran. */
   | "duplicate"
-  /** Another consumer is running this message's handler right now: retry the job later. */
-  | "busy";
+  /** Another consumer is running this message's handler right now: retry the job after `retryAfterSeconds`. */
+  | "busy"
+  /** Not a job of this receiver (malformed, forged, or from an older version): nothing ran; don't retry it. */
+  | "refused";
+
+/** The result of {@link PushReceiver.processQueued}. */
+export interface ProcessResult {
+  /** What was done. */
+  outcome: ProcessOutcome;
+  /** `busy`: when the other consumer's claim runs out if it is not renewed (its holder died), in seconds. */
+  retryAfterSeconds?: number | undefined;
+  /** `refused`: why (`malformed`, `unsigned`, `foreign_key`, `key_mismatch`, `bad_signature`). */
+  reason?: string | undefined;
+}
 
 /** Default for {@link PushOptions.maxSkewSeconds}. */
 export const DEFAULT_MAX_SKEW_SECONDS = 300;
@@ -148,7 +195,13 @@ export const DEDUPE_KEY_PREFIX = "kefu-edge:push:";
 export const DEFAULT_REPLY_BUDGET_MS = 3000;
 
 /** Default for {@link PushOptions.leaseSeconds}. */
-export const DEFAULT_LEASE_SECONDS = 60;
+export const DEFAULT_LEASE_SECONDS = 5;
+/** Default for {@link PushOptions.storeTimeoutMs}. */
+export const DEFAULT_STORE_TIMEOUT_MS = 1500;
+/** Default for {@link PushOptions.deliveryBudgetMs}. */
+export const DEFAULT_DELIVERY_BUDGET_MS = 4500;
+/** Default for {@link QueuedPushOptions.enqueueTimeoutMs}. */
+export const DEFAULT_ENQUEUE_TIMEOUT_MS = 2000;
 /** Default for {@link PushOptions.claimWaitMs}. */
 export const DEFAULT_CLAIM_WAIT_MS = 1500;
 
@@ -160,11 +213,16 @@ const MIN_DEDUPE_TTL_SECONDS = 300;
 // (Cloudflare Queues keep a message up to 4 days by default).
 const QUEUED_MARK_TTL_SECONDS = 4 * 24 * 3600;
 const CLAIM_POLL_MS = 100;
+// While a job is put on the queue: long enough for the enqueue deadline and the write of the
+// queued mark, short enough that a delivery cut off in between frees the message before
+// WeChat's next try (5 s later).
+const ENQUEUING_SECONDS = 4;
+const JOB_KEY_LABEL = "kefu-edge push job v2";
 
 /** What came of one delivery, shared by concurrent duplicates in an isolate. */
 type Outcome =
   | { ok: true; reply: Reply | undefined }
-  | { ok: false; busy: boolean };
+  | { ok: false; busy: boolean; timedOut?: boolean };
 
 // One flight per store and key for the whole isolate, so that receivers sharing a
 // store (several MiniProgram instances) still run the handler once for a message.
@@ -214,10 +272,12 @@ export class PushReceiver {
   readonly #dedupeTtlSeconds: number;
   readonly #leaseSeconds: number;
   readonly #claimWaitMs: number;
+  readonly #deliveryBudgetMs: number;
   readonly #dedupeKey: ((message: PushMessage) => string) | undefined;
   readonly #now: () => number;
   readonly #logger: Logger;
   readonly #windows: SendWindowTracker | undefined;
+  #jobKey: Promise<CryptoKey> | undefined;
 
   /**
    * Creates the receiver; `MiniProgram` does this for you from its `push` option.
@@ -235,8 +295,13 @@ export class PushReceiver {
     this.#maxSkewSeconds = nonNegative("push.maxSkewSeconds", options.maxSkewSeconds, DEFAULT_MAX_SKEW_SECONDS);
     this.#maxBodyBytes = nonNegative("push.maxBodyBytes", options.maxBodyBytes, DEFAULT_MAX_PUSH_BODY_BYTES);
     this.#dedupeTtlSeconds = Math.max(MIN_DEDUPE_TTL_SECONDS, 2 * this.#maxSkewSeconds + 60);
-    this.#leaseSeconds = nonNegative("push.leaseSeconds", options.leaseSeconds, DEFAULT_LEASE_SECONDS);
+    this.#leaseSeconds = Math.max(
+      0.1,
+      nonNegative("push.leaseSeconds", options.leaseSeconds, DEFAULT_LEASE_SECONDS),
+    );
     this.#claimWaitMs = nonNegative("push.claimWaitMs", options.claimWaitMs, DEFAULT_CLAIM_WAIT_MS);
+    this.#deliveryBudgetMs = nonNegative("push.deliveryBudgetMs", options.deliveryBudgetMs, DEFAULT_DELIVERY_BUDGET_MS);
+    const storeTimeoutMs = nonNegative("push.storeTimeoutMs", options.storeTimeoutMs, DEFAULT_STORE_TIMEOUT_MS);
     if (options.dedupeKey !== undefined && typeof options.dedupeKey !== "function") {
       throw new ValidationError("push.dedupeKey", "must be a function of the message");
     }
@@ -244,7 +309,7 @@ export class PushReceiver {
     this.#now = options.now ?? Date.now;
     this.#store = options.dedupeStore ?? new MemoryStore({ now: this.#now });
     this.#logger = options.logger ?? console;
-    this.#claims = new Claims(this.#store, this.#logger);
+    this.#claims = new Claims(this.#store, { timeoutMs: storeTimeoutMs, now: this.#now });
     this.#windows = options.windows;
   }
 
@@ -308,9 +373,11 @@ export class PushReceiver {
   /**
    * Runs the handler of a job that {@link PushReceiver.handleQueued} enqueued, at most once
    * per message however often the queue delivers the job: a message already handled is
-   * `duplicate`, one whose handler runs in another consumer right now is `busy`. A failing
-   * handler rejects, and the job should be retried; the message stays unhandled until one
-   * run succeeds.
+   * `duplicate`; one whose handler runs in another consumer right now is `busy`, to retry
+   * after `retryAfterSeconds` (when that consumer's claim runs out if it died); a job this
+   * receiver did not make (forged, altered, or from a version before jobs were signed) is
+   * `refused`, to acknowledge without retrying. A failing handler rejects, and the job should
+   * be retried; the message stays unhandled until one run succeeds.
    *
    * @param job the job, as enqueued
    * @param handler the push handler (its passive replies are ignored: WeChat was answered already)
@@ -328,42 +395,122 @@ export class PushReceiver {
    *   mp.push.handleQueued(request, { enqueue: async (job) => void jobs.push(job) })
    * );
    *
-   * // On Workers, the body of `async queue(batch)`: m.ack() after done or duplicate, else m.retry().
+   * // On Workers, the body of `async queue(batch)`: m.ack() after done, duplicate or refused;
+   * // m.retry({ delaySeconds: retryAfterSeconds }) when busy; m.retry() with backoff when it threw.
    * const handler: PushHandler = (message) => void console.log(message.MsgType); // "text"
    * const job = jobs[0]!;
-   * console.log(await mp.push.processQueued(job, handler, { attempt: 1 })); // "done"
-   * console.log(await mp.push.processQueued(job, handler, { attempt: 2 })); // "duplicate"
+   * console.log((await mp.push.processQueued(job, handler, { attempt: 1 })).outcome); // "done"
+   * console.log((await mp.push.processQueued(job, handler, { attempt: 2 })).outcome); // "duplicate"
    * ```
    */
-  async processQueued(job: PushJob, handler: PushHandler, options: { attempt?: number } = {}): Promise<ProcessOutcome> {
-    if (job?.v !== 1 || typeof job.key !== "string" || typeof job.message !== "object" || job.message === null) {
-      throw new ValidationError("job", "is not a kefu-edge push job");
+  async processQueued(job: PushJob, handler: PushHandler, options: { attempt?: number } = {}): Promise<ProcessResult> {
+    const refusal = await this.#checkJob(job);
+    if (refusal !== undefined) {
+      const deliveryId = typeof job?.deliveryId === "string" ? job.deliveryId.slice(0, 64) : undefined;
+      this.#logger.warn(JSON.stringify({ event: "kefu-edge.job_refused", reason: refusal, deliveryId }));
+      return { outcome: "refused", reason: refusal };
     }
-    const current = await this.#claims.read(job.key);
-    if (current.state === "done") return "duplicate";
-    const runKey = `${job.key}:run`;
-    const lease = leaseValue();
-    if (!await this.#claims.claim(runKey, lease, { ttlSeconds: this.#leaseTtl() })) return "busy";
-    const reply = current.state === "queued" ? current.reply : undefined;
-    const context: PushHandlerContext = {
-      encrypted: job.encrypted,
-      format: job.format,
-      deliveryId: job.deliveryId,
-      attempt: options.attempt ?? 1,
-    };
-    let result: unknown;
+    const faults = noFaults();
     try {
-      result = await handler(job.message, context);
-    } catch (err) {
-      await this.#claims.release(runKey, lease);
-      throw err;
+      const current = await this.#claims.read(job.key, faults);
+      if (current.state === "done") return { outcome: "duplicate" };
+      const runKey = `${job.key}:run`;
+      const ttlSeconds = this.#leaseSeconds;
+      const lease = this.#claims.lease(ttlSeconds);
+      if (!await this.#claims.claim(runKey, lease.value, { ttlSeconds }, faults)) {
+        // Another consumer runs it, or ran it and died: its lease, no longer renewed then,
+        // runs out within leaseSeconds. Come back when it would have.
+        const holder = await this.#claims.read(runKey, faults);
+        const wait = remainingMs(holder, this.#now(), ttlSeconds * 1000);
+        return { outcome: "busy", retryAfterSeconds: Math.max(1, Math.ceil(wait / 1000)) };
+      }
+      const reply = current.state === "queued" ? current.reply : undefined;
+      const context: PushHandlerContext = {
+        encrypted: job.encrypted,
+        format: job.format,
+        deliveryId: job.deliveryId,
+        attempt: options.attempt ?? 1,
+      };
+      let result: unknown;
+      try {
+        const run = Promise.resolve().then(() => handler(job.message, context));
+        result = await this.#claims.hold(runKey, lease, ttlSeconds, faults, run);
+      } catch (err) {
+        // Counted on the queued marker, for the dead-letter log; then free for the retry.
+        const failed = markValue("queued", reply, options.attempt ?? 1);
+        await this.#claims.write(job.key, failed, { ttlSeconds: QUEUED_MARK_TTL_SECONDS }, faults);
+        await this.#claims.release(runKey, lease.value, faults);
+        throw err;
+      }
+      if (result instanceof Reply) {
+        this.#logger.warn(`Push handler replied ${result.type} from the queue: WeChat was answered already`);
+      }
+      // The done mark is checked before the run lease, which then runs out on its own.
+      await this.#claims.write(job.key, markValue("done", reply), { ttlSeconds: QUEUED_MARK_TTL_SECONDS }, faults);
+      return { outcome: "done" };
+    } finally {
+      this.#logFaults(faults, job.deliveryId);
     }
-    if (result instanceof Reply) {
-      this.#logger.warn(`Push handler replied ${result.type} from the queue: WeChat was answered already`);
+  }
+
+  /**
+   * Why a job is refused, or `undefined` for a job this receiver made: the current format, a
+   * key under kefu-edge's prefix for this AppID that is the message's own dedupe key, its
+   * delivery id, and a valid signature.
+   */
+  async #checkJob(job: PushJob): Promise<string | undefined> {
+    if (typeof job !== "object" || job === null || typeof job.message !== "object" || job.message === null) {
+      return "malformed";
     }
-    await this.#claims.write(job.key, markValue("done", reply), { ttlSeconds: QUEUED_MARK_TTL_SECONDS });
-    await this.#claims.release(runKey, lease);
-    return "done";
+    if ((job as { v?: unknown }).v === 1) return "unsigned";
+    if (job.v !== 2 || typeof job.key !== "string" || typeof job.sig !== "string") return "malformed";
+    if (!job.key.startsWith(`${DEDUPE_KEY_PREFIX}${this.#appId}:`)) return "foreign_key";
+    let key: string;
+    try {
+      key = this.#keyOf(job.message);
+    } catch {
+      return "malformed";
+    }
+    if (key !== job.key || job.deliveryId !== sha1Hex(key)) return "key_mismatch";
+    if (!constantTimeEqual(job.sig, await this.#signJob(job))) return "bad_signature";
+    return undefined;
+  }
+
+  /** The signature of a job's fields (all but `sig`), under a key derived from the push token. */
+  async #signJob(job: Omit<PushJob, "sig">): Promise<string> {
+    this.#jobKey ??= derivedHmacKey(this.#token!, JOB_KEY_LABEL);
+    const { key, deliveryId, message, encrypted, format, receivedAt } = job;
+    const fields = canonicalJson({ v: 2, key, deliveryId, message, encrypted, format, receivedAt });
+    return await hmacSha256Hex(await this.#jobKey, fields);
+  }
+
+  /**
+   * How many times the consumer's handler has failed on a queued job so far (what
+   * {@link PushReceiver.processQueued} recorded), or `undefined` when that is not known: for the
+   * dead-letter log and list.
+   *
+   * @param job the job
+   * @returns the number of failed attempts recorded
+   * @example
+   * ```ts
+   * import { MiniProgram, type PushJob } from "@kefu/edge";
+   * import { createEmulator } from "@kefu/edge/testing";
+   * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret", push: { token: "TOKEN" } });
+   * const jobs: PushJob[] = [];
+   * const wechat = createEmulator({ appId: "wx123", appSecret: "secret", push: { token: "TOKEN" } });
+   * await (await wechat.user("OPENID").says("Hello")).deliver((request) =>
+   *   mp.push.handleQueued(request, { enqueue: async (job) => void jobs.push(job) })
+   * );
+   * const down = () => { throw new Error("backend down"); };
+   * await mp.push.processQueued(jobs[0]!, down, { attempt: 1 }).catch(() => {});
+   * await mp.push.processQueued(jobs[0]!, down, { attempt: 2 }).catch(() => {});
+   * console.log(await mp.push.failedAttempts(jobs[0]!)); // 2
+   * ```
+   */
+  async failedAttempts(job: PushJob): Promise<number | undefined> {
+    if (typeof job?.key !== "string") return undefined;
+    const state = await this.#claims.read(job.key, noFaults());
+    return state.state === "queued" ? state.failedAttempts : undefined;
   }
 
   async #entry(request: Request, mode: Mode): Promise<Response> {
@@ -438,6 +585,7 @@ export class PushReceiver {
     { signature, timestamp, nonce }: { signature: string; timestamp: string; nonce: string },
     mode: Mode,
   ): Promise<Response> {
+    const startedAt = Date.now(); // the budget runs on real time, whatever clock `now` is
     if (!/^\d{1,12}$/.test(timestamp)) throw badRequest("Invalid query parameter: timestamp");
     this.#verify(signature, timestamp, nonce);
     this.#checkSkew(timestamp);
@@ -470,11 +618,12 @@ export class PushReceiver {
         JSON.stringify({ event: "kefu-edge.push_untyped", kind: mismatch.kind, field: mismatch.field }),
       );
     }
-    if (!encrypted) await this.#claimQuery(timestamp, nonce, body);
+    const faults = noFaults();
+    if (!encrypted) await this.#claimQuery(timestamp, nonce, body, faults);
     const key = this.#keyOf(message);
     const context = handlerContext(request, encrypted, format, key);
     const delivery: Delivery = { key, message, context, nonce };
-    const outcome = await this.#dispatch(delivery, mode);
+    const outcome = await this.#dispatch(delivery, mode, faults, startedAt);
     return await this.#answer(outcome, delivery);
   }
 
@@ -503,24 +652,14 @@ export class PushReceiver {
    * seen with a (timestamp, nonce) pair is remembered for the skew window, and the same
    * pair with another body is refused. WeChat's retries repeat the body, so they pass.
    */
-  async #claimQuery(timestamp: string, nonce: string, body: string): Promise<void> {
+  async #claimQuery(timestamp: string, nonce: string, body: string, faults: StoreFaults): Promise<void> {
     const key = `${DEDUPE_KEY_PREFIX}${this.#appId}:query:${sha1Hex(`${timestamp}\n${nonce}`)}`;
     const digest = sha1Hex(body);
     const ttl = { ttlSeconds: this.#dedupeTtlSeconds };
-    let seen: string | null;
-    try {
-      if (this.#store.setIfAbsent !== undefined) {
-        if (await this.#store.setIfAbsent(key, digest, ttl)) return;
-        seen = await this.#store.get(key);
-      } else {
-        seen = await this.#store.get(key);
-        if (seen === null) await this.#store.set(key, digest, ttl);
-      }
-    } catch (err) {
-      // Like the dedupe marks: a failing store must not refuse WeChat's own messages.
-      this.#logger.warn(`Push dedupe store failed, the query was not checked for reuse: ${errorName(err)}`);
-      return;
-    }
+    // Like the dedupe marks: a failing store must not refuse WeChat's own messages, so a
+    // query that cannot be checked (noted with the delivery's store faults) goes through.
+    if (await this.#claims.claim(key, digest, ttl, faults, "query")) return;
+    const seen = await this.#claims.readRaw(key, faults, "query");
     if (seen !== null && seen !== digest) {
       throw new PushVerificationError("nonce_reused", "Query reused: this timestamp and nonce came with another body");
     }
@@ -557,81 +696,130 @@ export class PushReceiver {
   }
 
   // Concurrent duplicates within one isolate join one flight; across isolates the store's
-  // claim decides.
-  async #dispatch(delivery: Delivery, mode: Mode): Promise<Outcome> {
+  // claim decides. Each delivery waits for the flight within its own budget: past it, it is
+  // answered 503 and the flight leaves the map, so WeChat's next try starts afresh rather
+  // than joining a flight that may never end (a hung store, a handler that never returns).
+  async #dispatch(delivery: Delivery, mode: Mode, faults: StoreFaults, startedAt: number): Promise<Outcome> {
     let inFlight = flights.get(this.#store);
     if (inFlight === undefined) flights.set(this.#store, inFlight = new Map());
-    const running = inFlight.get(delivery.key);
-    if (running !== undefined) return running;
-    const flight = mode.kind === "handle"
-      ? this.#runOnce(delivery, mode.handler)
-      : this.#enqueueOnce(delivery, mode.options);
-    inFlight.set(delivery.key, flight);
+    let flight = inFlight.get(delivery.key);
+    let answered: (() => void) | undefined;
+    if (flight === undefined) {
+      const done = new Promise<void>((resolve) => answered = resolve);
+      const started = mode.kind === "handle"
+        ? this.#runOnce(delivery, mode.handler, faults, done)
+        : this.#enqueueOnce(delivery, mode.options, faults);
+      const own: Promise<Outcome> = started.finally(() => {
+        if (inFlight.get(delivery.key) === own) inFlight.delete(delivery.key);
+        this.#logFaults(faults, delivery.context.deliveryId);
+      });
+      inFlight.set(delivery.key, flight = own);
+    } else {
+      // Joined another delivery's flight: only this request's own checks can have failed.
+      this.#logFaults(faults, delivery.context.deliveryId);
+    }
+    const left = this.#deliveryBudgetMs - (Date.now() - startedAt);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<Outcome>((resolve) => {
+      timer = setTimeout(() => resolve({ ok: false, busy: true, timedOut: true }), Math.max(0, left));
+    });
     try {
-      return await flight;
+      const outcome = await Promise.race([flight, late]);
+      if (outcome.ok === false && outcome.timedOut === true) {
+        if (inFlight.get(delivery.key) === flight) inFlight.delete(delivery.key);
+        this.#logger.warn(JSON.stringify({
+          event: "kefu-edge.push_timeout",
+          deliveryId: delivery.context.deliveryId,
+          budgetMs: this.#deliveryBudgetMs,
+        }));
+      }
+      return outcome;
     } finally {
-      inFlight.delete(delivery.key);
+      clearTimeout(timer);
+      answered?.();
     }
   }
 
-  async #runOnce(delivery: Delivery, handler: PushHandler): Promise<Outcome> {
+  async #runOnce(delivery: Delivery, handler: PushHandler, faults: StoreFaults, answered: Promise<void>) {
     const { key } = delivery;
-    const lease = leaseValue();
+    const ttlSeconds = this.#leaseSeconds;
+    const lease = this.#claims.lease(ttlSeconds);
     // Claim first: a new message (the common case) then costs one store operation.
     for (let polls = 0;; polls++) {
-      if (await this.#claims.claim(key, lease, { ttlSeconds: this.#leaseTtl() })) break;
-      const current = await this.#claims.read(key);
-      if (current.state === "done" || current.state === "queued") return { ok: true, reply: current.reply };
+      if (await this.#claims.claim(key, lease.value, { ttlSeconds }, faults)) break;
+      const current = await this.#claims.read(key, faults);
+      const settled = answerOf(current);
+      if (settled !== undefined) return settled;
       // Another delivery holds the message: wait a little for its outcome.
-      if (polls * CLAIM_POLL_MS >= this.#claimWaitMs) return { ok: false, busy: true };
+      if (polls * CLAIM_POLL_MS >= this.#claimWaitMs) return { ok: false, busy: true } satisfies Outcome;
       await sleep(CLAIM_POLL_MS);
     }
-    await this.#recordAction(delivery.message);
+    await this.#recordAction(delivery.message, faults);
     let result: unknown;
     try {
-      result = await handler(delivery.message, delivery.context);
+      const run = Promise.resolve().then(() => handler(delivery.message, delivery.context));
+      result = await this.#claims.hold(key, lease, ttlSeconds, faults, run, answered);
     } catch (err) {
       this.#logger.warn(`Push handler failed: ${errorName(err)}`);
-      await this.#claims.release(key, lease);
-      return { ok: false, busy: false };
+      await this.#claims.release(key, lease.value, faults);
+      return { ok: false, busy: false } satisfies Outcome;
     }
     if (result !== undefined && result !== null && !(result instanceof Reply)) {
       this.#logger.warn("Push handler returned neither nothing nor a Reply");
-      await this.#claims.release(key, lease);
-      return { ok: false, busy: false };
+      await this.#claims.release(key, lease.value, faults);
+      return { ok: false, busy: false } satisfies Outcome;
     }
     const reply = result ?? undefined;
-    await this.#claims.write(key, markValue("done", reply), { ttlSeconds: this.#dedupeTtlSeconds });
-    return { ok: true, reply };
+    await this.#claims.write(key, markValue("done", reply), { ttlSeconds: this.#dedupeTtlSeconds }, faults);
+    return { ok: true, reply } satisfies Outcome;
   }
 
-  async #enqueueOnce(delivery: Delivery, options: QueuedPushOptions): Promise<Outcome> {
+  /**
+   * Queue mode: a short `enqueuing` claim, the job put on the queue within its deadline, then
+   * the `queued` marker that answers WeChat's retries. The marker exists only once the queue
+   * has the job; a delivery cut off before that leaves a claim that runs out within seconds,
+   * and WeChat's next try enqueues again.
+   */
+  async #enqueueOnce(delivery: Delivery, options: QueuedPushOptions, faults: StoreFaults): Promise<Outcome> {
     const { key } = delivery;
-    const current = await this.#claims.read(key);
-    if (current.state === "done" || current.state === "queued") return { ok: true, reply: current.reply };
-    if (current.state === "lease") return { ok: true, reply: undefined }; // being handled (a deploy mixing modes)
     const reply = await this.#decideReply(delivery, options);
-    if (!await this.#claims.claim(key, markValue("queued", reply), { ttlSeconds: QUEUED_MARK_TTL_SECONDS })) {
-      const now = await this.#claims.read(key);
-      return { ok: true, reply: now.state === "done" || now.state === "queued" ? now.reply : undefined };
+    const claim = this.#claims.enqueuing(ENQUEUING_SECONDS, reply);
+    for (let polls = 0;; polls++) {
+      if (await this.#claims.claim(key, claim, { ttlSeconds: ENQUEUING_SECONDS }, faults)) break;
+      const current = await this.#claims.read(key, faults);
+      const settled = answerOf(current);
+      if (settled !== undefined) return settled;
+      // A synchronous holder (a deploy mixing modes) handles it: WeChat may stop retrying.
+      if (current.state === "lease") return { ok: true, reply: undefined };
+      // Another delivery is enqueueing it: wait a little for the queue's answer.
+      if (polls * CLAIM_POLL_MS >= this.#claimWaitMs) return { ok: false, busy: true };
+      await sleep(CLAIM_POLL_MS);
     }
-    await this.#recordAction(delivery.message);
-    const job: PushJob = {
-      v: 1,
+    await this.#recordAction(delivery.message, faults);
+    const receivedAt = this.#now();
+    const unsigned = {
+      v: 2 as const,
       key,
       deliveryId: delivery.context.deliveryId,
       message: delivery.message,
       encrypted: delivery.context.encrypted,
       format: delivery.context.format,
-      receivedAt: this.#now(),
+      receivedAt,
     };
+    const timeoutMs = options.enqueueTimeoutMs ?? DEFAULT_ENQUEUE_TIMEOUT_MS;
     try {
-      await options.enqueue(job);
+      const job: PushJob = { ...unsigned, sig: await this.#signJob(unsigned) };
+      await withDeadline(Promise.resolve().then(() => options.enqueue(job)), timeoutMs, "The queue");
     } catch (err) {
-      this.#logger.warn(`Push enqueue failed: ${errorName(err)}`);
-      await this.#claims.release(key, markValue("queued", reply));
+      this.#logger.warn(JSON.stringify({
+        event: "kefu-edge.enqueue_failed",
+        deliveryId: delivery.context.deliveryId,
+        error: errorName(err),
+      }));
+      await this.#claims.release(key, claim, faults);
       return { ok: false, busy: false };
     }
+    await this.#claims.write(key, markValue("queued", reply), { ttlSeconds: QUEUED_MARK_TTL_SECONDS }, faults);
     return { ok: true, reply };
   }
 
@@ -663,17 +851,45 @@ export class PushReceiver {
     }
   }
 
-  /** The user's message or session entry opens their send window, before the handler can reply. */
-  async #recordAction(message: PushMessage): Promise<void> {
+  /**
+   * The user's message or session entry opens their send window, before the handler can
+   * reply. Within the store deadline: a window not recorded is logged with the delivery.
+   */
+  async #recordAction(message: PushMessage, faults: StoreFaults): Promise<void> {
     const action = this.#windows === undefined ? undefined : actionOf(message);
-    if (action !== undefined) await this.#windows!.record(message.FromUserName, action, message.CreateTime * 1000);
+    if (action === undefined || typeof message.FromUserName !== "string") return;
+    let failed = false;
+    const onStoreError = (_operation: string, err: unknown) => {
+      if (!failed) noteFault(faults, "window", err);
+      failed = true;
+    };
+    const recorded = this.#windows!.record(message.FromUserName, action, message.CreateTime * 1000, onStoreError);
+    try {
+      await withDeadline(recorded, this.#claims.deadlineFor(faults), "The send window store");
+    } catch (err) {
+      onStoreError("record", err);
+    }
   }
 
-  #leaseTtl(): number {
-    return Math.max(1, this.#leaseSeconds);
+  /** One line for all of a delivery's failed store operations, naming the delivery, never the user. */
+  #logFaults(faults: StoreFaults, deliveryId: string): void {
+    if (faults.operations.length === 0) return;
+    this.#logger.warn(JSON.stringify({
+      event: "kefu-edge.store_failed",
+      deliveryId,
+      operations: faults.operations,
+      error: faults.error,
+      // What a failed claim means: the handler ran without one (at least once).
+      effect: faults.operations.includes("claim") ? "handled_without_claim" : "handled",
+    }));
+    faults.operations = [];
   }
 
   async #answer(outcome: Outcome, delivery: Delivery): Promise<Response> {
+    if (!outcome.ok && outcome.timedOut === true) {
+      const message = `Not finished within ${this.#deliveryBudgetMs} ms: WeChat will retry`;
+      return errorResponse(503, { code: "delivery_timeout", message }, { "retry-after": "1" });
+    }
     if (!outcome.ok && outcome.busy) {
       const message = "The message is being handled by another delivery: WeChat will retry";
       return errorResponse(503, { code: "in_progress", message }, { "retry-after": "1" });
@@ -789,8 +1005,9 @@ function handlerContext(request: Request, encrypted: boolean, format: PushFormat
   };
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** The answer a claim state already settles: a message handled, or queued. */
+function answerOf(state: ClaimState): Outcome | undefined {
+  return state.state === "done" || state.state === "queued" ? { ok: true, reply: state.reply } : undefined;
 }
 
 function nonNegative(field: string, value: number | undefined, fallback: number): number {

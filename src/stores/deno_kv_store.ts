@@ -21,6 +21,8 @@ export interface DenoKvAtomicLike {
   check(...checks: { key: readonly string[]; versionstamp: string | null }[]): DenoKvAtomicLike;
   /** Writes an entry when the commit succeeds. */
   set(key: readonly string[], value: unknown, options?: { expireIn?: number }): DenoKvAtomicLike;
+  /** Removes an entry when the commit succeeds. */
+  delete(key: readonly string[]): DenoKvAtomicLike;
   /** Applies the operation; `ok` is false when a check failed. */
   commit(): Promise<{ ok: boolean }>;
 }
@@ -100,6 +102,34 @@ export class DenoKvStore implements KeyValueStore {
       );
       if (result.ok) return true;
       // Someone wrote in between: read again, and usually find their live entry.
+    }
+  }
+
+  /**
+   * Replaces (or, with `null`, removes) the live entry under `key` if it still holds
+   * `expected`, with a Deno KV atomic operation checked on the entry read.
+   *
+   * @param key the key
+   * @param expected the value the entry must hold
+   * @param value the new value, or `null` to remove the entry
+   * @param options `ttlSeconds` of the new value
+   * @returns whether the entry held `expected` (and was replaced)
+   */
+  async compareAndSet(key: string, expected: string, value: string | null, options: SetOptions = {}): Promise<boolean> {
+    const kvKey = ["kefu-edge", key];
+    for (;;) {
+      const current = await whenUnlocked(() => this.#kv.get(kvKey));
+      if (current.versionstamp === null || this.#live(current.value) !== expected) return false;
+      const check = this.#kv.atomic().check({ key: kvKey, versionstamp: current.versionstamp });
+      let write: DenoKvAtomicLike;
+      if (value === null) write = check.delete(kvKey);
+      else {
+        const [entry, expiry] = this.#entry(value, options);
+        write = check.set(kvKey, entry, expiry);
+      }
+      const result = await whenUnlocked(() => write.commit());
+      if (result.ok) return true;
+      // Someone wrote in between: read again.
     }
   }
 

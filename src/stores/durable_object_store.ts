@@ -16,11 +16,13 @@ export interface DurableObjectNamespaceLike {
 /** One operation on a `KefuStore` object, as the store sends it. */
 export interface StoreOperation {
   /** What to do. */
-  op: "get" | "set" | "delete" | "setIfAbsent";
+  op: "get" | "set" | "delete" | "setIfAbsent" | "compareAndSet";
   /** The key. */
   key: string;
-  /** For `set` and `setIfAbsent`. */
-  value?: string;
+  /** For `set`, `setIfAbsent` and `compareAndSet` (`null` there removes the entry). */
+  value?: string | null;
+  /** For `compareAndSet`: the value the entry must hold. */
+  expected?: string;
   /** For `set` and `setIfAbsent`: seconds until the entry expires. */
   ttlSeconds?: number;
 }
@@ -122,6 +124,22 @@ export class DurableObjectStore implements KeyValueStore {
    */
   async setIfAbsent(key: string, value: string, options: SetOptions = {}): Promise<boolean> {
     const { written } = await this.#send({ op: "setIfAbsent", key, value, ...ttl(options) }) as { written: boolean };
+    return written;
+  }
+
+  /**
+   * Replaces (or, with `null`, removes) the live entry under `key` if it still holds
+   * `expected`: the object that owns the key checks and writes in one statement.
+   *
+   * @param key the key
+   * @param expected the value the entry must hold
+   * @param value the new value, or `null` to remove the entry
+   * @param options `ttlSeconds` of the new value
+   * @returns whether the entry held `expected` (and was replaced)
+   */
+  async compareAndSet(key: string, expected: string, value: string | null, options: SetOptions = {}): Promise<boolean> {
+    const operation: StoreOperation = { op: "compareAndSet", key, expected, value, ...ttl(options) };
+    const { written } = await this.#send(operation) as { written: boolean };
     return written;
   }
 

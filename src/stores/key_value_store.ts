@@ -39,4 +39,12 @@ export interface KeyValueStore {
    * do it atomically (Workers KV) leave it out, and callers fall back to best effort.
    */
   setIfAbsent?(key: string, value: string, options?: SetOptions): Promise<boolean>;
+  /**
+   * Replaces the live entry under `key` with `value` (or removes it, when `value` is
+   * `null`) only if it still holds `expected`, atomically: resolves whether it did. An
+   * absent or expired entry holds nothing, so it never matches. Optional, like
+   * `setIfAbsent`: push claims use it to renew and release their leases, and fall back to
+   * a read then a write (best effort) without it.
+   */
+  compareAndSet?(key: string, expected: string, value: string | null, options?: SetOptions): Promise<boolean>;
 }

@@ -78,6 +78,32 @@ export class MemoryStore implements KeyValueStore {
   }
 
   /**
+   * Replaces (or, with `null`, removes) the live entry under `key` if it still holds
+   * `expected`, in one synchronous step.
+   *
+   * @param key the key
+   * @param expected the value the entry must hold
+   * @param value the new value, or `null` to remove the entry
+   * @param options `ttlSeconds` of the new value; none means kept until deleted
+   * @returns whether the entry held `expected` (and was replaced)
+   * @example Renew a lease only while it is still yours
+   * ```ts
+   * import { MemoryStore } from "./memory_store.ts";
+   * const store = new MemoryStore();
+   * await store.set("lease", "mine");
+   * console.log(await store.compareAndSet("lease", "mine", "mine-renewed"), await store.compareAndSet("lease", "mine", null)); // true false
+   * ```
+   */
+  compareAndSet(key: string, expected: string, value: string | null, options: SetOptions = {}): Promise<boolean> {
+    const entry = this.#entries.get(key);
+    if (entry === undefined || entry.expiresAt <= this.#now() || entry.value !== expected) {
+      return Promise.resolve(false);
+    }
+    if (value === null) return this.delete(key).then(() => true);
+    return this.set(key, value, options).then(() => true);
+  }
+
+  /**
    * Removes `key`.
    *
    * @param key the key to remove

@@ -95,6 +95,46 @@ export const storeCases: StoreCase[] = [
     assert.equal(await store.setIfAbsent("kefu-test:lease", "c", { ttlSeconds: minTtlSeconds }), true);
     assert.equal(await store.get("kefu-test:lease"), "c");
   }],
+  ["compareAndSet exactly where setIfAbsent is (atomic stores)", ({ store, atomic }) => {
+    assert.equal(typeof store.compareAndSet, atomic ? "function" : "undefined");
+    return Promise.resolve();
+  }],
+  ["compareAndSet replaces only the value it expects, and removes with null", async ({ store }) => {
+    if (store.compareAndSet === undefined) return; // not atomic: the case above checks it is absent
+    assert.equal(await store.compareAndSet("kefu-test:cas", "x", "y"), false, "absent entry");
+    assert.equal(await store.get("kefu-test:cas"), null);
+    await store.set("kefu-test:cas", "lease-1", { ttlSeconds: 300 });
+    assert.equal(await store.compareAndSet("kefu-test:cas", "lease-0", "stolen", { ttlSeconds: 300 }), false, "other");
+    assert.equal(await store.get("kefu-test:cas"), "lease-1");
+    assert.equal(await store.compareAndSet("kefu-test:cas", "lease-1", "lease-2", { ttlSeconds: 300 }), true, "own");
+    assert.equal(await store.get("kefu-test:cas"), "lease-2");
+    assert.equal(await store.compareAndSet("kefu-test:cas", "lease-1", null), false, "stale release");
+    assert.equal(await store.compareAndSet("kefu-test:cas", "lease-2", null), true, "release");
+    assert.equal(await store.get("kefu-test:cas"), null);
+  }],
+  ["compareAndSet: of 20 concurrent renewals of one value exactly one wins", async ({ store }) => {
+    if (store.compareAndSet === undefined) return;
+    await store.set("kefu-test:cas-race", "held", { ttlSeconds: 300 });
+    const results = await Promise.all(
+      Array.from(
+        { length: 20 },
+        (_, i) => store.compareAndSet!("kefu-test:cas-race", "held", `r-${i}`, { ttlSeconds: 300 }),
+      ),
+    );
+    assert.equal(results.filter(Boolean).length, 1);
+    assert.equal(await store.get("kefu-test:cas-race"), `r-${results.indexOf(true)}`);
+  }],
+  ["compareAndSet: an expired entry matches nothing, and a renewal moves the expiry", async ({ store, advance }) => {
+    if (store.compareAndSet === undefined || advance === undefined) return;
+    await store.set("kefu-test:cas-ttl", "lease", { ttlSeconds: 2 });
+    await advance(1500);
+    assert.equal(await store.compareAndSet("kefu-test:cas-ttl", "lease", "lease-2", { ttlSeconds: 2 }), true);
+    await advance(1500); // 3 s after the first write, 1.5 s after the renewal
+    assert.equal(await store.get("kefu-test:cas-ttl"), "lease-2");
+    await advance(1000);
+    assert.equal(await store.compareAndSet("kefu-test:cas-ttl", "lease-2", "lease-3", { ttlSeconds: 2 }), false);
+    assert.equal(await store.get("kefu-test:cas-ttl"), null);
+  }],
 ];
 
 /** A fixture whose clock is a variable the test moves. */
