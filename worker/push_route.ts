@@ -15,7 +15,7 @@
  */
 // The tiny preset (PatternRouter) keeps the bundle small.
 import { Hono } from "hono/tiny";
-import type { MiniProgram, PushHandler, PushJob, PushMessage } from "../mod.ts";
+import type { MiniProgram, PushHandler, PushJob } from "../mod.ts";
 import type { AppEnv, AppLogger } from "./app.ts";
 import { afterResponse, executionContext, type WaitUntil } from "./background.ts";
 import { type Env, lenientVar, secretValues } from "./env.ts";

@@ -7,10 +7,22 @@ import { describe, expect, it } from "vitest";
 import { DurableObjectStore, MessageCrypto, type PushJob, Reply } from "../../mod.ts";
 import { buildPush, type PushTarget } from "../../src/testing/mod.ts";
 import type { AppOptions, KefuApp } from "../../worker/app.ts";
-import { DEAD_LETTER_PREFIX } from "../../worker/push_route.ts";
+import { QUEUE_MAX_RETRIES, retryHorizonSeconds } from "../../worker/push_route.ts";
+import { kvDeadLetters, type KvListNamespace } from "../../worker/dead_letters/mod.ts";
 import { storeCases } from "../cases/_store_suite.ts";
 import { fakeFetch } from "../cases/_fake.ts";
-import { AES_KEY, APP_ID, call, errorOf, PUSH_TOKEN, takeLogs, testApp, testEnv, textMessage } from "./_helpers.ts";
+import {
+  AES_KEY,
+  APP_ID,
+  AUTH,
+  call,
+  errorOf,
+  PUSH_TOKEN,
+  takeLogs,
+  testApp,
+  testEnv,
+  textMessage,
+} from "./_helpers.ts";
 
 const SAFE: PushTarget = { appId: APP_ID, token: PUSH_TOKEN, encodingAESKey: AES_KEY, format: "xml" };
 const FORWARD_URL = "https://hooks.example.com/kefu";
@@ -215,7 +227,8 @@ describe("queue mode", () => {
     expect((await call(app, push.request(), undefined, env)).text).toBe("success");
     expect(recorded.sent).toHaveLength(1);
     const job = recorded.sent[0]!;
-    expect(job).toMatchObject({ v: 1, message: { Content: "queued" }, encrypted: true, format: "xml" });
+    expect(job).toMatchObject({ v: 2, message: { Content: "queued" }, encrypted: true, format: "xml" });
+    expect(job.sig).toMatch(/^[0-9a-f]{64}$/);
     expect((await consume(app, env, job, 1)).explicitAcks).toEqual(["m-1"]);
     // Queues deliver at least once: a redelivery is acknowledged without running again.
     expect((await consume(app, env, job, 1)).explicitAcks).toEqual(["m-1"]);
@@ -245,7 +258,7 @@ describe("queue mode", () => {
       expect(result.retryMessages).toHaveLength(1);
       delays.push(...result.delays.map((d: number | undefined) => d ?? 0));
     }
-    expect(delays).toEqual([5, 10, 20, 40, 80, 160, 300, 300, 300, 300]); // backoff, capped
+    expect(delays).toEqual([5, 10, 20, 40, 80, 160, 320, 640, 1200, 1200]); // backoff, capped at 20 min
     expect((await consume(app, env, job, 11)).explicitAcks).toEqual(["m-11"]);
     expect((await consume(app, env, job, 12)).explicitAcks).toEqual(["m-12"]); // a late redelivery
     expect(delivered).toEqual([job.deliveryId]);
@@ -279,8 +292,8 @@ describe("queue mode", () => {
       msgType: "text",
     });
     expect(line).not.toContain("never handled");
-    const kept = await new DurableObjectStore(workerEnv.KEFU_STORE).get(`${DEAD_LETTER_PREFIX}${job.deliveryId}`);
-    expect(JSON.parse(kept!)).toEqual(job);
+    const kept = await kvDeadLetters(workerEnv.WECHAT_KV as unknown as KvListNamespace).get(job.deliveryId);
+    expect(kept?.job).toEqual(job);
   });
 
   it("a passive reply is decided at once within its budget; a failed enqueue answers non-success", async () => {
@@ -303,5 +316,104 @@ describe("queue mode", () => {
     const broken = isolate({ queue: () => ({ send: () => Promise.reject(new Error("queue down")) }) });
     const failed = await call(broken, (await buildPush(SAFE, textMessage("lost?"))).request(), undefined, env);
     expect(failed.res.status).toBe(500);
+  });
+});
+
+describe("a backend down for a day, and dead letters", () => {
+  it("a forward target down for 24 hours (the queue's delays added up on a simulated clock) gets the message once", async () => {
+    // Each attempt runs for real; only the waits between them are added up instead of slept:
+    // the delays are the ones the consumer asked the queue for.
+    let clock = 0;
+    const downFor = 24 * 3600;
+    const delivered: string[] = [];
+    let calls = 0;
+    const fake = fakeFetch((request, url) => {
+      if (url.hostname !== "hooks.example.com") return Response.json({ errcode: 0, errmsg: "ok" });
+      calls++;
+      if (clock < downFor) return new Response("down", { status: 503 });
+      delivered.push(request.headers.get("x-kefu-delivery")!);
+      return new Response("ok");
+    });
+    const recorded = recordingQueue();
+    const app = testApp({ fetch: fake.fetch, queue: recorded.queue }) as KefuApp;
+    const env = doEnv({ FORWARD_URL, FORWARD_SECRET });
+    expect((await call(app, (await buildPush(SAFE, textMessage("after the outage"))).request(), undefined, env)).text)
+      .toBe("success");
+    const job = recorded.sent[0]!;
+    let attempt = 1;
+    for (;; attempt++) {
+      // Past max_retries the queue would dead-letter it: that must not happen within a day.
+      expect(attempt).toBeLessThanOrEqual(QUEUE_MAX_RETRIES + 1);
+      const result = await consume(app, env, job, attempt);
+      if (result.explicitAcks.length === 1) break;
+      clock += result.delays[0] ?? 0;
+    }
+    expect(delivered).toEqual([job.deliveryId]);
+    expect(calls).toBe(attempt);
+    // The old schedule (5 s doubling to 5 min, 10 retries) gave up after about 26 minutes.
+    expect(retryHorizonSeconds(QUEUE_MAX_RETRIES)).toBeGreaterThan(downFor);
+    expect(clock).toBeGreaterThanOrEqual(downFor);
+    expect(clock - downFor).toBeLessThanOrEqual(1200); // delivered within 20 min of the recovery
+    takeLogs();
+  });
+
+  it("a dead letter is listed, read and replayed to exactly one run of the handler; a second replay finds nothing", async () => {
+    let runs = 0;
+    const recorded = recordingQueue();
+    const app = isolate({ queue: recorded.queue, onMessage: () => void runs++ });
+    const env = doEnv();
+    expect((await call(app, (await buildPush(SAFE, textMessage("replay me"))).request(), undefined, env)).text)
+      .toBe("success");
+    const job = recorded.sent[0]!;
+    // Three failed runs, then the queue gives up and the dead-letter consumer keeps it.
+    const failing = isolate({
+      queue: recorded.queue,
+      onMessage: () => {
+        throw new Error("backend down");
+      },
+    });
+    for (let attempt = 1; attempt <= 3; attempt++) await consume(failing, env, job, attempt);
+    expect((await consume(app, env, job, 1, "kefu-edge-pushes-dlq")).explicitAcks).toEqual(["m-1"]);
+    const dead = takeLogs().find((l) => l.includes("kefu-edge.dead_letter"))!;
+    expect(JSON.parse(dead)).toMatchObject({ deliveryId: job.deliveryId, attempts: 3, keptDays: 7 });
+    expect(dead).not.toContain("replay me");
+
+    const list = await call(app, "/api/dead-letters?limit=10", { headers: AUTH }, env);
+    expect(list.res.status).toBe(200);
+    const page = JSON.parse(list.text) as { letters: { id: string; attempts: number; msgType: string }[] };
+    const listed = page.letters.find((l) => l.id === job.deliveryId);
+    expect(listed).toMatchObject({ attempts: 3, msgType: "text" });
+    const one = await call(app, `/api/dead-letters/${job.deliveryId}`, { headers: AUTH }, env);
+    expect(JSON.parse(one.text).job).toEqual(job);
+
+    const replay = await call(
+      app,
+      `/api/dead-letters/${job.deliveryId}/replay`,
+      { method: "POST", headers: AUTH },
+      env,
+    );
+    expect(replay.res.status).toBe(202);
+    expect(recorded.sent).toHaveLength(2);
+    const again = await call(app, `/api/dead-letters/${job.deliveryId}/replay`, { method: "POST", headers: AUTH }, env);
+    expect(again.res.status).toBe(404);
+    // The replayed job runs the handler once; a redelivery of it (or of the original) does not.
+    expect((await consume(app, env, recorded.sent[1]!, 1)).explicitAcks).toEqual(["m-1"]);
+    expect((await consume(app, env, recorded.sent[1]!, 2)).explicitAcks).toEqual(["m-2"]);
+    expect((await consume(app, env, job, 4)).explicitAcks).toEqual(["m-4"]);
+    expect(runs).toBe(1);
+  });
+
+  it("the dead-letter routes need the API key, name bad fields, and refuse to replay without a queue", async () => {
+    const app = isolate({ onMessage: () => undefined });
+    const env = doEnv();
+    expect((await call(app, "/api/dead-letters", {}, env)).res.status).toBe(401);
+    const badLimit = await call(app, "/api/dead-letters?limit=500", { headers: AUTH }, env);
+    expect(badLimit.res.status).toBe(400);
+    expect(errorOf(badLimit).field).toBe("limit");
+    const badId = await call(app, "/api/dead-letters/not-hex", { headers: AUTH }, env);
+    expect(errorOf(badId).field).toBe("id");
+    const noQueue = await call(app, "/api/dead-letters/ab12/replay", { method: "POST", headers: AUTH }, env);
+    expect(noQueue.res.status).toBe(503);
+    expect(errorOf(noQueue).code).toBe("queue_not_configured");
   });
 });
