@@ -6,6 +6,9 @@
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Readable } from "node:stream";
 import { build } from "esbuild";
@@ -26,8 +29,10 @@ let receiver: Server;
 let forwardUrl: string;
 /** MsgIds of the forwards that arrived and verified, in order. */
 const forwarded: string[] = [];
-/** How long the receiver takes to answer a forward. */
+/** How long the receiver takes to answer a forward; `Infinity`: it never answers. */
 let receiverDelayMs = 0;
+/** Forwards that arrived (verified), answered or not. */
+let arrivals = 0;
 
 beforeAll(async () => {
   const out = await build({
@@ -52,6 +57,8 @@ beforeAll(async () => {
     });
     const verified = await verifyForward(request, FORWARD_SECRET);
     if (verified === null) return void res.writeHead(401).end();
+    arrivals++;
+    if (!Number.isFinite(receiverDelayMs)) return; // hangs until the worker that sent it is gone
     forwarded.push(String(/"MsgId":"?(\d+)/.exec(verified.body)?.[1]));
     await new Promise((r) => setTimeout(r, receiverDelayMs));
     res.writeHead(200).end("ok");
@@ -59,10 +66,18 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
   forwardUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/kefu`;
 });
-afterAll(() => new Promise<void>((resolve) => receiver?.close(() => resolve())));
+afterAll(() =>
+  new Promise<void>((resolve) => {
+    receiver?.closeAllConnections();
+    receiver?.close(() => resolve());
+  })
+);
 
 /** The worker with the shipped bindings (KV, the KefuStore objects, optionally the queues); its log lines collected. */
-async function startWorker(queue: boolean): Promise<{ mf: Miniflare; base: string; logs: string[] }> {
+async function startWorker(
+  queue: boolean,
+  persist?: string,
+): Promise<{ mf: Miniflare; base: string; logs: string[] }> {
   const logs: string[] = [];
   const collect = (stream: Readable) => stream.on("data", (d: Buffer) => logs.push(...d.toString().split("\n")));
   const mf = new Miniflare({
@@ -82,6 +97,7 @@ async function startWorker(queue: boolean): Promise<{ mf: Miniflare; base: strin
       FORWARD_SECRET,
     },
     kvNamespaces: ["WECHAT_KV"],
+    ...(persist === undefined ? {} : { durableObjectsPersist: join(persist, "do"), kvPersist: join(persist, "kv") }),
     durableObjects: { KEFU_STORE: { className: "KefuStore", useSQLite: true } },
     ...(queue
       ? {
@@ -167,3 +183,42 @@ test("the shipped worker in workerd: two deliveries of one message at once run t
     await mf.dispose();
   }
 });
+
+test(
+  "the shipped worker in workerd: an isolate that dies mid-handler frees the message for WeChat's next try",
+  async () => {
+    // WeChat tries at 0 s, 5 s and 10 s. The first delivery's handler is forwarding when its
+    // workerd process is stopped; a new process over the same Durable Object storage takes the
+    // next try. Before leases were renewed and short (60 s), both later tries were answered 503
+    // in_progress and the message was lost (6 of 6 in the fault review).
+    forwarded.length = 0;
+    arrivals = 0;
+    const persist = mkdtempSync(join(tmpdir(), "kefu-edge-dies-"));
+    receiverDelayMs = Number.POSITIVE_INFINITY;
+    const first = await startWorker(false, persist);
+    let second: Awaited<ReturnType<typeof startWorker>> | undefined;
+    try {
+      const message = await wechat().user(OPEN_ID).says("处理中途进程退出");
+      const started = Date.now();
+      const hanging = deliver(first.base, message.request()).catch(() => ({ status: 0, text: "connection lost" }));
+      await waitFor(() => arrivals === 1); // the handler runs: the claim is held
+      await first.mf.dispose(); // the isolate dies mid-handler
+      await hanging;
+      receiverDelayMs = 0;
+      second = await startWorker(false, persist);
+      await new Promise((r) => setTimeout(r, Math.max(0, 5000 - (Date.now() - started))));
+      const retry = await deliver(second.base, message.request());
+      const third = retry.status === 200 ? retry : await (async () => {
+        await new Promise((r) => setTimeout(r, Math.max(0, 10_000 - (Date.now() - started))));
+        return await deliver(second!.base, message.request());
+      })();
+      assert.deepEqual(third, { status: 200, text: "success" });
+      assert.deepEqual(forwarded, [String(message.msgId)], "handled once by the new isolate");
+    } finally {
+      receiverDelayMs = 0;
+      await second?.mf.dispose();
+      rmSync(persist, { recursive: true, force: true });
+    }
+  },
+  30_000,
+);
