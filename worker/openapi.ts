@@ -31,6 +31,7 @@ import {
   type WeChatResult,
 } from "../mod.ts";
 import type { ErrorBody } from "./errors.ts";
+import { deadLetterListQuerySchema, deadLetterParamsSchema } from "./dead_letters/mod.ts";
 import { IDEMPOTENCY_TTL_SECONDS } from "./idempotency.ts";
 import {
   MAX_JSON_BYTES,
@@ -74,6 +75,26 @@ const sendWindowSchema = z.object({
 const windowAnswerSchema = z.object({
   window: z.nullable(sendWindowSchema).check(z.describe("`null`: no window known (closed, or never opened)")),
 });
+
+const deadLetterSummarySchema = z.object({
+  id: z.string().check(z.describe("The message's delivery id (`X-Kefu-Delivery`)")),
+  msgType: z.optional(z.string().check(z.describe("The push's `MsgType`"))),
+  event: z.optional(z.string().check(z.describe("The event's name, for events"))),
+  attempts: z.optional(z.number().check(z.describe("How many times the handler ran and failed"))),
+  deadAt: z.number().check(z.describe("When it was kept, ms since the epoch")),
+  expiresAt: z.number().check(z.describe("When it will be deleted (`DEAD_LETTER_DAYS`), ms since the epoch")),
+});
+
+const deadLetterPageSchema = z.object({
+  letters: z.array(deadLetterSummarySchema),
+  cursor: z.nullable(z.string()).check(z.describe("Pass as `cursor` for the next page; `null` on the last one")),
+});
+
+const deadLetterSchema = z.extend(deadLetterSummarySchema, {
+  job: z.unknown().check(z.describe("The queued job: the verified message (the user's text and openid) and its key")),
+});
+
+const replayAnswerSchema = z.object({ id: z.string(), replayed: z.literal(true) });
 
 const errorBodySchema = z.object({
   error: z.object({
@@ -120,6 +141,7 @@ const ERRORS = {
     "PayloadTooLarge",
     `\`payload_too_large\`: a JSON body over ${MAX_JSON_BYTES} bytes, or media over the upload limit`,
   ],
+  404: ["NotFound", "`not_found`: no such dead letter (replayed already, or expired)"],
   422: ["IdempotencyKeyReused", "`idempotency_key_reused`: this `Idempotency-Key` came with another body"],
   500: ["InternalError", "`internal_error`"],
   502: [
@@ -127,7 +149,11 @@ const ERRORS = {
     "`wechat_api_error` (`error.errcode`: WeChat's errcode, e.g. 45015 outside the window), " +
     "`upstream_http_error`, `upstream_unreachable` or `upstream_invalid_response`",
   ],
-  503: ["ServiceUnavailable", "`config_missing` or `config_invalid` (`error.variable` names the variable)"],
+  503: [
+    "ServiceUnavailable",
+    "`config_missing` or `config_invalid` (`error.variable` names the variable), or `queue_not_configured` " +
+    "(a dead-letter replay without a queue bound)",
+  ],
   504: ["GatewayTimeout", "`upstream_timeout`: WeChat did not answer in time"],
 } as const;
 type ErrorStatus = keyof typeof ERRORS;
@@ -187,6 +213,12 @@ function pathParameter(name: string, schema: z.ZodMiniType, description: string)
   return { name, in: "path", required: true, description, schema: params.properties[name] };
 }
 
+/** An optional query parameter from the route's own query schema. */
+function queryParameter(name: string, schema: z.ZodMiniType) {
+  const query = toJsonSchemas({ query: schema }).query as { properties: Record<string, unknown> };
+  return { name, in: "query", required: false, schema: query.properties[name] };
+}
+
 type JsonSchemas = Record<string, Record<string, unknown>>;
 
 /** JSON Schemas of named zod schemas, as input (what a client sends), referring to each other by component. */
@@ -238,6 +270,10 @@ export function buildOpenApiDocument(version: string): OpenApiDocument {
     SubscribeMessageResult: subscribeResultSchema,
     SendWindow: sendWindowSchema,
     WindowAnswer: windowAnswerSchema,
+    DeadLetterSummary: deadLetterSummarySchema,
+    DeadLetterPage: deadLetterPageSchema,
+    DeadLetter: deadLetterSchema,
+    ReplayAnswer: replayAnswerSchema,
     Error: errorBodySchema,
   });
   // `msgtype` tells the message types apart.
@@ -405,6 +441,47 @@ export function buildOpenApiDocument(version: string): OpenApiDocument {
           responses: {
             "200": { description: "The window", content: jsonContent(ref("WindowAnswer")) },
             ...errors(400, ...API_ERRORS),
+          },
+        },
+      },
+      "/api/dead-letters": {
+        get: {
+          tags: ["API"],
+          summary: "Dead letters",
+          description: "Queued pushes whose handler never succeeded within the queue's retries (about 31 hours), " +
+            "kept `DEAD_LETTER_DAYS` (7 by default). A page at a time, without the messages.",
+          security: [{ bearer: [] }],
+          parameters: ["limit", "cursor"].map((name) => queryParameter(name, deadLetterListQuerySchema)),
+          responses: {
+            "200": { description: "A page of dead letters", content: jsonContent(ref("DeadLetterPage")) },
+            ...errors(400, ...API_ERRORS),
+          },
+        },
+      },
+      "/api/dead-letters/{id}": {
+        get: {
+          tags: ["API"],
+          summary: "One dead letter",
+          description: "With its job: the verified message, which holds the user's message and openid.",
+          security: [{ bearer: [] }],
+          parameters: [pathParameter("id", deadLetterParamsSchema as z.ZodMiniType, "The delivery id")],
+          responses: {
+            "200": { description: "The dead letter", content: jsonContent(ref("DeadLetter")) },
+            ...errors(400, 404, ...API_ERRORS),
+          },
+        },
+      },
+      "/api/dead-letters/{id}/replay": {
+        post: {
+          tags: ["API"],
+          summary: "Replay a dead letter",
+          description: "Puts the job back on the queue and removes the letter. The consumer's done check still " +
+            "runs the handler at most once for the message, however often it is replayed.",
+          security: [{ bearer: [] }],
+          parameters: [pathParameter("id", deadLetterParamsSchema as z.ZodMiniType, "The delivery id")],
+          responses: {
+            "202": { description: "Queued again", content: jsonContent(ref("ReplayAnswer")) },
+            ...errors(400, 404, ...API_ERRORS),
           },
         },
       },

@@ -663,6 +663,173 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
         },
       },
     },
+    "/api/dead-letters": {
+      "get": {
+        "tags": [
+          "API",
+        ],
+        "summary": "Dead letters",
+        "description":
+          "Queued pushes whose handler never succeeded within the queue's retries (about 31 hours), kept `DEAD_LETTER_DAYS` (7 by default). A page at a time, without the messages.",
+        "security": [
+          {
+            "bearer": [],
+          },
+        ],
+        "parameters": [
+          {
+            "name": "limit",
+            "in": "query",
+            "required": false,
+            "schema": {
+              "type": "string",
+              "pattern": "^(?:[1-9]\\d?|100)$",
+            },
+          },
+          {
+            "name": "cursor",
+            "in": "query",
+            "required": false,
+            "schema": {
+              "type": "string",
+              "minLength": 1,
+              "maxLength": 1024,
+            },
+          },
+        ],
+        "responses": {
+          "200": {
+            "description": "A page of dead letters",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/DeadLetterPage",
+                },
+              },
+            },
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest",
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized",
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError",
+          },
+          "503": {
+            "$ref": "#/components/responses/ServiceUnavailable",
+          },
+        },
+      },
+    },
+    "/api/dead-letters/{id}": {
+      "get": {
+        "tags": [
+          "API",
+        ],
+        "summary": "One dead letter",
+        "description": "With its job: the verified message, which holds the user's message and openid.",
+        "security": [
+          {
+            "bearer": [],
+          },
+        ],
+        "parameters": [
+          {
+            "name": "id",
+            "in": "path",
+            "required": true,
+            "description": "The delivery id",
+            "schema": {
+              "type": "string",
+              "pattern": "^[0-9a-f]{1,64}$",
+            },
+          },
+        ],
+        "responses": {
+          "200": {
+            "description": "The dead letter",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/DeadLetter",
+                },
+              },
+            },
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest",
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized",
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound",
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError",
+          },
+          "503": {
+            "$ref": "#/components/responses/ServiceUnavailable",
+          },
+        },
+      },
+    },
+    "/api/dead-letters/{id}/replay": {
+      "post": {
+        "tags": [
+          "API",
+        ],
+        "summary": "Replay a dead letter",
+        "description":
+          "Puts the job back on the queue and removes the letter. The consumer's done check still runs the handler at most once for the message, however often it is replayed.",
+        "security": [
+          {
+            "bearer": [],
+          },
+        ],
+        "parameters": [
+          {
+            "name": "id",
+            "in": "path",
+            "required": true,
+            "description": "The delivery id",
+            "schema": {
+              "type": "string",
+              "pattern": "^[0-9a-f]{1,64}$",
+            },
+          },
+        ],
+        "responses": {
+          "202": {
+            "description": "Queued again",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ReplayAnswer",
+                },
+              },
+            },
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest",
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized",
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound",
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError",
+          },
+          "503": {
+            "$ref": "#/components/responses/ServiceUnavailable",
+          },
+        },
+      },
+    },
     "/api/media": {
       "post": {
         "tags": [
@@ -825,6 +992,16 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
           },
         },
       },
+      "NotFound": {
+        "description": "`not_found`: no such dead letter (replayed already, or expired)",
+        "content": {
+          "application/json": {
+            "schema": {
+              "$ref": "#/components/schemas/Error",
+            },
+          },
+        },
+      },
       "Conflict": {
         "description":
           "`out_of_window` (`error.window`: the send window is closed or spent; nothing was sent) or `idempotency_in_progress` (a request with this `Idempotency-Key` is still running; `Retry-After`)",
@@ -878,7 +1055,8 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
         },
       },
       "ServiceUnavailable": {
-        "description": "`config_missing` or `config_invalid` (`error.variable` names the variable)",
+        "description":
+          "`config_missing` or `config_invalid` (`error.variable` names the variable), or `queue_not_configured` (a dead-letter replay without a queue bound)",
         "content": {
           "application/json": {
             "schema": {
@@ -1328,6 +1506,116 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
         },
         "required": [
           "window",
+        ],
+      },
+      "DeadLetterSummary": {
+        "type": "object",
+        "properties": {
+          "id": {
+            "type": "string",
+            "description": "The message's delivery id (`X-Kefu-Delivery`)",
+          },
+          "msgType": {
+            "type": "string",
+            "description": "The push's `MsgType`",
+          },
+          "event": {
+            "type": "string",
+            "description": "The event's name, for events",
+          },
+          "attempts": {
+            "type": "number",
+            "description": "How many times the handler ran and failed",
+          },
+          "deadAt": {
+            "type": "number",
+            "description": "When it was kept, ms since the epoch",
+          },
+          "expiresAt": {
+            "type": "number",
+            "description": "When it will be deleted (`DEAD_LETTER_DAYS`), ms since the epoch",
+          },
+        },
+        "required": [
+          "id",
+          "deadAt",
+          "expiresAt",
+        ],
+      },
+      "DeadLetterPage": {
+        "type": "object",
+        "properties": {
+          "letters": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/DeadLetterSummary",
+            },
+          },
+          "cursor": {
+            "description": "Pass as `cursor` for the next page; `null` on the last one",
+            "type": [
+              "string",
+              "null",
+            ],
+          },
+        },
+        "required": [
+          "letters",
+          "cursor",
+        ],
+      },
+      "DeadLetter": {
+        "type": "object",
+        "properties": {
+          "id": {
+            "type": "string",
+            "description": "The message's delivery id (`X-Kefu-Delivery`)",
+          },
+          "msgType": {
+            "type": "string",
+            "description": "The push's `MsgType`",
+          },
+          "event": {
+            "type": "string",
+            "description": "The event's name, for events",
+          },
+          "attempts": {
+            "type": "number",
+            "description": "How many times the handler ran and failed",
+          },
+          "deadAt": {
+            "type": "number",
+            "description": "When it was kept, ms since the epoch",
+          },
+          "expiresAt": {
+            "type": "number",
+            "description": "When it will be deleted (`DEAD_LETTER_DAYS`), ms since the epoch",
+          },
+          "job": {
+            "description": "The queued job: the verified message (the user's text and openid) and its key",
+          },
+        },
+        "required": [
+          "id",
+          "deadAt",
+          "expiresAt",
+          "job",
+        ],
+      },
+      "ReplayAnswer": {
+        "type": "object",
+        "properties": {
+          "id": {
+            "type": "string",
+          },
+          "replayed": {
+            "type": "boolean",
+            "const": true,
+          },
+        },
+        "required": [
+          "id",
+          "replayed",
         ],
       },
       "Error": {

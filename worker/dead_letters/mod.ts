@@ -257,11 +257,14 @@ export interface DeadLetterRouteSettings {
   queue(env: Env): { send(body: unknown, options?: { contentType?: "json" }): Promise<unknown> } | undefined;
 }
 
-const listQuerySchema = z.object({
-  limit: z.optional(z.string().check(z.regex(/^(?:[1-9]\d?|100)$/, "must be a whole number from 1 to 100"))),
-  cursor: z.optional(z.string().check(z.minLength(1), z.maxLength(1024, "must be at most 1024 characters"))),
-});
-const idParamsSchema = z.object({
+/** The query of `GET /api/dead-letters`: `limit` (1–100, default 20) and `cursor`. */
+export const deadLetterListQuerySchema: z.ZodMiniType<{ limit?: string | undefined; cursor?: string | undefined }> = z
+  .object({
+    limit: z.optional(z.string().check(z.regex(/^(?:[1-9]\d?|100)$/, "must be a whole number from 1 to 100"))),
+    cursor: z.optional(z.string().check(z.minLength(1), z.maxLength(1024, "must be at most 1024 characters"))),
+  });
+/** The path parameter of one dead letter: its delivery id. */
+export const deadLetterParamsSchema: z.ZodMiniType<{ id: string }> = z.object({
   id: z.string().check(z.regex(/^[0-9a-f]{1,64}$/, "must be a delivery id (hex)")),
 });
 
@@ -287,17 +290,17 @@ const idParamsSchema = z.object({
 export function deadLetterRoutes(settings: DeadLetterRouteSettings): Hono<AppEnv> {
   const routes = new Hono<AppEnv>();
   const noStore = { "cache-control": "no-store" };
-  routes.get("/", zValidator("query", listQuerySchema, rejectInvalid), async (c) => {
+  routes.get("/", zValidator("query", deadLetterListQuerySchema, rejectInvalid), async (c) => {
     const { limit, cursor } = c.req.valid("query");
     const page = await settings.store(c.env ?? {}).list({ limit: limit === undefined ? 20 : Number(limit), cursor });
     return c.json(page, 200, noStore);
   });
-  routes.get("/:id", zValidator("param", idParamsSchema, rejectInvalid), async (c) => {
+  routes.get("/:id", zValidator("param", deadLetterParamsSchema, rejectInvalid), async (c) => {
     const letter = await settings.store(c.env ?? {}).get(c.req.valid("param").id);
     if (letter === null) throw new HttpError(404, "not_found", "No such dead letter (it may have expired)");
     return c.json(letter, 200, noStore);
   });
-  routes.post("/:id/replay", zValidator("param", idParamsSchema, rejectInvalid), async (c) => {
+  routes.post("/:id/replay", zValidator("param", deadLetterParamsSchema, rejectInvalid), async (c) => {
     const env = c.env ?? {};
     const queue = settings.queue(env);
     if (queue === undefined) {
