@@ -143,7 +143,7 @@ Deno.test("worker on Deno: pushes go through Deno KV's queue, answered at once, 
 
 Deno.test("worker on Deno: a push whose handler never succeeds is dead-lettered, logged and kept", async () => {
   const { buildPush } = await import("../../src/testing/mod.ts");
-  const { DenoKvStore } = await import("../../mod.ts");
+  const { denoKvDeadLetters } = await import("../../worker/dead_letters/mod.ts");
   const appId = "wx1234567890abcdef";
   const token = "PushToken0123456789";
   const aesKey = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
@@ -181,10 +181,11 @@ Deno.test("worker on Deno: a push whose handler never succeeds is dead-lettered,
   }
   const kv = await Deno.openKv(path);
   try {
-    const dead = await new DenoKvStore(kv).get(
-      `kefu-edge:dead-letter:${JSON.parse(logged.find((l) => l.includes("dead_letter"))!).deliveryId}`,
-    );
-    assertEquals(JSON.parse(dead ?? "{}").message?.Content, "doomed", "kept in the store");
+    const id = JSON.parse(logged.find((l) => l.includes("dead_letter"))!).deliveryId;
+    const dead = await denoKvDeadLetters(kv).get(id);
+    const job = dead?.job as { message?: { Content?: string } } | undefined;
+    assertEquals(job?.message?.Content, "doomed", "kept in the store");
+    assertEquals(dead?.attempts, 3, "the attempts made");
   } finally {
     kv.close();
     await Deno.remove(path).catch(() => {});
