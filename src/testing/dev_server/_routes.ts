@@ -24,12 +24,20 @@ import { MESSAGE_TYPES, type MessageView, type MsgType } from "../_messages.ts";
 import { WINDOW_GRANTS } from "../../customer_service/send_window.ts";
 import { openIdSchema } from "../../internal/field_schemas.ts";
 import { normaliseType, WECHAT_IMAGE_TYPES } from "../../internal/media_types.ts";
-import type { AppEnv, AppLogger, KefuApp } from "../../../worker/app.ts";
-import { type Env, lenientVar } from "../../../worker/env.ts";
-import { answerErrors, HttpError } from "../../../worker/errors.ts";
-import { jsonBody, rejectInvalid, userParamsSchema } from "../../../worker/schemas.ts";
-import { executionContext } from "../../../worker/background.ts";
-import { wechatSettings } from "../../../worker/wechat.ts";
+import {
+  answerErrors,
+  type AppEnv,
+  type AppLogger,
+  type Env,
+  executionContext,
+  HttpError,
+  jsonBody,
+  type KefuApp,
+  lenientVar,
+  rejectInvalid,
+  userParamsSchema,
+  wechatSettings,
+} from "../../../worker/dev_seam.ts";
 import type { EmulatorSession, EmulatorUpstreams } from "./_upstream.ts";
 import { type Exchange, type SentEntry, truncate } from "./_log.ts";
 

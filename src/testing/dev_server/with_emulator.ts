@@ -5,11 +5,17 @@
  * @module
  */
 import { Hono } from "hono";
-import type { AppEnv, AppLogger, KefuApp } from "../../../worker/app.ts";
-import type { Env } from "../../../worker/env.ts";
-import type { QueueBatchLike, QueueLike, QueueMessageLike } from "../../../worker/push_route.ts";
-import { executionContext } from "../../../worker/background.ts";
-import { EMULATOR_UPSTREAM } from "../../../worker/upstream.ts";
+import {
+  type AppEnv,
+  type AppLogger,
+  EMULATOR_UPSTREAM,
+  type Env,
+  executionContext,
+  type KefuApp,
+  type QueueBatchLike,
+  type QueueLike,
+  type QueueMessageLike,
+} from "../../../worker/dev_seam.ts";
 import { emulatorUpstream, type EmulatorUpstreams } from "./_upstream.ts";
 import { emulatorOn, emulatorRoutes } from "./_routes.ts";
 
