@@ -19,7 +19,8 @@
  */
 import { type DenoKvLike, DenoKvStore, type PushJob } from "../mod.ts";
 import { type AppOptions, createApp } from "./app.ts";
-import { type QueueLike, retryDelaySeconds } from "./push_route.ts";
+import { retryDelaySeconds } from "./push_route.ts";
+import type { QueueLike } from "./queue_types.ts";
 import type { Env } from "./env.ts";
 import { listenError, runMain, type ServerLogger, serverSettings } from "./servers.ts";
 

@@ -9,8 +9,8 @@
  *
  * @module
  */
-export type { AppEnv, AppLogger, KefuApp } from "./app.ts";
-export type { QueueBatchLike, QueueLike, QueueMessageLike } from "./push_route.ts";
+export type { AppEnv, AppLogger, KefuApp } from "./types.ts";
+export type { QueueBatchLike, QueueLike, QueueMessageLike } from "./queue_types.ts";
 export { ConfigError, type Env, lenientVar } from "./env.ts";
 export { answerErrors, HttpError } from "./errors.ts";
 export { jsonBody, rejectInvalid, userParamsSchema } from "./schemas.ts";

@@ -177,7 +177,7 @@ export function describeError(err: unknown, secrets: readonly string[]): string 
  * ```ts
  * import { Hono } from "hono";
  * import { ValidationError } from "../mod.ts";
- * import type { AppEnv } from "./app.ts";
+ * import type { AppEnv } from "@kefu/edge/worker";
  * import { answerErrors } from "./errors.ts";
  * const app = new Hono<AppEnv>().get("/x", () => {
  *   throw new ValidationError("touser", "must be an OpenID");

@@ -29,16 +29,11 @@
  *
  * @module
  */
-export { type AppEnv, type AppLogger, type AppOptions, createApp, type KefuApp } from "./app.ts";
+export { type AppOptions, createApp } from "./app.ts";
+export type { AppEnv, AppLogger, KefuApp } from "./types.ts";
 export { KefuStore, type KefuStoreState } from "./store_object.ts";
-export {
-  DEAD_LETTER_PREFIX,
-  DEAD_LETTER_TTL_SECONDS,
-  type QueueBatchLike,
-  type QueueLike,
-  type QueueMessageLike,
-  retryDelaySeconds,
-} from "./push_route.ts";
+export { DEAD_LETTER_PREFIX, DEAD_LETTER_TTL_SECONDS, retryDelaySeconds } from "./push_route.ts";
+export type { QueueBatchLike, QueueLike, QueueMessageLike } from "./queue_types.ts";
 export { ConfigError, type ConfigProblem, type Env, type EnvVar } from "./env.ts";
 export { type ErrorBody, HttpError } from "./errors.ts";
 export {

@@ -14,39 +14,12 @@
 // The tiny preset (PatternRouter) keeps the bundle small.
 import { Hono } from "hono/tiny";
 import type { MiniProgram, PushHandler, PushJob, PushMessage } from "../mod.ts";
-import type { AppEnv, AppLogger } from "./app.ts";
+import type { AppEnv, AppLogger } from "./types.ts";
 import { afterResponse, executionContext, type WaitUntil } from "./background.ts";
 import { type Env, secretValues } from "./env.ts";
 import { describeError } from "./errors.ts";
 import type { AppPushContext, AppPushHandler, AppReplyDecider } from "./push_handler.ts";
-
-/** The part of a Queue producer binding the worker uses. */
-export interface QueueLike {
-  /** Sends one message. */
-  send(body: unknown, options?: { contentType?: "json" }): Promise<unknown>;
-}
-
-/** One message of a queue batch, as the consumer sees it. */
-export interface QueueMessageLike {
-  /** The message id. */
-  readonly id: string;
-  /** What was sent. */
-  readonly body: unknown;
-  /** How many times it has been delivered, this time included. */
-  readonly attempts: number;
-  /** Done with it. */
-  ack(): void;
-  /** Deliver it again later. */
-  retry(options?: { delaySeconds?: number }): void;
-}
-
-/** A batch delivered to the worker's `queue` handler. */
-export interface QueueBatchLike {
-  /** The name of the queue. */
-  readonly queue: string;
-  /** The messages. */
-  readonly messages: readonly QueueMessageLike[];
-}
+import type { QueueBatchLike, QueueLike, QueueMessageLike } from "./queue_types.ts";
 
 /** Seconds before the first retry of a failed handler; doubled each attempt. */
 export const RETRY_BASE_SECONDS = 5;

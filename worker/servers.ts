@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { AppLogger, KefuApp } from "./app.ts";
+import type { AppLogger, KefuApp } from "./types.ts";
 import { backgroundContext } from "./background.ts";
 import type { Env } from "./env.ts";
 

@@ -14,7 +14,7 @@
  */
 import type { KeyValueStore } from "../stores/key_value_store.ts";
 import { redact } from "../errors.ts";
-import type { Logger } from "../token/access_token.ts";
+import type { Logger } from "../logger.ts";
 import { userPart } from "../internal/store_keys.ts";
 import { storedObject } from "../internal/json.ts";
 import { uniqueId } from "../internal/unique_id.ts";

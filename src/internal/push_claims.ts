@@ -18,7 +18,7 @@
  * @module
  */
 import type { KeyValueStore, SetOptions } from "../stores/key_value_store.ts";
-import type { Logger } from "../token/access_token.ts";
+import type { Logger } from "../logger.ts";
 import { uniqueId } from "./unique_id.ts";
 import { Reply } from "../push/reply.ts";
 

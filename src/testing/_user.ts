@@ -2,6 +2,7 @@
 import type { MediaStore } from "./_media.ts";
 import type { UserState } from "./_user_state.ts";
 import { buildPush, type BuiltPush, deliverPush, deliverySettings, type PushTarget } from "./push.ts";
+import type { SendWindow } from "../customer_service/send_window.ts";
 // The core's typed push kinds: a push the emulator builds is checked against the kind's type.
 import { kindDiscriminant, type KindFields, type KnownPushMessages } from "../push/types.ts";
 import type {
@@ -13,8 +14,7 @@ import type {
   PushAction,
   PushBuildOptions,
   PushFields,
-  PushHandler,
-  SendWindow,
+  RequestHandler,
   SubscribeChoice,
 } from "./types.ts";
 
@@ -192,7 +192,7 @@ class Push implements PushAction {
     return this.#require().request();
   }
 
-  async deliver(handler?: PushHandler, options?: DeliverOptions): Promise<DeliveryOutcome> {
+  async deliver(handler?: RequestHandler, options?: DeliverOptions): Promise<DeliveryOutcome> {
     const built = this.#require();
     const target = this.#target;
     if (target === undefined) throw new Error("Cannot deliver the push: createEmulator was given no push config");

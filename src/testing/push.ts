@@ -13,7 +13,7 @@ import type {
   DeliveryOutcome,
   PushBuildOptions,
   PushFields,
-  PushHandler,
+  RequestHandler,
 } from "./types.ts";
 
 /** Where a push is signed for and sent to. */
@@ -147,7 +147,7 @@ export interface DeliverySettings {
  */
 export async function deliverPush(
   push: BuiltPush,
-  handler: PushHandler,
+  handler: RequestHandler,
   settings: DeliverySettings,
 ): Promise<DeliveryOutcome> {
   const failures: DeliveryFailure[] = [];
@@ -197,7 +197,7 @@ type Answer = { status: number; text: string } | Omit<DeliveryFailure, "attempt"
 
 // One attempt: the whole answer (status and body) must arrive within timeoutMs. On timeout
 // the request's signal aborts, as WeChat drops the connection.
-async function attemptOnce(push: BuiltPush, handler: PushHandler, timeoutMs: number): Promise<Answer> {
+async function attemptOnce(push: BuiltPush, handler: RequestHandler, timeoutMs: number): Promise<Answer> {
   const controller = new AbortController();
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<Answer>((resolve) => {

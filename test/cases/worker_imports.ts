@@ -106,3 +106,32 @@ test("src/ reaches the worker only from the dev server, and only through worker/
   assert.ok(throughSeam >= 3, `found the dev server's imports of ${DEV_SEAM} (${throughSeam})`);
   assert.deepEqual(offenders, []);
 }, ["node", "deno", "bun"]);
+
+// The worker's files import one another without a cycle (types too): the shared types live in
+// worker/types.ts and worker/queue_types.ts, so a route never imports the app that mounts it.
+test("worker/ files import one another without a cycle", async () => {
+  const files = (await readdir(WORKER)).filter((name) => name.endsWith(".ts") && !name.endsWith(".d.ts"));
+  const edges = new Map<string, string[]>();
+  for (const file of files) {
+    const url = new URL(file, WORKER);
+    const imported = importsOf(withoutBlockComments(await readFile(url, "utf8")))
+      .map(({ specifier }) => new URL(specifier, url).href)
+      .filter((href) => href.startsWith(WORKER.href))
+      .map((href) => href.slice(WORKER.href.length));
+    edges.set(file, imported);
+  }
+  assert.ok([...edges.values()].flat().length > 30, "found the worker's imports of its own files");
+  const cycles: string[] = [];
+  const done = new Set<string>();
+  const visit = (file: string, path: string[]): void => {
+    if (path.includes(file)) {
+      cycles.push([...path.slice(path.indexOf(file)), file].join(" -> "));
+      return;
+    }
+    if (done.has(file)) return;
+    for (const next of edges.get(file) ?? []) visit(next, [...path, file]);
+    done.add(file);
+  };
+  for (const file of files) visit(file, []);
+  assert.deepEqual(cycles, []);
+}, ["node", "deno", "bun"]);

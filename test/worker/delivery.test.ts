@@ -6,7 +6,7 @@ import { createExecutionContext, createMessageBatch, getQueueResult } from "clou
 import { describe, expect, it } from "vitest";
 import { DurableObjectStore, MessageCrypto, type PushJob, Reply } from "../../mod.ts";
 import { buildPush, type PushTarget } from "../../src/testing/mod.ts";
-import type { AppOptions, KefuApp } from "../../worker/app.ts";
+import type { AppOptions, KefuApp } from "../../worker/mod.ts";
 import { DEAD_LETTER_PREFIX } from "../../worker/push_route.ts";
 import { storeCases } from "../cases/_store_suite.ts";
 import { fakeFetch } from "../cases/_fake.ts";

@@ -19,9 +19,9 @@ import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { zValidator } from "@hono/zod-validator";
 import * as z from "../../internal/zod.ts";
-import type { InboxEntry, PushAction, PushFields, SendWindow } from "../types.ts";
+import type { InboxEntry, PushAction, PushFields } from "../types.ts";
 import { MESSAGE_TYPES, type MessageView, type MsgType } from "../_messages.ts";
-import { WINDOW_GRANTS } from "../../customer_service/send_window.ts";
+import { type SendWindow, WINDOW_GRANTS } from "../../customer_service/send_window.ts";
 import { openIdSchema } from "../../internal/field_schemas.ts";
 import { normaliseType, WECHAT_IMAGE_TYPES } from "../../internal/media_types.ts";
 import {
@@ -131,7 +131,7 @@ export interface EmulatorRoutesOptions {
  * @example Mount the routes
  * ```ts
  * import { Hono } from "hono";
- * import { type AppEnv, createApp } from "../../../worker/app.ts";
+ * import { type AppEnv, createApp } from "@kefu/edge/worker";
  * import { emulatorUpstream } from "./_upstream.ts";
  * import { emulatorRoutes } from "./_routes.ts";
  * const upstream = emulatorUpstream();
