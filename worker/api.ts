@@ -56,9 +56,9 @@ const NO_ENV: Env = {};
  * @example Mounted as createApp mounts it
  * ```ts
  * import { Hono } from "hono/tiny";
- * import { MemoryStore, MiniProgram } from "../mod.ts";
- * import { apiRoutes } from "./api.ts";
+ * import { MemoryStore, MiniProgram } from "@kefu/edge";
  * import type { AppEnv } from "@kefu/edge/worker";
+ * import { apiRoutes } from "./api.ts";
  * import { answerErrors } from "./errors.ts";
  * const mp = new MiniProgram({ appId: "wx1", appSecret: "secret" });
  * const api = apiRoutes({ miniProgram: () => mp, idempotencyStore: () => new MemoryStore(), maxUploadBytes: 1024 });

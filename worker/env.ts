@@ -104,7 +104,7 @@ export type ConfigProblem = "missing" | "invalid";
  *
  * @example
  * ```ts
- * import { ConfigError } from "./env.ts";
+ * import { ConfigError } from "@kefu/edge/worker";
  * const err = new ConfigError("API_KEY", "missing");
  * console.log(err.message); // "Missing configuration: API_KEY is not set"
  * ```

@@ -37,7 +37,7 @@ export const DEAD_LETTER_PREFIX = "kefu-edge:dead-letter:";
  * @returns seconds
  * @example
  * ```ts
- * import { retryDelaySeconds } from "./push_route.ts";
+ * import { retryDelaySeconds } from "@kefu/edge/worker";
  * console.log(retryDelaySeconds(1), retryDelaySeconds(3), retryDelaySeconds(20)); // 5 20 300
  * ```
  */

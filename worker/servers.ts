@@ -64,7 +64,7 @@ export function logRequests(
  * @returns `hostname`, `port` and `handler`
  * @example
  * ```ts
- * import { createApp } from "./app.ts";
+ * import { createApp } from "@kefu/edge/worker";
  * import { serverSettings } from "./servers.ts";
  * const lines: string[] = [];
  * const logger = { info: (line: string) => void lines.push(line), warn() {}, error() {} };

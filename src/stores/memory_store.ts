@@ -6,7 +6,7 @@ import type { KeyValueStore, SetOptions } from "./key_value_store.ts";
  *
  * @example
  * ```ts
- * import { MemoryStore } from "./memory_store.ts";
+ * import { MemoryStore } from "@kefu/edge";
  * const store = new MemoryStore();
  * await store.set("greeting", "hi", { ttlSeconds: 60 });
  * console.log(await store.get("greeting")); // "hi"
@@ -66,7 +66,7 @@ export class MemoryStore implements KeyValueStore {
    * @returns whether this call wrote the entry
    * @example
    * ```ts
-   * import { MemoryStore } from "./memory_store.ts";
+   * import { MemoryStore } from "@kefu/edge";
    * const store = new MemoryStore();
    * console.log(await store.setIfAbsent("claim", "a"), await store.setIfAbsent("claim", "b")); // true false
    * ```

@@ -62,7 +62,7 @@ const DEFAULT_URL = "http://localhost/wechat/callback";
  * @returns the push, ready to send
  * @example Reproduce the official plain-mode signature
  * ```ts
- * import { buildPush } from "./push.ts";
+ * import { buildPush } from "@kefu/edge/testing";
  * const push = await buildPush(
  *   { appId: "wx123", token: "AAAAA", format: "json" },
  *   { ToUserName: "gh_97417a04a28d", FromUserName: "OPENID", CreateTime: 1714037059, MsgType: "event" },
@@ -135,7 +135,7 @@ export interface DeliverySettings {
  * @example Deliver to an app
  * ```ts
  * import { MiniProgram } from "@kefu/edge";
- * import { buildPush, deliverPush } from "./push.ts";
+ * import { buildPush, deliverPush } from "@kefu/edge/testing";
  * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret", push: { token: "TOKEN" } });
  * const app = { fetch: (request: Request) => mp.push.handle(request, () => {}) };
  * const target = { appId: "wx123", token: "TOKEN" };

@@ -90,7 +90,7 @@ export interface FaultOptions {
  *
  * @example Make the next send answer -1
  * ```ts
- * import { createEmulator } from "./mod.ts";
+ * import { createEmulator } from "@kefu/edge/testing";
  * const emulator = createEmulator({ appId: "wx123", appSecret: "secret" });
  * emulator.faults.next(1, "system_busy", { path: "/cgi-bin/message/custom/send" });
  * console.log(emulator.faults.pending); // 1
@@ -161,7 +161,7 @@ export interface TokenInfo {
  *
  * @example Count issuances
  * ```ts
- * import { createEmulator } from "./mod.ts";
+ * import { createEmulator } from "@kefu/edge/testing";
  * const emulator = createEmulator({ appId: "wx123", appSecret: "secret" });
  * console.log(emulator.tokens.issued); // 0
  * ```
@@ -213,7 +213,7 @@ export interface MediaInfo {
  *
  * @example Store and find an image
  * ```ts
- * import { createEmulator } from "./mod.ts";
+ * import { createEmulator } from "@kefu/edge/testing";
  * const emulator = createEmulator({ appId: "wx123", appSecret: "secret" });
  * const { mediaId } = emulator.media.add(new Uint8Array([0xff, 0xd8, 0xff]));
  * console.log(emulator.media.get(mediaId)?.contentType); // "image/jpeg"

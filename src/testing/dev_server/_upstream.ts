@@ -55,7 +55,7 @@ export interface EmulatorUpstreams {
  * @returns the upstream factory, `emulatorFor(appId)` and `session(settings)`
  * @example Hand it to an app
  * ```ts
- * import { createApp } from "../../../worker/app.ts";
+ * import { createApp } from "@kefu/edge/worker";
  * import { emulatorUpstream } from "./_upstream.ts";
  * const upstream = emulatorUpstream();
  * const app = createApp({ emulator: upstream.select });

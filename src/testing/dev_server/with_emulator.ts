@@ -57,8 +57,8 @@ const MAX_ATTEMPTS = 10;
  * ```
  * @example Act as a user in a test
  * ```ts
- * import { createApp } from "../../../worker/mod.ts";
- * import { withEmulator } from "../mod.ts";
+ * import { createApp } from "@kefu/edge/worker";
+ * import { withEmulator } from "@kefu/edge/testing";
  *
  * const dev = withEmulator(createApp({ onMessage: () => {} }));
  * const env = { WECHAT_EMULATOR: "on", WECHAT_APPID: "wx1", WECHAT_SECRET: "s", WECHAT_TOKEN: "t" };
