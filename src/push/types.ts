@@ -293,46 +293,45 @@ export interface TypedKind {
   readonly name: keyof KnownPushMessages;
   /** `MsgType`, or `event:<Event>` for events: how the warning about a mismatch names it. */
   readonly key: string;
-  /** Whether the kind is an event (`MsgType` `event`, named by its `Event`). */
-  readonly event: boolean;
   /** The fields the kind requires, with their checks. */
   readonly fields: readonly (readonly [field: string, check: "text" | "id" | "list"])[];
   /** The element the XML form wraps a `List` in. */
   readonly listElement: string | undefined;
 }
 
-const TYPED_KINDS: ReadonlyMap<string, TypedKind> = new Map(
-  (Object.keys(PUSH_KINDS) as (keyof KnownPushMessages)[]).map((name) => {
-    const checks: { event?: true; fields: Record<string, "text" | "id" | "list">; listElement?: string } =
-      PUSH_KINDS[name];
-    const event = checks.event === true;
-    const key = event ? `event:${name}` : name;
-    return [key, { name, key, event, fields: Object.entries(checks.fields), listElement: checks.listElement }];
-  }),
-);
-
-/** `MsgType`, or `event:<Event>` for events. Private to the push module. */
-export function kindOf(message: { MsgType?: unknown; Event?: unknown }): string {
-  return message.MsgType === "event" ? `event:${String(message.Event)}` : String(message.MsgType);
+// The typed kinds by `MsgType`, and the events by `Event`: a `MsgType` that merely reads like
+// an event ("event:…") claims no event.
+const MESSAGES = new Map<unknown, TypedKind>();
+const EVENTS = new Map<unknown, TypedKind>();
+for (const name of Object.keys(PUSH_KINDS) as (keyof KnownPushMessages)[]) {
+  const checks: { event?: true; fields: Record<string, "text" | "id" | "list">; listElement?: string } =
+    PUSH_KINDS[name];
+  const event = checks.event === true;
+  const key = event ? `event:${name}` : name;
+  (event ? EVENTS : MESSAGES).set(name, {
+    name,
+    key,
+    fields: Object.entries(checks.fields),
+    listElement: checks.listElement,
+  });
 }
 
 /** The typed kind `message` claims by its `MsgType` (and `Event`), if any. Private to the push module. */
 export function typedKind(message: { MsgType?: unknown; Event?: unknown }): TypedKind | undefined {
-  const kind = TYPED_KINDS.get(kindOf(message));
-  // A MsgType that merely reads "event:…" claims no event.
-  return kind?.event === true && message.MsgType !== "event" ? undefined : kind;
+  return message.MsgType === "event" ? EVENTS.get(message.Event) : MESSAGES.get(message.MsgType);
 }
 
 /**
- * The first field of `kind` that `message` lacks or holds in the wrong shape. Private to the
- * push module.
+ * The first field of `kind` that `message` lacks or holds in the wrong shape: text, an id of
+ * 1 to 20 digits, or a list of objects. Private to the push module.
  */
 export function missingField(message: Record<string, unknown>, kind: TypedKind): string | undefined {
-  for (const [name, check] of kind.fields) if (!fits(message[name], check)) return name;
+  for (const [name, check] of kind.fields) {
+    const value = message[name];
+    const fits = check === "list"
+      ? Array.isArray(value) && value.every((item) => typeof item === "object" && item !== null)
+      : typeof value === "string" && (check === "text" || /^\d{1,20}$/.test(value));
+    if (!fits) return name;
+  }
   return undefined;
-}
-
-function fits(value: unknown, check: "text" | "id" | "list"): boolean {
-  if (check === "list") return Array.isArray(value) && value.every((item) => typeof item === "object" && item !== null);
-  return typeof value === "string" && (check === "text" || /^\d{1,20}$/.test(value));
 }
