@@ -24,7 +24,8 @@ export {
   type SubscribeMessageResult,
   subscribeMessageSchema,
 } from "./src/subscribe/subscribe_message.ts";
-export { AccessToken, type Logger, type TokenResponse, type TokenSource } from "./src/token/access_token.ts";
+export { AccessToken, type TokenResponse, type TokenSource } from "./src/token/access_token.ts";
+export type { Logger } from "./src/logger.ts";
 export type { RetryOptions } from "./src/http/client.ts";
 export {
   CustomerServiceMessage,

@@ -19,7 +19,7 @@ export interface WeChatErrorOptions {
  *
  * @example Catch anything the SDK throws
  * ```ts
- * import { WeChatError } from "./errors.ts";
+ * import { WeChatError } from "@kefu/edge";
  * try {
  *   throw new WeChatError("Cannot send message: example");
  * } catch (err) {
@@ -56,7 +56,7 @@ export interface WeChatApiErrorInit {
  *
  * @example Act on the 48-hour window
  * ```ts
- * import { WeChatApiError, isOutOfWindow } from "./errors.ts";
+ * import { isOutOfWindow, WeChatApiError } from "@kefu/edge";
  * const err = new WeChatApiError({ errcode: 45015, errmsg: "response out of time limit", endpoint: "/cgi-bin/message/custom/send" });
  * console.log(isOutOfWindow(err)); // true
  * ```
@@ -92,7 +92,7 @@ export class WeChatApiError extends WeChatError {
  *
  * @example
  * ```ts
- * import { WeChatHttpError } from "./errors.ts";
+ * import { WeChatHttpError } from "@kefu/edge";
  * const err = new WeChatHttpError(502, "/cgi-bin/media/get");
  * console.log(err.status); // 502
  * ```
@@ -121,7 +121,7 @@ export class WeChatHttpError extends WeChatError {
  *
  * @example
  * ```ts
- * import { WeChatNetworkError } from "./errors.ts";
+ * import { WeChatNetworkError } from "@kefu/edge";
  * const err = new WeChatNetworkError("/cgi-bin/stable_token", new TypeError("fetch failed"));
  * console.log(err.message);
  * ```
@@ -149,7 +149,7 @@ export class WeChatNetworkError extends WeChatError {
  *
  * @example
  * ```ts
- * import { WeChatTimeoutError } from "./errors.ts";
+ * import { WeChatTimeoutError } from "@kefu/edge";
  * console.log(new WeChatTimeoutError("/cgi-bin/media/get", 10_000).timeoutMs); // 10000
  * ```
  */
@@ -187,7 +187,7 @@ export class WeChatTimeoutError extends WeChatError {
  *
  * @example
  * ```ts
- * import { TokenSourceError } from "./errors.ts";
+ * import { TokenSourceError } from "@kefu/edge";
  * const err = new TokenSourceError(new Error("vault unreachable"));
  * console.log(err.message); // "Cannot get an access token: the token source failed: vault unreachable"
  * ```
@@ -210,7 +210,7 @@ export class TokenSourceError extends WeChatError {
  *
  * @example
  * ```ts
- * import { ValidationError } from "./errors.ts";
+ * import { ValidationError } from "@kefu/edge";
  * const err = new ValidationError("text.content", "Required");
  * console.log(err.message); // "Invalid text.content: Required"
  * ```
@@ -236,7 +236,7 @@ export class ValidationError extends WeChatError {
  *
  * @example
  * ```ts
- * import { MediaTooLargeError } from "./errors.ts";
+ * import { MediaTooLargeError } from "@kefu/edge";
  * const err = new MediaTooLargeError(11 * 1024 * 1024, 10 * 1024 * 1024);
  * console.log(err.field, err.limit); // "media" 10485760
  * ```
@@ -278,7 +278,7 @@ export type PushVerificationReason =
  *
  * @example
  * ```ts
- * import { PushVerificationError } from "./errors.ts";
+ * import { PushVerificationError } from "@kefu/edge";
  * const err = new PushVerificationError("bad_signature", "Signature mismatch");
  * console.log(err.status); // 401
  * ```
@@ -319,7 +319,7 @@ const PUSH_STATUS: Record<PushVerificationReason, number> = {
  *
  * @example
  * ```ts
- * import { ErrCode } from "./errors.ts";
+ * import { ErrCode } from "@kefu/edge";
  * console.log(ErrCode.OutOfResponseWindow); // 45015
  * ```
  */
@@ -388,7 +388,7 @@ function hasCode(err: unknown, code: number): err is WeChatApiError {
  * @returns whether it is a 45015 API error
  * @example
  * ```ts
- * import { isOutOfWindow } from "./errors.ts";
+ * import { isOutOfWindow } from "@kefu/edge";
  * console.log(isOutOfWindow(new Error("x"))); // false
  * ```
  */
@@ -403,7 +403,7 @@ export function isOutOfWindow(err: unknown): err is WeChatApiError {
  * @returns whether it is a 45047 API error
  * @example
  * ```ts
- * import { isQuotaExceeded } from "./errors.ts";
+ * import { isQuotaExceeded } from "@kefu/edge";
  * console.log(isQuotaExceeded(null)); // false
  * ```
  */
@@ -418,7 +418,7 @@ export function isQuotaExceeded(err: unknown): err is WeChatApiError {
  * @returns whether it is a 40003 API error
  * @example
  * ```ts
- * import { isInvalidOpenId } from "./errors.ts";
+ * import { isInvalidOpenId } from "@kefu/edge";
  * console.log(isInvalidOpenId(undefined)); // false
  * ```
  */
@@ -433,7 +433,7 @@ export function isInvalidOpenId(err: unknown): err is WeChatApiError {
  * @returns whether it is a 40007 API error
  * @example
  * ```ts
- * import { isInvalidMediaId } from "./errors.ts";
+ * import { isInvalidMediaId } from "@kefu/edge";
  * console.log(isInvalidMediaId(undefined)); // false
  * ```
  */
@@ -448,7 +448,7 @@ export function isInvalidMediaId(err: unknown): err is WeChatApiError {
  * @returns whether it is a -1 API error
  * @example
  * ```ts
- * import { isSystemBusy } from "./errors.ts";
+ * import { isSystemBusy } from "@kefu/edge";
  * console.log(isSystemBusy(undefined)); // false
  * ```
  */
@@ -463,7 +463,7 @@ export function isSystemBusy(err: unknown): err is WeChatApiError {
  * @returns whether it is a 45072 API error
  * @example
  * ```ts
- * import { isInvalidTypingCommand } from "./errors.ts";
+ * import { isInvalidTypingCommand } from "@kefu/edge";
  * console.log(isInvalidTypingCommand(undefined)); // false
  * ```
  */
@@ -478,7 +478,7 @@ export function isInvalidTypingCommand(err: unknown): err is WeChatApiError {
  * @returns whether it is a 45080 API error
  * @example
  * ```ts
- * import { isTypingWithoutInteraction } from "./errors.ts";
+ * import { isTypingWithoutInteraction } from "@kefu/edge";
  * console.log(isTypingWithoutInteraction(undefined)); // false
  * ```
  */
@@ -493,7 +493,7 @@ export function isTypingWithoutInteraction(err: unknown): err is WeChatApiError 
  * @returns whether it is a 45081 API error
  * @example
  * ```ts
- * import { isAlreadyTyping } from "./errors.ts";
+ * import { isAlreadyTyping } from "@kefu/edge";
  * console.log(isAlreadyTyping(undefined)); // false
  * ```
  */
@@ -508,7 +508,7 @@ export function isAlreadyTyping(err: unknown): err is WeChatApiError {
  * @returns whether it is a 45009 API error
  * @example
  * ```ts
- * import { isDailyQuotaExceeded } from "./errors.ts";
+ * import { isDailyQuotaExceeded } from "@kefu/edge";
  * console.log(isDailyQuotaExceeded(undefined)); // false
  * ```
  */
@@ -523,7 +523,7 @@ export function isDailyQuotaExceeded(err: unknown): err is WeChatApiError {
  * @returns whether it is a 45011 API error
  * @example
  * ```ts
- * import { isMinuteQuotaExceeded } from "./errors.ts";
+ * import { isMinuteQuotaExceeded } from "@kefu/edge";
  * console.log(isMinuteQuotaExceeded(undefined)); // false
  * ```
  */
@@ -538,7 +538,7 @@ export function isMinuteQuotaExceeded(err: unknown): err is WeChatApiError {
  * @returns whether it is a 40164 API error
  * @example
  * ```ts
- * import { isIpNotWhitelisted } from "./errors.ts";
+ * import { isIpNotWhitelisted } from "@kefu/edge";
  * console.log(isIpNotWhitelisted(undefined)); // false
  * ```
  */
@@ -553,7 +553,7 @@ export function isIpNotWhitelisted(err: unknown): err is WeChatApiError {
  * @returns whether it is a 48001 API error
  * @example
  * ```ts
- * import { isApiUnauthorized } from "./errors.ts";
+ * import { isApiUnauthorized } from "@kefu/edge";
  * console.log(isApiUnauthorized(undefined)); // false
  * ```
  */
@@ -568,7 +568,7 @@ export function isApiUnauthorized(err: unknown): err is WeChatApiError {
  * @returns whether it is a 45002 API error
  * @example
  * ```ts
- * import { isContentTooLong } from "./errors.ts";
+ * import { isContentTooLong } from "@kefu/edge";
  * console.log(isContentTooLong(undefined)); // false
  * ```
  */
@@ -583,7 +583,7 @@ export function isContentTooLong(err: unknown): err is WeChatApiError {
  * @returns whether it is a 43104 API error
  * @example
  * ```ts
- * import { isAppIdOpenIdMismatch } from "./errors.ts";
+ * import { isAppIdOpenIdMismatch } from "@kefu/edge";
  * console.log(isAppIdOpenIdMismatch(undefined)); // false
  * ```
  */
@@ -598,7 +598,7 @@ export function isAppIdOpenIdMismatch(err: unknown): err is WeChatApiError {
  * @returns whether it is a 43101 API error
  * @example
  * ```ts
- * import { isSubscriptionRefused } from "./errors.ts";
+ * import { isSubscriptionRefused } from "@kefu/edge";
  * console.log(isSubscriptionRefused(undefined)); // false
  * ```
  */
@@ -613,7 +613,7 @@ export function isSubscriptionRefused(err: unknown): err is WeChatApiError {
  * @returns whether it is a 47003 API error
  * @example
  * ```ts
- * import { isInvalidTemplateData } from "./errors.ts";
+ * import { isInvalidTemplateData } from "@kefu/edge";
  * console.log(isInvalidTemplateData(undefined)); // false
  * ```
  */
@@ -628,7 +628,7 @@ export function isInvalidTemplateData(err: unknown): err is WeChatApiError {
  * @returns whether it is a 40037 API error
  * @example
  * ```ts
- * import { isInvalidTemplateId } from "./errors.ts";
+ * import { isInvalidTemplateId } from "@kefu/edge";
  * console.log(isInvalidTemplateId(undefined)); // false
  * ```
  */
@@ -642,7 +642,7 @@ export function isInvalidTemplateId(err: unknown): err is WeChatApiError {
  *
  * @example
  * ```ts
- * import { OutOfWindowError } from "./errors.ts";
+ * import { OutOfWindowError } from "@kefu/edge";
  * const err = new OutOfWindowError("o1", { kind: "message", remaining: 0, expiresAt: 0 });
  * console.log(err.window?.remaining); // 0
  * ```
@@ -682,7 +682,7 @@ const SECRET_JSON = /("(?:access_token|secret|appsecret)"\s*:\s*")[^"]*/gi;
  * @returns the text with every credential replaced by `[redacted]`
  * @example
  * ```ts
- * import { redact } from "./errors.ts";
+ * import { redact } from "@kefu/edge";
  * console.log(redact("https://x/y?access_token=abc&a=1")); // "https://x/y?access_token=[redacted]&a=1"
  * ```
  */

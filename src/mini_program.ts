@@ -6,7 +6,8 @@
  */
 import { isOutOfWindow, isQuotaExceeded, OutOfWindowError, ValidationError } from "./errors.ts";
 import { HttpClient, type RetryOptions } from "./http/client.ts";
-import { AccessToken, type Logger, type TokenSource } from "./token/access_token.ts";
+import { AccessToken, type TokenSource } from "./token/access_token.ts";
+import type { Logger } from "./logger.ts";
 import type { KeyValueStore } from "./stores/key_value_store.ts";
 import { MemoryStore } from "./stores/memory_store.ts";
 import { CustomerServiceMessage, type WeChatResult } from "./customer_service/customer_service_message.ts";

@@ -12,7 +12,7 @@ import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { zValidator } from "@hono/zod-validator";
 import type { KeyValueStore, MiniProgram, SendOptions, SendPayloads } from "../mod.ts";
-import type { AppEnv } from "./app.ts";
+import type { AppEnv } from "./types.ts";
 import { requireApiKey } from "./auth.ts";
 import { type Env, optionalVar } from "./env.ts";
 import { HttpError } from "./errors.ts";
@@ -59,10 +59,9 @@ const NO_ENV: Env = {};
  * @example Mounted as createApp mounts it
  * ```ts
  * import { Hono } from "hono/tiny";
- * import { MemoryStore, MiniProgram } from "../mod.ts";
+ * import { MemoryStore, MiniProgram } from "@kefu/edge";
+ * import { type AppEnv, memoryDeadLetters } from "@kefu/edge/worker";
  * import { apiRoutes } from "./api.ts";
- * import { memoryDeadLetters } from "./dead_letters/mod.ts";
- * import type { AppEnv } from "./app.ts";
  * import { answerErrors } from "./errors.ts";
  * const mp = new MiniProgram({ appId: "wx1", appSecret: "secret" });
  * const deadLetters = { store: () => memoryDeadLetters(), queue: () => undefined };

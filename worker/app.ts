@@ -6,7 +6,6 @@
  */
 // The tiny preset (PatternRouter) keeps the bundle small; the app has a handful of routes.
 import { Hono } from "hono/tiny";
-import type { Hono as HonoApp } from "hono";
 import {
   CloudflareKvStore,
   DEFAULT_MAX_UPLOAD_BYTES,
@@ -26,19 +25,13 @@ import {
   defaultPushHandler,
   defaultReplyDecider,
 } from "./push_handler.ts";
-import { consumePushes, type PushRuntime, type QueueBatchLike, type QueueLike, wechatRoutes } from "./push_route.ts";
+import { consumePushes, type PushRuntime, wechatRoutes } from "./push_route.ts";
+import type { QueueBatchLike, QueueLike } from "./queue_types.ts";
 import { OPENAPI_DOCUMENT } from "./openapi_document.ts";
+import type { AppEnv, AppLogger, KefuApp } from "./types.ts";
 import type { EmulatorUpstream } from "./upstream.ts";
 import { type DeadLetterStore, kvDeadLetters, type KvListNamespace, memoryDeadLetters } from "./dead_letters/mod.ts";
 import { miniProgramCache, type Needs } from "./wechat.ts";
-
-/** Where the app writes warnings and errors; never given a token or secret. */
-export interface AppLogger {
-  /** Something went wrong but the answer was not affected (a failing store, a failed welcome message). */
-  warn(message: string): void;
-  /** A request was answered with a 5xx. */
-  error(message: string): void;
-}
 
 /** Options of {@link createApp}. */
 export interface AppOptions {
@@ -91,18 +84,6 @@ export interface AppOptions {
   /** Default `console`. */
   logger?: AppLogger | undefined;
 }
-
-/** The Hono environment of the app: the worker's bindings. */
-export type AppEnv = { Bindings: Env };
-
-/** The app: a Hono app (`fetch`) that is also the worker's `queue` consumer. */
-export type KefuApp = HonoApp<AppEnv> & {
-  /**
-   * The Workers `queue` handler: runs queued pushes' handlers exactly once, with retries, and
-   * keeps dead letters.
-   */
-  queue(batch: QueueBatchLike, env: Env, ctx?: unknown): Promise<void>;
-};
 
 const PUSH: Needs = { secret: false, push: true };
 const NO_ENV: Env = {};

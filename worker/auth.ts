@@ -54,8 +54,8 @@ const CHALLENGE = { "www-authenticate": 'Bearer realm="kefu-edge"' };
  * @example
  * ```ts
  * import { Hono } from "hono";
+ * import type { Env } from "@kefu/edge/worker";
  * import { requireApiKey } from "./auth.ts";
- * import type { Env } from "./env.ts";
  * import { answerErrors } from "./errors.ts";
  * const app = new Hono<{ Bindings: Env }>().use("/api/*", requireApiKey()).get("/api/x", (c) => c.text("ok"));
  * app.onError(answerErrors(console));

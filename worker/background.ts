@@ -21,8 +21,7 @@ export interface WaitUntil {
  * @returns an object with `waitUntil` and `passThroughOnException`
  * @example
  * ```ts
- * import { createApp } from "./app.ts";
- * import { backgroundContext } from "./background.ts";
+ * import { backgroundContext, createApp } from "@kefu/edge/worker";
  * const app = createApp();
  * // Bun.serve({ fetch: (request) => app.fetch(request, env, backgroundContext()) });
  * const res = await app.fetch(new Request("http://127.0.0.1/health"), {}, backgroundContext());

@@ -19,7 +19,8 @@
  */
 import { type DenoKvLike, DenoKvStore, type PushJob } from "../mod.ts";
 import { type AppOptions, createApp } from "./app.ts";
-import { QUEUE_MAX_RETRIES, type QueueLike, retryDelaySeconds } from "./push_route.ts";
+import { QUEUE_MAX_RETRIES, retryDelaySeconds } from "./push_route.ts";
+import type { QueueLike } from "./queue_types.ts";
 import { denoKvDeadLetters, type DenoKvListLike } from "./dead_letters/mod.ts";
 import type { Env } from "./env.ts";
 import { listenError, runMain, type ServerLogger, serverSettings } from "./servers.ts";

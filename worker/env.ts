@@ -11,7 +11,7 @@
 import * as z from "../src/internal/zod.ts";
 import { httpUrlSchema } from "../src/internal/field_schemas.ts";
 import type { DurableObjectNamespaceLike, KvNamespaceLike } from "../mod.ts";
-import type { QueueLike } from "./push_route.ts";
+import type { QueueLike } from "./queue_types.ts";
 
 /**
  * Bindings and variables of the worker (`wrangler.toml` `[vars]`, secrets, `.dev.vars`,
@@ -113,7 +113,7 @@ export type ConfigProblem = "missing" | "invalid";
  *
  * @example
  * ```ts
- * import { ConfigError } from "./env.ts";
+ * import { ConfigError } from "@kefu/edge/worker";
  * const err = new ConfigError("API_KEY", "missing");
  * console.log(err.message); // "Missing configuration: API_KEY is not set"
  * ```

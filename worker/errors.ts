@@ -47,7 +47,7 @@ export interface ErrorBody {
  *
  * @example
  * ```ts
- * import { HttpError } from "./errors.ts";
+ * import { HttpError } from "@kefu/edge/worker";
  * const err = new HttpError(401, "unauthorized", "Missing bearer token");
  * console.log(err.toResponse().status); // 401
  * ```
@@ -176,8 +176,8 @@ export function describeError(err: unknown, secrets: readonly string[]): string 
  * @example A validation error anywhere in a route
  * ```ts
  * import { Hono } from "hono";
- * import { ValidationError } from "../mod.ts";
- * import type { AppEnv } from "./app.ts";
+ * import { ValidationError } from "@kefu/edge";
+ * import type { AppEnv } from "@kefu/edge/worker";
  * import { answerErrors } from "./errors.ts";
  * const app = new Hono<AppEnv>().get("/x", () => {
  *   throw new ValidationError("touser", "must be an OpenID");

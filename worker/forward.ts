@@ -49,7 +49,7 @@ async function hmacHex(secret: string, data: string): Promise<string> {
  * @returns `sha256=<hex>`
  * @example
  * ```ts
- * import { signForward } from "./forward.ts";
+ * import { signForward } from "@kefu/edge/worker";
  * console.log((await signForward("secret", "1700000000", "d41d8c", "{}")).startsWith("sha256=")); // true
  * ```
  */
@@ -96,7 +96,8 @@ export interface VerifyForwardOptions {
  * @returns the body, delivery id and timestamp when the request is authentic, `null` otherwise
  * @example Your service's receiving end
  * ```ts
- * import { forwardMessage, verifyForward } from "./forward.ts";
+ * import { verifyForward } from "@kefu/edge/worker";
+ * import { forwardMessage } from "./forward.ts";
  * const processed = new Set<string>(); // keep the ids a day, in your own store
  * const receive = async (request: Request): Promise<Response> => {
  *   const forwarded = await verifyForward(request, "forward-secret");
@@ -153,7 +154,7 @@ const tooLarge = new Error("Forwarded body is over the limit");
  *
  * @example
  * ```ts
- * import { ForwardError } from "./forward.ts";
+ * import { ForwardError } from "@kefu/edge/worker";
  * console.log(new ForwardError("HTTP 500").message); // "Cannot forward push message: HTTP 500"
  * ```
  */
@@ -178,7 +179,8 @@ export class ForwardError extends Error {
  * @throws {ForwardError} on a network error, a timeout or an answer other than 2xx (3xx included)
  * @example A target that answers 500 fails the forward (and WeChat, or the queue, retries)
  * ```ts
- * import { ForwardError, forwardMessage } from "./forward.ts";
+ * import { ForwardError } from "@kefu/edge/worker";
+ * import { forwardMessage } from "./forward.ts";
  * // In a push handler: forwardMessage(message, { url: env.FORWARD_URL, secret: env.FORWARD_SECRET, deliveryId: context.deliveryId, fetch, now: Date.now })
  * const fetch = () => Promise.resolve(new Response("down", { status: 500 }));
  * const target = { url: "https://bot.example/wechat", secret: "forward-secret", deliveryId: "d41d8c", fetch, now: Date.now };

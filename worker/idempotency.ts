@@ -51,7 +51,7 @@ export interface IdempotencySettings {
  * @example A repeated request runs once
  * ```ts
  * import { Hono } from "hono";
- * import { MemoryStore } from "../mod.ts";
+ * import { MemoryStore } from "@kefu/edge";
  * import { idempotent } from "./idempotency.ts";
  * import { jsonBody, typingSchema } from "./schemas.ts";
  * const store = new MemoryStore();

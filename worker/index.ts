@@ -19,7 +19,7 @@ const stores = new WeakMap<object, KeyValueStore>();
  * @throws {ConfigError} when the binding is missing
  * @example Without the binding, the routes that need tokens answer 503 naming it
  * ```ts
- * import { createApp } from "./app.ts";
+ * import { createApp } from "@kefu/edge/worker";
  * import { kvStore } from "./index.ts";
  * const app = createApp({ store: kvStore });
  * const env = { WECHAT_APPID: "wx123", WECHAT_SECRET: "secret", API_KEY: "key-0123456789" };

@@ -29,17 +29,11 @@
  *
  * @module
  */
-export { type AppEnv, type AppLogger, type AppOptions, createApp, type KefuApp } from "./app.ts";
+export { type AppOptions, createApp } from "./app.ts";
+export type { AppEnv, AppLogger, KefuApp } from "./types.ts";
 export { KefuStore, type KefuStoreState } from "./store_object.ts";
-export {
-  QUEUE_MAX_RETRIES,
-  type QueueBatchLike,
-  type QueueLike,
-  type QueueMessageLike,
-  RETRY_MAX_SECONDS,
-  retryDelaySeconds,
-  retryHorizonSeconds,
-} from "./push_route.ts";
+export { QUEUE_MAX_RETRIES, RETRY_MAX_SECONDS, retryDelaySeconds, retryHorizonSeconds } from "./push_route.ts";
+export type { QueueBatchLike, QueueLike, QueueMessageLike } from "./queue_types.ts";
 export {
   DEAD_LETTER_PREFIX,
   type DeadLetter,

@@ -95,7 +95,7 @@ export function defaultHandlerSettings(env: Env): DefaultHandlerSettings {
  * @returns the handler
  * @example Forward every message to your service
  * ```ts
- * import { MiniProgram } from "../mod.ts";
+ * import { MiniProgram } from "@kefu/edge";
  * import { defaultHandlerSettings, defaultPushHandler } from "./push_handler.ts";
  * const env = { FORWARD_URL: "https://bot.example/wechat", FORWARD_SECRET: "forward-secret" };
  * const forwarded: Request[] = [];

@@ -16,40 +16,13 @@
 // The tiny preset (PatternRouter) keeps the bundle small.
 import { Hono } from "hono/tiny";
 import type { MiniProgram, PushHandler, PushJob } from "../mod.ts";
-import type { AppEnv, AppLogger } from "./app.ts";
+import type { AppEnv, AppLogger } from "./types.ts";
 import { afterResponse, executionContext, type WaitUntil } from "./background.ts";
 import { type Env, lenientVar, secretValues } from "./env.ts";
 import { deadLetterOf, type DeadLetterStore, DEFAULT_DEAD_LETTER_DAYS } from "./dead_letters/mod.ts";
 import { describeError } from "./errors.ts";
 import type { AppPushContext, AppPushHandler, AppReplyDecider } from "./push_handler.ts";
-
-/** The part of a Queue producer binding the worker uses. */
-export interface QueueLike {
-  /** Sends one message. */
-  send(body: unknown, options?: { contentType?: "json" }): Promise<unknown>;
-}
-
-/** One message of a queue batch, as the consumer sees it. */
-export interface QueueMessageLike {
-  /** The message id. */
-  readonly id: string;
-  /** What was sent. */
-  readonly body: unknown;
-  /** How many times it has been delivered, this time included. */
-  readonly attempts: number;
-  /** Done with it. */
-  ack(): void;
-  /** Deliver it again later. */
-  retry(options?: { delaySeconds?: number }): void;
-}
-
-/** A batch delivered to the worker's `queue` handler. */
-export interface QueueBatchLike {
-  /** The name of the queue. */
-  readonly queue: string;
-  /** The messages. */
-  readonly messages: readonly QueueMessageLike[];
-}
+import type { QueueBatchLike, QueueLike, QueueMessageLike } from "./queue_types.ts";
 
 /** Seconds before the first retry of a failed handler; doubled each attempt. */
 export const RETRY_BASE_SECONDS = 5;
@@ -69,7 +42,7 @@ export const QUEUE_MAX_RETRIES = 100;
  * @returns seconds
  * @example
  * ```ts
- * import { retryDelaySeconds } from "./push_route.ts";
+ * import { retryDelaySeconds } from "@kefu/edge/worker";
  * console.log(retryDelaySeconds(1), retryDelaySeconds(3), retryDelaySeconds(20)); // 5 20 1200
  * ```
  */
@@ -84,7 +57,7 @@ export function retryDelaySeconds(attempts: number): number {
  * @returns seconds from the first attempt to the last
  * @example
  * ```ts
- * import { retryHorizonSeconds } from "./push_route.ts";
+ * import { retryHorizonSeconds } from "@kefu/edge/worker";
  * console.log(Math.round(retryHorizonSeconds(100) / 3600)); // 31
  * ```
  */

@@ -227,7 +227,7 @@ export const mediaParamsSchema: z.ZodMiniType<MediaParams> = z.object({ mediaId:
  * ```ts
  * import { Hono } from "hono";
  * import { zValidator } from "@hono/zod-validator";
- * import type { AppEnv } from "./app.ts";
+ * import type { AppEnv } from "@kefu/edge/worker";
  * import { answerErrors } from "./errors.ts";
  * import { rejectInvalid, typingSchema } from "./schemas.ts";
  * const app = new Hono<AppEnv>().post("/typing", zValidator("json", typingSchema, rejectInvalid), (c) => c.text("ok"));

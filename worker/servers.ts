@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { AppLogger, KefuApp } from "./app.ts";
+import type { AppLogger, KefuApp } from "./types.ts";
 import { backgroundContext } from "./background.ts";
 import type { Env } from "./env.ts";
 
@@ -64,7 +64,7 @@ export function logRequests(
  * @returns `hostname`, `port` and `handler`
  * @example
  * ```ts
- * import { createApp } from "./app.ts";
+ * import { createApp } from "@kefu/edge/worker";
  * import { serverSettings } from "./servers.ts";
  * const lines: string[] = [];
  * const logger = { info: (line: string) => void lines.push(line), warn() {}, error() {} };

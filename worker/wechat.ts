@@ -79,7 +79,7 @@ export function wechatSettings(env: Env, needs: Needs): UpstreamSettings {
  * @returns `get(env, needs)`: the MiniProgram for the route's settings
  * @example One MiniProgram per configuration
  * ```ts
- * import { MemoryStore } from "../mod.ts";
+ * import { MemoryStore } from "@kefu/edge";
  * import { miniProgramCache } from "./wechat.ts";
  * const store = new MemoryStore();
  * const programs = miniProgramCache({ store: () => store, dedupeStore: () => store, logger: console });

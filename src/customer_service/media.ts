@@ -113,7 +113,7 @@ function withIdleTimeout(
  * @returns the file name, or `undefined`
  * @example
  * ```ts
- * import { filenameFromContentDisposition } from "./media.ts";
+ * import { filenameFromContentDisposition } from "@kefu/edge";
  * console.log(filenameFromContentDisposition('attachment; filename="abc.jpg"')); // "abc.jpg"
  * ```
  */

@@ -89,7 +89,7 @@ const payloadSchemas = {
  *
  * @example Check a payload before queueing it
  * ```ts
- * import { sendSchemas } from "./schemas.ts";
+ * import { sendSchemas } from "@kefu/edge";
  * console.log(sendSchemas.link.safeParse({ title: "Docs", description: "Read me", url: "ftp://x", thumb_url: "https://x/t.png" }).success); // false
  * console.log(sendSchemas.text.safeParse({ content: "Hello" }).success); // true
  * ```
@@ -101,7 +101,7 @@ export const sendSchemas: { readonly [K in MsgType]: z.ZodMiniType<SendPayloads[
  *
  * @example
  * ```ts
- * import { MSG_TYPES } from "./schemas.ts";
+ * import { MSG_TYPES } from "@kefu/edge";
  * console.log(MSG_TYPES.join(", ")); // text, image, link, miniprogrampage
  * ```
  */

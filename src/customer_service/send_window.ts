@@ -14,7 +14,7 @@
  */
 import type { KeyValueStore } from "../stores/key_value_store.ts";
 import { redact } from "../errors.ts";
-import type { Logger } from "../token/access_token.ts";
+import type { Logger } from "../logger.ts";
 import { userPart } from "../internal/store_keys.ts";
 import { storedObject } from "../internal/json.ts";
 import { uniqueId } from "../internal/unique_id.ts";
@@ -58,7 +58,7 @@ export const WINDOW_GRANTS: Readonly<Record<WindowAction, { count: number; durat
  * @returns the window now open
  * @example
  * ```ts
- * import { openWindow } from "./send_window.ts";
+ * import { openWindow } from "@kefu/edge";
  * const w = openWindow(undefined, "message", 0);
  * console.log(w.remaining, openWindow({ ...w, remaining: 1 }, "session", 1000).remaining); // 5 2
  * ```
@@ -78,7 +78,7 @@ export function openWindow(open: SendWindow | undefined, action: WindowAction, a
  * @returns `message` for a text, image or mini-program card, `session` for entering the session
  * @example
  * ```ts
- * import { actionOf } from "./send_window.ts";
+ * import { actionOf } from "@kefu/edge";
  * console.log(actionOf({ MsgType: "event", Event: "user_enter_tempsession" })); // "session"
  * ```
  */
@@ -110,8 +110,7 @@ interface StoredWindow {
  *
  * @example
  * ```ts
- * import { MemoryStore } from "../stores/memory_store.ts";
- * import { SendWindowTracker } from "./send_window.ts";
+ * import { MemoryStore, SendWindowTracker } from "@kefu/edge";
  * const tracker = new SendWindowTracker(new MemoryStore(), { appId: "wx1" });
  * await tracker.record("o1", "message", Date.now());
  * console.log((await tracker.window("o1"))?.remaining); // 5

@@ -26,7 +26,7 @@ export interface SplitTextOptions {
  * @returns its size in UTF-8 bytes (a lone surrogate counts 3, as its replacement character)
  * @example
  * ```ts
- * import { utf8Length } from "./text.ts";
+ * import { utf8Length } from "@kefu/edge";
  * console.log(utf8Length("a中😀")); // 8
  * ```
  */
@@ -68,7 +68,7 @@ const SENTENCE = /(?:[。！？；…]+[”’」』）)]*|[.!?;]+[”’"')\]]*
  *   single link (or character) is longer than `maxBytes`
  * @example
  * ```ts
- * import { splitText } from "./text.ts";
+ * import { splitText } from "@kefu/edge";
  * console.log(splitText("第一段。\n\n第二段。", { maxBytes: 16 })); // ["第一段。\n\n", "第二段。"]
  * ```
  */
@@ -200,7 +200,7 @@ export interface MiniProgramLinkOptions {
  *   is not the sender's, an `href` that is not an http(s) URL
  * @example
  * ```ts
- * import { miniProgramLink } from "./text.ts";
+ * import { miniProgramLink } from "@kefu/edge";
  * console.log(miniProgramLink({ text: "查看订单", path: "pages/order?id=1&from=kf", appId: "wx1" }));
  * // <a data-miniprogram-appid="wx1" data-miniprogram-path="pages/order?id=1&amp;from=kf" href="https://developers.weixin.qq.com">查看订单</a>
  * ```

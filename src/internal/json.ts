@@ -41,7 +41,7 @@ export function jsonObject(text: string): Record<string, unknown> | undefined {
  * @returns the object, or `undefined`
  * @example
  * ```ts
- * import { MemoryStore } from "../stores/memory_store.ts";
+ * import { MemoryStore } from "@kefu/edge";
  * import { storedObject } from "./json.ts";
  * const store = new MemoryStore();
  * await store.set("k", '{"a":1}');

@@ -59,7 +59,7 @@ let decryptHinted: (crypto: MessageCrypto, encrypt: string, startsWith: string) 
  *
  * @example Round trip and signature
  * ```ts
- * import { MessageCrypto } from "./crypto.ts";
+ * import { MessageCrypto } from "@kefu/edge";
  * const mc = new MessageCrypto({ token: "AAAAA", encodingAESKey: "A".repeat(43), appId: "wxba5fad812f8e6fb9" });
  * const encrypt = await mc.encrypt('{"demo_resp":"good luck"}');
  * console.log(await mc.decrypt(encrypt)); // {"demo_resp":"good luck"}
@@ -104,7 +104,7 @@ export class MessageCrypto {
    * @returns 40 lowercase hex digits
    * @example
    * ```ts
-   * import { MessageCrypto } from "./crypto.ts";
+   * import { MessageCrypto } from "@kefu/edge";
    * const mc = new MessageCrypto({ token: "AAAAA", encodingAESKey: "A".repeat(43), appId: "wx1" });
    * console.log(await mc.signature("1714036504", "1514711492")); // "f464b24fc39322e44b38aa78f5edd27bd1441696"
    * ```
@@ -123,7 +123,7 @@ export class MessageCrypto {
    * @returns whether the signature is WeChat's
    * @example
    * ```ts
-   * import { MessageCrypto } from "./crypto.ts";
+   * import { MessageCrypto } from "@kefu/edge";
    * const mc = new MessageCrypto({ token: "AAAAA", encodingAESKey: "A".repeat(43), appId: "wx1" });
    * console.log(await mc.verifySignature("f464b24fc39322e44b38aa78f5edd27bd1441696", "1714036504", "1514711492")); // true
    * ```
@@ -142,7 +142,7 @@ export class MessageCrypto {
    *   `bad_appid` when the message ends with another AppID
    * @example
    * ```ts
-   * import { MessageCrypto } from "./crypto.ts";
+   * import { MessageCrypto } from "@kefu/edge";
    * const mc = new MessageCrypto({ token: "AAAAA", encodingAESKey: "A".repeat(43), appId: "wxba5fad812f8e6fb9" });
    * const text = await mc.decrypt("ELGduP2YcVatjqIS+eZbp80MNLoAUWvzzyJxgGzxZO/5sAvd070Bs6qrLARC9nVHm48Y4hyRbtzve1L32tmxSQ==");
    * console.log(text); // {"demo_resp":"good luck"}
@@ -161,7 +161,7 @@ export class MessageCrypto {
    * @throws {ValidationError} when `random` is not 16 bytes
    * @example
    * ```ts
-   * import { MessageCrypto } from "./crypto.ts";
+   * import { MessageCrypto } from "@kefu/edge";
    * const mc = new MessageCrypto({ token: "AAAAA", encodingAESKey: "A".repeat(43), appId: "wxba5fad812f8e6fb9" });
    * const encrypt = await mc.encrypt('{"demo_resp":"good luck"}', { random: "707722b803182950" });
    * console.log(encrypt); // "ELGduP2YcVatjqIS+eZbp80MNLoAUWvzzyJxgGzxZO/5sAvd070Bs6qrLARC9nVHm48Y4hyRbtzve1L32tmxSQ=="

@@ -8,7 +8,7 @@ import { PushVerificationError } from "../errors.ts";
 import { idFields, quoteIds } from "../internal/exact_ids.ts";
 import { jsonObject } from "../internal/json.ts";
 import { parseXmlDocument } from "../internal/xml.ts";
-import { fitsField, KIND_FIELDS, kindOf, LIST_WRAPPERS, type PushMessage } from "./types.ts";
+import { missingField, type PushMessage, typedKind } from "./types.ts";
 
 /** The two body formats WeChat can be configured to send. */
 export type PushFormat = "json" | "xml";
@@ -170,12 +170,12 @@ export function typePushMessage(fields: Record<string, unknown>): { message: Pus
     if (id === undefined) note("common", name);
     else message[name] = id;
   }
-  const kind = kindOf(message as PushMessage);
-  if (Object.hasOwn(LIST_WRAPPERS, kind)) normaliseList(message, LIST_WRAPPERS[kind]!);
-  // Own properties only: a MsgType of "valueOf" or "__proto__" is a kind like any other.
-  const required = Object.hasOwn(KIND_FIELDS, kind) ? KIND_FIELDS[kind] : undefined;
-  const missing = required?.find((name) => !fitsField(message, name));
-  if (missing !== undefined) note(kind, missing);
+  const kind = typedKind(message);
+  if (kind !== undefined) {
+    if (kind.listElement !== undefined) normaliseList(message, kind.listElement);
+    const missing = missingField(message, kind);
+    if (missing !== undefined) note(kind.key, missing);
+  }
   return mismatch === undefined ? { message: message as PushMessage } : { message: message as PushMessage, mismatch };
 }
 

@@ -9,7 +9,7 @@ import type { KeyValueStore } from "../stores/key_value_store.ts";
 import { MemoryStore } from "../stores/memory_store.ts";
 import { readStream } from "../internal/bytes.ts";
 import { sleep, withDeadline } from "../internal/deadline.ts";
-import type { Logger } from "../token/access_token.ts";
+import type { Logger } from "../logger.ts";
 import { decryptStartingWith, MessageCrypto, pushSignature } from "./crypto.ts";
 import { constantTimeEqual } from "../internal/constant_time.ts";
 import { sha1Hex } from "../runtime/crypto.ts";

@@ -42,7 +42,7 @@ export class Reply {
    * @returns the reply
    * @example
    * ```ts
-   * import { Reply } from "./reply.ts";
+   * import { Reply } from "@kefu/edge";
    * console.log(Reply.transferCustomerService().type); // "transfer_customer_service"
    * ```
    */
@@ -57,7 +57,7 @@ export class Reply {
    * @returns the reply, or `undefined` for anything else
    * @example
    * ```ts
-   * import { Reply } from "./reply.ts";
+   * import { Reply } from "@kefu/edge";
    * console.log(Reply.fromType("transfer_customer_service")?.type); // "transfer_customer_service"
    * ```
    */
@@ -75,7 +75,8 @@ export class Reply {
  * @returns the XML document
  * @example
  * ```ts
- * import { Reply, replyXml } from "./reply.ts";
+ * import { Reply } from "@kefu/edge";
+ * import { replyXml } from "./reply.ts";
  * const msg = { ToUserName: "gh_1", FromUserName: "o1", CreateTime: 1, MsgType: "text", Content: "hi", MsgId: "1" } as const;
  * console.log(replyXml(Reply.transferCustomerService(), msg, 1399197672));
  * ```

@@ -152,21 +152,19 @@ export interface OtherPushMessage extends PushMessageBase {
 }
 
 /**
- * A message pushed by WeChat, keyed by `MsgType` (and `Event`). TypeScript cannot
- * narrow it by `MsgType` alone because other types pass through as {@link OtherPushMessage};
- * use {@link isPushMessage} to narrow.
+ * A message pushed by WeChat: one of the typed kinds of {@link KnownPushMessages}, or any
+ * other message or event ({@link OtherPushMessage}). TypeScript cannot narrow it by
+ * `MsgType` alone because other types pass through as {@link OtherPushMessage}; use
+ * {@link isPushMessage} to narrow.
  */
-export type PushMessage =
-  | TextMessage
-  | ImageMessage
-  | MiniProgramPageMessage
-  | UserEnterTempSessionEvent
-  | SubscribeMsgPopupEvent
-  | SubscribeMsgChangeEvent
-  | SubscribeMsgSentEvent
-  | OtherPushMessage;
+export type PushMessage = KnownPushMessages[keyof KnownPushMessages] | OtherPushMessage;
 
-/** The typed messages, by `MsgType` (or `Event`, for events). */
+/**
+ * The typed messages, by `MsgType` (or `Event`, for events): the one list of typed kinds.
+ * {@link PushMessage} and {@link isPushMessage} take their kinds from it, and the receiver's
+ * checks of each kind (the private `PUSH_KINDS` below) must match it, or the package does not
+ * compile.
+ */
 export interface KnownPushMessages {
   /** A text message. */
   text: TextMessage;
@@ -189,12 +187,12 @@ export interface KnownPushMessages {
  * checked the kind's fields, so the narrowed fields are there.
  *
  * @param message the message given to the push handler
- * @param kind a `MsgType` (`text`, `image`, `miniprogrampage`) or an event (`user_enter_tempsession`,
- *   `subscribe_msg_popup_event`, `subscribe_msg_change_event`, `subscribe_msg_sent_event`)
+ * @param kind a key of {@link KnownPushMessages}: a `MsgType` (`text`, `image`, `miniprogrampage`)
+ *   or, for events, the `Event` (`user_enter_tempsession`, `subscribe_msg_popup_event`, …)
  * @returns whether `message` is of that kind
  * @example
  * ```ts
- * import { isPushMessage, type PushMessage } from "./types.ts";
+ * import { isPushMessage, type PushMessage } from "@kefu/edge";
  * const msg: PushMessage = { ToUserName: "gh_1", FromUserName: "o1", CreateTime: 1, MsgType: "text", Content: "hi", MsgId: "1" };
  * if (isPushMessage(msg, "text")) console.log(msg.Content); // "hi"
  * ```
@@ -203,52 +201,137 @@ export function isPushMessage<K extends keyof KnownPushMessages>(
   message: PushMessage,
   kind: K,
 ): message is KnownPushMessages[K] {
-  const key = EVENT_KINDS.has(kind) ? `event:${kind}` : kind;
-  if (kindOf(message) !== key) return false;
+  const typed = typedKind(message);
   // A message of the kind that lacks one of its fields stays an OtherPushMessage.
-  return KIND_FIELDS[key]!.every((name) => fitsField(message, name));
+  return typed?.name === kind && missingField(message, typed) === undefined;
+}
+
+// ---------------------------------------------------------------------------------------
+// Private to the push module (not exported by mod.ts): what the receiver checks of each
+// typed kind, held to the types above by the compiler.
+
+/** The fields every push has, which the parser checks for every kind. */
+type CommonField = "ToUserName" | "FromUserName" | "CreateTime" | "MsgType" | "Event";
+
+/** The named fields of `T`, without its index signature. */
+type NamedField<T> = keyof { [F in keyof T as string extends F ? never : number extends F ? never : F]: 0 };
+
+/** The fields a typed kind requires beyond the common ones: those the parser checks. */
+type KindField<T> = {
+  [F in NamedField<T>]-?: F extends CommonField ? never : Record<never, never> extends Pick<T, F> ? never : F;
+}[NamedField<T>];
+
+/**
+ * How the parser checks a field: `text`; `id`, a 64-bit integer as 1 to 20 digits; `list`, an
+ * array of objects (a subscribe event's `List`). A field of any other type cannot be checked,
+ * so a kind with one has no possible entry: the compiler refuses it.
+ */
+type FieldCheck<T, F extends keyof T> = F extends "MsgId" ? "id"
+  : T[F] extends string ? "text"
+  : T[F] extends readonly object[] ? "list"
+  : never;
+
+/**
+ * The receiver's checks of one typed kind `K` with the type `T`:
+ * - `fields`: every field the kind requires, each with its check (no more, no fewer);
+ * - `event`: `true` for an event (the key is its `Event`), absent for a message (the key is
+ *   its `MsgType`): a key that is neither makes the entry impossible;
+ * - `listElement`: for a kind with a `List`, the element the XML form wraps it in.
+ */
+export type PushKindChecks<K extends string, T> =
+  & { readonly fields: { readonly [F in KindField<T>]: FieldCheck<T, F> } }
+  & (T extends { MsgType: "event"; Event: K } ? { readonly event: true }
+    : T extends { MsgType: K } ? { readonly event?: never }
+    : never)
+  & (T extends { List: readonly object[] } ? { readonly listElement: string } : { readonly listElement?: never });
+
+/**
+ * The receiver's checks of every typed kind, one entry per key of {@link KnownPushMessages}:
+ * a kind added there without its entry, or an entry whose fields are not exactly the kind's,
+ * does not compile.
+ */
+export const PUSH_KINDS: { readonly [K in keyof KnownPushMessages]: PushKindChecks<K, KnownPushMessages[K]> } = {
+  text: { fields: { Content: "text", MsgId: "id" } },
+  image: { fields: { PicUrl: "text", MediaId: "text", MsgId: "id" } },
+  miniprogrampage: {
+    fields: { Title: "text", AppId: "text", PagePath: "text", ThumbUrl: "text", ThumbMediaId: "text", MsgId: "id" },
+  },
+  user_enter_tempsession: { event: true, fields: { SessionFrom: "text" } },
+  subscribe_msg_popup_event: { event: true, fields: { List: "list" }, listElement: "SubscribeMsgPopupEvent" },
+  subscribe_msg_change_event: { event: true, fields: { List: "list" }, listElement: "SubscribeMsgChangeEvent" },
+  subscribe_msg_sent_event: { event: true, fields: { List: "list" }, listElement: "SubscribeMsgSentEvent" },
+};
+
+/**
+ * The fields of a push of the typed kind `K` besides the common ones (`ToUserName`,
+ * `FromUserName`, `CreateTime`) and its `MsgType` / `Event`: what the emulator writes for a
+ * user action, held by the compiler to the kind's type.
+ */
+export type KindFields<K extends keyof KnownPushMessages> = {
+  [F in NamedField<KnownPushMessages[K]> as F extends CommonField ? never : F]: KnownPushMessages[K][F];
+};
+
+/**
+ * The `MsgType`, and for an event the `Event`, that a push of the typed kind carries.
+ *
+ * @param name the kind
+ * @returns its discriminating fields
+ * @example
+ * ```ts
+ * import { kindDiscriminant } from "./types.ts";
+ * console.log(kindDiscriminant("user_enter_tempsession")); // { MsgType: "event", Event: "user_enter_tempsession" }
+ * ```
+ */
+export function kindDiscriminant(name: keyof KnownPushMessages): { MsgType: string; Event?: string } {
+  const checks: { event?: true } = PUSH_KINDS[name];
+  return checks.event === true ? { MsgType: "event", Event: name } : { MsgType: name };
+}
+
+/** A typed kind as the parser looks it up: its name, `MsgType` or `event:<Event>`, and its checks. */
+export interface TypedKind {
+  /** The key of {@link KnownPushMessages}. */
+  readonly name: keyof KnownPushMessages;
+  /** `MsgType`, or `event:<Event>` for events: how the warning about a mismatch names it. */
+  readonly key: string;
+  /** The fields the kind requires, with their checks. */
+  readonly fields: readonly (readonly [field: string, check: "text" | "id" | "list"])[];
+  /** The element the XML form wraps a `List` in. */
+  readonly listElement: string | undefined;
+}
+
+// The typed kinds by `MsgType`, and the events by `Event`: a `MsgType` that merely reads like
+// an event ("event:…") claims no event.
+const MESSAGES = new Map<unknown, TypedKind>();
+const EVENTS = new Map<unknown, TypedKind>();
+for (const name of Object.keys(PUSH_KINDS) as (keyof KnownPushMessages)[]) {
+  const checks: { event?: true; fields: Record<string, "text" | "id" | "list">; listElement?: string } =
+    PUSH_KINDS[name];
+  const event = checks.event === true;
+  const key = event ? `event:${name}` : name;
+  (event ? EVENTS : MESSAGES).set(name, {
+    name,
+    key,
+    fields: Object.entries(checks.fields),
+    listElement: checks.listElement,
+  });
+}
+
+/** The typed kind `message` claims by its `MsgType` (and `Event`), if any. Private to the push module. */
+export function typedKind(message: { MsgType?: unknown; Event?: unknown }): TypedKind | undefined {
+  return message.MsgType === "event" ? EVENTS.get(message.Event) : MESSAGES.get(message.MsgType);
 }
 
 /**
- * The fields each typed kind must carry as text, by `MsgType` (`event:<Event>` for events).
- * Private to the push module: the parser and {@link isPushMessage} read this one table.
+ * The first field of `kind` that `message` lacks or holds in the wrong shape: text, an id of
+ * 1 to 20 digits, or a list of objects. Private to the push module.
  */
-export const KIND_FIELDS: Readonly<Record<string, readonly string[]>> = {
-  text: ["Content", "MsgId"],
-  image: ["PicUrl", "MediaId", "MsgId"],
-  miniprogrampage: ["Title", "AppId", "PagePath", "ThumbUrl", "ThumbMediaId", "MsgId"],
-  "event:user_enter_tempsession": ["SessionFrom"],
-  "event:subscribe_msg_popup_event": ["List"],
-  "event:subscribe_msg_change_event": ["List"],
-  "event:subscribe_msg_sent_event": ["List"],
-};
-
-/** The typed kinds that are events: {@link isPushMessage} looks them up as `event:<Event>`. */
-const EVENT_KINDS: ReadonlySet<string> = new Set([
-  "user_enter_tempsession",
-  "subscribe_msg_popup_event",
-  "subscribe_msg_change_event",
-  "subscribe_msg_sent_event",
-]);
-
-/**
- * The element the XML form of each subscribe event wraps its `List` in (the JSON form has
- * `List` at the top). Private to the push module.
- */
-export const LIST_WRAPPERS: Readonly<Record<string, string>> = {
-  "event:subscribe_msg_popup_event": "SubscribeMsgPopupEvent",
-  "event:subscribe_msg_change_event": "SubscribeMsgChangeEvent",
-  "event:subscribe_msg_sent_event": "SubscribeMsgSentEvent",
-};
-
-/** `MsgType`, or `event:<Event>` for events: the key of {@link KIND_FIELDS}. Private to the push module. */
-export function kindOf(message: { MsgType?: unknown; Event?: unknown }): string {
-  return message.MsgType === "event" ? `event:${String(message.Event)}` : String(message.MsgType);
-}
-
-/** Whether `name` holds what its kind needs: text, and for `MsgId` 1 to 20 digits. Private to the push module. */
-export function fitsField(message: Record<string, unknown>, name: string): boolean {
-  const value = message[name];
-  if (name === "List") return Array.isArray(value) && value.every((item) => typeof item === "object" && item !== null);
-  return typeof value === "string" && (name !== "MsgId" || /^\d{1,20}$/.test(value));
+export function missingField(message: Record<string, unknown>, kind: TypedKind): string | undefined {
+  for (const [name, check] of kind.fields) {
+    const value = message[name];
+    const fits = check === "list"
+      ? Array.isArray(value) && value.every((item) => typeof item === "object" && item !== null)
+      : typeof value === "string" && (check === "text" || /^\d{1,20}$/.test(value));
+    if (!fits) return name;
+  }
+  return undefined;
 }

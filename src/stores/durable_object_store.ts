@@ -42,7 +42,7 @@ const USER_KEY = /^kefu-edge:[a-z-]+:([^:]+):([uh]\.[^:]+)(?::|$)/;
  * @returns the object's name
  * @example
  * ```ts
- * import { objectNameOf } from "./durable_object_store.ts";
+ * import { objectNameOf } from "@kefu/edge";
  * console.log(objectNameOf("kefu-edge:push:wx1:u.o9AgO5Kd:msg:1")); // "user:wx1:u.o9AgO5Kd"
  * ```
  */

@@ -16,7 +16,7 @@ export interface SetOptions {
  *
  * @example A store backed by a Map
  * ```ts
- * import type { KeyValueStore } from "./key_value_store.ts";
+ * import type { KeyValueStore } from "@kefu/edge";
  * const map = new Map<string, string>();
  * const store: KeyValueStore = {
  *   get: async (key) => map.get(key) ?? null,

@@ -6,7 +6,7 @@ import type { KeyValueStore, SetOptions } from "./key_value_store.ts";
  *
  * @example
  * ```ts
- * import { MemoryStore } from "./memory_store.ts";
+ * import { MemoryStore } from "@kefu/edge";
  * const store = new MemoryStore();
  * await store.set("greeting", "hi", { ttlSeconds: 60 });
  * console.log(await store.get("greeting")); // "hi"
@@ -66,7 +66,7 @@ export class MemoryStore implements KeyValueStore {
    * @returns whether this call wrote the entry
    * @example
    * ```ts
-   * import { MemoryStore } from "./memory_store.ts";
+   * import { MemoryStore } from "@kefu/edge";
    * const store = new MemoryStore();
    * console.log(await store.setIfAbsent("claim", "a"), await store.setIfAbsent("claim", "b")); // true false
    * ```
@@ -88,7 +88,7 @@ export class MemoryStore implements KeyValueStore {
    * @returns whether the entry held `expected` (and was replaced)
    * @example Renew a lease only while it is still yours
    * ```ts
-   * import { MemoryStore } from "./memory_store.ts";
+   * import { MemoryStore } from "@kefu/edge";
    * const store = new MemoryStore();
    * await store.set("lease", "mine");
    * console.log(await store.compareAndSet("lease", "mine", "mine-renewed"), await store.compareAndSet("lease", "mine", null)); // true false

@@ -1,6 +1,8 @@
 // Private: the push wire formats (spec §6): JSON and XML bodies, safe-mode envelopes, replies.
 import { jsonObject } from "../internal/json.ts";
 import { cdata } from "../internal/xml.ts";
+// The core's table of typed push kinds names the element each event's XML List is wrapped in.
+import { typedKind } from "../push/types.ts";
 import type { PushFields, PushList } from "./types.ts";
 
 /** Fields WeChat writes as bare integers; every other field is a string. */
@@ -42,9 +44,13 @@ function jsonList(items: PushList): string {
   return items.length === 1 ? item(items[0]!) : `[${items.map(item).join(",")}]`;
 }
 
-/** `subscribe_msg_popup_event` → `<SubscribeMsgPopupEvent><List>…</List>…</SubscribeMsgPopupEvent>`. */
+/**
+ * `subscribe_msg_popup_event` → `<SubscribeMsgPopupEvent><List>…</List>…</SubscribeMsgPopupEvent>`: the
+ * element the core's table gives the event, else (an event the core does not type) its name in PascalCase.
+ */
 function xmlList(event: string, items: PushList): string {
-  const wrapper = event.split("_").map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join("");
+  const wrapper = typedKind({ MsgType: "event", Event: event })?.listElement ??
+    event.split("_").map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join("");
   const lists = items.map((fields) =>
     `<List>${
       Object.entries(fields).map(([k, v]) => `<${k}>${k === "MsgID" ? integer(k, v) : cdata(v)}</${k}>`).join("")

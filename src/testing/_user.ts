@@ -2,6 +2,9 @@
 import type { MediaStore } from "./_media.ts";
 import type { UserState } from "./_user_state.ts";
 import { buildPush, type BuiltPush, deliverPush, deliverySettings, type PushTarget } from "./push.ts";
+import type { SendWindow } from "../customer_service/send_window.ts";
+// The core's typed push kinds: a push the emulator builds is checked against the kind's type.
+import { kindDiscriminant, type KindFields, type KnownPushMessages } from "../push/types.ts";
 import type {
   DeliverOptions,
   DeliveryOutcome,
@@ -11,8 +14,7 @@ import type {
   PushAction,
   PushBuildOptions,
   PushFields,
-  PushHandler,
-  SendWindow,
+  RequestHandler,
   SubscribeChoice,
 } from "./types.ts";
 
@@ -60,14 +62,13 @@ export class User implements EmulatedUser {
 
   says(text: string, options?: PushBuildOptions): Promise<PushAction> {
     this.#state.act("message");
-    return this.#push({ MsgType: "text", Content: text, MsgId: this.#context.nextMsgId() }, options);
+    return this.#push("text", { Content: text, MsgId: this.#context.nextMsgId() }, options);
   }
 
   sendsImage(bytes: Uint8Array, contentType = "image/jpeg", options?: PushBuildOptions): Promise<PushAction> {
     this.#state.act("message");
     const media = this.#context.media.store(bytes, contentType, "user");
-    return this.#push({
-      MsgType: "image",
+    return this.#push("image", {
       PicUrl: cdnUrl(media.mediaId),
       MediaId: media.mediaId,
       MsgId: this.#context.nextMsgId(),
@@ -77,8 +78,7 @@ export class User implements EmulatedUser {
   sendsMiniProgramPage(page: MiniProgramPageInput, options?: PushBuildOptions): Promise<PushAction> {
     this.#state.act("message");
     const thumb = this.#context.media.store(page.thumb ?? PIXEL_PNG, page.thumbContentType ?? "image/png", "user");
-    return this.#push({
-      MsgType: "miniprogrampage",
+    return this.#push("miniprogrampage", {
       MsgId: this.#context.nextMsgId(),
       Title: page.title,
       AppId: page.appId ?? this.#context.appId,
@@ -90,7 +90,7 @@ export class User implements EmulatedUser {
 
   entersSession(sessionFrom = "", options?: PushBuildOptions): Promise<PushAction> {
     this.#state.act("session");
-    return this.#push({ MsgType: "event", Event: "user_enter_tempsession", SessionFrom: sessionFrom }, options);
+    return this.#push("user_enter_tempsession", { SessionFrom: sessionFrom }, options);
   }
 
   subscribes(
@@ -110,7 +110,7 @@ export class User implements EmulatedUser {
       // [UNCERTAIN] PopupScene: 2 is "other pages", where a contact session's popup appears.
       return { TemplateId: choice.templateId, SubscribeStatusString: status, PopupScene: "2" };
     });
-    return this.#push({ MsgType: "event", Event: "subscribe_msg_popup_event", List: items }, options);
+    return this.#push("subscribe_msg_popup_event", { List: items }, options);
   }
 
   changesSubscription(
@@ -120,9 +120,7 @@ export class User implements EmulatedUser {
   ): Promise<PushAction> {
     this.#requireTemplate(templateId);
     this.#state.subscribe(templateId, status, true);
-    return this.#push({
-      MsgType: "event",
-      Event: "subscribe_msg_change_event",
+    return this.#push("subscribe_msg_change_event", {
       List: [{ TemplateId: templateId, SubscribeStatusString: status }],
     }, options);
   }
@@ -130,9 +128,7 @@ export class User implements EmulatedUser {
   takeSubscribeSentEvents(): Promise<PushAction[]> {
     return Promise.all(
       this.#state.takeSent().map(({ templateId, msgid }) =>
-        this.#push({
-          MsgType: "event",
-          Event: "subscribe_msg_sent_event",
+        this.#push("subscribe_msg_sent_event", {
           List: [{ TemplateId: templateId, MsgID: msgid, ErrorCode: "0", ErrorStatus: "success" }],
         })
       ),
@@ -153,13 +149,18 @@ export class User implements EmulatedUser {
     return [...this.#state.entries];
   }
 
-  async #push(fields: PushFields, options: PushBuildOptions = {}): Promise<PushAction> {
+  async #push<K extends keyof KnownPushMessages>(
+    kind: K,
+    fields: KindFields<K> & PushFields,
+    options: PushBuildOptions = {},
+  ): Promise<PushAction> {
     const { target, originalId, now } = this.#context;
     const createTime = Math.floor(now() / 1000);
     const message: PushFields = {
       ToUserName: originalId,
       FromUserName: this.openId,
       CreateTime: createTime,
+      ...kindDiscriminant(kind),
       ...fields,
     };
     const built = target === undefined
@@ -191,7 +192,7 @@ class Push implements PushAction {
     return this.#require().request();
   }
 
-  async deliver(handler?: PushHandler, options?: DeliverOptions): Promise<DeliveryOutcome> {
+  async deliver(handler?: RequestHandler, options?: DeliverOptions): Promise<DeliveryOutcome> {
     const built = this.#require();
     const target = this.#target;
     if (target === undefined) throw new Error("Cannot deliver the push: createEmulator was given no push config");

@@ -1,9 +1,9 @@
 // Private: one user's send window, typing state and inbox (spec §2 and §3).
-import { openWindow, type WindowAction } from "../customer_service/send_window.ts";
+import { openWindow, type SendWindow, type WindowAction } from "../customer_service/send_window.ts";
 import { SECOND } from "./_clock.ts";
 import { ApiFailure } from "./_responses.ts";
 import type { MsgType } from "./_messages.ts";
-import type { InboxEntry, SendWindow } from "./types.ts";
+import type { InboxEntry } from "./types.ts";
 
 /** Typing needs a message interaction this recent (spec §3 rule 3). */
 const INTERACTION_WINDOW = 30 * SECOND;

@@ -35,7 +35,7 @@ import type {
  * @returns the emulator
  * @example Get a token from the emulator
  * ```ts
- * import { createEmulator } from "./mod.ts";
+ * import { createEmulator } from "@kefu/edge/testing";
  * const emulator = createEmulator({ appId: "wx123", appSecret: "secret" });
  * const response = await emulator.fetch("https://api.weixin.qq.com/cgi-bin/stable_token", {
  *   method: "POST",

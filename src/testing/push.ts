@@ -13,7 +13,7 @@ import type {
   DeliveryOutcome,
   PushBuildOptions,
   PushFields,
-  PushHandler,
+  RequestHandler,
 } from "./types.ts";
 
 /** Where a push is signed for and sent to. */
@@ -62,7 +62,7 @@ const DEFAULT_URL = "http://localhost/wechat/callback";
  * @returns the push, ready to send
  * @example Reproduce the official plain-mode signature
  * ```ts
- * import { buildPush } from "./push.ts";
+ * import { buildPush } from "@kefu/edge/testing";
  * const push = await buildPush(
  *   { appId: "wx123", token: "AAAAA", format: "json" },
  *   { ToUserName: "gh_97417a04a28d", FromUserName: "OPENID", CreateTime: 1714037059, MsgType: "event" },
@@ -135,7 +135,7 @@ export interface DeliverySettings {
  * @example Deliver to an app
  * ```ts
  * import { MiniProgram } from "@kefu/edge";
- * import { buildPush, deliverPush } from "./push.ts";
+ * import { buildPush, deliverPush } from "@kefu/edge/testing";
  * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret", push: { token: "TOKEN" } });
  * const app = { fetch: (request: Request) => mp.push.handle(request, () => {}) };
  * const target = { appId: "wx123", token: "TOKEN" };
@@ -147,7 +147,7 @@ export interface DeliverySettings {
  */
 export async function deliverPush(
   push: BuiltPush,
-  handler: PushHandler,
+  handler: RequestHandler,
   settings: DeliverySettings,
 ): Promise<DeliveryOutcome> {
   const failures: DeliveryFailure[] = [];
@@ -197,7 +197,7 @@ type Answer = { status: number; text: string } | Omit<DeliveryFailure, "attempt"
 
 // One attempt: the whole answer (status and body) must arrive within timeoutMs. On timeout
 // the request's signal aborts, as WeChat drops the connection.
-async function attemptOnce(push: BuiltPush, handler: PushHandler, timeoutMs: number): Promise<Answer> {
+async function attemptOnce(push: BuiltPush, handler: RequestHandler, timeoutMs: number): Promise<Answer> {
   const controller = new AbortController();
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<Answer>((resolve) => {

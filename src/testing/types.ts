@@ -5,12 +5,17 @@
  * @module
  */
 import type { MsgType } from "../customer_service/schemas.ts";
+import type { SendWindow } from "../customer_service/send_window.ts";
 
 /** A fetch-compatible function, as the SDK's `fetch` option expects. */
 export type FetchLike = (input: RequestInfo | URL, init?: RequestInit) => Promise<Response>;
 
-/** Something that answers a push request: your app's `fetch` handler (Hono's `app.fetch`, `app.request`…). */
-export type PushHandler = (request: Request) => Response | Promise<Response>;
+/**
+ * Something that answers a request: your app's `fetch` handler (Hono's `app.fetch`, `app.request`…),
+ * to which the emulated WeChat delivers its pushes. (The SDK's `PushHandler` is another thing: the
+ * function `mp.push.handle` runs for each verified message.)
+ */
+export type RequestHandler = (request: Request) => Response | Promise<Response>;
 
 /** How the emulated WeChat pushes user messages to your server (消息推送配置). */
 export interface PushConfig {
@@ -85,7 +90,7 @@ export interface FaultOptions {
  *
  * @example Make the next send answer -1
  * ```ts
- * import { createEmulator } from "./mod.ts";
+ * import { createEmulator } from "@kefu/edge/testing";
  * const emulator = createEmulator({ appId: "wx123", appSecret: "secret" });
  * emulator.faults.next(1, "system_busy", { path: "/cgi-bin/message/custom/send" });
  * console.log(emulator.faults.pending); // 1
@@ -156,7 +161,7 @@ export interface TokenInfo {
  *
  * @example Count issuances
  * ```ts
- * import { createEmulator } from "./mod.ts";
+ * import { createEmulator } from "@kefu/edge/testing";
  * const emulator = createEmulator({ appId: "wx123", appSecret: "secret" });
  * console.log(emulator.tokens.issued); // 0
  * ```
@@ -208,7 +213,7 @@ export interface MediaInfo {
  *
  * @example Store and find an image
  * ```ts
- * import { createEmulator } from "./mod.ts";
+ * import { createEmulator } from "@kefu/edge/testing";
  * const emulator = createEmulator({ appId: "wx123", appSecret: "secret" });
  * const { mediaId } = emulator.media.add(new Uint8Array([0xff, 0xd8, 0xff]));
  * console.log(emulator.media.get(mediaId)?.contentType); // "image/jpeg"
@@ -270,16 +275,6 @@ export type InboxEntry =
     readonly text: string;
     readonly at: number;
   };
-
-/** The user's current send window. */
-export interface SendWindow {
-  /** What opened it: a user message (5 in 48 h) or a session entry (2 in 1 min). */
-  readonly kind: "message" | "session";
-  /** Messages still allowed. */
-  readonly remaining: number;
-  /** When it closes, ms. */
-  readonly expiresAt: number;
-}
 
 /** Overrides for the signed push, to reproduce WeChat's vectors or fix a test's values. */
 export interface PushBuildOptions {
@@ -385,7 +380,7 @@ export interface PushAction {
    * @param options timeout and retry count
    * @returns the outcome
    */
-  deliver(handler?: PushHandler, options?: DeliverOptions): Promise<DeliveryOutcome>;
+  deliver(handler?: RequestHandler, options?: DeliverOptions): Promise<DeliveryOutcome>;
 }
 
 /**
@@ -408,7 +403,7 @@ export interface PushAction {
 export interface EmulatedUser {
   /** The user's OpenID. */
   readonly openId: string;
-  /** The open send window, or `undefined` when closed. */
+  /** The open send window (`SendWindow` of `@kefu/edge`, on the emulator's clock), or `undefined` when closed. */
   readonly window: SendWindow | undefined;
   /** Whether the user sees "typing…" now. */
   readonly typing: boolean;

@@ -8,6 +8,7 @@ import { redact, TokenSourceError, WeChatError } from "../errors.ts";
 import type { HttpClient } from "../http/client.ts";
 import { storedObject } from "../internal/json.ts";
 import type { KeyValueStore } from "../stores/key_value_store.ts";
+import type { Logger } from "../logger.ts";
 
 /** What a token source returns, in WeChat's field names. */
 export interface TokenResponse {
@@ -23,12 +24,6 @@ export interface TokenResponse {
  * after 5 minutes), or a function, for teams with a central token service.
  */
 export type TokenSource = "stable" | "classic" | ((signal: AbortSignal) => Promise<TokenResponse>);
-
-/** Receives warnings (a failing store); never given a token or secret. */
-export interface Logger {
-  /** Logs a warning. */
-  warn(message: string): void;
-}
 
 /** Settings of {@link AccessToken}. */
 export interface AccessTokenOptions {

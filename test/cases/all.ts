@@ -15,6 +15,8 @@ import "./push_xml.ts";
 import "./security.ts";
 import "./push_claims.ts";
 import "./push_subscribe.ts";
+import "./push_kinds.ts";
+import "./doc_examples.ts";
 import "./push_xml_differential.ts";
 import "./emulator_tokens.ts";
 import "./emulator_send.ts";

@@ -6,7 +6,7 @@ import { Validator } from "@seriousme/openapi-schema-validator";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../../worker/app.ts";
-import { buildOpenApiDocument } from "../../worker/openapi.ts";
+import { buildOpenApiDocument } from "../../scripts/_openapi.ts";
 import { sendMessageSchema, subscribeMessageBodySchema, typingSchema } from "../../worker/schemas.ts";
 import { createEmulator } from "../../src/testing/mod.ts";
 

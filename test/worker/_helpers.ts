@@ -4,7 +4,7 @@ import { env as workerEnv } from "cloudflare:workers";
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { expect } from "vitest";
 import type { Hono } from "hono";
-import { type AppEnv, type AppOptions, createApp, type KefuApp } from "../../worker/app.ts";
+import { type AppEnv, type AppOptions, createApp, type KefuApp } from "../../worker/mod.ts";
 import type { Env } from "../../worker/env.ts";
 import type { ErrorBody } from "../../worker/errors.ts";
 

@@ -6,7 +6,7 @@ import { createExecutionContext, createMessageBatch, getQueueResult } from "clou
 import { describe, expect, it } from "vitest";
 import { DurableObjectStore, MessageCrypto, type PushJob, Reply } from "../../mod.ts";
 import { buildPush, type PushTarget } from "../../src/testing/mod.ts";
-import type { AppOptions, KefuApp } from "../../worker/app.ts";
+import type { AppOptions, KefuApp } from "../../worker/mod.ts";
 import { QUEUE_MAX_RETRIES, retryHorizonSeconds } from "../../worker/push_route.ts";
 import { kvDeadLetters, type KvListNamespace } from "../../worker/dead_letters/mod.ts";
 import { storeCases } from "../cases/_store_suite.ts";

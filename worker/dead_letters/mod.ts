@@ -15,7 +15,7 @@ import { zValidator } from "@hono/zod-validator";
 // Private helper (a documented exception, see src/internal/README.md): the package's one zod.
 import * as z from "../../src/internal/zod.ts";
 import type { PushJob } from "../../mod.ts";
-import type { AppEnv } from "../app.ts";
+import type { AppEnv } from "../types.ts";
 import type { Env } from "../env.ts";
 import { HttpError } from "../errors.ts";
 import { rejectInvalid } from "../schemas.ts";

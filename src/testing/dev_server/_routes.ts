@@ -19,17 +19,25 @@ import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { zValidator } from "@hono/zod-validator";
 import * as z from "../../internal/zod.ts";
-import type { InboxEntry, PushAction, PushFields, SendWindow } from "../types.ts";
+import type { InboxEntry, PushAction, PushFields } from "../types.ts";
 import { MESSAGE_TYPES, type MessageView, type MsgType } from "../_messages.ts";
-import { WINDOW_GRANTS } from "../../customer_service/send_window.ts";
+import { type SendWindow, WINDOW_GRANTS } from "../../customer_service/send_window.ts";
 import { openIdSchema } from "../../internal/field_schemas.ts";
 import { normaliseType, WECHAT_IMAGE_TYPES } from "../../internal/media_types.ts";
-import type { AppEnv, AppLogger, KefuApp } from "../../../worker/app.ts";
-import { type Env, lenientVar } from "../../../worker/env.ts";
-import { answerErrors, HttpError } from "../../../worker/errors.ts";
-import { jsonBody, rejectInvalid, userParamsSchema } from "../../../worker/schemas.ts";
-import { executionContext } from "../../../worker/background.ts";
-import { wechatSettings } from "../../../worker/wechat.ts";
+import {
+  answerErrors,
+  type AppEnv,
+  type AppLogger,
+  type Env,
+  executionContext,
+  HttpError,
+  jsonBody,
+  type KefuApp,
+  lenientVar,
+  rejectInvalid,
+  userParamsSchema,
+  wechatSettings,
+} from "../../../worker/dev_seam.ts";
 import type { EmulatorSession, EmulatorUpstreams } from "./_upstream.ts";
 import { type Exchange, type SentEntry, truncate } from "./_log.ts";
 
@@ -123,7 +131,7 @@ export interface EmulatorRoutesOptions {
  * @example Mount the routes
  * ```ts
  * import { Hono } from "hono";
- * import { type AppEnv, createApp } from "../../../worker/app.ts";
+ * import { type AppEnv, createApp } from "@kefu/edge/worker";
  * import { emulatorUpstream } from "./_upstream.ts";
  * import { emulatorRoutes } from "./_routes.ts";
  * const upstream = emulatorUpstream();

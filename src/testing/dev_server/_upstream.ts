@@ -10,8 +10,7 @@
  */
 import { createEmulator } from "../emulator.ts";
 import type { Emulator } from "../types.ts";
-import { type EmulatorUpstream, pushSettings, type UpstreamSettings } from "../../../worker/upstream.ts";
-import { ConfigError } from "../../../worker/env.ts";
+import { ConfigError, type EmulatorUpstream, pushSettings, type UpstreamSettings } from "../../../worker/dev_seam.ts";
 import { Changes, ExchangeLog, recordingFetch, SentLog } from "./_log.ts";
 
 /** One emulated mini program and what the dev routes keep about it. */
@@ -56,7 +55,7 @@ export interface EmulatorUpstreams {
  * @returns the upstream factory, `emulatorFor(appId)` and `session(settings)`
  * @example Hand it to an app
  * ```ts
- * import { createApp } from "../../../worker/app.ts";
+ * import { createApp } from "@kefu/edge/worker";
  * import { emulatorUpstream } from "./_upstream.ts";
  * const upstream = emulatorUpstream();
  * const app = createApp({ emulator: upstream.select });

@@ -5,11 +5,17 @@
  * @module
  */
 import { Hono } from "hono";
-import type { AppEnv, AppLogger, KefuApp } from "../../../worker/app.ts";
-import type { Env } from "../../../worker/env.ts";
-import type { QueueBatchLike, QueueLike, QueueMessageLike } from "../../../worker/push_route.ts";
-import { executionContext } from "../../../worker/background.ts";
-import { EMULATOR_UPSTREAM } from "../../../worker/upstream.ts";
+import {
+  type AppEnv,
+  type AppLogger,
+  EMULATOR_UPSTREAM,
+  type Env,
+  executionContext,
+  type KefuApp,
+  type QueueBatchLike,
+  type QueueLike,
+  type QueueMessageLike,
+} from "../../../worker/dev_seam.ts";
 import { emulatorUpstream, type EmulatorUpstreams } from "./_upstream.ts";
 import { emulatorOn, emulatorRoutes } from "./_routes.ts";
 
@@ -51,8 +57,8 @@ const MAX_ATTEMPTS = 10;
  * ```
  * @example Act as a user in a test
  * ```ts
- * import { createApp } from "../../../worker/mod.ts";
- * import { withEmulator } from "../mod.ts";
+ * import { createApp } from "@kefu/edge/worker";
+ * import { withEmulator } from "@kefu/edge/testing";
  *
  * const dev = withEmulator(createApp({ onMessage: () => {} }));
  * const env = { WECHAT_EMULATOR: "on", WECHAT_APPID: "wx1", WECHAT_SECRET: "s", WECHAT_TOKEN: "t" };

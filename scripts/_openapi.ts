@@ -1,14 +1,16 @@
 /**
  * The OpenAPI 3.1 document of the worker's routes, built from the zod schemas the routes
  * validate with (zod's own JSON Schema output, draft 2020-12, which is what OpenAPI 3.1
- * uses). `npm run openapi` writes it to `openapi_document.ts`, which the app serves at
- * `GET /openapi.json`; a test fails when that file is not what this module builds.
+ * uses). `npm run openapi` (scripts/openapi.ts) writes it to `worker/openapi_document.ts`,
+ * which the app serves at `GET /openapi.json`; a test fails when that file is not what this
+ * module builds.
  *
  * Why at build time: zod's JSON Schema generator and the Hono OpenAPI packages cost the
  * deployed bundle 6.6 KiB (the generator) to 80–100 KiB (the packages) gzip, against a
  * 50 KiB budget; the generated document costs only its own bytes.
  *
- * Not imported by the worker itself.
+ * A build step, so it lives here and not in `worker/`: the worker never imports it, and the
+ * package does not ship it.
  *
  * @module
  */
@@ -30,9 +32,9 @@ import {
   type UploadTempMediaResult,
   type WeChatResult,
 } from "../mod.ts";
-import type { ErrorBody } from "./errors.ts";
-import { deadLetterListQuerySchema, deadLetterParamsSchema } from "./dead_letters/mod.ts";
-import { IDEMPOTENCY_TTL_SECONDS } from "./idempotency.ts";
+import type { ErrorBody } from "../worker/errors.ts";
+import { deadLetterListQuerySchema, deadLetterParamsSchema } from "../worker/dead_letters/mod.ts";
+import { IDEMPOTENCY_TTL_SECONDS } from "../worker/idempotency.ts";
 import {
   MAX_JSON_BYTES,
   mediaParamsSchema,
@@ -40,10 +42,8 @@ import {
   subscribeMessageBodySchema,
   typingSchema,
   userParamsSchema,
-} from "./schemas.ts";
-
-/** An OpenAPI document, as JSON. */
-export type OpenApiDocument = { readonly openapi: "3.1.0" } & Readonly<Record<string, unknown>>;
+} from "../worker/schemas.ts";
+import type { OpenApiDocument } from "../worker/types.ts";
 
 // ------------------------------------------------------------- answers the SDK returns
 
@@ -245,12 +245,6 @@ function toJsonSchemas(named: Record<string, z.ZodMiniType>, shared: Record<stri
  *
  * @param version the package version, for `info.version`
  * @returns the document
- * @example
- * ```ts
- * import { buildOpenApiDocument } from "./openapi.ts";
- * const doc = buildOpenApiDocument("0.2.0");
- * console.log(doc.openapi, Object.keys(doc.paths as object).includes("/api/messages")); // "3.1.0" true
- * ```
  */
 export function buildOpenApiDocument(version: string): OpenApiDocument {
   const payloads = Object.fromEntries(
