@@ -50,6 +50,28 @@ export {
   utf8Length,
 } from "./src/customer_service/text.ts";
 export {
+  type AcceptInput,
+  type AcceptResult,
+  type ConversationEntry,
+  type ConversationRef,
+  type ConversationSettings,
+  type ConversationStore,
+  type ConversationSummary,
+  DEFAULT_CONVERSATION_SETTINGS,
+  type EntryContent,
+  type Handoff,
+  HANDOFF_STATES,
+  type HandoffChange,
+  type HandoffResult,
+  type HandoffState,
+  type HistoryPage,
+  type MemoryConversationOptions,
+  MemoryConversationStore,
+  type OutboundInput,
+  type Reservation,
+  type Sender,
+} from "./src/conversation/mod.ts";
+export {
   actionOf,
   openWindow,
   type SendWindow,

@@ -14,6 +14,7 @@ import "./push_fuzz.ts";
 import "./push_xml.ts";
 import "./security.ts";
 import "./push_claims.ts";
+import "./conversation.ts";
 import "./push_subscribe.ts";
 import "./push_kinds.ts";
 import "./doc_examples.ts";

@@ -1,0 +1,294 @@
+/**
+ * {@link MemoryConversationStore}: conversations in this process's memory.
+ *
+ * @module
+ */
+import type { SendWindow } from "../customer_service/send_window.ts";
+import {
+  applyAccept,
+  applyHandoff,
+  applyOutbound,
+  applyReserve,
+  type ClaimRow,
+  type ConversationHead,
+  type ConversationSettings,
+  DEFAULT_CONVERSATION_SETTINGS,
+  effectiveHandoff,
+  liveWindow,
+  RELEASED_CLAIM_MS,
+  retentionCutoff,
+} from "./rules.ts";
+import type {
+  AcceptInput,
+  AcceptResult,
+  ConversationEntry,
+  ConversationRef,
+  ConversationStore,
+  ConversationSummary,
+  Handoff,
+  HandoffChange,
+  HandoffResult,
+  HandoffState,
+  HistoryPage,
+  OutboundInput,
+  Reservation,
+} from "./types.ts";
+
+interface Kept {
+  head: ConversationHead | undefined;
+  claims: Map<string, ClaimRow>;
+  entries: ConversationEntry[];
+}
+
+/** Options of {@link MemoryConversationStore}. */
+export interface MemoryConversationOptions extends Partial<ConversationSettings> {
+  /** Clock in ms; default `Date.now`. */
+  now?: (() => number) | undefined;
+}
+
+/**
+ * Conversations in memory: per process or isolate, lost on restart. The default for tests and
+ * a single Node, Deno or Bun process; each operation runs in one synchronous step, so it is
+ * atomic within the process.
+ *
+ * @example
+ * ```ts
+ * import { MemoryConversationStore } from "@kefu/edge";
+ * const store = new MemoryConversationStore();
+ * const ref = { appId: "wx1", openId: "o1" };
+ * await store.accept(ref, {
+ *   key: "m1",
+ *   claim: "lease:1",
+ *   ttlSeconds: 5,
+ *   entry: { sender: "user", type: "message", msgType: "text", text: "你好" },
+ *   action: { kind: "message", at: Date.now() },
+ * });
+ * const page = await store.history(ref, { limit: 10 });
+ * console.log(page?.entries[0]?.text, (await store.window(ref))?.remaining); // "你好" 5
+ * ```
+ */
+export class MemoryConversationStore implements ConversationStore {
+  readonly #kept = new Map<string, Kept>();
+  readonly #now: () => number;
+  readonly #settings: ConversationSettings;
+
+  /**
+   * Creates an empty store.
+   *
+   * @param options the clock, the idle timeout and the history retention
+   */
+  constructor(options: MemoryConversationOptions = {}) {
+    this.#now = options.now ?? Date.now;
+    this.#settings = {
+      idleMs: options.idleMs ?? DEFAULT_CONVERSATION_SETTINGS.idleMs,
+      historyDays: options.historyDays ?? DEFAULT_CONVERSATION_SETTINGS.historyDays,
+    };
+  }
+
+  /**
+   * Accepts a verified push (see {@link ConversationStore.accept}).
+   *
+   * @param ref the conversation
+   * @param input the claim and the entry
+   * @returns claimed or taken, who answers and the window
+   */
+  accept(ref: ConversationRef, input: AcceptInput): Promise<AcceptResult> {
+    const kept = this.#open(ref);
+    const now = this.#now();
+    const row = kept.claims.get(input.key);
+    const applied = applyAccept(kept.head, row, input, now, this.#settings);
+    if (applied.row !== undefined) kept.claims.set(input.key, applied.row);
+    if (applied.changed) this.#write(kept, applied.head, applied.append);
+    return Promise.resolve(applied.result);
+  }
+
+  /**
+   * The claim on a push.
+   *
+   * @param ref the conversation
+   * @param key the push's dedupe key
+   * @returns the claim, or `null`
+   */
+  claim(ref: ConversationRef, key: string): Promise<string | null> {
+    const row = this.#kept.get(id(ref))?.claims.get(key);
+    return Promise.resolve(row !== undefined && row.value !== null && row.expiresAt > this.#now() ? row.value : null);
+  }
+
+  /**
+   * Replaces a claim that still holds `expected`.
+   *
+   * @param ref the conversation
+   * @param key the push's dedupe key
+   * @param expected the claim it must hold
+   * @param value the new claim, or `null` to free it
+   * @param ttlSeconds how long the new claim lives
+   * @returns whether it held `expected`
+   */
+  replaceClaim(
+    ref: ConversationRef,
+    key: string,
+    expected: string,
+    value: string | null,
+    ttlSeconds: number,
+  ): Promise<boolean> {
+    const claims = this.#kept.get(id(ref))?.claims;
+    const row = claims?.get(key);
+    const now = this.#now();
+    if (claims === undefined || row === undefined || row.value !== expected || row.expiresAt <= now) {
+      return Promise.resolve(false);
+    }
+    const expiresAt = value === null ? now + RELEASED_CLAIM_MS : now + ttlSeconds * 1000;
+    claims.set(key, { value, expiresAt, seq: row.seq });
+    return Promise.resolve(true);
+  }
+
+  /**
+   * Holds a window message for a send.
+   *
+   * @param ref the conversation
+   * @param options `onlyIn`: the states that allow the send
+   * @returns the decision
+   */
+  reserve(ref: ConversationRef, options: { onlyIn?: readonly HandoffState[] | undefined }): Promise<Reservation> {
+    const kept = this.#open(ref);
+    const applied = applyReserve(kept.head, options.onlyIn, this.#now(), this.#settings);
+    if (applied.changed) this.#write(kept, applied.head, applied.append);
+    return Promise.resolve(applied.result);
+  }
+
+  /**
+   * Records what was sent.
+   *
+   * @param ref the conversation
+   * @param input the entry, whether it spends the window and whether a message was held for it
+   * @returns the entry as recorded
+   */
+  recordOutbound(ref: ConversationRef, input: OutboundInput & { reserved: boolean }): Promise<ConversationEntry> {
+    const kept = this.#open(ref);
+    const applied = applyOutbound(kept.head, input, this.#now(), this.#settings);
+    if (applied.changed) this.#write(kept, applied.head, applied.append);
+    return Promise.resolve(applied.result);
+  }
+
+  /**
+   * A page of history, newest first.
+   *
+   * @param ref the conversation
+   * @param options `before` (a `seq`) and `limit`
+   * @returns the page, or `null` for an unknown conversation
+   */
+  history(ref: ConversationRef, options: { before?: number | undefined; limit: number }): Promise<HistoryPage | null> {
+    const kept = this.#kept.get(id(ref));
+    if (kept?.head === undefined) return Promise.resolve(null);
+    this.#prune(kept);
+    const before = options.before ?? Number.POSITIVE_INFINITY;
+    const older = kept.entries.filter((e) => e.seq < before);
+    const entries = older.slice(-options.limit).reverse();
+    const last = entries.at(-1);
+    const more = last !== undefined && older[0] !== last;
+    return Promise.resolve({ entries: structuredClone(entries), before: more ? last.seq : null });
+  }
+
+  /**
+   * Who answers.
+   *
+   * @param ref the conversation
+   * @returns the handoff, or `null` for an unknown conversation
+   */
+  handoff(ref: ConversationRef): Promise<Handoff | null> {
+    const head = this.#kept.get(id(ref))?.head;
+    return Promise.resolve(head === undefined ? null : effectiveHandoff(head, this.#now(), this.#settings));
+  }
+
+  /**
+   * Changes who answers.
+   *
+   * @param ref the conversation
+   * @param change the new state, who makes the change and why
+   * @returns whether it changed, and the handoff now
+   */
+  setHandoff(ref: ConversationRef, change: HandoffChange): Promise<HandoffResult> {
+    const kept = this.#open(ref);
+    const applied = applyHandoff(kept.head, change, this.#now(), this.#settings);
+    if (applied.changed) this.#write(kept, applied.head, applied.append);
+    return Promise.resolve(applied.result);
+  }
+
+  /**
+   * The send window.
+   *
+   * @param ref the conversation
+   * @returns the window, or `undefined`
+   */
+  window(ref: ConversationRef): Promise<SendWindow | undefined> {
+    return Promise.resolve(liveWindow(this.#kept.get(id(ref))?.head?.window, this.#now()));
+  }
+
+  /**
+   * The app's conversations, most recent activity first.
+   *
+   * @param appId the mini program
+   * @returns every conversation of the app
+   */
+  list(appId: string): Promise<ConversationSummary[]> {
+    const now = this.#now();
+    const out: ConversationSummary[] = [];
+    for (const [key, kept] of this.#kept) {
+      if (kept.head === undefined || !key.startsWith(`${appId}\u0000`)) continue;
+      out.push({
+        openId: key.slice(appId.length + 1),
+        handoff: effectiveHandoff(kept.head, now, this.#settings),
+        last: kept.head.last,
+        unread: kept.head.unread,
+        window: liveWindow(kept.head.window, now),
+        activityAt: kept.head.activityAt,
+      });
+    }
+    return Promise.resolve(out.sort((a, b) => b.activityAt - a.activityAt));
+  }
+
+  /**
+   * Deletes the user's conversation; the push claims stay, without their entries.
+   *
+   * @param ref the conversation
+   */
+  purge(ref: ConversationRef): Promise<void> {
+    const kept = this.#kept.get(id(ref));
+    if (kept !== undefined) {
+      kept.head = undefined;
+      kept.entries = [];
+      for (const [key, row] of kept.claims) kept.claims.set(key, { value: row.value, expiresAt: row.expiresAt });
+    }
+    return Promise.resolve();
+  }
+
+  #open(ref: ConversationRef): Kept {
+    const key = id(ref);
+    let kept = this.#kept.get(key);
+    if (kept === undefined) this.#kept.set(key, kept = { head: undefined, claims: new Map(), entries: [] });
+    return kept;
+  }
+
+  #write(kept: Kept, head: ConversationHead, append: ConversationEntry[]): void {
+    kept.head = head;
+    kept.entries.push(...append);
+    this.#prune(kept);
+  }
+
+  #prune(kept: Kept): void {
+    const now = this.#now();
+    const cutoff = retentionCutoff(now, this.#settings);
+    if (kept.entries.length > 0 && kept.entries[0]!.at < cutoff) {
+      kept.entries = kept.entries.filter((e) => e.at >= cutoff);
+    }
+    if (kept.claims.size > 64) {
+      for (const [key, row] of kept.claims) {
+        if (row.expiresAt <= now) kept.claims.delete(key);
+      }
+    }
+  }
+}
+
+function id(ref: ConversationRef): string {
+  return `${ref.appId}\u0000${ref.openId}`;
+}

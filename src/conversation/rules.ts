@@ -1,0 +1,288 @@
+/**
+ * The conversation's rules, as pure functions over its state: what accepting a push, holding a
+ * window message, recording a send and changing hands do. Every engine (memory, Deno KV,
+ * Durable Objects) loads the state, applies one of these and writes the result in one
+ * transaction, so the three behave alike by construction.
+ *
+ * @module
+ */
+import { openWindow, type SendWindow, WINDOW_GRANTS } from "../customer_service/send_window.ts";
+import type {
+  AcceptInput,
+  AcceptResult,
+  ConversationEntry,
+  EntryContent,
+  Handoff,
+  HandoffChange,
+  HandoffResult,
+  HandoffState,
+  OutboundInput,
+  Reservation,
+} from "./types.ts";
+
+/** A conversation's own state (its history entries are kept beside it, by `seq`). */
+export interface ConversationHead {
+  /** Who answers. */
+  handoff: Handoff;
+  /** The send window, as far as kefu-edge has seen it. */
+  window: SendWindow | undefined;
+  /** The last `seq` given out. */
+  seq: number;
+  /** The user's messages since the last reply. */
+  unread: number;
+  /** When anything last happened, ms. */
+  activityAt: number;
+  /** When an agent last wrote or took it over, ms: the idle timeout counts from there. */
+  agentAt: number | undefined;
+  /** The last entry, for the conversation list. */
+  last: ConversationEntry | undefined;
+}
+
+/** A push's claim as a conversation keeps it. */
+export interface ClaimRow {
+  /** The claim, or `null` once released (the push was appended already). */
+  value: string | null;
+  /** When the claim expires, ms (a released row lives as long as a done mark would). */
+  expiresAt: number;
+  /** The entry the push was appended as (absent once purged). */
+  seq?: number | undefined;
+}
+
+/** Settings every engine applies the same way. */
+export interface ConversationSettings {
+  /** A takeover with no agent reply for this long goes back to the bot (ms); default 30 minutes. */
+  idleMs: number;
+  /** History older than this many days is deleted; default 30. */
+  historyDays: number;
+}
+
+/** Defaults of {@link ConversationSettings}. */
+export const DEFAULT_CONVERSATION_SETTINGS: ConversationSettings = { idleMs: 30 * 60_000, historyDays: 30 };
+
+/** How long a released claim row is kept, so WeChat's retries of a push append nothing again. */
+export const RELEASED_CLAIM_MS = 15 * 60_000;
+
+/** A new conversation's state. */
+export function newHead(now: number): ConversationHead {
+  return {
+    handoff: { state: "bot", since: now },
+    window: undefined,
+    seq: 0,
+    unread: 0,
+    activityAt: now,
+    agentAt: undefined,
+    last: undefined,
+  };
+}
+
+/** The handoff in force at `now`: a takeover left idle past `idleMs` is the bot's again. */
+export function effectiveHandoff(head: ConversationHead, now: number, settings: ConversationSettings): Handoff {
+  const { handoff } = head;
+  if (handoff.state !== "human") return handoff;
+  const idleSince = Math.max(handoff.since, head.agentAt ?? 0);
+  return now - idleSince > settings.idleMs
+    ? { state: "bot", since: idleSince + settings.idleMs, reason: "idle" }
+    : handoff;
+}
+
+/** The window in force at `now` (`undefined` once it has closed by time). */
+export function liveWindow(window: SendWindow | undefined, now: number): SendWindow | undefined {
+  return window !== undefined && window.expiresAt > now ? window : undefined;
+}
+
+/** What a change of state to the conversation produced. */
+export interface Applied<R> {
+  /** The conversation's new state. */
+  head: ConversationHead;
+  /** Entries to append, numbered and dated. */
+  append: ConversationEntry[];
+  /** The result for the caller. */
+  result: R;
+  /** Whether the head changed (engines write nothing when it did not). */
+  changed: boolean;
+}
+
+function entry(head: ConversationHead, content: EntryContent, at: number): ConversationEntry {
+  head.seq += 1;
+  const numbered: ConversationEntry = { seq: head.seq, at, ...withoutUndefined(content) };
+  head.last = numbered;
+  head.activityAt = Math.max(head.activityAt, at);
+  return numbered;
+}
+
+function handoffEntry(
+  head: ConversationHead,
+  from: HandoffState,
+  to: HandoffState,
+  by: ConversationEntry["sender"],
+  reason: string | undefined,
+  at: number,
+): ConversationEntry {
+  const agent = by.startsWith("agent:") ? by.slice("agent:".length) : undefined;
+  return entry(head, { sender: by, type: "handoff", from, to, agent, reason }, at);
+}
+
+/** Settles a lapsed takeover into the state before anything else happens (recorded once, when it is noticed). */
+function settleIdle(head: ConversationHead, now: number, settings: ConversationSettings, append: ConversationEntry[]) {
+  const effective = effectiveHandoff(head, now, settings);
+  if (effective.state === head.handoff.state) return;
+  append.push(handoffEntry(head, head.handoff.state, effective.state, "system", "idle", now));
+  head.handoff = { state: effective.state, since: now, reason: "idle" };
+}
+
+/**
+ * Accepting a push: a claim this delivery takes, or the one it finds; the first time, the
+ * entry appended, the window opened, a closed conversation reopened as `bot`.
+ *
+ * @param head the conversation (`undefined`: a new one)
+ * @param row the push's claim row, if any
+ * @param input what to claim and append
+ * @param now the store's clock, ms
+ * @param settings idle timeout
+ * @returns the new state, the claim row to write (`undefined`: unchanged) and the result
+ */
+export function applyAccept(
+  head: ConversationHead | undefined,
+  row: ClaimRow | undefined,
+  input: AcceptInput,
+  now: number,
+  settings: ConversationSettings,
+): Applied<AcceptResult> & { row: ClaimRow | undefined } {
+  const next = head === undefined ? newHead(now) : structuredClone(head);
+  const append: ConversationEntry[] = [];
+  const live = row !== undefined && row.value !== null && row.expiresAt > now;
+  if (live) {
+    settleIdle(next, now, settings, append);
+    const result = {
+      outcome: "taken" as const,
+      current: row.value!,
+      handoff: next.handoff,
+      window: liveWindow(next.window, now),
+    };
+    return { head: next, append, row: undefined, result, changed: head !== undefined && append.length > 0 };
+  }
+  const claimed: ClaimRow = { value: input.claim, expiresAt: now + input.ttlSeconds * 1000, seq: row?.seq };
+  // Appended and counted once per push: a push whose earlier claim was released or expired
+  // (a failed or dead handler) was appended then.
+  const first = row === undefined;
+  settleIdle(next, now, settings, append);
+  if (first) {
+    if (next.handoff.state === "closed" && input.entry.sender === "user" && input.entry.type === "message") {
+      append.push(handoffEntry(next, "closed", "bot", "user", "the user wrote again", now));
+      next.handoff = { state: "bot", since: now, reason: "the user wrote again" };
+    }
+    const added = entry(next, input.entry, now);
+    append.push(added);
+    claimed.seq = added.seq;
+    if (input.entry.type === "message" && input.entry.sender === "user") next.unread += 1;
+    if (input.action !== undefined) {
+      // The user's own time, never later than now (a CreateTime ahead would keep a window
+      // open past WeChat's).
+      const at = Math.min(input.action.at, now);
+      const opened = openWindow(liveWindow(next.window, at), input.action.kind, at);
+      if (opened.expiresAt > now) next.window = opened;
+    }
+  }
+  const result = { outcome: "claimed" as const, handoff: next.handoff, window: liveWindow(next.window, now) };
+  // A push taken over from a holder that died changes only its claim (and a lapsed takeover).
+  return { head: next, append, row: claimed, result, changed: first || append.length > 0 || head === undefined };
+}
+
+/**
+ * Holding a window message for a send: refused when the conversation is not in `onlyIn`, or
+ * the window is known closed or spent.
+ */
+export function applyReserve(
+  head: ConversationHead | undefined,
+  onlyIn: readonly HandoffState[] | undefined,
+  now: number,
+  settings: ConversationSettings,
+): Applied<Reservation> {
+  const next = head === undefined ? newHead(now) : structuredClone(head);
+  const append: ConversationEntry[] = [];
+  settleIdle(next, now, settings, append);
+  const window = liveWindow(next.window, now);
+  const changed = head !== undefined && append.length > 0;
+  if (onlyIn !== undefined && !onlyIn.includes(next.handoff.state)) {
+    return { head: next, append, result: { decision: "state", window, handoff: next.handoff }, changed };
+  }
+  if (window === undefined && next.window === undefined) {
+    // Nothing known (never seen, or forgotten): the send goes ahead and WeChat decides.
+    return { head: next, append, result: { decision: "ok", window: undefined, handoff: next.handoff }, changed };
+  }
+  if (window === undefined || window.remaining <= 0) {
+    return { head: next, append, result: { decision: "closed", window, handoff: next.handoff }, changed };
+  }
+  next.window = { ...window, remaining: window.remaining - 1 };
+  return { head: next, append, result: { decision: "ok", window: next.window, handoff: next.handoff }, changed: true };
+}
+
+/** WeChat's answers that say the window is closed (45015) or its messages are used up (45047). */
+const CLOSES_WINDOW = new Set([45015, 45047]);
+
+/** Recording what was sent (or tried): the entry, and what it did to the window. */
+export function applyOutbound(
+  head: ConversationHead | undefined,
+  input: OutboundInput & { reserved: boolean },
+  now: number,
+  settings: ConversationSettings,
+): Applied<ConversationEntry> {
+  const next = head === undefined ? newHead(now) : structuredClone(head);
+  const append: ConversationEntry[] = [];
+  settleIdle(next, now, settings, append);
+  const added = entry(next, input.entry, now);
+  append.push(added);
+  const window = liveWindow(next.window, now);
+  const outcome = input.entry.outcome;
+  if (typeof outcome === "number" && CLOSES_WINDOW.has(outcome)) {
+    next.window = { kind: window?.kind ?? "message", remaining: 0, expiresAt: window?.expiresAt ?? now + 60_000 };
+  } else if (window !== undefined && input.spend) {
+    const limit = WINDOW_GRANTS[window.kind].count;
+    if (outcome === "ok" && !input.reserved) next.window = { ...window, remaining: Math.max(0, window.remaining - 1) };
+    if (outcome !== "ok" && input.reserved) {
+      next.window = { ...window, remaining: Math.min(limit, window.remaining + 1) };
+    }
+  }
+  const sender = input.entry.sender;
+  if (outcome === "ok" && input.entry.type === "message" && (sender === "bot" || sender.startsWith("agent:"))) {
+    next.unread = 0;
+  }
+  if (sender.startsWith("agent:")) next.agentAt = now;
+  return { head: next, append, result: added, changed: true };
+}
+
+/** Changing who answers: recorded in the history; refused (unchanged) when not `from` one of the given states. */
+export function applyHandoff(
+  head: ConversationHead | undefined,
+  change: HandoffChange,
+  now: number,
+  settings: ConversationSettings,
+): Applied<HandoffResult> {
+  const next = head === undefined ? newHead(now) : structuredClone(head);
+  const append: ConversationEntry[] = [];
+  settleIdle(next, now, settings, append);
+  const current = next.handoff.state;
+  const agent = change.by.startsWith("agent:") ? change.by.slice("agent:".length) : undefined;
+  const allowed = change.from === undefined || change.from.includes(current);
+  // Taking over what the same agent holds already changes nothing.
+  if (!allowed || (current === change.state && (change.state !== "human" || next.handoff.agent === agent))) {
+    const changed = head !== undefined && append.length > 0;
+    return { head: next, append, result: { changed: false, handoff: next.handoff }, changed };
+  }
+  append.push(handoffEntry(next, current, change.state, change.by, change.reason, now));
+  next.handoff = withoutUndefined({ state: change.state, since: now, agent, reason: change.reason });
+  if (change.state === "human") next.agentAt = now;
+  return { head: next, append, result: { changed: true, handoff: next.handoff }, changed: true };
+}
+
+/** The oldest time a history entry may have at `now` and still be kept. */
+export function retentionCutoff(now: number, settings: ConversationSettings): number {
+  return now - settings.historyDays * 24 * 3600 * 1000;
+}
+
+/** A copy of `value` without its `undefined` fields (stored JSON stays small and equal across engines). */
+export function withoutUndefined<T extends object>(value: T): T {
+  const out: Record<string, unknown> = {};
+  for (const [key, field] of Object.entries(value)) if (field !== undefined) out[key] = field;
+  return out as T;
+}

@@ -1,0 +1,260 @@
+// One conversation contract, run against every ConversationStore engine (in memory here, Deno KV
+// under deno test, the Durable Object inside workerd). Its checks are written here rather than
+// taken from node:assert, so the suite type-checks with Workers' types too.
+import type { AcceptInput, ConversationRef, ConversationStore } from "../../mod.ts";
+
+const assert = {
+  equal(actual: unknown, expected: unknown, what = "value"): void {
+    if (!Object.is(actual, expected)) {
+      throw new Error(`${what}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
+    }
+  },
+  deepEqual(actual: unknown, expected: unknown, what = "values"): void {
+    assert.equal(JSON.stringify(actual), JSON.stringify(expected), what);
+  },
+};
+
+/** Settings a fixture's store is made with. */
+export interface ConversationTestSettings {
+  /** A takeover idle this long goes back to the bot, ms. */
+  idleMs: number;
+  /** History older than this many days is deleted (fractions allowed, for tests). */
+  historyDays: number;
+}
+
+export interface ConversationFixture {
+  store: ConversationStore;
+  /** Makes time pass for the store: moves its clock, or sleeps when it runs on real time. */
+  advance(ms: number): Promise<void>;
+  close?(): Promise<void> | void;
+}
+
+export type ConversationCase = [
+  name: string,
+  fn: (make: (settings?: Partial<ConversationTestSettings>) => Promise<ConversationFixture>) => Promise<void>,
+];
+
+let users = 0;
+/** A conversation of its own for each case (engines may share state across cases). */
+function freshRef(): ConversationRef {
+  return { appId: "wxconversation01", openId: `o-contract-${Date.now().toString(36)}-${users++}` };
+}
+
+function userText(key: string, text: string, at = Date.now()): AcceptInput {
+  return {
+    key,
+    claim: `lease:${key}:1`,
+    ttlSeconds: 5,
+    entry: { sender: "user", type: "message", msgType: "text", text, deliveryId: `d-${key}` },
+    action: { kind: "message", at },
+  };
+}
+
+export const conversationCases: ConversationCase[] = [
+  ["accept: the first delivery claims, appends once and opens the window; retries find the claim", async (make) => {
+    const { store } = await make();
+    const ref = freshRef();
+    const first = await store.accept(ref, userText("m1", "你好"));
+    assert.equal(first.outcome, "claimed");
+    assert.equal(first.handoff.state, "bot");
+    assert.equal(first.window?.kind, "message");
+    assert.equal(first.window?.remaining, 5);
+    const retry = await store.accept(ref, { ...userText("m1", "你好"), claim: "lease:m1:2" });
+    assert.deepEqual([retry.outcome, retry.current], ["taken", "lease:m1:1"], "a retry while held");
+    assert.equal(await store.replaceClaim(ref, "m1", "lease:m1:1", "done:success", 300), true);
+    const later = await store.accept(ref, { ...userText("m1", "你好"), claim: "lease:m1:3" });
+    assert.deepEqual([later.outcome, later.current], ["taken", "done:success"], "a retry once done");
+    assert.equal(await store.claim(ref, "m1"), "done:success");
+    const page = await store.history(ref, { limit: 10 });
+    assert.equal(page?.entries.length, 1, "appended once");
+    assert.deepEqual(
+      [page?.entries[0]?.seq, page?.entries[0]?.sender, page?.entries[0]?.text, page?.entries[0]?.deliveryId],
+      [1, "user", "你好", "d-m1"],
+    );
+  }],
+  ["accept: a released claim is claimed again by the next delivery, without a second entry", async (make) => {
+    const { store } = await make();
+    const ref = freshRef();
+    await store.accept(ref, userText("m1", "one"));
+    assert.equal(await store.replaceClaim(ref, "m1", "lease:m1:wrong", null, 0), false, "not our lease");
+    assert.equal(await store.replaceClaim(ref, "m1", "lease:m1:1", null, 0), true, "released");
+    assert.equal(await store.claim(ref, "m1"), null);
+    const again = await store.accept(ref, { ...userText("m1", "one"), claim: "lease:m1:2" });
+    assert.equal(again.outcome, "claimed");
+    assert.equal((await store.history(ref, { limit: 10 }))?.entries.length, 1);
+  }],
+  ["accept: a lease that ran out (its holder died) is taken over, without a second entry", async (make) => {
+    const { store, advance } = await make();
+    const ref = freshRef();
+    await store.accept(ref, { ...userText("m1", "one"), ttlSeconds: 0.3 });
+    assert.equal((await store.accept(ref, { ...userText("m1", "one"), claim: "lease:m1:2" })).outcome, "taken");
+    await advance(400);
+    assert.equal((await store.accept(ref, { ...userText("m1", "one"), claim: "lease:m1:3" })).outcome, "claimed");
+    assert.equal((await store.history(ref, { limit: 10 }))?.entries.length, 1);
+  }],
+  ["accept: of 20 concurrent deliveries of one push exactly one claims it; one entry", async (make) => {
+    const { store } = await make();
+    const ref = freshRef();
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => store.accept(ref, { ...userText("race", "once"), claim: `lease:${i}` })),
+    );
+    assert.equal(results.filter((r) => r.outcome === "claimed").length, 1);
+    assert.equal((await store.history(ref, { limit: 50 }))?.entries.length, 1);
+  }],
+  ["history: newest first, paged by `before`, the last page says so; an unknown user has none", async (make) => {
+    const { store } = await make();
+    const ref = freshRef();
+    for (let i = 1; i <= 7; i++) await store.accept(ref, userText(`m${i}`, `text ${i}`));
+    const first = await store.history(ref, { limit: 3 });
+    assert.deepEqual(first?.entries.map((e) => e.text), ["text 7", "text 6", "text 5"]);
+    assert.equal(first?.before, 5);
+    const second = await store.history(ref, { limit: 3, before: first!.before! });
+    assert.deepEqual(second?.entries.map((e) => e.seq), [4, 3, 2]);
+    const last = await store.history(ref, { limit: 3, before: second!.before! });
+    assert.deepEqual([last?.entries.map((e) => e.seq), last?.before], [[1], null]);
+    assert.equal(await store.history(freshRef(), { limit: 3 }), null);
+    assert.equal(await store.handoff(freshRef()), null);
+  }],
+  ["handoff: an agent takes over (recorded with who and why); a second agent is refused; hand back", async (make) => {
+    const { store } = await make();
+    const ref = freshRef();
+    await store.accept(ref, userText("m1", "转人工"));
+    const asked = await store.setHandoff(ref, { state: "waiting", by: "bot", reason: "the user asked" });
+    assert.deepEqual([asked.changed, asked.handoff.state], [true, "waiting"]);
+    const take = { state: "human" as const, from: ["bot", "waiting"] as const };
+    const alice = await store.setHandoff(ref, { ...take, by: "agent:alice", reason: "taking it" });
+    assert.deepEqual([alice.changed, alice.handoff.state, alice.handoff.agent], [true, "human", "alice"]);
+    const bob = await store.setHandoff(ref, { ...take, by: "agent:bob" });
+    assert.deepEqual([bob.changed, bob.handoff.agent], [false, "alice"], "one agent wins");
+    const back = await store.setHandoff(ref, { state: "bot", by: "agent:alice", reason: "answered" });
+    assert.equal(back.changed, true);
+    const entries = (await store.history(ref, { limit: 10 }))!.entries.filter((e) => e.type === "handoff");
+    assert.deepEqual(
+      entries.map((e) => [e.from, e.to, e.sender, e.agent ?? null, e.reason ?? null]),
+      [
+        ["human", "bot", "agent:alice", "alice", "answered"],
+        ["waiting", "human", "agent:alice", "alice", "taking it"],
+        ["bot", "waiting", "bot", null, "the user asked"],
+      ],
+    );
+  }],
+  ["handoff: a takeover left without an agent reply past the idle time goes back to the bot", async (make) => {
+    const { store, advance } = await make({ idleMs: 300 });
+    const ref = freshRef();
+    await store.accept(ref, userText("m1", "hi"));
+    await store.setHandoff(ref, { state: "human", by: "agent:alice" });
+    await advance(150);
+    await store.recordOutbound(ref, {
+      entry: { sender: "agent:alice", type: "message", msgType: "text", text: "在的", outcome: "ok" },
+      spend: true,
+      reserved: false,
+    });
+    await advance(200); // 350 ms since the takeover, 200 since the agent wrote
+    assert.equal((await store.handoff(ref))?.state, "human", "the agent's reply restarts the idle time");
+    await advance(200);
+    assert.equal((await store.handoff(ref))?.state, "bot");
+    const accepted = await store.accept(ref, userText("m2", "还在吗"));
+    assert.equal(accepted.handoff.state, "bot");
+    const idle = (await store.history(ref, { limit: 10 }))!.entries.find((e) => e.type === "handoff" && e.to === "bot");
+    assert.deepEqual([idle?.from, idle?.sender, idle?.reason], ["human", "system", "idle"]);
+  }],
+  ["handoff: a closed conversation is reopened as the bot's by the user's next message", async (make) => {
+    const { store } = await make();
+    const ref = freshRef();
+    await store.accept(ref, userText("m1", "thanks"));
+    await store.setHandoff(ref, { state: "closed", by: "agent:alice", reason: "resolved" });
+    const next = await store.accept(ref, userText("m2", "one more thing"));
+    assert.equal(next.handoff.state, "bot");
+    const seqs = (await store.history(ref, { limit: 10 }))!.entries.map((e) => `${e.type}:${e.to ?? e.text}`);
+    assert.deepEqual(seqs, ["message:one more thing", "handoff:bot", "handoff:closed", "message:thanks"]);
+  }],
+  [
+    "reserve: 5 messages in the window, then closed; a failed send gives its message back; 45015 closes",
+    async (make) => {
+      const { store } = await make();
+      const ref = freshRef();
+      const unknown = await store.reserve(freshRef(), {});
+      assert.deepEqual([unknown.decision, unknown.window], ["ok", undefined], "nothing known: WeChat decides");
+      await store.accept(ref, userText("m1", "hi"));
+      const decisions: string[] = [];
+      for (let i = 0; i < 6; i++) decisions.push((await store.reserve(ref, {})).decision);
+      assert.deepEqual(decisions, ["ok", "ok", "ok", "ok", "ok", "closed"]);
+      await store.recordOutbound(ref, {
+        entry: { sender: "bot", type: "message", msgType: "text", text: "x", outcome: -1 },
+        spend: true,
+        reserved: true,
+      });
+      assert.equal((await store.window(ref))?.remaining, 1, "given back");
+      await store.recordOutbound(ref, {
+        entry: { sender: "bot", type: "message", msgType: "text", text: "x", outcome: 45015 },
+        spend: true,
+        reserved: true,
+      });
+      assert.equal((await store.window(ref))?.remaining, 0, "closed by WeChat");
+      assert.equal((await store.reserve(ref, {})).decision, "closed");
+    },
+  ],
+  ["reserve: of 20 concurrent sends in a fresh window exactly 5 go ahead", async (make) => {
+    const { store } = await make();
+    const ref = freshRef();
+    await store.accept(ref, userText("m1", "hi"));
+    const results = await Promise.all(Array.from({ length: 20 }, () => store.reserve(ref, {})));
+    assert.equal(results.filter((r) => r.decision === "ok").length, 5);
+  }],
+  ["reserve: a bot send after a person took over is refused before any call", async (make) => {
+    const { store } = await make();
+    const ref = freshRef();
+    await store.accept(ref, userText("m1", "hi"));
+    assert.equal((await store.reserve(ref, { onlyIn: ["bot"] })).decision, "ok");
+    await store.setHandoff(ref, { state: "human", by: "agent:alice" });
+    const refused = await store.reserve(ref, { onlyIn: ["bot"] });
+    assert.deepEqual([refused.decision, refused.handoff.state], ["state", "human"]);
+    assert.equal((await store.window(ref))?.remaining, 4, "nothing held for the refused send");
+  }],
+  [
+    "outbound: typing is recorded without spending the window; an unreserved successful send spends one",
+    async (make) => {
+      const { store } = await make();
+      const ref = freshRef();
+      await store.accept(ref, userText("m1", "a"));
+      await store.accept(ref, userText("m2", "b"));
+      await store.recordOutbound(ref, {
+        entry: { sender: "bot", type: "typing", msgType: "Typing", outcome: "ok" },
+        spend: false,
+        reserved: false,
+      });
+      const page = await store.history(ref, { limit: 1 });
+      assert.equal(page?.entries[0]?.type, "typing");
+      await store.recordOutbound(ref, {
+        entry: { sender: "agent:alice", type: "message", msgType: "text", text: "c", outcome: "ok" },
+        spend: true,
+        reserved: false,
+      });
+      assert.equal((await store.window(ref))?.remaining, 4, "an unreserved successful send spends one");
+    },
+  ],
+  ["purge: history, window and handoff are gone; a retry of a handled push is still no new entry", async (make) => {
+    const { store } = await make();
+    const ref = freshRef();
+    await store.accept(ref, userText("m1", "my phone is 138..."));
+    await store.replaceClaim(ref, "m1", "lease:m1:1", "done:success", 300);
+    await store.purge(ref);
+    await store.purge(ref); // idempotent
+    assert.equal(await store.history(ref, { limit: 10 }), null);
+    assert.equal(await store.handoff(ref), null);
+    assert.equal(await store.window(ref), undefined);
+    const retry = await store.accept(ref, { ...userText("m1", "my phone is 138..."), claim: "lease:m1:2" });
+    assert.deepEqual([retry.outcome, retry.current], ["taken", "done:success"], "exactly once survives");
+    assert.equal(await store.history(ref, { limit: 10 }), null, "nothing of the user came back");
+  }],
+  ["retention: history older than historyDays is deleted by the store itself", async (make) => {
+    // 0.5 s of retention, as a fraction of a day.
+    const { store, advance } = await make({ historyDays: 0.5 / 86_400 });
+    const ref = freshRef();
+    await store.accept(ref, userText("m1", "old"));
+    await advance(700);
+    await store.accept(ref, userText("m2", "new"));
+    const page = await store.history(ref, { limit: 10 });
+    assert.deepEqual(page?.entries.map((e) => e.text), ["new"]);
+  }],
+];
