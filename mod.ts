@@ -144,6 +144,7 @@ export {
 } from "./src/stores/mod.ts";
 export {
   ErrCode,
+  HandedOffError,
   isAlreadyTyping,
   isApiUnauthorized,
   isAppIdOpenIdMismatch,

@@ -670,6 +670,36 @@ export class OutOfWindowError extends WeChatError {
   }
 }
 
+/**
+ * A bot's message was refused before any network call: a person has taken the conversation
+ * over (`human`), or one was asked for (`waiting`), so nothing the bot sends reaches the user.
+ *
+ * @example
+ * ```ts
+ * import { HandedOffError } from "@kefu/edge";
+ * const err = new HandedOffError("o1", "human");
+ * console.log(err.state, err.message); // "human" "Cannot send the bot's message: a person answers this conversation (human)"
+ * ```
+ */
+export class HandedOffError extends WeChatError {
+  /** The user. */
+  readonly openId: string;
+  /** Who answers the conversation now. */
+  readonly state: "human" | "waiting" | "closed" | "bot";
+
+  /**
+   * Creates the error.
+   *
+   * @param openId the user
+   * @param state the conversation's handoff state
+   */
+  constructor(openId: string, state: HandedOffError["state"]) {
+    super(`Cannot send the bot's message: a person answers this conversation (${state})`);
+    this.openId = openId;
+    this.state = state;
+  }
+}
+
 const SECRET_PARAMS = /([?&](?:access_token|secret|appsecret)=)[^&#\s"')]*/gi;
 const SECRET_JSON = /("(?:access_token|secret|appsecret)"\s*:\s*")[^"]*/gi;
 

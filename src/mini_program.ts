@@ -19,6 +19,8 @@ import {
   type SubscribeMessageResult,
 } from "./subscribe/subscribe_message.ts";
 import { type PushOptions, PushReceiver } from "./push/receiver.ts";
+import type { ConversationStore } from "./conversation/types.ts";
+import { OutboundRecorder } from "./conversation/outbound.ts";
 
 /** Options of {@link MiniProgram}. */
 export interface MiniProgramOptions {
@@ -59,6 +61,14 @@ export interface MiniProgramOptions {
   maxTextBytes?: number | undefined;
   /** Path of `setTyping` without a business id; default `/cgi-bin/message/custom/typing`. */
   typingPath?: string | undefined;
+  /**
+   * Where each user's conversation is kept (history, send window, who answers it, push claims):
+   * with it, pushes are appended and claimed there in one operation, the handler is not called
+   * while a person answers, sends are recorded with who sent them, and WeChat's deletion events
+   * purge the user. Default none (pushes are claimed in `push.dedupeStore`, windows tracked in
+   * `windowStore`, nothing is kept).
+   */
+  conversations?: ConversationStore | undefined;
 }
 
 /** What {@link MiniProgram.sendOrSubscribe} did. */
@@ -99,8 +109,10 @@ export class MiniProgram {
   readonly push: PushReceiver;
   /** Subscribe messages: `send` — the fallback outside the send window. */
   readonly subscribeMessage: SubscribeMessage;
-  /** The send-window tracker the push receiver feeds and `send` consults. */
+  /** The send-window tracker the push receiver feeds and `send` consults (without `conversations`). */
   readonly sendWindows: SendWindowTracker;
+  /** The users' conversations, when configured. */
+  readonly conversations: ConversationStore | undefined;
 
   /**
    * Creates a client for one mini program.
@@ -151,6 +163,10 @@ export class MiniProgram {
       timeoutMs,
       logger: options.logger ?? console,
     });
+    this.conversations = options.conversations;
+    const recorder = options.conversations === undefined
+      ? undefined
+      : new OutboundRecorder(options.conversations, options.appId, logger);
     this.customerServiceMessage = new CustomerServiceMessage(http, {
       maxUploadBytes: options.maxUploadBytes,
       mediaIdleTimeoutMs: options.mediaIdleTimeoutMs,
@@ -158,8 +174,9 @@ export class MiniProgram {
       checkWindow: options.checkWindow,
       windows: this.sendWindows,
       typingPath: options.typingPath,
+      conversations: recorder,
     });
-    this.subscribeMessage = new SubscribeMessage(http);
+    this.subscribeMessage = new SubscribeMessage(http, { conversations: recorder });
     this.push = new PushReceiver({
       ...options.push,
       dedupeStore,
@@ -167,6 +184,7 @@ export class MiniProgram {
       now: this.now,
       logger,
       windows: this.sendWindows,
+      conversations: options.conversations,
     });
   }
 

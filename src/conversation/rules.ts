@@ -238,8 +238,10 @@ export function applyOutbound(
     next.window = { kind: window?.kind ?? "message", remaining: 0, expiresAt: window?.expiresAt ?? now + 60_000 };
   } else if (window !== undefined && input.spend) {
     const limit = WINDOW_GRANTS[window.kind].count;
-    if (outcome === "ok" && !input.reserved) next.window = { ...window, remaining: Math.max(0, window.remaining - 1) };
-    if (outcome !== "ok" && input.reserved) {
+    // Spent when it went out (or may have: `unknown`); given back only when WeChat said no.
+    const sent = outcome === "ok" || outcome === "unknown";
+    if (sent && !input.reserved) next.window = { ...window, remaining: Math.max(0, window.remaining - 1) };
+    if (typeof outcome === "number" && input.reserved) {
       next.window = { ...window, remaining: Math.min(limit, window.remaining + 1) };
     }
   }

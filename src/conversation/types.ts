@@ -49,8 +49,11 @@ export interface ConversationEntry {
   pagePath?: string | undefined;
   /** A link's URL. */
   url?: string | undefined;
-  /** An outbound entry's outcome: `ok`, or WeChat's errcode. */
-  outcome?: "ok" | number | undefined;
+  /**
+   * An outbound entry's outcome: `ok`, WeChat's errcode, or `unknown` (no answer: a timeout or
+   * a network error after the request left, so it may have gone out).
+   */
+  outcome?: "ok" | "unknown" | number | undefined;
   /** An inbound message's delivery id (the same on WeChat's retries). */
   deliveryId?: string | undefined;
   /** A handoff entry: the state before. */

@@ -29,6 +29,7 @@ import {
   typingOptionsSchema,
 } from "./schemas.ts";
 import type { SendWindow, SendWindowTracker } from "./send_window.ts";
+import { messageEntry, type OutboundRecorder, outcomeOf } from "../conversation/outbound.ts";
 import { DEFAULT_MAX_TEXT_BYTES, splitText, utf8Length } from "./text.ts";
 import { toUploadFile, type UploadBody, type UploadForm } from "./upload.ts";
 
@@ -79,6 +80,11 @@ export interface CustomerServiceMessageOptions {
   /** The send-window tracker; without one, `window()` knows nothing and nothing is checked. */
   windows?: SendWindowTracker | undefined;
   /**
+   * The users' conversations: sends are recorded there with who sent them and how they went,
+   * and the window is theirs (the tracker is not used then).
+   */
+  conversations?: OutboundRecorder | undefined;
+  /**
    * Path of `setTyping` without a business id; default `/cgi-bin/message/custom/typing`.
    * [UNCERTAIN] WeChat's newest page names `/cgi-bin/message/custom/business/typing` for mini
    * programs while the original page, the cloud API and the SDKs use the plain path, and the
@@ -94,6 +100,8 @@ export interface WithTypingOptions {
   businessId?: string | undefined;
   /** How often "typing…" is shown again while the task runs, ms; default 15,000 (how long it lasts). */
   renewEveryMs?: number | undefined;
+  /** Who shows it, for the conversation's history: `bot`, `api` (the default) or `agent:<name>`. */
+  sender?: TypingOptions["sender"];
 }
 
 /** Options of {@link CustomerServiceMessage.sendText}. */
@@ -125,6 +133,7 @@ export class CustomerServiceMessage {
   readonly #maxTextBytes: number;
   readonly #checkWindow: boolean;
   readonly #windows: SendWindowTracker | undefined;
+  readonly #conversations: OutboundRecorder | undefined;
   readonly #typingPath: string;
 
   /**
@@ -145,6 +154,7 @@ export class CustomerServiceMessage {
     this.#maxTextBytes = maxTextBytes;
     this.#checkWindow = options.checkWindow ?? false;
     this.#windows = options.windows;
+    this.#conversations = options.conversations;
     this.#typingPath = options.typingPath ?? "/cgi-bin/message/custom/typing";
     if (!this.#typingPath.startsWith("/")) throw new ValidationError("typingPath", "must be an API path");
   }
@@ -197,7 +207,7 @@ export class CustomerServiceMessage {
       const msgtype = validate(msgTypeSchema, msgType, "msgtype");
       const body = validate(sendSchemas[msgtype], payload, msgtype);
       if (msgtype === "text") this.#checkTextSize((body as TextPayload).content);
-      const { checkWindow = this.#checkWindow, businessId, aiMsgContext } = validate(
+      const { checkWindow = this.#checkWindow, businessId, aiMsgContext, sender = "api" } = validate(
         sendOptionsSchema,
         options,
         "options",
@@ -205,17 +215,30 @@ export class CustomerServiceMessage {
       const json: Record<string, unknown> = { touser, msgtype, [msgtype]: body };
       if (businessId !== undefined) json.businessid = businessId;
       if (aiMsgContext !== undefined) json.aimsgcontext = aiMsgContext;
+      const path = businessId === undefined ? "/cgi-bin/message/custom/send" : "/cgi-bin/message/custom/business/send";
+      const recorder = this.#conversations;
+      if (recorder !== undefined) {
+        const reserved = await recorder.before(touser, sender, checkWindow);
+        const fields = body as unknown as Record<string, unknown>;
+        let sent: WeChatResult;
+        try {
+          sent = await this.#http.json<WeChatResult>({ method: "POST", path, json, idempotent: false });
+        } catch (err) {
+          await recorder.after(touser, messageEntry(msgtype, fields, sender, outcomeOf(err)), {
+            spend: true,
+            reserved,
+          });
+          throw err;
+        }
+        await recorder.after(touser, messageEntry(msgtype, fields, sender, "ok"), { spend: true, reserved });
+        return sent;
+      }
       const windows = this.#windows;
       const ticket = checkWindow && windows !== undefined ? await windows.reserve(touser) : undefined;
       if (ticket === "closed") throw new OutOfWindowError(touser, await windows!.window(touser));
       let result: WeChatResult;
       try {
-        result = await this.#http.json<WeChatResult>({
-          method: "POST",
-          path: businessId === undefined ? "/cgi-bin/message/custom/send" : "/cgi-bin/message/custom/business/send",
-          json,
-          idempotent: false,
-        });
+        result = await this.#http.json<WeChatResult>({ method: "POST", path, json, idempotent: false });
       } catch (err) {
         if (isOutOfWindow(err) || isQuotaExceeded(err)) await windows?.close(touser).catch(() => {});
         // Another failure may or may not have been delivered: the message stays counted only
@@ -252,6 +275,8 @@ export class CustomerServiceMessage {
   window(openId: string): Promise<SendWindow | undefined> {
     return this.#run(async () => {
       const touser = validate(openIdSchema, openId, "openId");
+      const recorder = this.#conversations;
+      if (recorder !== undefined) return await recorder.store.window(recorder.ref(touser));
       return await this.#windows?.window(touser);
     });
   }
@@ -285,8 +310,8 @@ export class CustomerServiceMessage {
       const parts = splitText(content, { maxBytes: Math.min(maxBytes, this.#maxTextBytes) });
       if (parts.length === 0) throw new ValidationError("text.content", "must not be empty");
       const checkWindow = send.checkWindow ?? this.#checkWindow;
-      if (checkWindow && this.#windows !== undefined) {
-        const window = await this.#windows.window(validate(openIdSchema, openId, "touser"));
+      if (checkWindow && (this.#windows !== undefined || this.#conversations !== undefined)) {
+        const window = await this.window(validate(openIdSchema, openId, "touser"));
         if (window !== undefined && window.remaining < parts.length) throw new OutOfWindowError(openId, window);
       }
       const results: WeChatResult[] = [];
@@ -321,8 +346,8 @@ export class CustomerServiceMessage {
     return this.#run(() => {
       const touser = validate(openIdSchema, openId, "touser");
       const checked = validate(typingCommandSchema, command, "command");
-      const { businessId } = validate(typingOptionsSchema, options, "options");
-      return this.#http.json<WeChatResult>({
+      const { businessId, sender = "api" } = validate(typingOptionsSchema, options, "options");
+      const call = this.#http.json<WeChatResult>({
         method: "POST",
         path: businessId === undefined ? this.#typingPath : "/cgi-bin/message/custom/business/typing",
         json: businessId === undefined
@@ -332,6 +357,17 @@ export class CustomerServiceMessage {
         // only cancelling is safe to repeat.
         idempotent: checked === "CancelTyping",
       });
+      const recorder = this.#conversations;
+      if (recorder === undefined) return call;
+      const entry = (outcome: "ok" | "unknown" | number) =>
+        ({ sender, type: "typing", msgType: checked, outcome }) as const;
+      return call.then(
+        async (result) => (await recorder.after(touser, entry("ok"), { spend: false, reserved: false }), result),
+        async (err: unknown) => {
+          await recorder.after(touser, entry(outcomeOf(err)), { spend: false, reserved: false });
+          throw err;
+        },
+      );
     });
   }
 
@@ -363,7 +399,7 @@ export class CustomerServiceMessage {
    */
   async withTyping<T>(openId: string, task: () => Promise<T> | T, options: WithTypingOptions = {}): Promise<T> {
     const every = options.renewEveryMs ?? TYPING_DURATION_MS;
-    const typingOptions: TypingOptions = { businessId: options.businessId };
+    const typingOptions: TypingOptions = { businessId: options.businessId, sender: options.sender };
     let stopped = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const show = async (): Promise<void> => {

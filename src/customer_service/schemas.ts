@@ -135,22 +135,38 @@ export interface SendOptions {
   businessId?: string | undefined;
   /** Marks the message as AI-generated (`aimsgcontext`). */
   aiMsgContext?: AiMsgContext | undefined;
+  /**
+   * Who sends it, for the conversation's history (with `conversations` configured): `bot`,
+   * `api` (the default) or `agent:<name>`. A `bot` message is refused with `HandedOffError`
+   * while a person answers the conversation.
+   */
+  sender?: "bot" | "api" | `agent:${string}` | undefined;
 }
 
 /** The third argument of `setTyping`. */
 export interface TypingOptions {
   /** A 客服子商户 id: the command goes to `/cgi-bin/message/custom/business/typing` with `businessid`. */
   businessId?: string | undefined;
+  /** Who shows it, for the conversation's history: `bot`, `api` (the default) or `agent:<name>`. */
+  sender?: "bot" | "api" | `agent:${string}` | undefined;
 }
+
+/** Who an outbound message is from: `bot`, `api` or `agent:<name>` (1–64 characters, no control characters). */
+export const senderSchema: z.ZodMiniType<"bot" | "api" | `agent:${string}`> = z.string().check(
+  // deno-lint-ignore no-control-regex
+  z.regex(/^(?:bot|api|agent:[^\x00-\x1f\x7f]{1,64})$/, 'must be "bot", "api" or "agent:<name>"'),
+) as unknown as z.ZodMiniType<"bot" | "api" | `agent:${string}`>;
 
 /** Schema of {@link SendOptions}. */
 export const sendOptionsSchema: z.ZodMiniType<SendOptions> = z.strictObject({
   checkWindow: z.optional(z.boolean()),
   businessId: z.optional(businessIdSchema),
   aiMsgContext: z.optional(aiMsgContextSchema),
+  sender: z.optional(senderSchema),
 }) as unknown as z.ZodMiniType<SendOptions>;
 
 /** Schema of {@link TypingOptions}. */
 export const typingOptionsSchema: z.ZodMiniType<TypingOptions> = z.strictObject({
   businessId: z.optional(businessIdSchema),
+  sender: z.optional(senderSchema),
 }) as unknown as z.ZodMiniType<TypingOptions>;

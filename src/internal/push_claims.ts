@@ -185,6 +185,7 @@ export class Claims {
   ): Promise<T> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     let stopped = false;
+    let renewing: Promise<void> = Promise.resolve();
     const stop = () => {
       stopped = true;
       clearTimeout(timer);
@@ -197,11 +198,16 @@ export class Claims {
       if (renewed) lease.value = next;
       // Gone (not merely unreachable): another delivery may hold it now; stop renewing.
       else if (faults.operations.length === failures) lease.lost = true;
-      if (!stopped && !lease.lost) timer = setTimeout(renew, ttlSeconds * 400);
+      if (!stopped && !lease.lost) timer = setTimeout(() => void (renewing = renew()), ttlSeconds * 400);
     };
-    timer = setTimeout(renew, ttlSeconds * 400);
+    timer = setTimeout(() => void (renewing = renew()), ttlSeconds * 400);
     until?.then(stop, stop);
-    return work.finally(stop);
+    // A renewal under way when the work ends settles first, so `lease.value` is what the
+    // store holds when the caller marks or releases the push.
+    return work.finally(async () => {
+      stop();
+      await renewing;
+    });
   }
 
   /**
@@ -244,7 +250,8 @@ function leaseId(value: string): string {
   return parts[1] ?? uniqueId();
 }
 
-function parseState(value: string | null): ClaimState {
+/** The state a claim's value says. */
+export function parseState(value: string | null): ClaimState {
   if (value === null) return { state: "absent" };
   const parts = value.split(":");
   const head = parts[0];

@@ -24,9 +24,12 @@ import {
   markValue,
   noFaults,
   noteFault,
+  parseState,
   remainingMs,
   type StoreFaults,
 } from "../internal/push_claims.ts";
+import { ConversationClaims, conversationUser, purgedUser } from "../conversation/claims.ts";
+import type { ConversationStore, HandoffState } from "../conversation/types.ts";
 import { actionOf, type SendWindowTracker } from "../customer_service/send_window.ts";
 import { envelopeBody, Reply, replyXml } from "./reply.ts";
 import type { PushMessage } from "./types.ts";
@@ -84,6 +87,12 @@ export interface PushReceiverOptions extends Partial<PushOptions> {
   logger?: Logger | undefined;
   /** The send-window tracker: each verified user action (a message, a session entry) opens the window. */
   windows?: SendWindowTracker | undefined;
+  /**
+   * The conversations: each user's pushes are claimed, appended to the history and open the
+   * window in one operation there; while a person answers (`human`) or one was asked for
+   * (`waiting`), the handler is not called; WeChat's deletion events purge the user.
+   */
+  conversations?: ConversationStore | undefined;
 }
 
 /** What a push handler learns besides the message. */
@@ -277,6 +286,8 @@ export class PushReceiver {
   readonly #now: () => number;
   readonly #logger: Logger;
   readonly #windows: SendWindowTracker | undefined;
+  readonly #conversations: ConversationStore | undefined;
+  readonly #storeTimeoutMs: number;
   #jobKey: Promise<CryptoKey> | undefined;
 
   /**
@@ -311,6 +322,8 @@ export class PushReceiver {
     this.#logger = options.logger ?? console;
     this.#claims = new Claims(this.#store, { timeoutMs: storeTimeoutMs, now: this.#now });
     this.#windows = options.windows;
+    this.#conversations = options.conversations;
+    this.#storeTimeoutMs = storeTimeoutMs;
   }
 
   /** Whether a push token is configured; when not, every request is answered 503. */
@@ -411,8 +424,10 @@ export class PushReceiver {
       return { outcome: "refused", reason: refusal };
     }
     const faults = noFaults();
+    const marks = this.#claimsFor(job.message, job.deliveryId).claims;
     try {
-      const current = await this.#claims.read(job.key, faults);
+      const raw = await marks.readRaw(job.key, faults);
+      const current = parseState(raw);
       if (current.state === "done") return { outcome: "duplicate" };
       const runKey = `${job.key}:run`;
       const ttlSeconds = this.#leaseSeconds;
@@ -438,7 +453,7 @@ export class PushReceiver {
       } catch (err) {
         // Counted on the queued marker, for the dead-letter log; then free for the retry.
         const failed = markValue("queued", reply, options.attempt ?? 1);
-        await this.#claims.write(job.key, failed, { ttlSeconds: QUEUED_MARK_TTL_SECONDS }, faults);
+        await this.#mark(marks, job.key, raw, failed, QUEUED_MARK_TTL_SECONDS, faults);
         await this.#claims.release(runKey, lease.value, faults);
         throw err;
       }
@@ -446,7 +461,7 @@ export class PushReceiver {
         this.#logger.warn(`Push handler replied ${result.type} from the queue: WeChat was answered already`);
       }
       // The done mark is checked before the run lease, which then runs out on its own.
-      await this.#claims.write(job.key, markValue("done", reply), { ttlSeconds: QUEUED_MARK_TTL_SECONDS }, faults);
+      await this.#mark(marks, job.key, raw, markValue("done", reply), QUEUED_MARK_TTL_SECONDS, faults);
       return { outcome: "done" };
     } finally {
       this.#logFaults(faults, job.deliveryId);
@@ -509,7 +524,7 @@ export class PushReceiver {
    */
   async failedAttempts(job: PushJob): Promise<number | undefined> {
     if (typeof job?.key !== "string") return undefined;
-    const state = await this.#claims.read(job.key, noFaults());
+    const state = await this.#claimsFor(job.message, job.deliveryId).claims.read(job.key, noFaults());
     return state.state === "queued" ? state.failedAttempts : undefined;
   }
 
@@ -742,36 +757,94 @@ export class PushReceiver {
 
   async #runOnce(delivery: Delivery, handler: PushHandler, faults: StoreFaults, answered: Promise<void>) {
     const { key } = delivery;
+    const { claims, conversation } = this.#claimsFor(delivery.message, delivery.context.deliveryId);
     const ttlSeconds = this.#leaseSeconds;
-    const lease = this.#claims.lease(ttlSeconds);
+    const lease = claims.lease(ttlSeconds);
     // Claim first: a new message (the common case) then costs one store operation.
     for (let polls = 0;; polls++) {
-      if (await this.#claims.claim(key, lease.value, { ttlSeconds }, faults)) break;
-      const current = await this.#claims.read(key, faults);
+      if (await claims.claim(key, lease.value, { ttlSeconds }, faults)) break;
+      const current = await claims.read(key, faults);
       const settled = answerOf(current);
       if (settled !== undefined) return settled;
       // Another delivery holds the message: wait a little for its outcome.
       if (polls * CLAIM_POLL_MS >= this.#claimWaitMs) return { ok: false, busy: true } satisfies Outcome;
       await sleep(CLAIM_POLL_MS);
     }
-    await this.#recordAction(delivery.message, faults);
+    if (conversation === undefined) await this.#recordAction(delivery.message, faults);
+    const done = (reply: Reply | undefined) =>
+      this.#mark(claims, key, lease.value, markValue("done", reply), this.#dedupeTtlSeconds, faults);
+    const release = () => claims.release(key, lease.value, faults);
+    if (!await this.#purge(delivery.message, release)) return { ok: false, busy: false } satisfies Outcome;
+    // A person answers (or was asked for): the message is kept in the history, the bot stays out.
+    if (heldByPerson(conversation?.accepted?.handoff.state)) {
+      await done(undefined);
+      return { ok: true, reply: undefined } satisfies Outcome;
+    }
     let result: unknown;
     try {
       const run = Promise.resolve().then(() => handler(delivery.message, delivery.context));
-      result = await this.#claims.hold(key, lease, ttlSeconds, faults, run, answered);
+      result = await claims.hold(key, lease, ttlSeconds, faults, run, answered);
     } catch (err) {
       this.#logger.warn(`Push handler failed: ${errorName(err)}`);
-      await this.#claims.release(key, lease.value, faults);
+      await release();
       return { ok: false, busy: false } satisfies Outcome;
     }
     if (result !== undefined && result !== null && !(result instanceof Reply)) {
       this.#logger.warn("Push handler returned neither nothing nor a Reply");
-      await this.#claims.release(key, lease.value, faults);
+      await release();
       return { ok: false, busy: false } satisfies Outcome;
     }
     const reply = result ?? undefined;
-    await this.#claims.write(key, markValue("done", reply), { ttlSeconds: this.#dedupeTtlSeconds }, faults);
+    await done(reply);
     return { ok: true, reply } satisfies Outcome;
+  }
+
+  /**
+   * Where a push's claims live: in its user's conversation when conversations are kept (so
+   * claiming it also appends it and opens the window, in one operation), else the dedupe store.
+   */
+  #claimsFor(message: PushMessage, deliveryId: string): { claims: Claims; conversation?: ConversationClaims } {
+    const openId = this.#conversations === undefined ? undefined : conversationUser(message);
+    if (openId === undefined) return { claims: this.#claims };
+    const ref = { appId: this.#appId, openId };
+    const conversation = new ConversationClaims(this.#conversations!, ref, message, deliveryId);
+    const claims = new Claims(conversation, { timeoutMs: this.#storeTimeoutMs, now: this.#now });
+    return { claims, conversation };
+  }
+
+  /**
+   * Marks a push (done, queued) from the claim this delivery holds: one compare-and-set. A
+   * claim that was lost meanwhile (another delivery holds it now) is left to its holder.
+   */
+  async #mark(
+    claims: Claims,
+    key: string,
+    held: string | null,
+    value: string,
+    ttlSeconds: number,
+    faults: StoreFaults,
+  ): Promise<void> {
+    if (held === null) return await claims.write(key, value, { ttlSeconds }, faults);
+    await claims.replace(key, held, value, { ttlSeconds }, faults, "mark");
+  }
+
+  /**
+   * WeChat's deletion events (`user_authorization_revoke`, `user_authorization_cancellation`)
+   * purge the user's conversation before the handler runs; a purge that fails releases the
+   * push (`release`), so WeChat's retry purges again. Resolves whether to go on.
+   */
+  async #purge(message: PushMessage, release: () => Promise<void>): Promise<boolean> {
+    const openId = this.#conversations === undefined ? undefined : purgedUser(message);
+    if (openId === undefined) return true;
+    try {
+      await withDeadline(this.#conversations!.purge({ appId: this.#appId, openId }), this.#storeTimeoutMs, "Purge");
+      this.#logger.warn(JSON.stringify({ event: "kefu-edge.user_purged", reason: String(message.Event) }));
+      return true;
+    } catch (err) {
+      this.#logger.warn(JSON.stringify({ event: "kefu-edge.purge_failed", error: errorName(err) }));
+      await release();
+      return false;
+    }
   }
 
   /**
@@ -782,11 +855,12 @@ export class PushReceiver {
    */
   async #enqueueOnce(delivery: Delivery, options: QueuedPushOptions, faults: StoreFaults): Promise<Outcome> {
     const { key } = delivery;
+    const { claims, conversation } = this.#claimsFor(delivery.message, delivery.context.deliveryId);
     const reply = await this.#decideReply(delivery, options);
-    const claim = this.#claims.enqueuing(ENQUEUING_SECONDS, reply);
+    const claim = claims.enqueuing(ENQUEUING_SECONDS, reply);
     for (let polls = 0;; polls++) {
-      if (await this.#claims.claim(key, claim, { ttlSeconds: ENQUEUING_SECONDS }, faults)) break;
-      const current = await this.#claims.read(key, faults);
+      if (await claims.claim(key, claim, { ttlSeconds: ENQUEUING_SECONDS }, faults)) break;
+      const current = await claims.read(key, faults);
       const settled = answerOf(current);
       if (settled !== undefined) return settled;
       // A synchronous holder (a deploy mixing modes) handles it: WeChat may stop retrying.
@@ -795,7 +869,15 @@ export class PushReceiver {
       if (polls * CLAIM_POLL_MS >= this.#claimWaitMs) return { ok: false, busy: true };
       await sleep(CLAIM_POLL_MS);
     }
-    await this.#recordAction(delivery.message, faults);
+    if (conversation === undefined) await this.#recordAction(delivery.message, faults);
+    if (!await this.#purge(delivery.message, () => claims.release(key, claim, faults))) {
+      return { ok: false, busy: false };
+    }
+    if (heldByPerson(conversation?.accepted?.handoff.state)) {
+      // Kept in the history for the person who answers; nothing for the bot's queue.
+      await this.#mark(claims, key, claim, markValue("done", reply), QUEUED_MARK_TTL_SECONDS, faults);
+      return { ok: true, reply };
+    }
     const receivedAt = this.#now();
     const unsigned = {
       v: 2 as const,
@@ -816,10 +898,10 @@ export class PushReceiver {
         deliveryId: delivery.context.deliveryId,
         error: errorName(err),
       }));
-      await this.#claims.release(key, claim, faults);
+      await claims.release(key, claim, faults);
       return { ok: false, busy: false };
     }
-    await this.#claims.write(key, markValue("queued", reply), { ttlSeconds: QUEUED_MARK_TTL_SECONDS }, faults);
+    await this.#mark(claims, key, claim, markValue("queued", reply), QUEUED_MARK_TTL_SECONDS, faults);
     return { ok: true, reply };
   }
 
@@ -1003,6 +1085,11 @@ function handlerContext(request: Request, encrypted: boolean, format: PushFormat
       return deliveryId ??= sha1Hex(key);
     },
   };
+}
+
+/** Whether a person answers the conversation (or was asked for): the bot's handler stays out. */
+function heldByPerson(state: HandoffState | undefined): boolean {
+  return state === "human" || state === "waiting";
 }
 
 /** The answer a claim state already settles: a message handled, or queued. */

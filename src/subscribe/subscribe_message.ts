@@ -10,6 +10,8 @@ import { validate } from "../internal/validate.ts";
 import { type HttpClient, readJson } from "../http/client.ts";
 import { idFields } from "../internal/exact_ids.ts";
 import { openIdSchema } from "../internal/field_schemas.ts";
+import { type OutboundRecorder, outcomeOf } from "../conversation/outbound.ts";
+import { senderSchema } from "../customer_service/schemas.ts";
 
 /** What a subscribe message carries, in WeChat's field names. */
 export interface SubscribeMessagePayload {
@@ -73,14 +75,16 @@ export const subscribeMessageSchema: z.ZodMiniType<SubscribeMessagePayload> = z.
  */
 export class SubscribeMessage {
   readonly #http: HttpClient;
+  readonly #conversations: OutboundRecorder | undefined;
 
   /**
    * Creates the module; `MiniProgram` does this for you.
    *
    * @param http the SDK's request pipeline
    */
-  constructor(http: HttpClient) {
+  constructor(http: HttpClient, options: { conversations?: OutboundRecorder | undefined } = {}) {
     this.#http = http;
+    this.#conversations = options.conversations;
   }
 
   /**
@@ -108,15 +112,35 @@ export class SubscribeMessage {
    * console.log(isSubscriptionRefused(again)); // true
    * ```
    */
-  async send(openId: string, message: SubscribeMessagePayload): Promise<SubscribeMessageResult> {
+  async send(
+    openId: string,
+    message: SubscribeMessagePayload,
+    options: { sender?: "bot" | "api" | `agent:${string}` | undefined } = {},
+  ): Promise<SubscribeMessageResult> {
     const touser = validate(openIdSchema, openId, "touser");
     const body = validate(subscribeMessageSchema, message, "");
-    const result = await this.#http.call<{ errcode?: number; errmsg?: string; msgid?: unknown }>({
+    const sender = options.sender === undefined ? "api" : validate(senderSchema, options.sender, "options.sender");
+    const call = this.#http.call<{ errcode?: number; errmsg?: string; msgid?: unknown }>({
       method: "POST",
       path: "/cgi-bin/message/subscribe/send",
       json: { touser, ...body },
       idempotent: false,
     }, (response, endpoint) => readJson(response, endpoint, MSG_ID));
+    const recorder = this.#conversations;
+    // Recorded in the conversation (a subscribe message spends no window message).
+    const record = (outcome: "ok" | "unknown" | number) =>
+      recorder?.after(touser, { sender, type: "subscribe", msgType: body.template_id, outcome }, {
+        spend: false,
+        reserved: false,
+      });
+    let result: Awaited<typeof call>;
+    try {
+      result = await call;
+    } catch (err) {
+      await record(outcomeOf(err));
+      throw err;
+    }
+    await record("ok");
     const msgid = typeof result.msgid === "string" || typeof result.msgid === "number"
       ? String(result.msgid)
       : undefined;

@@ -15,6 +15,7 @@ import "./push_xml.ts";
 import "./security.ts";
 import "./push_claims.ts";
 import "./conversation.ts";
+import "./conversation_push.ts";
 import "./push_subscribe.ts";
 import "./push_kinds.ts";
 import "./doc_examples.ts";

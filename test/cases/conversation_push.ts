@@ -1,0 +1,178 @@
+// The push receiver and the SDK's sends over a conversation store: one store call to accept a
+// push, the bot kept out while a person answers, a bot reply refused after a takeover, sends
+// recorded with who sent them, and WeChat's deletion events purging the user.
+import assert from "node:assert/strict";
+import {
+  type ConversationStore,
+  HandedOffError,
+  MemoryConversationStore,
+  MiniProgram,
+  type PushJob,
+} from "../../mod.ts";
+import { buildPush, createEmulator } from "../../src/testing/mod.ts";
+import { test } from "./_registry.ts";
+
+const APP_ID = "wxconvpush000001";
+const SECRET = "conv-push-secret";
+const PUSH = { token: "ConvPushToken1", encodingAESKey: "ConvPushKey0123456789abcdefghijklmnopqrstuv" };
+const OPENID = "o9AgO5Kd5ggOC-bXrbNODIiE3bGY";
+
+/** A conversation store that counts its calls by operation. */
+function counted(store: ConversationStore) {
+  const calls: string[] = [];
+  const proxy = new Proxy(store, {
+    get(target, name, receiver) {
+      const value = Reflect.get(target, name, receiver);
+      if (typeof value !== "function") return value;
+      return (...args: unknown[]) => {
+        calls.push(String(name));
+        return value.apply(target, args);
+      };
+    },
+  });
+  return { store: proxy, calls };
+}
+
+function setup() {
+  const conversations = counted(new MemoryConversationStore());
+  const wechat = createEmulator({ appId: APP_ID, appSecret: SECRET, push: PUSH });
+  const logged: string[] = [];
+  const mp = new MiniProgram({
+    appId: APP_ID,
+    appSecret: SECRET,
+    fetch: wechat.fetch,
+    push: PUSH,
+    conversations: conversations.store,
+    logger: { warn: (line) => void logged.push(line) },
+  });
+  const ref = { appId: APP_ID, openId: OPENID };
+  return { wechat, mp, conversations, ref, logged, handler: (request: Request) => mp.push.handle(request, () => {}) };
+}
+
+test("conversations: a push is claimed, appended and opens the window in one store call, marked in one more", async () => {
+  const { wechat, mp, conversations, ref } = setup();
+  let runs = 0;
+  const push = await wechat.user(OPENID).says("我的订单到哪了？");
+  const handler = (request: Request) => mp.push.handle(request, () => void runs++);
+  assert.equal((await push.deliver(handler)).ok, true);
+  assert.deepEqual(conversations.calls, ["accept", "replaceClaim"]);
+  await push.deliver(handler); // WeChat's retry
+  assert.equal(runs, 1);
+  const page = await conversations.store.history(ref, { limit: 10 });
+  assert.deepEqual(page?.entries.map((e) => [e.sender, e.type, e.text]), [["user", "message", "我的订单到哪了？"]]);
+  assert.equal((await mp.customerServiceMessage.window(OPENID))?.remaining, 5);
+});
+
+test("conversations: while a person answers, the handler is not called and the message is kept", async () => {
+  const { wechat, mp, conversations, ref } = setup();
+  await (await wechat.user(OPENID).says("hello")).deliver((request) => mp.push.handle(request, () => {}));
+  await conversations.store.setHandoff(ref, { state: "human", by: "agent:alice", reason: "taking it" });
+  let runs = 0;
+  const outcome = await (await wechat.user(OPENID).says("人呢？")).deliver((request) =>
+    mp.push.handle(request, () => void runs++)
+  );
+  assert.equal(outcome.responseText, "success");
+  assert.equal(runs, 0, "the bot stays out");
+  const texts = (await conversations.store.history(ref, { limit: 10 }))!.entries.map((e) => e.text ?? e.to);
+  assert.deepEqual(texts, ["人呢？", "human", "hello"]);
+  // Queue mode likewise keeps it out of the bot's queue.
+  const jobs: PushJob[] = [];
+  const queued = await (await wechat.user(OPENID).says("还在吗")).deliver((request) =>
+    mp.push.handleQueued(request, { enqueue: (job) => Promise.resolve(void jobs.push(job)) })
+  );
+  assert.equal(queued.responseText, "success");
+  assert.equal(jobs.length, 0);
+});
+
+test("conversations: a person takes over while the bot's handler runs: its reply never reaches the user", async () => {
+  const { wechat, mp, conversations, ref } = setup();
+  let release!: () => void;
+  const thinking = new Promise<void>((resolve) => (release = resolve));
+  let refused: unknown;
+  const push = await wechat.user(OPENID).says("我要退款");
+  const delivering = push.deliver((request) =>
+    mp.push.handle(request, async (message) => {
+      await thinking; // the model is slow
+      try {
+        await mp.customerServiceMessage.send(message.FromUserName, "text", { content: "机器人的回答" }, {
+          sender: "bot",
+        });
+      } catch (err) {
+        refused = err;
+      }
+    })
+  );
+  await new Promise((r) => setTimeout(r, 20));
+  const taken = await conversations.store.setHandoff(ref, { state: "human", by: "agent:alice", from: ["bot"] });
+  assert.equal(taken.changed, true);
+  release();
+  assert.equal((await delivering).ok, true);
+  assert.ok(refused instanceof HandedOffError, String(refused));
+  assert.equal(wechat.inbox(OPENID).length, 0, "nothing reached the user");
+  await mp.customerServiceMessage.send(OPENID, "text", { content: "您好，我是客服小王" }, { sender: "agent:alice" });
+  assert.deepEqual(wechat.inbox(OPENID).map((e) => e.kind), ["message"]);
+  const last = (await conversations.store.history(ref, { limit: 1 }))!.entries[0]!;
+  assert.deepEqual([last.sender, last.text, last.outcome], ["agent:alice", "您好，我是客服小王", "ok"]);
+});
+
+test("conversations: sends, typing and subscribe messages are recorded with who sent them and how it went", async () => {
+  const { wechat, mp, conversations, ref } = setup();
+  await (await wechat.user(OPENID).says("hi")).deliver((request) => mp.push.handle(request, () => {}));
+  await mp.customerServiceMessage.setTyping(OPENID, "Typing", { sender: "bot" });
+  await mp.customerServiceMessage.send(OPENID, "text", { content: "answer" }, { sender: "bot" });
+  await mp.customerServiceMessage.send(OPENID, "link", {
+    title: "Docs",
+    description: "Read me",
+    url: "https://example.com/docs",
+    thumb_url: "https://example.com/t.png",
+  });
+  const failed = await mp.subscribeMessage.send(OPENID, {
+    template_id: "TPL_NOT_ACCEPTED",
+    data: { a: { value: "x" } },
+  })
+    .catch((err: unknown) => err);
+  assert.ok(failed instanceof Error);
+  const entries = (await conversations.store.history(ref, { limit: 10 }))!.entries.reverse();
+  assert.deepEqual(
+    entries.map((e) => [e.sender, e.type, e.msgType, e.outcome ?? null]),
+    [
+      ["user", "message", "text", null],
+      ["bot", "typing", "Typing", "ok"],
+      ["bot", "message", "text", "ok"],
+      ["api", "message", "link", "ok"],
+      ["api", "subscribe", "TPL_NOT_ACCEPTED", (failed as unknown as { errcode: number }).errcode],
+    ],
+  );
+  assert.equal((await mp.customerServiceMessage.window(OPENID))?.remaining, 3, "two messages spent");
+});
+
+test("conversations: WeChat's deletion events purge the user named by OpenID, once and again", async () => {
+  const { wechat, mp, conversations, ref, logged } = setup();
+  await (await wechat.user(OPENID).says("我的手机号是 138…")).deliver((request) => mp.push.handle(request, () => {}));
+  assert.notEqual(await conversations.store.history(ref, { limit: 10 }), null);
+  for (const event of ["user_authorization_revoke", "user_authorization_cancellation"]) {
+    const revoke = await buildPush({ appId: APP_ID, ...PUSH, format: "json" }, {
+      ToUserName: "gh_platform",
+      FromUserName: "oPlatformPushAccount000000000", // the platform's account, not the user
+      CreateTime: Math.floor(Date.now() / 1000),
+      MsgType: "event",
+      Event: event,
+      OpenID: OPENID,
+      AppID: APP_ID,
+      RevokeInfo: "301",
+    });
+    for (let i = 0; i < 2; i++) {
+      assert.equal(await (await mp.push.handle(revoke.request(), () => {})).text(), "success");
+    }
+  }
+  assert.equal(await conversations.store.history(ref, { limit: 10 }), null);
+  assert.equal(await conversations.store.handoff(ref), null);
+  assert.equal(await mp.customerServiceMessage.window(OPENID), undefined);
+  assert.equal(
+    await conversations.store.history({ appId: APP_ID, openId: "oPlatformPushAccount000000000" }, { limit: 1 }),
+    null,
+    "no conversation for the platform's account",
+  );
+  assert.ok(logged.some((line) => line.includes("kefu-edge.user_purged")));
+  assert.ok(logged.every((line) => !line.includes(OPENID)), "the log names no user");
+});
