@@ -34,6 +34,7 @@ import {
 } from "../mod.ts";
 import type { ErrorBody } from "../worker/errors.ts";
 import { deadLetterListQuerySchema, deadLetterParamsSchema } from "../worker/dead_letters/mod.ts";
+import { handoffBodySchema, historyQuerySchema } from "../worker/conversations/mod.ts";
 import { IDEMPOTENCY_TTL_SECONDS } from "../worker/idempotency.ts";
 import {
   MAX_JSON_BYTES,
@@ -74,6 +75,43 @@ const sendWindowSchema = z.object({
 
 const windowAnswerSchema = z.object({
   window: z.nullable(sendWindowSchema).check(z.describe("`null`: no window known (closed, or never opened)")),
+});
+
+const handoffStates = z.enum(["bot", "waiting", "human", "closed"]);
+
+const conversationEntrySchema = z.object({
+  seq: z.number().check(z.describe("Its place in the conversation: pass it as `before` to page")),
+  at: z.number().check(z.describe("When, ms since the epoch")),
+  sender: z.string().check(z.describe("`user`, `bot`, `api`, `system` or `agent:<name>`")),
+  type: z.enum(["message", "event", "typing", "subscribe", "handoff"]),
+  msgType: z.optional(z.string().check(z.describe("`text`, `image`, `miniprogrampage`, `link`, or the event"))),
+  text: z.optional(z.string()),
+  mediaId: z.optional(z.string().check(z.describe("An image's media_id (valid 3 days from `at`)"))),
+  title: z.optional(z.string()),
+  pagePath: z.optional(z.string()),
+  url: z.optional(z.string()),
+  outcome: z.optional(
+    z.union([z.literal("ok"), z.literal("unknown"), z.number()]).check(
+      z.describe("A send's outcome: `ok`, WeChat's errcode, or `unknown` (no answer: it may have gone out)"),
+    ),
+  ),
+  deliveryId: z.optional(z.string()),
+  from: z.optional(handoffStates),
+  to: z.optional(handoffStates),
+  agent: z.optional(z.string()),
+  reason: z.optional(z.string()),
+});
+
+const historyPageSchema = z.object({
+  entries: z.array(conversationEntrySchema).check(z.describe("Newest first")),
+  before: z.nullable(z.number()).check(z.describe("Pass as `before` for the next page; `null` on the last one")),
+});
+
+const handoffSchema = z.object({
+  state: handoffStates,
+  since: z.number().check(z.describe("Since when, ms since the epoch")),
+  agent: z.optional(z.string().check(z.describe("The agent who has it, or who made the last change"))),
+  reason: z.optional(z.string()),
 });
 
 const deadLetterSummarySchema = z.object({
@@ -135,13 +173,14 @@ const ERRORS = {
   409: [
     "Conflict",
     "`out_of_window` (`error.window`: the send window is closed or spent; nothing was sent) or " +
-    "`idempotency_in_progress` (a request with this `Idempotency-Key` is still running; `Retry-After`)",
+    "`idempotency_in_progress` (a request with this `Idempotency-Key` is still running; `Retry-After`), or " +
+    "`handoff_conflict` (another agent has taken the conversation over)",
   ],
   413: [
     "PayloadTooLarge",
     `\`payload_too_large\`: a JSON body over ${MAX_JSON_BYTES} bytes, or media over the upload limit`,
   ],
-  404: ["NotFound", "`not_found`: no such dead letter (replayed already, or expired)"],
+  404: ["NotFound", "`not_found`: no such user's conversation (never seen, or purged), or no such dead letter"],
   422: ["IdempotencyKeyReused", "`idempotency_key_reused`: this `Idempotency-Key` came with another body"],
   500: ["InternalError", "`internal_error`"],
   502: [
@@ -151,8 +190,8 @@ const ERRORS = {
   ],
   503: [
     "ServiceUnavailable",
-    "`config_missing` or `config_invalid` (`error.variable` names the variable), or `queue_not_configured` " +
-    "(a dead-letter replay without a queue bound)",
+    "`config_missing` or `config_invalid` (`error.variable` names the variable), `queue_not_configured` " +
+    "(a dead-letter replay without a queue bound) or `conversations_not_configured` (no conversation store)",
   ],
   504: ["GatewayTimeout", "`upstream_timeout`: WeChat did not answer in time"],
 } as const;
@@ -264,6 +303,10 @@ export function buildOpenApiDocument(version: string): OpenApiDocument {
     SubscribeMessageResult: subscribeResultSchema,
     SendWindow: sendWindowSchema,
     WindowAnswer: windowAnswerSchema,
+    ConversationEntry: conversationEntrySchema,
+    HistoryPage: historyPageSchema,
+    Handoff: handoffSchema,
+    HandoffBody: handoffBodySchema as z.ZodMiniType,
     DeadLetterSummary: deadLetterSummarySchema,
     DeadLetterPage: deadLetterPageSchema,
     DeadLetter: deadLetterSchema,
@@ -434,6 +477,64 @@ export function buildOpenApiDocument(version: string): OpenApiDocument {
           parameters: [pathParameter("openId", userParamsSchema as z.ZodMiniType, "The user's OpenID")],
           responses: {
             "200": { description: "The window", content: jsonContent(ref("WindowAnswer")) },
+            ...errors(400, ...API_ERRORS),
+          },
+        },
+      },
+      "/api/users/{openId}/messages": {
+        get: {
+          tags: ["API"],
+          summary: "A user's conversation history",
+          description: "Newest first: the user's messages and events, what the bot, agents and your service sent " +
+            "(with who and how it went), and handoff changes. Kept `HISTORY_DAYS` (30 by default).",
+          security: [{ bearer: [] }],
+          parameters: [
+            pathParameter("openId", userParamsSchema as z.ZodMiniType, "The user's OpenID"),
+            ...["before", "limit"].map((name) => queryParameter(name, historyQuerySchema)),
+          ],
+          responses: {
+            "200": { description: "A page of history", content: jsonContent(ref("HistoryPage")) },
+            ...errors(400, 404, ...API_ERRORS),
+          },
+        },
+      },
+      "/api/users/{openId}/handoff": {
+        get: {
+          tags: ["API"],
+          summary: "Who answers the conversation",
+          description: "`bot`, `waiting` (a person was asked for), `human` (a person took it over: the bot's " +
+            "handler is not called) or `closed`.",
+          security: [{ bearer: [] }],
+          parameters: [pathParameter("openId", userParamsSchema as z.ZodMiniType, "The user's OpenID")],
+          responses: {
+            "200": { description: "The handoff state", content: jsonContent(ref("Handoff")) },
+            ...errors(400, 404, ...API_ERRORS),
+          },
+        },
+        put: {
+          tags: ["API"],
+          summary: "Change who answers the conversation",
+          description: "Recorded in the history with the agent and the reason. Taking over (`human`) what another " +
+            "agent holds is refused with 409 `handoff_conflict`.",
+          security: [{ bearer: [] }],
+          parameters: [pathParameter("openId", userParamsSchema as z.ZodMiniType, "The user's OpenID")],
+          requestBody: { required: true, content: jsonContent(ref("HandoffBody")) },
+          responses: {
+            "200": { description: "The handoff state now", content: jsonContent(ref("Handoff")) },
+            ...errors(400, 404, 409, 413, ...API_ERRORS),
+          },
+        },
+      },
+      "/api/users/{openId}": {
+        delete: {
+          tags: ["API"],
+          summary: "Delete everything of a user",
+          description: "The conversation's history, window and handoff state. Idempotent. WeChat's " +
+            "`user_authorization_revoke` and `user_authorization_cancellation` events do the same by themselves.",
+          security: [{ bearer: [] }],
+          parameters: [pathParameter("openId", userParamsSchema as z.ZodMiniType, "The user's OpenID")],
+          responses: {
+            "204": { description: "Deleted (or there was nothing)" },
             ...errors(400, ...API_ERRORS),
           },
         },

@@ -30,6 +30,7 @@ import {
   userParamsSchema,
 } from "./schemas.ts";
 import type { Needs } from "./wechat.ts";
+import { conversationRoutes, type ConversationRouteSettings, senderOf } from "./conversations/mod.ts";
 import { deadLetterRoutes, type DeadLetterRouteSettings } from "./dead_letters/mod.ts";
 
 /** What the API routes need from the app. */
@@ -40,6 +41,8 @@ export interface ApiSettings {
   idempotencyStore(env: Env): KeyValueStore;
   /** Largest accepted upload, in bytes. */
   maxUploadBytes: number;
+  /** The conversations of an env (`/api/users/:openId/messages`, `/handoff`, `DELETE /api/users/:openId`). */
+  conversations?: ConversationRouteSettings["conversations"] | undefined;
   /** Where dead letters are kept and the queue they are replayed onto (`/api/dead-letters`). */
   deadLetters: DeadLetterRouteSettings;
 }
@@ -91,12 +94,16 @@ export function apiRoutes(settings: ApiSettings): Hono<AppEnv> {
 
   api.post("/messages", ...jsonBody(sendMessageSchema), idempotent("messages", once), async (c) => {
     const checkWindow = optionalVar(c.env ?? NO_ENV, "CHECK_WINDOW") === "on";
-    return c.json(await send(mp(c.env), c.req.valid("json"), checkWindow));
+    const sender = senderOf(c.req.header("x-kefu-agent"));
+    return c.json(await send(mp(c.env), c.req.valid("json"), checkWindow, sender));
   });
 
   api.post("/typing", ...jsonBody(typingSchema), idempotent("typing", once), async (c) => {
     const { touser, command, businessid } = c.req.valid("json");
-    return c.json(await mp(c.env).customerServiceMessage.setTyping(touser, command, { businessId: businessid }));
+    const sender = senderOf(c.req.header("x-kefu-agent"));
+    return c.json(
+      await mp(c.env).customerServiceMessage.setTyping(touser, command, { businessId: businessid, sender }),
+    );
   });
 
   api.get("/users/:openId/window", zValidator("param", userParamsSchema, rejectInvalid), async (c) => {
@@ -127,6 +134,13 @@ export function apiRoutes(settings: ApiSettings): Hono<AppEnv> {
   );
 
   api.route("/dead-letters", deadLetterRoutes(settings.deadLetters));
+  api.route(
+    "/users",
+    conversationRoutes({
+      conversations: (env) => settings.conversations?.(env),
+      appId: (env) => mp(env).appId,
+    }),
+  );
 
   api.get("/media/:mediaId", zValidator("param", mediaParamsSchema, rejectInvalid), async (c) => {
     const { mediaId } = c.req.valid("param");
@@ -136,9 +150,10 @@ export function apiRoutes(settings: ApiSettings): Hono<AppEnv> {
   return api;
 }
 
-function send(mp: MiniProgram, body: SendMessageBody, checkWindowByDefault: boolean) {
+function send(mp: MiniProgram, body: SendMessageBody, checkWindowByDefault: boolean, sender: SendOptions["sender"]) {
   const payload = (body as unknown as Record<string, unknown>)[body.msgtype];
   const options: SendOptions = {
+    sender,
     checkWindow: body.checkWindow ?? checkWindowByDefault,
     businessId: body.businessid,
     aiMsgContext: body.aimsgcontext,

@@ -6,6 +6,7 @@
  */
 // The tiny preset (PatternRouter) keeps the bundle small; the app has a handful of routes.
 import { Hono } from "hono/tiny";
+import type { ConversationStore } from "../mod.ts";
 import {
   CloudflareKvStore,
   DEFAULT_MAX_UPLOAD_BYTES,
@@ -57,6 +58,13 @@ export interface AppOptions {
    * else this isolate's memory.
    */
   deadLetters?: ((env: Env) => DeadLetterStore) | undefined;
+  /**
+   * Each user's conversation (history, send window, who answers, push claims) for an env;
+   * default none: pushes are claimed in the push store and nothing is kept. With it, the push
+   * handler is not called while a person answers, and `/api/users/:openId/messages`,
+   * `/handoff` and `DELETE /api/users/:openId` work.
+   */
+  conversations?: ((env: Env) => ConversationStore | undefined) | undefined;
   /** Claim settings of the push receiver (`leaseSeconds`, `claimWaitMs`, `dedupeKey`). */
   push?: Pick<PushOptions, "leaseSeconds" | "claimWaitMs" | "dedupeKey"> | undefined;
   /** Transport for every outbound request (WeChat API, forwards); default `globalThis.fetch`. Tests inject one. */
@@ -129,6 +137,7 @@ export function createApp(options: AppOptions = {}): KefuApp {
     maxUploadBytes,
     mediaIdleTimeoutMs: options.mediaIdleTimeoutMs,
     push: options.push,
+    conversations: options.conversations,
     logger,
   });
   const keptInMemory = memoryDeadLetters(now);
@@ -173,6 +182,7 @@ export function createApp(options: AppOptions = {}): KefuApp {
       idempotencyStore: dedupeStore,
       maxUploadBytes,
       deadLetters: { store: deadLetters, queue: push.queue },
+      conversations: options.conversations,
     }),
   );
   app.notFound(() => new HttpError(404, "not_found", "No such route").toResponse());

@@ -57,6 +57,8 @@ export interface Env {
    * and openid) is kept for `/api/dead-letters`; 1–90, default 7.
    */
   DEAD_LETTER_DAYS?: string;
+  /** Days a conversation's history is kept (the store deletes older entries itself); 1–3650, default 30. */
+  HISTORY_DAYS?: string;
 }
 
 /** Names of the string variables of {@link Env}. */
@@ -98,6 +100,10 @@ export const envSchema: z.ZodMiniObject<{ [K in EnvVar]: z.ZodMiniType }> = z.ob
   FORWARD_URL: httpUrlSchema,
   FORWARD_SECRET: text,
   CHECK_WINDOW: flag,
+  HISTORY_DAYS: z.pipe(
+    z.string().check(z.regex(/^[1-9]\d{0,3}$/, "must be a whole number of days from 1 to 3650")),
+    z.transform(Number),
+  ),
   DEAD_LETTER_DAYS: z.pipe(
     z.string().check(z.regex(/^(?:[1-9]|[1-8]\d|90)$/, "must be a whole number of days from 1 to 90")),
     z.transform(Number),
@@ -182,6 +188,7 @@ export interface EnvValues {
   FORWARD_SECRET: string;
   CHECK_WINDOW: "on" | "off";
   DEAD_LETTER_DAYS: number;
+  HISTORY_DAYS: number;
 }
 
 /**

@@ -35,6 +35,15 @@ export { KefuStore, type KefuStoreState } from "./store_object.ts";
 export { QUEUE_MAX_RETRIES, RETRY_MAX_SECONDS, retryDelaySeconds, retryHorizonSeconds } from "./push_route.ts";
 export type { QueueBatchLike, QueueLike, QueueMessageLike } from "./queue_types.ts";
 export {
+  agentNameSchema,
+  conversationRoutes,
+  type ConversationRouteSettings,
+  type HandoffBody,
+  handoffBodySchema,
+  historyQuerySchema,
+  senderOf,
+} from "./conversations/mod.ts";
+export {
   DEAD_LETTER_PREFIX,
   type DeadLetter,
   deadLetterOf,

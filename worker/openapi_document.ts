@@ -663,6 +663,244 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
         },
       },
     },
+    "/api/users/{openId}/messages": {
+      "get": {
+        "tags": [
+          "API",
+        ],
+        "summary": "A user's conversation history",
+        "description":
+          "Newest first: the user's messages and events, what the bot, agents and your service sent (with who and how it went), and handoff changes. Kept `HISTORY_DAYS` (30 by default).",
+        "security": [
+          {
+            "bearer": [],
+          },
+        ],
+        "parameters": [
+          {
+            "name": "openId",
+            "in": "path",
+            "required": true,
+            "description": "The user's OpenID",
+            "schema": {
+              "type": "string",
+              "pattern": "^[A-Za-z0-9_-]{1,256}$",
+            },
+          },
+          {
+            "name": "before",
+            "in": "query",
+            "required": false,
+            "schema": {
+              "type": "string",
+              "pattern": "^[1-9]\\d{0,14}$",
+            },
+          },
+          {
+            "name": "limit",
+            "in": "query",
+            "required": false,
+            "schema": {
+              "type": "string",
+              "pattern": "^(?:[1-9]\\d?|1\\d\\d|200)$",
+            },
+          },
+        ],
+        "responses": {
+          "200": {
+            "description": "A page of history",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/HistoryPage",
+                },
+              },
+            },
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest",
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized",
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound",
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError",
+          },
+          "503": {
+            "$ref": "#/components/responses/ServiceUnavailable",
+          },
+        },
+      },
+    },
+    "/api/users/{openId}/handoff": {
+      "get": {
+        "tags": [
+          "API",
+        ],
+        "summary": "Who answers the conversation",
+        "description":
+          "`bot`, `waiting` (a person was asked for), `human` (a person took it over: the bot's handler is not called) or `closed`.",
+        "security": [
+          {
+            "bearer": [],
+          },
+        ],
+        "parameters": [
+          {
+            "name": "openId",
+            "in": "path",
+            "required": true,
+            "description": "The user's OpenID",
+            "schema": {
+              "type": "string",
+              "pattern": "^[A-Za-z0-9_-]{1,256}$",
+            },
+          },
+        ],
+        "responses": {
+          "200": {
+            "description": "The handoff state",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Handoff",
+                },
+              },
+            },
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest",
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized",
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound",
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError",
+          },
+          "503": {
+            "$ref": "#/components/responses/ServiceUnavailable",
+          },
+        },
+      },
+      "put": {
+        "tags": [
+          "API",
+        ],
+        "summary": "Change who answers the conversation",
+        "description":
+          "Recorded in the history with the agent and the reason. Taking over (`human`) what another agent holds is refused with 409 `handoff_conflict`.",
+        "security": [
+          {
+            "bearer": [],
+          },
+        ],
+        "parameters": [
+          {
+            "name": "openId",
+            "in": "path",
+            "required": true,
+            "description": "The user's OpenID",
+            "schema": {
+              "type": "string",
+              "pattern": "^[A-Za-z0-9_-]{1,256}$",
+            },
+          },
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/HandoffBody",
+              },
+            },
+          },
+        },
+        "responses": {
+          "200": {
+            "description": "The handoff state now",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Handoff",
+                },
+              },
+            },
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest",
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized",
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound",
+          },
+          "409": {
+            "$ref": "#/components/responses/Conflict",
+          },
+          "413": {
+            "$ref": "#/components/responses/PayloadTooLarge",
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError",
+          },
+          "503": {
+            "$ref": "#/components/responses/ServiceUnavailable",
+          },
+        },
+      },
+    },
+    "/api/users/{openId}": {
+      "delete": {
+        "tags": [
+          "API",
+        ],
+        "summary": "Delete everything of a user",
+        "description":
+          "The conversation's history, window and handoff state. Idempotent. WeChat's `user_authorization_revoke` and `user_authorization_cancellation` events do the same by themselves.",
+        "security": [
+          {
+            "bearer": [],
+          },
+        ],
+        "parameters": [
+          {
+            "name": "openId",
+            "in": "path",
+            "required": true,
+            "description": "The user's OpenID",
+            "schema": {
+              "type": "string",
+              "pattern": "^[A-Za-z0-9_-]{1,256}$",
+            },
+          },
+        ],
+        "responses": {
+          "204": {
+            "description": "Deleted (or there was nothing)",
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest",
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized",
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError",
+          },
+          "503": {
+            "$ref": "#/components/responses/ServiceUnavailable",
+          },
+        },
+      },
+    },
     "/api/dead-letters": {
       "get": {
         "tags": [
@@ -993,7 +1231,7 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
         },
       },
       "NotFound": {
-        "description": "`not_found`: no such dead letter (replayed already, or expired)",
+        "description": "`not_found`: no such user's conversation (never seen, or purged), or no such dead letter",
         "content": {
           "application/json": {
             "schema": {
@@ -1004,7 +1242,7 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
       },
       "Conflict": {
         "description":
-          "`out_of_window` (`error.window`: the send window is closed or spent; nothing was sent) or `idempotency_in_progress` (a request with this `Idempotency-Key` is still running; `Retry-After`)",
+          "`out_of_window` (`error.window`: the send window is closed or spent; nothing was sent) or `idempotency_in_progress` (a request with this `Idempotency-Key` is still running; `Retry-After`), or `handoff_conflict` (another agent has taken the conversation over)",
         "content": {
           "application/json": {
             "schema": {
@@ -1056,7 +1294,7 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
       },
       "ServiceUnavailable": {
         "description":
-          "`config_missing` or `config_invalid` (`error.variable` names the variable), or `queue_not_configured` (a dead-letter replay without a queue bound)",
+          "`config_missing` or `config_invalid` (`error.variable` names the variable), `queue_not_configured` (a dead-letter replay without a queue bound) or `conversations_not_configured` (no conversation store)",
         "content": {
           "application/json": {
             "schema": {
@@ -1507,6 +1745,183 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
         "required": [
           "window",
         ],
+      },
+      "ConversationEntry": {
+        "type": "object",
+        "properties": {
+          "seq": {
+            "type": "number",
+            "description": "Its place in the conversation: pass it as `before` to page",
+          },
+          "at": {
+            "type": "number",
+            "description": "When, ms since the epoch",
+          },
+          "sender": {
+            "type": "string",
+            "description": "`user`, `bot`, `api`, `system` or `agent:<name>`",
+          },
+          "type": {
+            "type": "string",
+            "enum": [
+              "message",
+              "event",
+              "typing",
+              "subscribe",
+              "handoff",
+            ],
+          },
+          "msgType": {
+            "type": "string",
+            "description": "`text`, `image`, `miniprogrampage`, `link`, or the event",
+          },
+          "text": {
+            "type": "string",
+          },
+          "mediaId": {
+            "type": "string",
+            "description": "An image's media_id (valid 3 days from `at`)",
+          },
+          "title": {
+            "type": "string",
+          },
+          "pagePath": {
+            "type": "string",
+          },
+          "url": {
+            "type": "string",
+          },
+          "outcome": {
+            "anyOf": [
+              {
+                "type": "string",
+                "const": "ok",
+              },
+              {
+                "type": "string",
+                "const": "unknown",
+              },
+              {
+                "type": "number",
+              },
+            ],
+            "description": "A send's outcome: `ok`, WeChat's errcode, or `unknown` (no answer: it may have gone out)",
+          },
+          "deliveryId": {
+            "type": "string",
+          },
+          "from": {
+            "type": "string",
+            "enum": [
+              "bot",
+              "waiting",
+              "human",
+              "closed",
+            ],
+          },
+          "to": {
+            "type": "string",
+            "enum": [
+              "bot",
+              "waiting",
+              "human",
+              "closed",
+            ],
+          },
+          "agent": {
+            "type": "string",
+          },
+          "reason": {
+            "type": "string",
+          },
+        },
+        "required": [
+          "seq",
+          "at",
+          "sender",
+          "type",
+        ],
+      },
+      "HistoryPage": {
+        "type": "object",
+        "properties": {
+          "entries": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/ConversationEntry",
+            },
+            "description": "Newest first",
+          },
+          "before": {
+            "description": "Pass as `before` for the next page; `null` on the last one",
+            "type": [
+              "number",
+              "null",
+            ],
+          },
+        },
+        "required": [
+          "entries",
+          "before",
+        ],
+      },
+      "Handoff": {
+        "type": "object",
+        "properties": {
+          "state": {
+            "type": "string",
+            "enum": [
+              "bot",
+              "waiting",
+              "human",
+              "closed",
+            ],
+          },
+          "since": {
+            "type": "number",
+            "description": "Since when, ms since the epoch",
+          },
+          "agent": {
+            "type": "string",
+            "description": "The agent who has it, or who made the last change",
+          },
+          "reason": {
+            "type": "string",
+          },
+        },
+        "required": [
+          "state",
+          "since",
+        ],
+      },
+      "HandoffBody": {
+        "type": "object",
+        "properties": {
+          "state": {
+            "type": "string",
+            "enum": [
+              "bot",
+              "waiting",
+              "human",
+              "closed",
+            ],
+          },
+          "agent": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 64,
+            "pattern": "^[^\\x00-\\x1f\\x7f]+$",
+          },
+          "reason": {
+            "type": "string",
+            "maxLength": 200,
+            "pattern": "^[^\\x00-\\x1f\\x7f]+$",
+          },
+        },
+        "required": [
+          "state",
+        ],
+        "additionalProperties": false,
       },
       "DeadLetterSummary": {
         "type": "object",

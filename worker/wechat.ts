@@ -4,7 +4,14 @@
  *
  * @module
  */
-import { type KeyValueStore, type Logger, MiniProgram, type PushOptions, type RetryOptions } from "../mod.ts";
+import {
+  type ConversationStore,
+  type KeyValueStore,
+  type Logger,
+  MiniProgram,
+  type PushOptions,
+  type RetryOptions,
+} from "../mod.ts";
 import { ConfigError, type Env, lenientVar, optionalVar, requireVar } from "./env.ts";
 import {
   type EmulatorUpstream,
@@ -38,6 +45,8 @@ export interface MiniProgramFactoryOptions {
   maxUploadBytes?: number | undefined;
   mediaIdleTimeoutMs?: number | undefined;
   push?: Pick<PushOptions, "leaseSeconds" | "claimWaitMs" | "dedupeKey"> | undefined;
+  /** The conversations of an env, if kept. */
+  conversations?: ((env: Env) => ConversationStore | undefined) | undefined;
   logger: Logger;
 }
 
@@ -94,18 +103,20 @@ export function miniProgramCache(options: MiniProgramFactoryOptions): {
   const cache = new Map<string, MiniProgram>();
   // An emulator handed over in the env is part of the configuration: the same settings with
   // another emulator (or none) must not share a MiniProgram.
-  const emulatorIds = new WeakMap<EmulatorUpstream, number>();
-  let emulators = 0;
-  const emulatorId = (emulator: EmulatorUpstream | undefined): number => {
-    if (emulator === undefined) return 0;
-    let id = emulatorIds.get(emulator);
-    if (id === undefined) emulatorIds.set(emulator, id = ++emulators);
+  // So is the conversation store an env supplies.
+  const objectIds = new WeakMap<object, number>();
+  let objects = 0;
+  const objectId = (value: object | undefined): number => {
+    if (value === undefined) return 0;
+    let id = objectIds.get(value);
+    if (id === undefined) objectIds.set(value, id = ++objects);
     return id;
   };
   return {
     get(env, needs) {
       const settings = wechatSettings(env, needs);
       const emulator = settings.emulator ? options.emulator ?? injectedEmulator(env) : undefined;
+      const conversations = options.conversations?.(env);
       const key = JSON.stringify([
         settings.appId,
         settings.appSecret,
@@ -113,11 +124,12 @@ export function miniProgramCache(options: MiniProgramFactoryOptions): {
         settings.aesKey,
         settings.apiBase,
         settings.emulator,
-        emulatorId(emulator),
+        objectId(emulator),
+        objectId(conversations),
       ]);
       let mp = cache.get(key);
       if (mp === undefined) {
-        mp = build(settings, env, options, emulator);
+        mp = build(settings, env, options, emulator, conversations);
         // Configurations change only on redeploy; keep a few for isolates that see several.
         if (cache.size >= 8) cache.delete(cache.keys().next().value!);
         cache.set(key, mp);
@@ -132,6 +144,7 @@ function build(
   env: Env,
   options: MiniProgramFactoryOptions,
   emulator: EmulatorUpstream | undefined,
+  conversations: ConversationStore | undefined,
 ): MiniProgram {
   const upstream = selectUpstream(settings, { fetch: options.fetch, emulator });
   const push = pushSettings(settings);
@@ -152,6 +165,7 @@ function build(
     maxUploadBytes: options.maxUploadBytes,
     mediaIdleTimeoutMs: options.mediaIdleTimeoutMs,
     push: push === undefined ? undefined : { ...push, ...options.push, dedupeStore },
+    conversations,
   });
 }
 

@@ -1,0 +1,166 @@
+/**
+ * The conversation routes of `/api` (behind the API's bearer key): a user's history, who answers
+ * the conversation (the bot, or a person who took it over), and deleting everything of a user.
+ *
+ * - `GET /api/users/:openId/messages?before=&limit=`: the history, newest first (`limit` 1–200,
+ *   default 50; `before`: the `seq` a previous page ended at);
+ * - `GET /api/users/:openId/handoff` and `PUT /api/users/:openId/handoff`
+ *   `{ "state": "bot" | "waiting" | "human" | "closed", "agent"?, "reason"? }`: a second agent
+ *   taking over what another holds gets 409 `handoff_conflict`;
+ * - `DELETE /api/users/:openId`: purges the user's conversation (204, idempotent).
+ *
+ * Unknown users get 404 `not_found`; without a conversation store, 503 naming what to bind.
+ *
+ * @module
+ */
+import { Hono } from "hono/tiny";
+import { zValidator } from "@hono/zod-validator";
+// Private helper (a documented exception, see src/internal/README.md): the package's one zod.
+import * as z from "../../src/internal/zod.ts";
+import { type ConversationRef, type ConversationStore, HANDOFF_STATES, type HandoffState } from "../../mod.ts";
+import type { AppEnv } from "../types.ts";
+import type { Env } from "../env.ts";
+import { HttpError } from "../errors.ts";
+import { jsonBody, rejectInvalid, userParamsSchema } from "../schemas.ts";
+
+/** What the conversation routes need from the app. */
+export interface ConversationRouteSettings {
+  /** The env's conversations, or `undefined` when none are kept. */
+  conversations(env: Env): ConversationStore | undefined;
+  /** The env's AppID. */
+  appId(env: Env): string;
+}
+
+/** The query of a history page. */
+export const historyQuerySchema: z.ZodMiniType<{ before?: string | undefined; limit?: string | undefined }> = z
+  .object({
+    before: z.optional(z.string().check(z.regex(/^[1-9]\d{0,14}$/, "must be a positive whole number (a seq)"))),
+    limit: z.optional(z.string().check(z.regex(/^(?:[1-9]\d?|1\d\d|200)$/, "must be a whole number from 1 to 200"))),
+  });
+
+/** The body of `PUT /api/users/:openId/handoff`. */
+export interface HandoffBody {
+  /** The new state. */
+  state: HandoffState;
+  /** The agent making the change (a person's name or email). */
+  agent?: string | undefined;
+  /** Why, in a few words. */
+  reason?: string | undefined;
+}
+
+// deno-lint-ignore no-control-regex
+const NO_CONTROL = /^[^\x00-\x1f\x7f]+$/;
+
+/** An agent's name: 1–64 characters, no control characters. */
+export const agentNameSchema: z.ZodMiniType<string> = z.string().check(
+  z.minLength(1, "must not be empty"),
+  z.maxLength(64, "must be at most 64 characters"),
+  z.regex(NO_CONTROL, "must not contain control characters"),
+);
+
+/** Schema of {@link HandoffBody}. */
+export const handoffBodySchema: z.ZodMiniType<HandoffBody> = z.strictObject({
+  state: z.enum(HANDOFF_STATES as [HandoffState, ...HandoffState[]], {
+    error: `must be one of ${HANDOFF_STATES.map((s) => `"${s}"`).join(", ")}`,
+  }),
+  agent: z.optional(agentNameSchema),
+  reason: z.optional(z.string().check(z.maxLength(200, "must be at most 200 characters"), z.regex(NO_CONTROL))),
+}) as unknown as z.ZodMiniType<HandoffBody>;
+
+/**
+ * The sender an `/api` send is recorded for: `agent:<name>` with an `X-Kefu-Agent` header,
+ * else `api`.
+ *
+ * @param header the `X-Kefu-Agent` header's value, if any
+ * @returns the sender
+ * @throws {HttpError} 400 naming the header when it is not an agent's name
+ * @example
+ * ```ts
+ * import { senderOf } from "@kefu/edge/worker";
+ * console.log(senderOf("alice"), senderOf(undefined)); // "agent:alice" "api"
+ * ```
+ */
+export function senderOf(header: string | undefined | null): "api" | `agent:${string}` {
+  if (header === undefined || header === null) return "api";
+  const name = agentNameSchema.safeParse(header.trim());
+  if (!name.success) {
+    throw new HttpError(400, "validation_error", "Invalid X-Kefu-Agent: must be an agent's name (1-64 characters)", {
+      field: "X-Kefu-Agent",
+    });
+  }
+  return `agent:${name.data}`;
+}
+
+/**
+ * Builds the conversation routes, to mount at `/api/users` behind the API key.
+ *
+ * @param settings the conversations and the AppID of an env
+ * @returns the sub-app
+ * @example
+ * ```ts
+ * import { Hono } from "hono/tiny";
+ * import { MemoryConversationStore } from "@kefu/edge";
+ * import { conversationRoutes } from "@kefu/edge/worker";
+ * const conversations = new MemoryConversationStore();
+ * const routes = conversationRoutes({ conversations: () => conversations, appId: () => "wx1" });
+ * const app = new Hono().route("/api/users", routes);
+ * const res = await app.request("/api/users/o9AgO5Kd5ggOC-bXrbNODIiE3bGY/messages");
+ * console.log(res.status); // 404
+ * ```
+ */
+export function conversationRoutes(settings: ConversationRouteSettings): Hono<AppEnv> {
+  const routes = new Hono<AppEnv>();
+  const noStore = { "cache-control": "no-store" };
+  const open = (env: Env | undefined, openId: string): { store: ConversationStore; ref: ConversationRef } => {
+    const store = settings.conversations(env ?? {});
+    if (store === undefined) {
+      throw new HttpError(503, "conversations_not_configured", "No conversation store: bind KEFU_STORE", {
+        variable: "KEFU_STORE",
+      });
+    }
+    return { store, ref: { appId: settings.appId(env ?? {}), openId } };
+  };
+  const unknownUser = () => new HttpError(404, "not_found", "No conversation with this user (never seen, or purged)");
+  const params = zValidator("param", userParamsSchema, rejectInvalid);
+
+  routes.get("/:openId/messages", params, zValidator("query", historyQuerySchema, rejectInvalid), async (c) => {
+    const { store, ref } = open(c.env, c.req.valid("param").openId);
+    const { before, limit } = c.req.valid("query");
+    const page = await store.history(ref, {
+      before: before === undefined ? undefined : Number(before),
+      limit: limit === undefined ? 50 : Number(limit),
+    });
+    if (page === null) throw unknownUser();
+    return c.json(page, 200, noStore);
+  });
+
+  routes.get("/:openId/handoff", params, async (c) => {
+    const { store, ref } = open(c.env, c.req.valid("param").openId);
+    const handoff = await store.handoff(ref);
+    if (handoff === null) throw unknownUser();
+    return c.json(handoff, 200, noStore);
+  });
+
+  routes.put("/:openId/handoff", params, ...jsonBody(handoffBodySchema), async (c) => {
+    const { store, ref } = open(c.env, c.req.valid("param").openId);
+    const { state, agent, reason } = c.req.valid("json");
+    if (await store.handoff(ref) === null) throw unknownUser();
+    const by = agent === undefined ? "api" : `agent:${agent}` as const;
+    // Taking over: only what no other agent holds (one of two agents at once wins).
+    const from: HandoffState[] | undefined = state === "human" ? ["bot", "waiting", "closed"] : undefined;
+    const result = await store.setHandoff(ref, { state, by, reason, from });
+    const held = result.handoff;
+    if (!result.changed && state === "human" && (held.state !== "human" || held.agent !== agent)) {
+      throw new HttpError(409, "handoff_conflict", "Another agent has taken this conversation over");
+    }
+    return c.json(held, 200, noStore);
+  });
+
+  routes.delete("/:openId", params, async (c) => {
+    const { store, ref } = open(c.env, c.req.valid("param").openId);
+    await store.purge(ref);
+    return c.body(null, 204);
+  });
+
+  return routes;
+}
