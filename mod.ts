@@ -52,6 +52,9 @@ export {
 export {
   type AcceptInput,
   type AcceptResult,
+  type ChatTurn,
+  chatTurns,
+  type ConversationContext,
   type ConversationEntry,
   type ConversationRef,
   type ConversationSettings,

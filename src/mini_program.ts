@@ -185,6 +185,7 @@ export class MiniProgram {
       logger,
       windows: this.sendWindows,
       conversations: options.conversations,
+      replyText: (openId, text, sendOptions) => this.customerServiceMessage.sendText(openId, text, sendOptions),
     });
   }
 

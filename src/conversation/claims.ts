@@ -72,7 +72,8 @@ export function inboundEntry(message: PushMessage, deliveryId: string): EntryCon
  */
 export class ConversationClaims implements KeyValueStore {
   readonly #store: ConversationStore;
-  readonly #ref: ConversationRef;
+  /** The push's conversation. */
+  readonly ref: ConversationRef;
   readonly #message: PushMessage;
   readonly #deliveryId: string;
   /** What accepting the push found: who answers the conversation, its window. */
@@ -86,20 +87,20 @@ export class ConversationClaims implements KeyValueStore {
    */
   constructor(store: ConversationStore, ref: ConversationRef, message: PushMessage, deliveryId: string) {
     this.#store = store;
-    this.#ref = ref;
+    this.ref = ref;
     this.#message = message;
     this.#deliveryId = deliveryId;
   }
 
   /** The push's claim. */
   get(key: string): Promise<string | null> {
-    return this.#store.claim(this.#ref, key);
+    return this.#store.claim(this.ref, key);
   }
 
   /** Accepts the push into its conversation with this claim. */
   async setIfAbsent(key: string, value: string, options: SetOptions = {}): Promise<boolean> {
     const action = actionOf(this.#message);
-    const result = await this.#store.accept(this.#ref, {
+    const result = await this.#store.accept(this.ref, {
       key,
       claim: value,
       ttlSeconds: options.ttlSeconds ?? 60,
@@ -112,7 +113,7 @@ export class ConversationClaims implements KeyValueStore {
 
   /** Replaces the claim if it still holds `expected`. */
   compareAndSet(key: string, expected: string, value: string | null, options: SetOptions = {}): Promise<boolean> {
-    return this.#store.replaceClaim(this.#ref, key, expected, value, options.ttlSeconds ?? 60);
+    return this.#store.replaceClaim(this.ref, key, expected, value, options.ttlSeconds ?? 60);
   }
 
   /** Replaces whatever claim is there (a mark written after the lease): from the value read. */

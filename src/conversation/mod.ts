@@ -7,3 +7,4 @@
 export * from "./types.ts";
 export { type MemoryConversationOptions, MemoryConversationStore } from "./memory.ts";
 export { type ConversationSettings, DEFAULT_CONVERSATION_SETTINGS } from "./rules.ts";
+export { type ChatTurn, chatTurns, type ConversationContext } from "./context.ts";

@@ -30,6 +30,8 @@ import {
 } from "../internal/push_claims.ts";
 import { ConversationClaims, conversationUser, purgedUser } from "../conversation/claims.ts";
 import type { ConversationStore, HandoffState } from "../conversation/types.ts";
+import { type ConversationContext, conversationContext } from "../conversation/context.ts";
+import type { SendOptions } from "../customer_service/schemas.ts";
 import { actionOf, type SendWindowTracker } from "../customer_service/send_window.ts";
 import { envelopeBody, Reply, replyXml } from "./reply.ts";
 import type { PushMessage } from "./types.ts";
@@ -93,6 +95,8 @@ export interface PushReceiverOptions extends Partial<PushOptions> {
    * (`waiting`), the handler is not called; WeChat's deletion events purge the user.
    */
   conversations?: ConversationStore | undefined;
+  /** How `context.conversation.reply` sends text as the bot (the MiniProgram's `sendText`). */
+  replyText?: ((openId: string, text: string, options: SendOptions) => Promise<unknown[]>) | undefined;
 }
 
 /** What a push handler learns besides the message. */
@@ -110,6 +114,11 @@ export interface PushHandlerContext {
    * hash of the deduplication key): pass it on to your own systems so they can deduplicate.
    */
   deliveryId: string;
+  /**
+   * The user's conversation, with conversations configured (`MiniProgram({ conversations })`):
+   * its history and chat turns, who answers, `requestHuman(reason)`, and `reply(text)` as the bot.
+   */
+  conversation?: ConversationContext | undefined;
 }
 
 /**
@@ -287,6 +296,7 @@ export class PushReceiver {
   readonly #logger: Logger;
   readonly #windows: SendWindowTracker | undefined;
   readonly #conversations: ConversationStore | undefined;
+  readonly #replyText: (openId: string, text: string, options: SendOptions) => Promise<unknown[]>;
   readonly #storeTimeoutMs: number;
   #jobKey: Promise<CryptoKey> | undefined;
 
@@ -323,6 +333,8 @@ export class PushReceiver {
     this.#claims = new Claims(this.#store, { timeoutMs: storeTimeoutMs, now: this.#now });
     this.#windows = options.windows;
     this.#conversations = options.conversations;
+    this.#replyText = options.replyText ??
+      (() => Promise.reject(new ValidationError("push.replyText", "not configured: replies go through a MiniProgram")));
     this.#storeTimeoutMs = storeTimeoutMs;
   }
 
@@ -440,12 +452,16 @@ export class PushReceiver {
         return { outcome: "busy", retryAfterSeconds: Math.max(1, Math.ceil(wait / 1000)) };
       }
       const reply = current.state === "queued" ? current.reply : undefined;
-      const context: PushHandlerContext = {
+      const plain: PushHandlerContext = {
         encrypted: job.encrypted,
         format: job.format,
         deliveryId: job.deliveryId,
         attempt: options.attempt ?? 1,
       };
+      const openId = this.#conversations === undefined ? undefined : conversationUser(job.message);
+      const context = openId === undefined
+        ? plain
+        : this.#withConversation(plain, { appId: this.#appId, openId }, undefined);
       let result: unknown;
       try {
         const run = Promise.resolve().then(() => handler(job.message, context));
@@ -780,9 +796,12 @@ export class PushReceiver {
       await done(undefined);
       return { ok: true, reply: undefined } satisfies Outcome;
     }
+    const context = conversation === undefined
+      ? delivery.context
+      : this.#withConversation(delivery.context, conversation.ref, conversation.accepted?.window);
     let result: unknown;
     try {
-      const run = Promise.resolve().then(() => handler(delivery.message, delivery.context));
+      const run = Promise.resolve().then(() => handler(delivery.message, context));
       result = await claims.hold(key, lease, ttlSeconds, faults, run, answered);
     } catch (err) {
       this.#logger.warn(`Push handler failed: ${errorName(err)}`);
@@ -810,6 +829,16 @@ export class PushReceiver {
     const conversation = new ConversationClaims(this.#conversations!, ref, message, deliveryId);
     const claims = new Claims(conversation, { timeoutMs: this.#storeTimeoutMs, now: this.#now });
     return { claims, conversation };
+  }
+
+  /** The handler's context with the user's conversation (the delivery's own context is shared with its duplicates). */
+  #withConversation(
+    context: PushHandlerContext,
+    ref: { appId: string; openId: string },
+    window: SendWindowLike,
+  ): PushHandlerContext {
+    const conversation = conversationContext(this.#conversations!, ref, window, this.#replyText);
+    return { ...context, conversation };
   }
 
   /**
@@ -1086,6 +1115,8 @@ function handlerContext(request: Request, encrypted: boolean, format: PushFormat
     },
   };
 }
+
+type SendWindowLike = ConversationContext["window"];
 
 /** Whether a person answers the conversation (or was asked for): the bot's handler stays out. */
 function heldByPerson(state: HandoffState | undefined): boolean {

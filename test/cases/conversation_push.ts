@@ -176,3 +176,35 @@ test("conversations: WeChat's deletion events purge the user named by OpenID, on
   assert.ok(logged.some((line) => line.includes("kefu-edge.user_purged")));
   assert.ok(logged.every((line) => !line.includes(OPENID)), "the log names no user");
 });
+
+test("conversations: the handler's context carries the conversation: chat turns, replies as the bot, a person on request", async () => {
+  const { wechat, mp, conversations, ref } = setup();
+  const seen: string[][] = [];
+  const handler = (request: Request) =>
+    mp.push.handle(request, async (message, context) => {
+      const conversation = context.conversation!;
+      seen.push((await conversation.chat()).map((turn) => `${turn.role}: ${turn.content}`));
+      if (message.MsgType !== "text") return;
+      if (String(message.Content).includes("人工")) {
+        await conversation.requestHuman("the user asked for a person");
+        return;
+      }
+      await conversation.reply(`收到：${String(message.Content)}`);
+    });
+  const user = wechat.user(OPENID);
+  await (await user.says("你好")).deliver(handler);
+  await (await user.sendsImage(new Uint8Array([0xff, 0xd8, 0xff, 0xe0, 0, 16]), "image/jpeg")).deliver(handler);
+  await (await user.says("转人工")).deliver(handler);
+  await (await user.says("还有人吗")).deliver(handler); // a person was asked for: the bot stays out
+  assert.deepEqual(seen, [
+    ["user: 你好"],
+    ["user: 你好", "assistant: 收到：你好", "user: [图片]"],
+    ["user: 你好", "assistant: 收到：你好", "user: [图片]", "user: 转人工"],
+  ]);
+  assert.equal((await conversations.store.handoff(ref))?.state, "waiting");
+  const bot = (await conversations.store.history(ref, { limit: 20 }))!.entries.filter((e) => e.sender === "bot");
+  assert.deepEqual(bot.map((e) => [e.type, e.to ?? e.text]).reverse(), [
+    ["message", "收到：你好"],
+    ["handoff", "waiting"],
+  ]);
+});
