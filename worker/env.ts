@@ -7,9 +7,10 @@
  * @module
  */
 // Private helpers (a documented exception, see src/internal/README.md): the package's one
-// zod, and the URL schema the SDK's link payloads are checked with.
+// zod, the URL schema the SDK's link payloads are checked with, and the one the SDK checks its
+// `baseUrl` with (so a WECHAT_API_BASE the SDK would refuse on every call is refused here, by name).
 import * as z from "../src/internal/zod.ts";
-import { httpUrlSchema } from "../src/internal/field_schemas.ts";
+import { apiBaseSchema, httpUrlSchema } from "../src/internal/field_schemas.ts";
 import type { DurableObjectNamespaceLike, KvNamespaceLike } from "../mod.ts";
 import type { QueueLike } from "./push_route.ts";
 
@@ -38,7 +39,10 @@ export interface Env {
   WECHAT_AES_KEY?: string;
   /** Bearer key for `/api/*` (a secret). Unset: every `/api` call is refused. */
   API_KEY?: string;
-  /** Upstream origin instead of `https://api.weixin.qq.com`. */
+  /**
+   * Upstream origin instead of `https://api.weixin.qq.com` (a path is kept); no query,
+   * fragment or credentials.
+   */
   WECHAT_API_BASE?: string;
   /** `on` (local development only): the in-process emulator is the upstream. */
   WECHAT_EMULATOR?: string;
@@ -86,7 +90,7 @@ export const envSchema: z.ZodMiniObject<{ [K in EnvVar]: z.ZodMiniType }> = z.ob
   WECHAT_TOKEN: z.string().check(z.regex(/^\S+$/, "must not contain spaces")),
   WECHAT_AES_KEY: z.string().check(z.regex(/^[A-Za-z0-9]{43}$/, "must be the 43-character EncodingAESKey")),
   API_KEY: apiKey,
-  WECHAT_API_BASE: httpUrlSchema,
+  WECHAT_API_BASE: apiBaseSchema,
   WECHAT_EMULATOR: exactFlag,
   TRANSFER_TO_KF: flag,
   WELCOME_TEXT: text,
