@@ -17,6 +17,8 @@ import {
   type PushHandlerContext,
   type PushMessage,
   Reply,
+  type SendWindow,
+  ValidationError,
 } from "../mod.ts";
 import { type Env, optionalVar, requireVar } from "./env.ts";
 import { forwardMessage } from "./forward.ts";
@@ -120,9 +122,8 @@ export function defaultPushHandler(
     if (settings.forward !== undefined) {
       // A message that opens the send window carries the window it opened, so your service
       // knows how many replies it has (advisory: see the README's send window section).
-      const opens = actionOf(message) !== undefined;
-      const window = opens ? await context.miniProgram.customerServiceMessage.window(message.FromUserName) : undefined;
-      await forwardMessage(opens ? { ...message, KefuWindow: window ?? null } : message, {
+      const opened = await openedWindow(message, context.miniProgram);
+      await forwardMessage(opened === undefined ? message : { ...message, KefuWindow: opened.window }, {
         ...settings.forward,
         deliveryId: context.deliveryId,
         fetch: deps.fetch,
@@ -130,7 +131,7 @@ export function defaultPushHandler(
       });
     }
     const welcome = settings.welcomeText;
-    if (welcome !== undefined && isPushMessage(message, "user_enter_tempsession")) {
+    if (welcome !== undefined && isPushMessage(message, "user_enter_tempsession") && hasSender(message)) {
       const openId = message.FromUserName;
       context.afterResponse(() =>
         context.miniProgram.customerServiceMessage.send(openId, "text", { content: welcome }).catch((err: unknown) => {
@@ -140,6 +141,26 @@ export function defaultPushHandler(
       );
     }
   };
+}
+
+// A verified message is never refused for its shape: one whose FromUserName is missing or
+// not an OpenID is forwarded as it came, without a window (there is no user to look up).
+function hasSender(message: PushMessage): boolean {
+  const sender: unknown = message.FromUserName;
+  return typeof sender === "string" && sender !== "";
+}
+
+async function openedWindow(
+  message: PushMessage,
+  miniProgram: MiniProgram,
+): Promise<{ window: SendWindow | null } | undefined> {
+  if (actionOf(message) === undefined || !hasSender(message)) return undefined;
+  try {
+    return { window: await miniProgram.customerServiceMessage.window(message.FromUserName) ?? null };
+  } catch (err) {
+    if (err instanceof ValidationError) return undefined; // a FromUserName that is not an OpenID
+    throw err;
+  }
 }
 
 /**

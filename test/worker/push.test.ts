@@ -422,6 +422,34 @@ describe("FORWARD_URL", () => {
     expect(ids[2]).not.toBe(ids[0]);
   });
 
+  it("a verified message without an OpenID in FromUserName is forwarded as it came, once, answered success", async () => {
+    const { FromUserName: _, ...withoutSender } = textMessage("无发送者");
+    const { FromUserName: __, ...entryWithoutSender } = enterSession();
+    const cases: Array<[PushTarget, Record<string, string | number>]> = [
+      [PLAIN, withoutSender], // XML without the field
+      [SAFE, { ...textMessage("坏发送者"), FromUserName: "../not an openid" }], // JSON, not an OpenID
+      [PLAIN, entryWithoutSender], // a session entry: no window, no welcome text
+    ];
+    for (const [target, message] of cases) {
+      const fake = upstream();
+      const vars = testEnv({ FORWARD_URL, FORWARD_SECRET, WELCOME_TEXT: "hi", WECHAT_AES_KEY: target.encodingAESKey });
+      const called = await call(
+        app({ fetch: fake.fetch }),
+        (await buildPush(target, message)).request(),
+        undefined,
+        vars,
+      );
+      expect([called.res.status, called.text]).toEqual([200, "success"]);
+      await called.settled();
+      const forwarded = fake.calls.filter((c) => c.url.hostname === "hooks.example.com");
+      expect(forwarded).toHaveLength(1);
+      const body = JSON.parse(forwarded[0]!.body);
+      expect(body, JSON.stringify(body)).not.toHaveProperty("KefuWindow");
+      expect(body.MsgType).toBe(message.MsgType);
+      expect(fake.calls.filter((c) => c.url.hostname !== "hooks.example.com")).toHaveLength(0); // no send
+    }
+  });
+
   it("a redirect is not followed: a 3xx answer is a failed forward", async () => {
     const fake = upstream(() =>
       new Response(null, { status: 302, headers: { location: "https://elsewhere.example/" } })
