@@ -166,13 +166,20 @@ export class SendWindowTracker {
   }
 
   /**
-   * A user action at `at` (ms) opens the window (never by more than WeChat's rules allow).
+   * A user action at `at` (ms) opens the window (never by more than WeChat's rules allow). A
+   * time later than now counts as now, so no window opened here outlasts the one WeChat opened;
+   * an earlier time is taken as it is (WeChat's window started then).
    *
    * @param openId the user
    * @param action `message` or `session`
    * @param at when the user acted (the push's CreateTime), ms
    */
   async record(openId: string, action: WindowAction, at: number): Promise<void> {
+    if (!Number.isFinite(at)) return; // no time, no window that could be trusted
+    // CreateTime is the sender's word, and in plain mode the signature does not cover it: a
+    // time in the future would keep a window open past WeChat's. Moving an old time forward
+    // (to now - maxSkewSeconds, say) would lengthen the window too, so only the future is cut.
+    const actedAt = Math.min(at, this.#now());
     // A message grants the most there is (5 for 48 h): what was left before cannot matter,
     // so only a session entry needs the open window's count.
     const open = action === "message" ? await this.#read(openId) : await this.window(openId);
@@ -181,7 +188,7 @@ export class SendWindowTracker {
       : "remaining" in open
       ? open
       : { kind: open.kind, remaining: open.count, expiresAt: open.expiresAt };
-    const next = openWindow(before, action, at);
+    const next = openWindow(before, action, actedAt);
     if (next.expiresAt <= this.#now()) return; // an old action: nothing it opened is still open
     const stored: StoredWindow = { id: uniqueId(), kind: next.kind, count: next.remaining, expiresAt: next.expiresAt };
     await this.#write(openId, stored);
