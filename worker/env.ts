@@ -54,6 +54,11 @@ export interface Env {
   FORWARD_URL?: string;
   /** HMAC-SHA256 key that signs forwarded messages (required with FORWARD_URL). */
   FORWARD_SECRET?: string;
+  /**
+   * How long `FORWARD_URL` may take to answer in the queue's consumer, in ms: an integer from
+   * 1000 to 600000; default 30000. While WeChat waits (no queue) a forward has 4 s.
+   */
+  FORWARD_TIMEOUT_MS?: string | number;
   /** `on`: `POST /api/messages` refuses sends the window tracker knows are out of window (409). */
   CHECK_WINDOW?: string;
 }
@@ -73,6 +78,15 @@ const apiKey = z.string({ error: "must be a string" }).check(
   z.regex(/^\S(?:.*\S)?$/s, "must not start or end with whitespace"),
 );
 const text = z.string({ error: "must be a string" });
+// A number of milliseconds: a string of digits (secrets, .dev.vars, the process environment)
+// or a number ([vars] in wrangler.toml).
+const milliseconds = (min: number, max: number) => {
+  const error = `must be an integer number of milliseconds from ${min} to ${max}`;
+  return z.pipe(
+    z.transform((value: unknown) => (typeof value === "string" && /^\s*\d+\s*$/.test(value) ? Number(value) : value)),
+    z.int({ error }).check(z.minimum(min, error), z.maximum(max, error)),
+  );
+};
 
 /**
  * The zod schema of every variable. Messages describe the expected shape only:
@@ -96,6 +110,7 @@ export const envSchema: z.ZodMiniObject<{ [K in EnvVar]: z.ZodMiniType }> = z.ob
   WELCOME_TEXT: text,
   FORWARD_URL: httpUrlSchema,
   FORWARD_SECRET: text,
+  FORWARD_TIMEOUT_MS: milliseconds(1000, 600_000),
   CHECK_WINDOW: flag,
 });
 
@@ -175,6 +190,7 @@ export interface EnvValues {
   WELCOME_TEXT: string;
   FORWARD_URL: string;
   FORWARD_SECRET: string;
+  FORWARD_TIMEOUT_MS: number;
   CHECK_WINDOW: "on" | "off";
 }
 

@@ -2,7 +2,8 @@
  * The push handler the worker runs when `createApp` is given none, configured by env:
  * - `FORWARD_URL` (+ `FORWARD_SECRET`): POST every verified message, signed, to your
  *   service; a failed forward fails the run, so it is retried (by WeChat, or by the queue)
- *   and nothing is lost;
+ *   and nothing is lost. Your service has 4 s to answer while WeChat waits, and
+ *   `FORWARD_TIMEOUT_MS` (default 30 s) in the queue's consumer;
  * - `TRANSFER_TO_KF=on`: answer user messages (not events) with `transfer_customer_service`
  *   (the default `onReply`);
  * - `WELCOME_TEXT`: when a user enters the session, send that text after answering.
@@ -21,7 +22,7 @@ import {
   ValidationError,
 } from "../mod.ts";
 import { type Env, optionalVar, requireVar } from "./env.ts";
-import { forwardMessage } from "./forward.ts";
+import { forwardMessage, QUEUE_FORWARD_TIMEOUT_MS, SYNC_FORWARD_TIMEOUT_MS } from "./forward.ts";
 
 /** What the worker adds to the push handler's context. */
 export interface AppPushContext extends PushHandlerContext {
@@ -63,8 +64,11 @@ export interface DefaultHandlerSettings {
   transfer: boolean;
   /** `WELCOME_TEXT`. */
   welcomeText: string | undefined;
-  /** `FORWARD_URL` and `FORWARD_SECRET`. */
-  forward: { url: string; secret: string } | undefined;
+  /**
+   * `FORWARD_URL`, `FORWARD_SECRET`, and `FORWARD_TIMEOUT_MS` (`queueTimeoutMs`: the time a
+   * forward may take in the queue's consumer).
+   */
+  forward: { url: string; secret: string; queueTimeoutMs: number } | undefined;
 }
 
 /**
@@ -73,7 +77,8 @@ export interface DefaultHandlerSettings {
  *
  * @param env the bindings
  * @returns the settings
- * @throws {ConfigError} for a malformed value, or `FORWARD_SECRET` missing with `FORWARD_URL` set
+ * @throws {ConfigError} for a malformed value (`FORWARD_TIMEOUT_MS` is read with `FORWARD_URL`
+ *   only), or `FORWARD_SECRET` missing with `FORWARD_URL` set
  * @example
  * ```ts
  * import { defaultHandlerSettings } from "./push_handler.ts";
@@ -85,7 +90,11 @@ export function defaultHandlerSettings(env: Env): DefaultHandlerSettings {
   return {
     transfer: optionalVar(env, "TRANSFER_TO_KF") === "on",
     welcomeText: optionalVar(env, "WELCOME_TEXT"),
-    forward: url === undefined ? undefined : { url, secret: requireVar(env, "FORWARD_SECRET") },
+    forward: url === undefined ? undefined : {
+      url,
+      secret: requireVar(env, "FORWARD_SECRET"),
+      queueTimeoutMs: optionalVar(env, "FORWARD_TIMEOUT_MS") ?? QUEUE_FORWARD_TIMEOUT_MS,
+    },
   };
 }
 
@@ -123,11 +132,15 @@ export function defaultPushHandler(
       // A message that opens the send window carries the window it opened, so your service
       // knows how many replies it has (advisory: see the README's send window section).
       const opened = await openedWindow(message, context.miniProgram);
+      const { url, secret, queueTimeoutMs } = settings.forward;
       await forwardMessage(opened === undefined ? message : { ...message, KefuWindow: opened.window }, {
-        ...settings.forward,
+        url,
+        secret,
         deliveryId: context.deliveryId,
         fetch: deps.fetch,
         now: deps.now,
+        // From a queue (no request) WeChat was answered already: the forward gets the queue's time.
+        timeoutMs: context.request === undefined ? queueTimeoutMs : SYNC_FORWARD_TIMEOUT_MS,
       });
     }
     const welcome = settings.welcomeText;

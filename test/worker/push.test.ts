@@ -544,6 +544,26 @@ describe("FORWARD_URL", () => {
     expect(errorOf(called)).toMatchObject({ code: "config_missing", variable: "FORWARD_SECRET" });
     expect(fake.calls).toHaveLength(0);
   });
+
+  it("a FORWARD_TIMEOUT_MS that is not an integer from 1000 to 600000 answers 503 naming it", async () => {
+    for (const value of ["999", "600001", "30s", "1.5", "-1000", 0]) {
+      const fake = upstream();
+      const push = await buildPush(PLAIN, textMessage());
+      const env = testEnv({ FORWARD_URL, FORWARD_SECRET, FORWARD_TIMEOUT_MS: value });
+      const called = await call(app({ fetch: fake.fetch }), push.request(), undefined, env);
+      expect(called.res.status, String(value)).toBe(503);
+      expect(errorOf(called)).toMatchObject({ code: "config_invalid", variable: "FORWARD_TIMEOUT_MS" });
+      expect(errorOf(called).message).toContain("from 1000 to 600000");
+      expect(fake.calls).toHaveLength(0);
+    }
+    for (const value of ["1000", " 45000 ", 600_000]) {
+      const fake = upstream();
+      const push = await buildPush(PLAIN, textMessage());
+      const env = testEnv({ FORWARD_URL, FORWARD_SECRET, FORWARD_TIMEOUT_MS: value });
+      expect((await call(app({ fetch: fake.fetch }), push.request(), undefined, env)).text, String(value))
+        .toBe("success");
+    }
+  });
 });
 
 describe("testApp({ onMessage })", () => {
