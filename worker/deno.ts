@@ -21,7 +21,7 @@ import { type DenoKvLike, DenoKvStore, type PushJob } from "../mod.ts";
 import { type AppOptions, createApp } from "./app.ts";
 import { type QueueLike, retryDelaySeconds } from "./push_route.ts";
 import type { Env } from "./env.ts";
-import { listenError, runMain, type ServerLogger, serverSettings } from "./servers.ts";
+import { type BodyDeadlineOptions, listenError, runMain, type ServerLogger, serverSettings } from "./servers.ts";
 
 // Declared here so this file type-checks with Web and Workers types as well as Deno's.
 interface DenoServer {
@@ -46,8 +46,14 @@ interface DenoLike {
   ): DenoServer;
 }
 
-/** Options of {@link serveDeno}; each defaults to the environment. */
-export interface DenoServeOptions {
+/**
+ * Options of {@link serveDeno}; each defaults to the environment. `bodyTimeoutMs` and
+ * `uploadTimeoutMs` bound the wait for a request's body (408 after 10 s, 60 s for uploads).
+ * `Deno.serve` has no deadline for request headers: run the server behind a proxy that has
+ * one (nginx `client_header_timeout`, Caddy `timeouts read_header`) where clients are not
+ * trusted.
+ */
+export interface DenoServeOptions extends BodyDeadlineOptions {
   /** Variables; default `Deno.env.toObject()`. */
   env?: Record<string, string>;
   /** Default `PORT`, else 8787; 0 picks a free port. */
