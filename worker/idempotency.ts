@@ -147,7 +147,7 @@ const TOKEN_ENDPOINTS = new Set(["/cgi-bin/stable_token", "/cgi-bin/token"]);
  * @returns `true` when replaying the request cannot send a second message
  * @example
  * ```ts
- * import { WeChatApiError, WeChatTimeoutError } from "../mod.ts";
+ * import { WeChatApiError, WeChatTimeoutError } from "@kefu/edge";
  * import { sentNothing } from "./idempotency.ts";
  * const busy = new WeChatApiError({ errcode: -1, errmsg: "system error", endpoint: "/cgi-bin/message/custom/send" });
  * console.log(sentNothing(busy), sentNothing(new WeChatTimeoutError("/cgi-bin/message/custom/send", 10_000))); // true false
