@@ -14,7 +14,7 @@ import { MemoryStore } from "../mod.ts";
 import { type AppOptions, createApp } from "./app.ts";
 import type { Env } from "./env.ts";
 import type { RunningServer } from "./deno.ts";
-import { listenError, runMain, type ServerLogger, serverSettings } from "./servers.ts";
+import { type BodyDeadlineOptions, listenError, runMain, type ServerLogger, serverSettings } from "./servers.ts";
 
 // Declared here so this file type-checks with Web and Workers types as well as Bun's.
 interface BunLike {
@@ -27,8 +27,11 @@ interface BunLike {
   }): { hostname?: string; port?: number; stop(closeActiveConnections?: boolean): unknown };
 }
 
-/** Options of {@link serveBun}; each defaults to the environment. */
-export interface BunServeOptions {
+/**
+ * Options of {@link serveBun}; each defaults to the environment. `bodyTimeoutMs` and
+ * `uploadTimeoutMs` bound the wait for a request's body (408 after 10 s, 60 s for uploads).
+ */
+export interface BunServeOptions extends BodyDeadlineOptions {
   /** Variables; default `Bun.env`. */
   env?: Record<string, string | undefined>;
   /** Default `PORT`, else 8787; 0 picks a free port. */

@@ -23,7 +23,7 @@ import { QUEUE_MAX_RETRIES, retryDelaySeconds } from "./push_route.ts";
 import type { QueueLike } from "./queue_types.ts";
 import { denoKvDeadLetters, type DenoKvListLike } from "./dead_letters/mod.ts";
 import type { Env } from "./env.ts";
-import { listenError, runMain, type ServerLogger, serverSettings } from "./servers.ts";
+import { type BodyDeadlineOptions, listenError, runMain, type ServerLogger, serverSettings } from "./servers.ts";
 
 // Declared here so this file type-checks with Web and Workers types as well as Deno's.
 interface DenoServer {
@@ -48,8 +48,14 @@ interface DenoLike {
   ): DenoServer;
 }
 
-/** Options of {@link serveDeno}; each defaults to the environment. */
-export interface DenoServeOptions {
+/**
+ * Options of {@link serveDeno}; each defaults to the environment. `bodyTimeoutMs` and
+ * `uploadTimeoutMs` bound the wait for a request's body (408 after 10 s, 60 s for uploads).
+ * `Deno.serve` has no deadline for request headers: run the server behind a proxy that has
+ * one (nginx `client_header_timeout`, Caddy `timeouts read_header`) where clients are not
+ * trusted.
+ */
+export interface DenoServeOptions extends BodyDeadlineOptions {
   /** Variables; default `Deno.env.toObject()`. */
   env?: Record<string, string>;
   /** Default `PORT`, else 8787; 0 picks a free port. */

@@ -7,9 +7,10 @@
  * @module
  */
 // Private helpers (a documented exception, see src/internal/README.md): the package's one
-// zod, and the URL schema the SDK's link payloads are checked with.
+// zod, the URL schema the SDK's link payloads are checked with, and the one the SDK checks its
+// `baseUrl` with (so a WECHAT_API_BASE the SDK would refuse on every call is refused here, by name).
 import * as z from "../src/internal/zod.ts";
-import { httpUrlSchema } from "../src/internal/field_schemas.ts";
+import { apiBaseSchema, httpUrlSchema } from "../src/internal/field_schemas.ts";
 import type { DurableObjectNamespaceLike, KvNamespaceLike } from "../mod.ts";
 import type { QueueLike } from "./queue_types.ts";
 
@@ -38,7 +39,10 @@ export interface Env {
   WECHAT_AES_KEY?: string;
   /** Bearer key for `/api/*` (a secret). Unset: every `/api` call is refused. */
   API_KEY?: string;
-  /** Upstream origin instead of `https://api.weixin.qq.com`. */
+  /**
+   * Upstream origin instead of `https://api.weixin.qq.com` (a path is kept); no query,
+   * fragment or credentials.
+   */
   WECHAT_API_BASE?: string;
   /** `on` (local development only): the in-process emulator is the upstream. */
   WECHAT_EMULATOR?: string;
@@ -50,6 +54,11 @@ export interface Env {
   FORWARD_URL?: string;
   /** HMAC-SHA256 key that signs forwarded messages (required with FORWARD_URL). */
   FORWARD_SECRET?: string;
+  /**
+   * How long `FORWARD_URL` may take to answer in the queue's consumer, in ms: an integer from
+   * 1000 to 600000; default 30000. While WeChat waits (no queue) a forward has 4 s.
+   */
+  FORWARD_TIMEOUT_MS?: string | number;
   /** `on`: `POST /api/messages` refuses sends the window tracker knows are out of window (409). */
   CHECK_WINDOW?: string;
   /**
@@ -76,6 +85,15 @@ const apiKey = z.string({ error: "must be a string" }).check(
   z.regex(/^\S(?:.*\S)?$/s, "must not start or end with whitespace"),
 );
 const text = z.string({ error: "must be a string" });
+// A number of milliseconds: a string of digits (secrets, .dev.vars, the process environment)
+// or a number ([vars] in wrangler.toml).
+const milliseconds = (min: number, max: number) => {
+  const error = `must be an integer number of milliseconds from ${min} to ${max}`;
+  return z.pipe(
+    z.transform((value: unknown) => (typeof value === "string" && /^\s*\d+\s*$/.test(value) ? Number(value) : value)),
+    z.int({ error }).check(z.minimum(min, error), z.maximum(max, error)),
+  );
+};
 
 /**
  * The zod schema of every variable. Messages describe the expected shape only:
@@ -93,12 +111,13 @@ export const envSchema: z.ZodMiniObject<{ [K in EnvVar]: z.ZodMiniType }> = z.ob
   WECHAT_TOKEN: z.string().check(z.regex(/^\S+$/, "must not contain spaces")),
   WECHAT_AES_KEY: z.string().check(z.regex(/^[A-Za-z0-9]{43}$/, "must be the 43-character EncodingAESKey")),
   API_KEY: apiKey,
-  WECHAT_API_BASE: httpUrlSchema,
+  WECHAT_API_BASE: apiBaseSchema,
   WECHAT_EMULATOR: exactFlag,
   TRANSFER_TO_KF: flag,
   WELCOME_TEXT: text,
   FORWARD_URL: httpUrlSchema,
   FORWARD_SECRET: text,
+  FORWARD_TIMEOUT_MS: milliseconds(1000, 600_000),
   CHECK_WINDOW: flag,
   HISTORY_DAYS: z.pipe(
     z.string().check(z.regex(/^[1-9]\d{0,3}$/, "must be a whole number of days from 1 to 3650")),
@@ -186,6 +205,7 @@ export interface EnvValues {
   WELCOME_TEXT: string;
   FORWARD_URL: string;
   FORWARD_SECRET: string;
+  FORWARD_TIMEOUT_MS: number;
   CHECK_WINDOW: "on" | "off";
   DEAD_LETTER_DAYS: number;
   HISTORY_DAYS: number;

@@ -25,8 +25,13 @@ export const FORWARD_SIGNATURE_HEADER = "x-kefu-signature";
 export const FORWARD_TIMESTAMP_HEADER = "x-kefu-timestamp";
 /** Header carrying the delivery id (stable across retries of one message). */
 export const FORWARD_DELIVERY_HEADER = "x-kefu-delivery";
-/** Time allowed for the forward target to answer; WeChat waits 5 s for the whole push. */
-export const FORWARD_TIMEOUT_MS = 4000;
+/**
+ * Time allowed for the forward target to answer while WeChat waits (no queue): WeChat waits
+ * 5 s for the whole push.
+ */
+export const SYNC_FORWARD_TIMEOUT_MS = 4000;
+/** Default time allowed for the forward target to answer in the queue's consumer (`FORWARD_TIMEOUT_MS`). */
+export const QUEUE_FORWARD_TIMEOUT_MS = 30_000;
 /** Default largest body {@link verifyForward} reads: 1 MiB. */
 export const DEFAULT_MAX_FORWARD_BYTES = 1024 * 1024;
 
@@ -175,7 +180,8 @@ export class ForwardError extends Error {
  * Redirects are not followed.
  *
  * @param message the verified push message
- * @param target `url`, `secret`, the message's `deliveryId`, the `fetch` to use and the clock (ms)
+ * @param target `url`, `secret`, the message's `deliveryId`, the `fetch` to use, the clock (ms),
+ *   and `timeoutMs`: how long the target may take to answer (default 4000, WeChat's budget)
  * @throws {ForwardError} on a network error, a timeout or an answer other than 2xx (3xx included)
  * @example A target that answers 500 fails the forward (and WeChat, or the queue, retries)
  * ```ts
@@ -187,11 +193,28 @@ export class ForwardError extends Error {
  * const failed = await forwardMessage({ MsgType: "text" }, target).catch((err: unknown) => err);
  * console.log(failed instanceof ForwardError, (failed as Error).message); // true "Cannot forward push message: HTTP 500"
  * ```
+ * @example A target slower than `timeoutMs` fails the forward (the queue's consumer allows 30 s by default)
+ * ```ts
+ * import { forwardMessage } from "./forward.ts";
+ * const fetch = (_input: RequestInfo | URL, init?: RequestInit) =>
+ *   new Promise<Response>((_resolve, reject) => init?.signal?.addEventListener("abort", () => reject(init.signal?.reason)));
+ * const target = { url: "https://bot.example/wechat", secret: "forward-secret", deliveryId: "d41d8c", fetch, now: Date.now };
+ * const failed = await forwardMessage({ MsgType: "text" }, { ...target, timeoutMs: 50 }).catch((err: Error) => err);
+ * console.log((failed as Error).message); // "Cannot forward push message: no answer within 50 ms"
+ * ```
  */
 export async function forwardMessage(
   message: unknown,
-  target: { url: string; secret: string; deliveryId: string; fetch: typeof fetch; now: () => number },
+  target: {
+    url: string;
+    secret: string;
+    deliveryId: string;
+    fetch: typeof fetch;
+    now: () => number;
+    timeoutMs?: number | undefined;
+  },
 ): Promise<void> {
+  const timeoutMs = target.timeoutMs ?? SYNC_FORWARD_TIMEOUT_MS;
   const body = JSON.stringify(message);
   const timestamp = String(Math.floor(target.now() / 1000));
   const signature = await signForward(target.secret, timestamp, target.deliveryId, body);
@@ -209,11 +232,11 @@ export async function forwardMessage(
       },
       // A redirect could take the signed message to a host FORWARD_URL does not name.
       redirect: "manual",
-      signal: AbortSignal.timeout(FORWARD_TIMEOUT_MS),
+      signal: AbortSignal.timeout(timeoutMs),
     });
   } catch (err) {
     const timeout = err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError");
-    throw new ForwardError(timeout ? `no answer within ${FORWARD_TIMEOUT_MS} ms` : "target unreachable");
+    throw new ForwardError(timeout ? `no answer within ${timeoutMs} ms` : "target unreachable");
   }
   await response.body?.cancel().catch(() => {});
   if (response.status >= 300 && response.status < 400) {

@@ -4,20 +4,35 @@
  * (after a timeout, a dropped connection) never spends a second message of the user's window.
  * The same key with another body answers 422; a repeat while the first is still running, 409.
  *
+ * Only a result after which the message may have been delivered is kept: a success, and a
+ * failure after the request left for WeChat without a clear answer (a timeout, a network error,
+ * an HTTP 5xx or an unreadable answer). A failure where WeChat certainly sent nothing (WeChat's
+ * own error codes such as -1, 45015 or 45047, the window check, a bad request, a configuration
+ * or access-token failure) is forgotten, so a retry with the same key sends again.
+ *
  * Records live in the push store: the `KEFU_STORE` Durable Objects when bound (atomic: two
  * concurrent requests with one key cannot both run), the token store otherwise.
  *
  * @module
  */
 import type { MiddlewareHandler } from "hono";
-import type { KeyValueStore } from "../mod.ts";
+import {
+  type KeyValueStore,
+  OutOfWindowError,
+  TokenSourceError,
+  ValidationError,
+  WeChatApiError,
+  WeChatHttpError,
+  WeChatNetworkError,
+  WeChatTimeoutError,
+} from "../mod.ts";
 // Private helpers (a documented exception, see src/internal/README.md): the canonical JSON,
 // SHA-1, store-key user part and JSON-object reader the push receiver's records use too.
 import { canonicalJson } from "../src/internal/canonical_json.ts";
 import { jsonObject } from "../src/internal/json.ts";
 import { sha1Hex } from "../src/internal/sha1.ts";
 import { userPart } from "../src/internal/store_keys.ts";
-import type { Env } from "./env.ts";
+import { ConfigError, type Env } from "./env.ts";
 import { HttpError } from "./errors.ts";
 
 /** The request header. */
@@ -108,10 +123,46 @@ export function idempotent(route: string, settings: IdempotencySettings): Middle
       });
     }
     await next();
-    // Whatever came of it is the result: a send that timed out may still have been delivered.
+    if (c.error !== undefined && sentNothing(c.error)) {
+      // The pending record would answer 409 for five minutes; if it cannot be removed, it does.
+      await store.delete(recordKey).catch(() => {});
+      return;
+    }
+    // A send that timed out may still have been delivered: that result is kept like a success.
     const done: IdempotencyRecord = { state: "done", request, status: c.res.status, body: await c.res.clone().text() };
     await store.set(recordKey, JSON.stringify(done), { ttlSeconds: IDEMPOTENCY_TTL_SECONDS });
   };
+}
+
+// Where access tokens come from: a failure there happens before the call itself is sent.
+const TOKEN_ENDPOINTS = new Set(["/cgi-bin/stable_token", "/cgi-bin/token"]);
+
+/**
+ * Whether a route's failure certainly sent nothing to the user: refused before any call (bad
+ * input, configuration, the window check, the access token), or refused by WeChat with an
+ * errcode. A timeout, a network error, an HTTP 5xx or an answer that could not be read, after
+ * the call left, may have been delivered; so may anything unknown.
+ *
+ * @param err what the route threw
+ * @returns `true` when replaying the request cannot send a second message
+ * @example
+ * ```ts
+ * import { WeChatApiError, WeChatTimeoutError } from "@kefu/edge";
+ * import { sentNothing } from "./idempotency.ts";
+ * const busy = new WeChatApiError({ errcode: -1, errmsg: "system error", endpoint: "/cgi-bin/message/custom/send" });
+ * console.log(sentNothing(busy), sentNothing(new WeChatTimeoutError("/cgi-bin/message/custom/send", 10_000))); // true false
+ * ```
+ */
+export function sentNothing(err: unknown): boolean {
+  if (
+    err instanceof HttpError || err instanceof ConfigError || err instanceof ValidationError ||
+    err instanceof OutOfWindowError || err instanceof WeChatApiError || err instanceof TokenSourceError
+  ) {
+    return true;
+  }
+  if (err instanceof WeChatHttpError) return err.status < 500 || TOKEN_ENDPOINTS.has(err.endpoint);
+  if (err instanceof WeChatTimeoutError || err instanceof WeChatNetworkError) return TOKEN_ENDPOINTS.has(err.endpoint);
+  return false;
 }
 
 async function claim(store: KeyValueStore, key: string, value: string): Promise<boolean> {

@@ -2,7 +2,8 @@
  * The push handler the worker runs when `createApp` is given none, configured by env:
  * - `FORWARD_URL` (+ `FORWARD_SECRET`): POST every verified message, signed, to your
  *   service; a failed forward fails the run, so it is retried (by WeChat, or by the queue)
- *   and nothing is lost;
+ *   and nothing is lost. Your service has 4 s to answer while WeChat waits, and
+ *   `FORWARD_TIMEOUT_MS` (default 30 s) in the queue's consumer;
  * - `TRANSFER_TO_KF=on`: answer user messages (not events) with `transfer_customer_service`
  *   (the default `onReply`);
  * - `WELCOME_TEXT`: when a user enters the session, send that text after answering.
@@ -17,9 +18,11 @@ import {
   type PushHandlerContext,
   type PushMessage,
   Reply,
+  type SendWindow,
+  ValidationError,
 } from "../mod.ts";
 import { type Env, optionalVar, requireVar } from "./env.ts";
-import { forwardMessage } from "./forward.ts";
+import { forwardMessage, QUEUE_FORWARD_TIMEOUT_MS, SYNC_FORWARD_TIMEOUT_MS } from "./forward.ts";
 
 /** What the worker adds to the push handler's context. */
 export interface AppPushContext extends PushHandlerContext {
@@ -61,8 +64,11 @@ export interface DefaultHandlerSettings {
   transfer: boolean;
   /** `WELCOME_TEXT`. */
   welcomeText: string | undefined;
-  /** `FORWARD_URL` and `FORWARD_SECRET`. */
-  forward: { url: string; secret: string } | undefined;
+  /**
+   * `FORWARD_URL`, `FORWARD_SECRET`, and `FORWARD_TIMEOUT_MS` (`queueTimeoutMs`: the time a
+   * forward may take in the queue's consumer).
+   */
+  forward: { url: string; secret: string; queueTimeoutMs: number } | undefined;
 }
 
 /**
@@ -71,7 +77,8 @@ export interface DefaultHandlerSettings {
  *
  * @param env the bindings
  * @returns the settings
- * @throws {ConfigError} for a malformed value, or `FORWARD_SECRET` missing with `FORWARD_URL` set
+ * @throws {ConfigError} for a malformed value (`FORWARD_TIMEOUT_MS` is read with `FORWARD_URL`
+ *   only), or `FORWARD_SECRET` missing with `FORWARD_URL` set
  * @example
  * ```ts
  * import { defaultHandlerSettings } from "./push_handler.ts";
@@ -83,7 +90,11 @@ export function defaultHandlerSettings(env: Env): DefaultHandlerSettings {
   return {
     transfer: optionalVar(env, "TRANSFER_TO_KF") === "on",
     welcomeText: optionalVar(env, "WELCOME_TEXT"),
-    forward: url === undefined ? undefined : { url, secret: requireVar(env, "FORWARD_SECRET") },
+    forward: url === undefined ? undefined : {
+      url,
+      secret: requireVar(env, "FORWARD_SECRET"),
+      queueTimeoutMs: optionalVar(env, "FORWARD_TIMEOUT_MS") ?? QUEUE_FORWARD_TIMEOUT_MS,
+    },
   };
 }
 
@@ -120,17 +131,20 @@ export function defaultPushHandler(
     if (settings.forward !== undefined) {
       // A message that opens the send window carries the window it opened, so your service
       // knows how many replies it has (advisory: see the README's send window section).
-      const opens = actionOf(message) !== undefined;
-      const window = opens ? await context.miniProgram.customerServiceMessage.window(message.FromUserName) : undefined;
-      await forwardMessage(opens ? { ...message, KefuWindow: window ?? null } : message, {
-        ...settings.forward,
+      const opened = await openedWindow(message, context.miniProgram);
+      const { url, secret, queueTimeoutMs } = settings.forward;
+      await forwardMessage(opened === undefined ? message : { ...message, KefuWindow: opened.window }, {
+        url,
+        secret,
         deliveryId: context.deliveryId,
         fetch: deps.fetch,
         now: deps.now,
+        // From a queue (no request) WeChat was answered already: the forward gets the queue's time.
+        timeoutMs: context.request === undefined ? queueTimeoutMs : SYNC_FORWARD_TIMEOUT_MS,
       });
     }
     const welcome = settings.welcomeText;
-    if (welcome !== undefined && isPushMessage(message, "user_enter_tempsession")) {
+    if (welcome !== undefined && isPushMessage(message, "user_enter_tempsession") && hasSender(message)) {
       const openId = message.FromUserName;
       context.afterResponse(() =>
         context.miniProgram.customerServiceMessage.send(openId, "text", { content: welcome }).catch((err: unknown) => {
@@ -140,6 +154,26 @@ export function defaultPushHandler(
       );
     }
   };
+}
+
+// A verified message is never refused for its shape: one whose FromUserName is missing or
+// not an OpenID is forwarded as it came, without a window (there is no user to look up).
+function hasSender(message: PushMessage): boolean {
+  const sender: unknown = message.FromUserName;
+  return typeof sender === "string" && sender !== "";
+}
+
+async function openedWindow(
+  message: PushMessage,
+  miniProgram: MiniProgram,
+): Promise<{ window: SendWindow | null } | undefined> {
+  if (actionOf(message) === undefined || !hasSender(message)) return undefined;
+  try {
+    return { window: await miniProgram.customerServiceMessage.window(message.FromUserName) ?? null };
+  } catch (err) {
+    if (err instanceof ValidationError) return undefined; // a FromUserName that is not an OpenID
+    throw err;
+  }
 }
 
 /**

@@ -165,7 +165,9 @@ export class SendWindowTracker {
   }
 
   /**
-   * A user action at `at` (ms) opens the window (never by more than WeChat's rules allow).
+   * A user action at `at` (ms) opens the window (never by more than WeChat's rules allow). A
+   * time later than now counts as now, so no window opened here outlasts the one WeChat opened;
+   * an earlier time is taken as it is (WeChat's window started then).
    *
    * @param openId the user
    * @param action `message` or `session`
@@ -180,6 +182,11 @@ export class SendWindowTracker {
     onStoreError?: (operation: string, err: unknown) => void,
   ): Promise<void> {
     const warn = onStoreError ?? ((operation: string, err: unknown) => this.#warn(operation, err));
+    if (!Number.isFinite(at)) return; // no time, no window that could be trusted
+    // CreateTime is the sender's word, and in plain mode the signature does not cover it: a
+    // time in the future would keep a window open past WeChat's. Moving an old time forward
+    // (to now - maxSkewSeconds, say) would lengthen the window too, so only the future is cut.
+    const actedAt = Math.min(at, this.#now());
     // A message grants the most there is (5 for 48 h): what was left before cannot matter,
     // so only a session entry needs the open window's count.
     const open = action === "message" ? await this.#read(openId, warn) : await this.window(openId);
@@ -188,7 +195,7 @@ export class SendWindowTracker {
       : "remaining" in open
       ? open
       : { kind: open.kind, remaining: open.count, expiresAt: open.expiresAt };
-    const next = openWindow(before, action, at);
+    const next = openWindow(before, action, actedAt);
     if (next.expiresAt <= this.#now()) return; // an old action: nothing it opened is still open
     const stored: StoredWindow = { id: uniqueId(), kind: next.kind, count: next.remaining, expiresAt: next.expiresAt };
     await this.#write(openId, stored, warn);

@@ -7,7 +7,6 @@
 import {
   redact,
   TOKEN_INVALID_CODES,
-  ValidationError,
   WeChatApiError,
   WeChatError,
   WeChatHttpError,
@@ -15,6 +14,8 @@ import {
   WeChatTimeoutError,
 } from "../errors.ts";
 import { type IdFields, quoteIds } from "../internal/exact_ids.ts";
+import { apiBaseSchema } from "../internal/field_schemas.ts";
+import { validate } from "../internal/validate.ts";
 
 /** What the pipeline needs from the token manager. */
 export interface TokenProvider {
@@ -198,18 +199,7 @@ function formPair(key: string, value: string): string {
  * @throws {ValidationError} `baseUrl` for anything else
  */
 export function apiBase(baseUrl: string): string {
-  let url: URL;
-  try {
-    url = new URL(baseUrl);
-  } catch {
-    throw new ValidationError("baseUrl", "must be an absolute http(s) URL");
-  }
-  if (url.protocol !== "https:" && url.protocol !== "http:") {
-    throw new ValidationError("baseUrl", "must be an absolute http(s) URL");
-  }
-  if (url.search !== "" || url.hash !== "" || url.username !== "" || url.password !== "") {
-    throw new ValidationError("baseUrl", "must not carry a query, a fragment or credentials");
-  }
+  const url = new URL(validate(apiBaseSchema, baseUrl, "baseUrl"));
   return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
 }
 

@@ -34,6 +34,34 @@ export const nonEmptySchema: z.ZodMiniType<string> = z.string().check(
  */
 export const httpUrlSchema: z.ZodMiniType<string> = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
 
+function parsedUrl(text: string): URL | undefined {
+  try {
+    return new URL(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The base WeChat's API paths are appended to (the SDK's `baseUrl`, the worker's
+ * `WECHAT_API_BASE`): an absolute http(s) URL with no query, fragment or credentials. A path
+ * is kept (`https://proxy.example/wechat`). Credentials are refused because a fetch of a URL
+ * that carries them fails on every runtime: such a base would fail every call.
+ *
+ * @example Credentials in the URL
+ * ```ts
+ * import { apiBaseSchema } from "./field_schemas.ts";
+ * console.log(apiBaseSchema.safeParse("https://user:pass@proxy.example").success); // false
+ * ```
+ */
+export const apiBaseSchema: z.ZodMiniType<string> = z.string().check(
+  z.refine((text) => /^https?:$/.test(parsedUrl(text)?.protocol ?? ""), "must be an absolute http(s) URL"),
+  z.refine((text) => {
+    const url = parsedUrl(text);
+    return url === undefined || (url.search === "" && url.hash === "" && url.username === "" && url.password === "");
+  }, "must not carry a query, a fragment or credentials"),
+);
+
 const id = (what: string) =>
   z.string().check(z.regex(/^[A-Za-z0-9_-]{1,256}$/, `must be ${what} (letters, digits, - and _)`));
 

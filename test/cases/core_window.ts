@@ -97,6 +97,44 @@ test("tracker: pushes open the window, sends spend it, 45015/45047 close it; ret
   assert.equal(fake.to(SEND).length, calls);
 });
 
+test("tracker: a CreateTime in the future counts as now; an earlier one is kept (no window outlasts WeChat's)", async () => {
+  let now = NOW_SECONDS * 1000;
+  const clock = () => now;
+  const tracker = new SendWindowTracker(new MemoryStore({ now: clock }), { appId: "wx1", now: clock });
+  const t = now;
+  await tracker.record("o_day_ahead", "message", t + 24 * HOUR);
+  await tracker.record("o_in_skew", "message", t + 100_000);
+  await tracker.record("o_hour_ago", "message", t - HOUR);
+  await tracker.record("o_gone", "message", t - 49 * HOUR);
+  await tracker.record("o_session_ahead", "session", t + 10 * 24 * HOUR);
+  await tracker.record("o_no_time", "message", Number.NaN);
+  assert.equal((await tracker.window("o_day_ahead"))?.expiresAt, t + 48 * HOUR);
+  assert.equal((await tracker.window("o_in_skew"))?.expiresAt, t + 48 * HOUR);
+  assert.equal((await tracker.window("o_hour_ago"))?.expiresAt, t + 47 * HOUR, "an old time is not moved forward");
+  assert.equal(await tracker.window("o_gone"), undefined);
+  assert.equal(await tracker.window("o_no_time"), undefined);
+  assert.deepEqual(await tracker.window("o_session_ahead"), { kind: "session", remaining: 2, expiresAt: t + 60_000 });
+  now += 61_000;
+  assert.equal(await tracker.window("o_session_ahead"), undefined, "closed a minute after now, not after CreateTime");
+
+  // Through the push receiver: a verified message dated a day ahead opens the window from now.
+  const { mp } = app(undefined, {
+    push: { token: "Tok3nSecretValue", encodingAESKey: "kefuEdgeTestKey0123456789abcdefghijklmnopqr" },
+    now: () => NOW_SECONDS * 1000,
+  });
+  const ahead = JSON.stringify({
+    ToUserName: GH_ID,
+    FromUserName: OPENID,
+    CreateTime: NOW_SECONDS + 24 * 3600,
+    MsgType: "text",
+    Content: "from the future",
+    MsgId: "7370000000000000077",
+  });
+  const answer = await mp.push.handle(pushRequest({ body: ahead, mode: "aes" }), () => undefined);
+  assert.equal(await answer.text(), "success");
+  assert.equal((await mp.customerServiceMessage.window(OPENID))?.expiresAt, (NOW_SECONDS + 48 * 3600) * 1000);
+});
+
 test("checkWindow: a closed or spent window is refused with zero network calls; an unknown one goes ahead", async () => {
   const { mp, fake, advance } = app(undefined, { checkWindow: true });
   await mp.customerServiceMessage.send(OPENID, "text", { content: "unknown user: WeChat decides" });

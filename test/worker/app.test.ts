@@ -3,17 +3,21 @@ import { reset } from "cloudflare:test";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { kvStore } from "../../worker/index.ts";
 import { fakeFetch, json as jsonResponse } from "../cases/_fake.ts";
+import { buildPush } from "../../src/testing/mod.ts";
 import {
+  APP_ID,
   AUTH,
   call,
   errorOf,
   expectCleanLogs,
   json,
   OPENID,
+  PUSH_TOKEN,
   recordingLogger,
   SECRET,
   testApp,
   testEnv,
+  textMessage,
 } from "./_helpers.ts";
 
 beforeEach(() => reset());
@@ -89,6 +93,38 @@ describe("configuration", () => {
     expect(errorOf(called)).toMatchObject({ code: "config_invalid", variable: "WECHAT_API_BASE" });
     expect(called.text).not.toContain("secret-host-value");
     expect(fake.calls).toHaveLength(0);
+  });
+
+  it("WECHAT_API_BASE with credentials answers 503 naming it, on /api and on pushes, never showing them", async () => {
+    const fake = fakeFetch();
+    const logger = recordingLogger();
+    const app = testApp({ fetch: fake.fetch, logger });
+    const env = testEnv({ WECHAT_API_BASE: "https://proxy-user:proxy-pass-value@proxy.example/wechat" });
+    const push = await buildPush({ appId: APP_ID, token: PUSH_TOKEN, format: "xml" }, textMessage());
+    const answers = [
+      await call(app, "/api/typing", json({ touser: OPENID, command: "Typing" }, AUTH), env),
+      await call(app, "/api/messages", json({ touser: OPENID, msgtype: "text", text: { content: "hi" } }, AUTH), env),
+      await call(app, push.request(), undefined, env),
+    ];
+    for (const called of answers) {
+      expect(called.res.status).toBe(503);
+      expect(errorOf(called)).toMatchObject({ code: "config_invalid", variable: "WECHAT_API_BASE" });
+      expect(errorOf(called).message).toContain("credentials");
+      expect(called.text).not.toMatch(/proxy-user|proxy-pass-value|proxy\.example/);
+    }
+    expect(fake.calls).toHaveLength(0);
+    expect(logger.lines.join("\n")).not.toMatch(/proxy-user|proxy-pass-value/);
+    // Without the credentials, the same base is used.
+    const clean = await call(
+      app,
+      "/api/typing",
+      json({ touser: OPENID, command: "Typing" }, AUTH),
+      testEnv({ WECHAT_API_BASE: "https://proxy.example" }),
+    );
+    expect(clean.res.status).toBe(200);
+    expect(fake.calls.map((c) => c.url.origin + c.url.pathname)).toContain(
+      "https://proxy.example/cgi-bin/message/custom/typing",
+    );
   });
 
   it("an empty variable counts as missing", async () => {

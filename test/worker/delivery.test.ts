@@ -267,6 +267,42 @@ describe("queue mode", () => {
     expect(logs.every((l) => !l.includes("to the backend"))).toBe(true);
   });
 
+  it(
+    "a forward has FORWARD_TIMEOUT_MS in the queue's consumer (1 s here) and WeChat's 4 s while WeChat waits",
+    async () => {
+      const cutOffAfterMs: number[] = [];
+      // A target that never answers: the worker gives up on it when its time is out.
+      const fake = fakeFetch((request, url) => {
+        if (url.hostname !== "hooks.example.com") return Response.json({ errcode: 0, errmsg: "ok" });
+        const started = Date.now();
+        return new Promise<Response>((_resolve, reject) =>
+          request.signal.addEventListener("abort", () => {
+            cutOffAfterMs.push(Date.now() - started);
+            reject(request.signal.reason);
+          })
+        );
+      });
+      const env = doEnv({ FORWARD_URL, FORWARD_SECRET, FORWARD_TIMEOUT_MS: "1000" });
+      const recorded = recordingQueue();
+      const queued = testApp({ fetch: fake.fetch, queue: recorded.queue }) as KefuApp;
+      expect((await call(queued, (await buildPush(SAFE, textMessage())).request(), undefined, env)).text).toBe(
+        "success",
+      );
+      expect((await consume(queued, env, recorded.sent[0]!, 1)).retryMessages).toHaveLength(1);
+      expect(cutOffAfterMs).toHaveLength(1);
+      expect(cutOffAfterMs[0]).toBeGreaterThanOrEqual(900);
+      expect(cutOffAfterMs[0]).toBeLessThan(2000);
+      const waiting = testApp({ fetch: fake.fetch }); // no queue: the handler runs while WeChat waits
+      const answered = await call(waiting, (await buildPush(SAFE, textMessage())).request(), undefined, env);
+      expect(answered.res.status).toBe(500);
+      expect(cutOffAfterMs).toHaveLength(2);
+      expect(cutOffAfterMs[1]).toBeGreaterThanOrEqual(3900);
+      expect(cutOffAfterMs[1]).toBeLessThan(5000);
+      takeLogs();
+    },
+    15_000,
+  );
+
   it("a job past the queue's maximum reaches the dead-letter queue: logged and kept, never silently dropped", async () => {
     const recorded = recordingQueue();
     const logger = {

@@ -104,6 +104,70 @@ describe("/_emulator/ exists only with WECHAT_EMULATOR=on", () => {
   });
 });
 
+describe("/_emulator/ refuses state changes from other origins", () => {
+  const image = (headers: Record<string, string> = {}): RequestInit => {
+    const form = new FormData();
+    form.append("media", new File([JPEG], "cat.jpg", { type: "image/jpeg" }));
+    return { method: "POST", body: form, headers };
+  };
+
+  it("a cross-origin POST (multipart image, JSON message) is refused 403 before it acts, and logged", async () => {
+    const { app, env, upstream, logger } = setup();
+    const evil = { origin: "https://evil.example" };
+    const refused = [
+      await call(app, `/_emulator/users/${OPENID}/images`, image(evil), env),
+      await call(app, `/_emulator/users/${OPENID}/messages`, json({ text: "hi" }, evil), env),
+      await call(app, `/_emulator/users/${OPENID}/session`, json({}, { origin: "null" }), env),
+      // Another port of the same host is another origin.
+      await call(
+        app,
+        `/_emulator/users/${OPENID}/messages`,
+        json({ text: "hi" }, { origin: "http://127.0.0.1:9999" }),
+        env,
+      ),
+    ];
+    for (const called of refused) {
+      expect(called.res.status).toBe(403);
+      expect(errorOf(called).code).toBe("cross_origin_refused");
+    }
+    // Nothing reached the emulated WeChat: no user acted.
+    expect(body(await call(app, "/_emulator/users", undefined, env)).users).toEqual([]);
+    expect(upstream.emulatorFor(APP_ID)?.inbox(OPENID) ?? []).toEqual([]);
+    const lines = logger.lines.filter((line) => line.includes("kefu-edge.dev_route_refused"));
+    expect(lines).toHaveLength(4);
+    expect(JSON.parse(lines[0]!)).toMatchObject({
+      reason: "cross_origin",
+      method: "POST",
+      path: `/_emulator/users/${OPENID}/images`,
+      origin: "https://evil.example",
+    });
+    // Reading stays open to the page (GET is not checked).
+    const read = await call(app, "/_emulator/users", { headers: evil }, env);
+    expect(read.res.status).toBe(200);
+    expectCleanLogs(logger.lines);
+  });
+
+  it("a same-origin POST (the chat page) and one without Origin (curl) are accepted", async () => {
+    const { app, env } = setup();
+    const same = await call(app, `/_emulator/users/${OPENID}/images`, image({ origin: "http://127.0.0.1:8787" }), env);
+    expect(same.res.status).toBe(200);
+    expect(body(same).delivery.ok).toBe(true);
+    const bare = await call(app, `/_emulator/users/${OPENID}/images`, image(), env);
+    expect(bare.res.status).toBe(200);
+    const text = await call(
+      app,
+      `/_emulator/users/${OPENID}/messages`,
+      json({ text: "hi" }, {
+        origin: "http://127.0.0.1:8787",
+      }),
+      env,
+    );
+    expect(text.res.status).toBe(200);
+    const users = body(await call(app, "/_emulator/users", undefined, env)).users;
+    expect(users.map((u: { openId: string }) => u.openId)).toEqual([OPENID]);
+  });
+});
+
 describe("user actions", () => {
   it("a message is pushed, encrypted, to /wechat/callback and opens the window /api/messages uses", async () => {
     const { app, env, upstream, logger } = setup({ TRANSFER_TO_KF: "on" });

@@ -422,6 +422,34 @@ describe("FORWARD_URL", () => {
     expect(ids[2]).not.toBe(ids[0]);
   });
 
+  it("a verified message without an OpenID in FromUserName is forwarded as it came, once, answered success", async () => {
+    const { FromUserName: _, ...withoutSender } = textMessage("无发送者");
+    const { FromUserName: __, ...entryWithoutSender } = enterSession();
+    const cases: Array<[PushTarget, Record<string, string | number>]> = [
+      [PLAIN, withoutSender], // XML without the field
+      [SAFE, { ...textMessage("坏发送者"), FromUserName: "../not an openid" }], // JSON, not an OpenID
+      [PLAIN, entryWithoutSender], // a session entry: no window, no welcome text
+    ];
+    for (const [target, message] of cases) {
+      const fake = upstream();
+      const vars = testEnv({ FORWARD_URL, FORWARD_SECRET, WELCOME_TEXT: "hi", WECHAT_AES_KEY: target.encodingAESKey });
+      const called = await call(
+        app({ fetch: fake.fetch }),
+        (await buildPush(target, message)).request(),
+        undefined,
+        vars,
+      );
+      expect([called.res.status, called.text]).toEqual([200, "success"]);
+      await called.settled();
+      const forwarded = fake.calls.filter((c) => c.url.hostname === "hooks.example.com");
+      expect(forwarded).toHaveLength(1);
+      const body = JSON.parse(forwarded[0]!.body);
+      expect(body, JSON.stringify(body)).not.toHaveProperty("KefuWindow");
+      expect(body.MsgType).toBe(message.MsgType);
+      expect(fake.calls.filter((c) => c.url.hostname !== "hooks.example.com")).toHaveLength(0); // no send
+    }
+  });
+
   it("a redirect is not followed: a 3xx answer is a failed forward", async () => {
     const fake = upstream(() =>
       new Response(null, { status: 302, headers: { location: "https://elsewhere.example/" } })
@@ -515,6 +543,26 @@ describe("FORWARD_URL", () => {
     expect(called.res.status).toBe(503);
     expect(errorOf(called)).toMatchObject({ code: "config_missing", variable: "FORWARD_SECRET" });
     expect(fake.calls).toHaveLength(0);
+  });
+
+  it("a FORWARD_TIMEOUT_MS that is not an integer from 1000 to 600000 answers 503 naming it", async () => {
+    for (const value of ["999", "600001", "30s", "1.5", "-1000", 0]) {
+      const fake = upstream();
+      const push = await buildPush(PLAIN, textMessage());
+      const env = testEnv({ FORWARD_URL, FORWARD_SECRET, FORWARD_TIMEOUT_MS: value });
+      const called = await call(app({ fetch: fake.fetch }), push.request(), undefined, env);
+      expect(called.res.status, String(value)).toBe(503);
+      expect(errorOf(called)).toMatchObject({ code: "config_invalid", variable: "FORWARD_TIMEOUT_MS" });
+      expect(errorOf(called).message).toContain("from 1000 to 600000");
+      expect(fake.calls).toHaveLength(0);
+    }
+    for (const value of ["1000", " 45000 ", 600_000]) {
+      const fake = upstream();
+      const push = await buildPush(PLAIN, textMessage());
+      const env = testEnv({ FORWARD_URL, FORWARD_SECRET, FORWARD_TIMEOUT_MS: value });
+      expect((await call(app({ fetch: fake.fetch }), push.request(), undefined, env)).text, String(value))
+        .toBe("success");
+    }
   });
 });
 

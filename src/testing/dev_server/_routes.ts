@@ -9,6 +9,11 @@
  * run for real, and the user's send window opens for `/api/messages`. The answer says what
  * was pushed, how the app answered, and what the user received meanwhile (a welcome text).
  *
+ * A state-changing request (POST, PUT, PATCH, DELETE) is refused with 403 `cross_origin_refused` when
+ * it carries an `Origin` other than its own: a page on another site cannot act as a user
+ * through the browser of someone running the dev server. Without `Origin` (curl, scripts) it
+ * goes through.
+ *
  * The chat page itself is static files (`assets/`), served by `wrangler dev --assets`; it
  * reads its configuration from `GET /_emulator/config` and waits for changes on
  * `GET /_emulator/updates`.
@@ -150,6 +155,23 @@ export function emulatorRoutes(options: EmulatorRoutesOptions): Hono<AppEnv> {
     if (!emulatorOn(envOf(c)) || !fromLoopback(c)) throw new HttpError(404, "not_found", "No such route");
     await next();
   };
+  // Not hono/csrf: it looks only at form-like content types (a raw image or JSON POST would
+  // pass unchecked) and answers plain text; this checks every state-changing request and
+  // answers in the app's JSON shape.
+  const sameOrigin: MiddlewareHandler<AppEnv> = async (c, next) => {
+    const origin = c.req.header("origin");
+    if (!SAFE_METHODS.has(c.req.method) && origin !== undefined && !ownOrigins(c).includes(origin)) {
+      logger.warn(JSON.stringify({
+        event: "kefu-edge.dev_route_refused",
+        reason: "cross_origin",
+        method: c.req.method,
+        path: new URL(c.req.url).pathname,
+        origin: origin.slice(0, 200),
+      }));
+      throw new HttpError(403, "cross_origin_refused", "Cross-origin requests may not change the emulator's state");
+    }
+    await next();
+  };
   const sessionOf = (c: Context<AppEnv>): EmulatorSession =>
     upstream.session(wechatSettings(envOf(c), { secret: true, push: true }));
   const params = zValidator("param", userParamsSchema, rejectInvalid);
@@ -157,7 +179,7 @@ export function emulatorRoutes(options: EmulatorRoutesOptions): Hono<AppEnv> {
     step(c, app, background, sessionOf(c), openId, action);
 
   const routes = new Hono<AppEnv>();
-  routes.use("*", gate);
+  routes.use("*", gate, sameOrigin);
 
   routes.get("/config", (c) => c.json(pageConfig(envOf(c)), 200, { "cache-control": "no-store" }));
 
@@ -525,6 +547,15 @@ function envOf(c: Context<AppEnv>): Env {
  */
 export function emulatorOn(env: Env): boolean {
   return lenientVar(env, "WECHAT_EMULATOR") === "on";
+}
+
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+// The request's own origin: its URL's, and the one its Host names (what the browser used).
+function ownOrigins(c: Context<AppEnv>): string[] {
+  const url = new URL(c.req.url);
+  const host = c.req.header("host");
+  return host === undefined ? [url.origin] : [url.origin, `${url.protocol}//${host}`];
 }
 
 const LOOPBACK_NAMES = new Set(["localhost", "[::1]"]);
