@@ -8,6 +8,7 @@
 import { Hono } from "hono/tiny";
 import {
   CloudflareKvStore,
+  type ConversationStore,
   DEFAULT_MAX_UPLOAD_BYTES,
   DurableObjectStore,
   type KeyValueStore,
@@ -69,6 +70,12 @@ export interface AppOptions {
    * Workers KV makes deduplication best effort).
    */
   dedupeStore?: ((env: Env) => KeyValueStore) | undefined;
+  /**
+   * Where conversations (history, send window, handoff, push claims) are kept for an env: one
+   * per user of the mini program. The Deno server passes a `DenoKvConversationStore` over its
+   * database. The app does not read it yet; the conversation features will.
+   */
+  conversations?: ((env: Env) => ConversationStore) | undefined;
   /** Supplies the in-process emulator as the upstream when `WECHAT_EMULATOR=on` (local development). */
   emulator?: EmulatorUpstream | undefined;
   /** Largest accepted upload, in bytes; default 10 MiB. */
