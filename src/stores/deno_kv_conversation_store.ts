@@ -85,7 +85,9 @@ const PURGE_CLAIMS = 90;
  * operation reads what it needs (the conversation's head and, for a push, its claim), applies
  * the conversation's rules and writes the result in one atomic commit checked on what it
  * read, so processes sharing one database agree: of concurrent deliveries of a push exactly
- * one claims it, of concurrent sends no more than the window allows go ahead.
+ * one claims it, of concurrent sends no more than the window allows go ahead. (`purge` of a
+ * history longer than 800 entries takes a commit per 800, oldest first; the conversation is
+ * gone with the last one.)
  *
  * Keys live under `["kefu-edge-conv", appId, openId]`: the conversation's head, its claims
  * (`"claim", key`) and its history (`"h", seq`), so a page of history is one range read
