@@ -243,8 +243,9 @@ export class DenoKvConversationStore implements ConversationStore {
       entries.push(entry);
     }
     const more = entries.length > options.limit;
-    if (more) entries.length = options.limit;
-    return { entries, before: more ? entries.at(-1)!.seq : null };
+    if (more) entries.length = Math.max(0, options.limit);
+    const last = entries.at(-1);
+    return { entries, before: more && last !== undefined ? last.seq : null };
   }
 
   /**
