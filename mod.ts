@@ -133,6 +133,11 @@ export {
 export {
   CloudflareKvStore,
   type DenoKvAtomicLike,
+  type DenoKvConversationLike,
+  type DenoKvConversationOptions,
+  DenoKvConversationStore,
+  type DenoKvEntryLike,
+  type DenoKvKey,
   type DenoKvLike,
   DenoKvStore,
   type DurableObjectNamespaceLike,

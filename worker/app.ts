@@ -6,9 +6,9 @@
  */
 // The tiny preset (PatternRouter) keeps the bundle small; the app has a handful of routes.
 import { Hono } from "hono/tiny";
-import type { ConversationStore } from "../mod.ts";
 import {
   CloudflareKvStore,
+  type ConversationStore,
   DEFAULT_MAX_UPLOAD_BYTES,
   DurableObjectStore,
   type KeyValueStore,

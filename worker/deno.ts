@@ -1,6 +1,7 @@
 /**
  * The app on Deno: `Deno.serve` on loopback, tokens, push claims and dedupe marks in Deno
- * KV (atomic, so processes sharing one database handle each message once), and durable push
+ * KV (atomic, so processes sharing one database handle each message once), conversations in
+ * the same database (a `DenoKvConversationStore`), and durable push
  * handling on Deno KV's queue: a verified push is enqueued and answered at once, the
  * handler runs from `listenQueue` with retries and backoff, and a message that never
  * succeeds is logged and kept in Deno KV under `["kefu-edge-dead-letters", <deliveryId>]`
@@ -17,12 +18,12 @@
  *
  * @module
  */
-import { type DenoKvLike, DenoKvStore, type PushJob } from "../mod.ts";
+import { type DenoKvConversationLike, DenoKvConversationStore, DenoKvStore, type PushJob } from "../mod.ts";
 import { type AppOptions, createApp } from "./app.ts";
 import { QUEUE_MAX_RETRIES, retryDelaySeconds } from "./push_route.ts";
 import type { QueueLike } from "./queue_types.ts";
 import { denoKvDeadLetters, type DenoKvListLike } from "./dead_letters/mod.ts";
-import type { Env } from "./env.ts";
+import { type Env, lenientVar } from "./env.ts";
 import { type BodyDeadlineOptions, listenError, runMain, type ServerLogger, serverSettings } from "./servers.ts";
 
 // Declared here so this file type-checks with Web and Workers types as well as Deno's.
@@ -41,7 +42,7 @@ interface DenoKvQueue {
 interface DenoLike {
   env: { toObject(): Record<string, string> };
   exit(code: number): never;
-  openKv(path?: string): Promise<DenoKvLike & DenoKvListLike & DenoKvQueue & { close(): void }>;
+  openKv(path?: string): Promise<DenoKvConversationLike & DenoKvListLike & DenoKvQueue & { close(): void }>;
   serve(
     options: { hostname: string; port: number; onListen?: (addr: { hostname: string; port: number }) => void },
     handler: (request: Request) => Response | Promise<Response>,
@@ -76,7 +77,7 @@ export interface DenoServeOptions extends BodyDeadlineOptions {
    * Passed to `createApp` (your push handler, logger...). The logger's `info`, when it has one,
    * gets one line per request; default `console`.
    */
-  app?: Omit<AppOptions, "store" | "queue" | "logger"> & { logger?: ServerLogger };
+  app?: Omit<AppOptions, "store" | "queue" | "conversations" | "logger"> & { logger?: ServerLogger };
 }
 
 /** Default {@link DenoServeOptions.backoffSchedule}: as the Workers consumer retries. */
@@ -111,6 +112,8 @@ export async function serveDeno(options: DenoServeOptions = {}): Promise<Running
   const kvPath = options.kvPath ?? vars.DENO_KV_PATH;
   const kv = await (kvPath === undefined || kvPath === "" ? deno.openKv() : deno.openKv(kvPath));
   const store = new DenoKvStore(kv);
+  // Conversations in the same database, under their own keys: each operation one atomic commit.
+  const conversations = new DenoKvConversationStore(kv, { historyDays: lenientVar(vars as Env, "HISTORY_DAYS") });
   const queued = options.queue ?? vars.KEFU_QUEUE !== "off";
   const backoffSchedule = options.backoffSchedule ?? [...DENO_BACKOFF_SCHEDULE_MS];
   // A queued push travels with its attempt count; a failed attempt is enqueued again with
@@ -123,6 +126,7 @@ export async function serveDeno(options: DenoServeOptions = {}): Promise<Running
   const app = createApp({
     ...options.app,
     store: () => store,
+    conversations: () => conversations,
     queue: () => (queued ? queue : undefined),
     deadLetters: () => deadLetters,
   });

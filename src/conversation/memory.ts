@@ -8,15 +8,16 @@ import {
   applyAccept,
   applyHandoff,
   applyOutbound,
+  applyReplaceClaim,
   applyReserve,
   type ClaimRow,
   type ConversationHead,
   type ConversationSettings,
-  DEFAULT_CONVERSATION_SETTINGS,
   effectiveHandoff,
+  liveClaim,
   liveWindow,
-  RELEASED_CLAIM_MS,
   retentionCutoff,
+  settingsOf,
 } from "./rules.ts";
 import type {
   AcceptInput,
@@ -79,10 +80,7 @@ export class MemoryConversationStore implements ConversationStore {
    */
   constructor(options: MemoryConversationOptions = {}) {
     this.#now = options.now ?? Date.now;
-    this.#settings = {
-      idleMs: options.idleMs ?? DEFAULT_CONVERSATION_SETTINGS.idleMs,
-      historyDays: options.historyDays ?? DEFAULT_CONVERSATION_SETTINGS.historyDays,
-    };
+    this.#settings = settingsOf(options);
   }
 
   /**
@@ -110,8 +108,7 @@ export class MemoryConversationStore implements ConversationStore {
    * @returns the claim, or `null`
    */
   claim(ref: ConversationRef, key: string): Promise<string | null> {
-    const row = this.#kept.get(id(ref))?.claims.get(key);
-    return Promise.resolve(row !== undefined && row.value !== null && row.expiresAt > this.#now() ? row.value : null);
+    return Promise.resolve(liveClaim(this.#kept.get(id(ref))?.claims.get(key), this.#now()));
   }
 
   /**
@@ -132,14 +129,9 @@ export class MemoryConversationStore implements ConversationStore {
     ttlSeconds: number,
   ): Promise<boolean> {
     const claims = this.#kept.get(id(ref))?.claims;
-    const row = claims?.get(key);
-    const now = this.#now();
-    if (claims === undefined || row === undefined || row.value !== expected || row.expiresAt <= now) {
-      return Promise.resolve(false);
-    }
-    const expiresAt = value === null ? now + RELEASED_CLAIM_MS : now + ttlSeconds * 1000;
-    claims.set(key, { value, expiresAt, seq: row.seq });
-    return Promise.resolve(true);
+    const row = applyReplaceClaim(claims?.get(key), expected, value, ttlSeconds, this.#now());
+    if (row !== undefined) claims!.set(key, row);
+    return Promise.resolve(row !== undefined);
   }
 
   /**

@@ -288,3 +288,32 @@ export function withoutUndefined<T extends object>(value: T): T {
   for (const [key, field] of Object.entries(value)) if (field !== undefined) out[key] = field;
   return out as T;
 }
+
+/** The settings given, with the defaults for those left out. */
+export function settingsOf(options: Partial<ConversationSettings>): ConversationSettings {
+  return {
+    idleMs: options.idleMs ?? DEFAULT_CONVERSATION_SETTINGS.idleMs,
+    historyDays: options.historyDays ?? DEFAULT_CONVERSATION_SETTINGS.historyDays,
+  };
+}
+
+/** A claim row's claim while it lives, else `null` (none, released or expired). */
+export function liveClaim(row: ClaimRow | undefined, now: number): string | null {
+  return row !== undefined && row.value !== null && row.expiresAt > now ? row.value : null;
+}
+
+/**
+ * Replacing a push's claim that still holds `expected` with `value` (`null` releases it): the
+ * row to write, or `undefined` when the claim is not `expected` (any more).
+ */
+export function applyReplaceClaim(
+  row: ClaimRow | undefined,
+  expected: string,
+  value: string | null,
+  ttlSeconds: number,
+  now: number,
+): ClaimRow | undefined {
+  if (row === undefined || liveClaim(row, now) !== expected) return undefined;
+  const expiresAt = value === null ? now + RELEASED_CLAIM_MS : now + ttlSeconds * 1000;
+  return { value, expiresAt, seq: row.seq };
+}

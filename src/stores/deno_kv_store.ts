@@ -1,16 +1,19 @@
 import type { KeyValueStore, SetOptions } from "./key_value_store.ts";
 
+/** A Deno KV key, as kefu-edge writes them: strings, and numbers where entries are kept in order. */
+export type DenoKvKey = readonly (string | number)[];
+
 /**
  * The part of a `Deno.Kv` that {@link DenoKvStore} uses. Declared structurally so the
  * core type-checks without Deno's types; pass the real `await Deno.openKv()`.
  */
 export interface DenoKvLike {
   /** Reads an entry; `versionstamp` is `null` when there is none. */
-  get(key: readonly string[]): Promise<{ value: unknown; versionstamp: string | null }>;
+  get(key: DenoKvKey): Promise<{ value: unknown; versionstamp: string | null }>;
   /** Writes an entry, optionally expiring. */
-  set(key: readonly string[], value: unknown, options?: { expireIn?: number }): Promise<unknown>;
+  set(key: DenoKvKey, value: unknown, options?: { expireIn?: number }): Promise<unknown>;
   /** Removes an entry. */
-  delete(key: readonly string[]): Promise<void>;
+  delete(key: DenoKvKey): Promise<void>;
   /** Starts an atomic operation (checks, then writes, committed together or not at all). */
   atomic(): DenoKvAtomicLike;
 }
@@ -18,11 +21,11 @@ export interface DenoKvLike {
 /** The part of a `Deno.AtomicOperation` that {@link DenoKvStore} uses. */
 export interface DenoKvAtomicLike {
   /** Fails the commit unless `key`'s versionstamp is still `versionstamp` (`null`: no entry). */
-  check(...checks: { key: readonly string[]; versionstamp: string | null }[]): DenoKvAtomicLike;
+  check(...checks: { key: DenoKvKey; versionstamp: string | null }[]): DenoKvAtomicLike;
   /** Writes an entry when the commit succeeds. */
-  set(key: readonly string[], value: unknown, options?: { expireIn?: number }): DenoKvAtomicLike;
+  set(key: DenoKvKey, value: unknown, options?: { expireIn?: number }): DenoKvAtomicLike;
   /** Removes an entry when the commit succeeds. */
-  delete(key: readonly string[]): DenoKvAtomicLike;
+  delete(key: DenoKvKey): DenoKvAtomicLike;
   /** Applies the operation; `ok` is false when a check failed. */
   commit(): Promise<{ ok: boolean }>;
 }
@@ -162,8 +165,9 @@ const MAX_LOCKED_RETRIES = 50;
 /**
  * Runs `operation`, again shortly while it finds the database locked: several processes on
  * one SQLite file contend for its write lock, and a locked database is no answer yet.
+ * (Shared with the Deno KV conversation store; not exported from the package.)
  */
-async function whenUnlocked<T>(operation: () => Promise<T>): Promise<T> {
+export async function whenUnlocked<T>(operation: () => Promise<T>): Promise<T> {
   for (let busy = 0;; busy++) {
     try {
       return await operation();

@@ -32,20 +32,18 @@ for (const [name, path] of suites) {
 // The push path on Deno and Bun: the same bench file, run by each runtime.
 const bin = (name: string) => fileURLToPath(new URL(`../../node_modules/.bin/${name}`, import.meta.url));
 const pushFile = fileURLToPath(new URL("./push.ts", import.meta.url));
-for (
-  const [runtime, args] of [["Deno", [bin("deno"), "run", "-A", pushFile, "--json"]], ["Bun", [
-    bin("bun"),
-    pushFile,
-    "--json",
-  ]]] as const
-) {
-  const [cmd, ...rest] = args;
-  const out = execFileSync(cmd, rest, { encoding: "utf8", maxBuffer: 16 * 1024 * 1024 });
-  const rows = (JSON.parse(out.trim().split("\n").pop()!) as Row[]).map((r) => ({
-    ...r,
-    metric: `${runtime}: ${r.metric}`,
-  }));
-  const name = `push on ${runtime}`;
+collect("push on Deno", [bin("deno"), "run", "-A", pushFile, "--json"], "Deno");
+collect("push on Bun", [bin("bun"), pushFile, "--json"], "Bun");
+// Conversations on Deno KV: run by Deno, which has the database.
+const conversationFile = fileURLToPath(new URL("./deno_kv_conversation.ts", import.meta.url));
+collect("conversations on Deno KV", [bin("deno"), "run", "-A", "--unstable-kv", conversationFile, "--json"]);
+
+/** Runs a bench file in another runtime (it prints its rows as JSON, last) and keeps its rows as `name`. */
+function collect(name: string, [cmd, ...args]: string[], runtime?: string): void {
+  const out = execFileSync(cmd!, args, { encoding: "utf8", maxBuffer: 16 * 1024 * 1024 });
+  const rows = (JSON.parse(out.trim().split("\n").pop()!) as Row[]).map((r) =>
+    runtime === undefined ? r : { ...r, metric: `${runtime}: ${r.metric}` }
+  );
   console.log(`\n## ${name}\n`);
   printTable(rows);
   results[name] = rows;
