@@ -13,6 +13,7 @@ import {
   type ClaimRow,
   type ConversationHead,
   type ConversationSettings,
+  type ConversationSettingsOptions,
   effectiveHandoff,
   liveClaim,
   liveWindow,
@@ -42,7 +43,7 @@ interface Kept {
 }
 
 /** Options of {@link MemoryConversationStore}. */
-export interface MemoryConversationOptions extends Partial<ConversationSettings> {
+export interface MemoryConversationOptions extends ConversationSettingsOptions {
   /** Clock in ms; default `Date.now`. */
   now?: (() => number) | undefined;
 }

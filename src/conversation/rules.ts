@@ -56,6 +56,9 @@ export interface ConversationSettings {
   historyDays: number;
 }
 
+/** {@link ConversationSettings} as options: each may be left out (or `undefined`) for its default. */
+export type ConversationSettingsOptions = { [K in keyof ConversationSettings]?: ConversationSettings[K] | undefined };
+
 /** Defaults of {@link ConversationSettings}. */
 export const DEFAULT_CONVERSATION_SETTINGS: ConversationSettings = { idleMs: 30 * 60_000, historyDays: 30 };
 
@@ -290,7 +293,7 @@ export function withoutUndefined<T extends object>(value: T): T {
 }
 
 /** The settings given, with the defaults for those left out. */
-export function settingsOf(options: Partial<ConversationSettings>): ConversationSettings {
+export function settingsOf(options: ConversationSettingsOptions): ConversationSettings {
   return {
     idleMs: options.idleMs ?? DEFAULT_CONVERSATION_SETTINGS.idleMs,
     historyDays: options.historyDays ?? DEFAULT_CONVERSATION_SETTINGS.historyDays,

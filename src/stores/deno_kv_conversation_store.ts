@@ -14,6 +14,7 @@ import {
   type ClaimRow,
   type ConversationHead,
   type ConversationSettings,
+  type ConversationSettingsOptions,
   effectiveHandoff,
   liveClaim,
   liveWindow,
@@ -62,7 +63,7 @@ export interface DenoKvConversationLike extends DenoKvLike {
 }
 
 /** Options of {@link DenoKvConversationStore}. */
-export interface DenoKvConversationOptions extends Partial<ConversationSettings> {
+export interface DenoKvConversationOptions extends ConversationSettingsOptions {
   /** Clock in ms; default `Date.now`. */
   now?: (() => number) | undefined;
 }
