@@ -1,7 +1,7 @@
 // The published package, as users get it: `npm pack`, installed into a fresh project,
 // imported by plain `node` (dist/ JavaScript) and by Bun (the .ts source), running the
-// examples the README shows, and a team's own worker (examples/own-worker) run against the
-// emulator and the chat page with the README's `wrangler dev` command. Deno's example runs in
+// examples docs/sdk.md shows, and a team's own worker (examples/own-worker) run against the
+// emulator and the chat page with docs/emulator.md's `wrangler dev` command. Deno's example runs in
 // the Deno suite (test/deno).
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -56,20 +56,20 @@ test("plain node imports kefu-edge and kefu-edge/testing from the tarball and se
   assert.deepEqual(JSON.parse(stdout), [{ content: "Hi from node 👋" }]);
 });
 
-test("bun runs the README's Bun example against the installed package", async () => {
+test("bun runs the docs' Bun example against the installed package", async () => {
   const { stdout } = await run(bun, ["bun.ts"], { cwd: app });
   assert.deepEqual(JSON.parse(stdout), [{ content: "Hi from bun 👋" }]);
 });
 
-test("the README shows each runtime's example exactly as tested", async () => {
-  const readme = await readFile(join(repo, "README.md"), "utf8");
+test("docs/sdk.md shows each runtime's example exactly as tested", async () => {
+  const page = await readFile(join(repo, "docs", "sdk.md"), "utf8");
   for (const name of ["node.mjs", "bun.ts", "deno.ts"]) {
     const source = await readFile(join(repo, "examples", name), "utf8");
-    assert.ok(readme.includes(source.trim()), `README contains examples/${name}`);
+    assert.ok(page.includes(source.trim()), `docs/sdk.md contains examples/${name}`);
   }
 });
 
-// The README's command for a team's own worker, run verbatim from the project's root; the test
+// docs/emulator.md's command for a team's own worker, run verbatim from the project's root; the test
 // adds only where to listen, where to keep local state, and no interactive prompt.
 const OWN_WORKER_COMMAND =
   "npx wrangler dev dev.ts --assets node_modules/kefu-edge/src/testing/dev_server/assets --var WECHAT_EMULATOR:on";
@@ -80,13 +80,13 @@ const OWN_WORKER_VARS = [
   "API_KEY=dev-api-key",
 ].join("\n");
 
-test("a team's own worker runs against the emulator and the chat page with the README's command", async () => {
-  const readme = await readFile(join(repo, "README.md"), "utf8");
-  assert.ok(readme.includes(OWN_WORKER_COMMAND), "README shows the command");
+test("a team's own worker runs against the emulator and the chat page with the docs' command", async () => {
+  const page = await readFile(join(repo, "docs", "emulator.md"), "utf8");
+  assert.ok(page.includes(OWN_WORKER_COMMAND), "docs/emulator.md shows the command");
   for (const name of ["worker.ts", "dev.ts", "wrangler.toml"]) {
     const source = await readFile(join(repo, "examples", "own-worker", name), "utf8");
     if (name !== "wrangler.toml") {
-      assert.ok(readme.includes(source.trim()), `README contains examples/own-worker/${name}`);
+      assert.ok(page.includes(source.trim()), `docs/emulator.md contains examples/own-worker/${name}`);
     }
     await copyFile(join(repo, "examples", "own-worker", name), join(app, name));
   }

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT } from "../../scripts/_dev_server.ts";
-import { answerDifferences, type Ran, readmeSection, runBlocks, runInOneShell } from "./_readme.ts";
+import { answerDifferences, docSection, type Ran, runBlocks, runInOneShell } from "./_readme.ts";
 
 const pkg = JSON.parse(await readFile(join(ROOT, "package.json"), "utf8")) as { name: string; version: string };
 const TARBALL = `${pkg.name}-${pkg.version}.tgz`;
@@ -39,14 +39,14 @@ function lastLine(text: string): string {
   return text.trim().split("\n").at(-1) ?? "";
 }
 
-const blocks = runBlocks(readmeSection("install"));
+const blocks = runBlocks(docSection("install"));
 let dir: string;
 let results: Map<string, Ran>;
 
 describe("README install from a clone", () => {
   it("has a check here for every run block, and every sh block is a run block", () => {
     expect(blocks.map((b) => b.name)).toEqual(Object.keys(CHECKS));
-    expect(readmeSection("install").match(/```sh\n/g)?.length).toBe(blocks.length);
+    expect(docSection("install").match(/```sh\n/g)?.length).toBe(blocks.length);
     // Each block works on the clone in $KEFU_EDGE: the test's clone of HEAD, a reader's own.
     for (const block of blocks) expect(block.commands, block.name).toContain('"$KEFU_EDGE');
   });
