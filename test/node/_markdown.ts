@@ -5,13 +5,13 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { ROOT } from "../../scripts/_dev_server.ts";
 
-/** The Markdown files the link checker reads, relative to the root: the README and docs/. */
+/** The Markdown files the link checker reads, relative to the root: the READMEs and docs/. */
 export function docFiles(): string[] {
   const docs = (dir: string): string[] =>
     readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((entry) =>
       entry.isDirectory() ? docs(join(dir, entry.name)) : entry.name.endsWith(".md") ? [join(dir, entry.name)] : []
     );
-  return ["README.md", ...docs("docs").sort()];
+  return ["README.md", "README.zh-CN.md", ...docs("docs").sort()];
 }
 
 /** A file's text, by its path relative to the root. */

@@ -1,4 +1,4 @@
-// The link checker: every relative link in README.md and docs/**/*.md points
+// The link checker: every relative link in README.md, README.zh-CN.md and docs/**/*.md points
 // at a file or folder of the repository, and every `#anchor` at a heading (by GitHub's anchor
 // rules, CJK headings included) or an HTML id of its target. Each docs page opens with a
 // contents list of its sections.
@@ -71,8 +71,9 @@ describe("GitHub's heading anchors", () => {
 describe("links in the docs", () => {
   const files = docFiles();
 
-  it("reads the README and every page under docs/", () => {
+  it("reads the READMEs and every page under docs/", () => {
     expect(files).toContain("README.md");
+    expect(files).toContain("README.zh-CN.md");
     expect(files.filter((f) => f.startsWith(`docs${sep}`)).length).toBeGreaterThan(5);
   });
 
