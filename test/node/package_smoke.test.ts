@@ -69,10 +69,30 @@ test("docs/sdk.md shows each runtime's example exactly as tested", async () => {
   }
 });
 
-// docs/emulator.md's command for a team's own worker, run verbatim from the project's root; the test
-// adds only where to listen, where to keep local state, and no interactive prompt.
-const OWN_WORKER_COMMAND =
-  "npx wrangler dev dev.ts --assets node_modules/kefu-edge/src/testing/dev_server/assets --var WECHAT_EMULATOR:on";
+// docs/emulator.md's command for a team's own worker, run verbatim from the project's root with
+// the wrangler it names (this repository's, whose version the test checks); the test changes
+// only the port (a free one), and adds where to keep local state and no interactive prompt.
+const OWN_WORKER_COMMAND = "npx wrangler@4.86.0 dev dev.ts --port 8788 " +
+  "--assets node_modules/kefu-edge/src/testing/dev_server/assets --var WECHAT_EMULATOR:on";
+
+test("the own worker's wrangler is the one this repository pins, and it runs on Node 20", async () => {
+  const lock = JSON.parse(await readFile(join(repo, "package-lock.json"), "utf8")) as {
+    packages: Record<string, { version?: string; engines?: { node?: string } }>;
+  };
+  const pkg = JSON.parse(await readFile(join(repo, "package.json"), "utf8")) as { engines: { node: string } };
+  const wrangler = lock.packages["node_modules/wrangler"]!;
+  assert.equal(/^npx wrangler@(\S+) /.exec(OWN_WORKER_COMMAND)?.[1], wrangler.version);
+  // Both are ">=<major>[.minor.patch]": wrangler must run on the oldest Node line kefu-edge supports.
+  const major = (range: string) => Number(/^>=(\d+)(?:\.\d+){0,2}$/.exec(range)![1]);
+  assert.ok(
+    major(wrangler.engines!.node!) <= major(pkg.engines.node),
+    `wrangler ${wrangler.version} needs Node ${wrangler.engines!.node}; kefu-edge supports ${pkg.engines.node}`,
+  );
+  for (const name of ["worker.ts", "wrangler.toml"]) {
+    const source = await readFile(join(repo, "examples", "own-worker", name), "utf8");
+    assert.match(source, new RegExp(`npx wrangler@${wrangler.version!.replaceAll(".", "\\.")} deploy`), name);
+  }
+});
 const OWN_WORKER_VARS = [
   "WECHAT_APPID=wx_my_dev_app",
   "WECHAT_SECRET=dev-secret",
@@ -98,11 +118,9 @@ test("a team's own worker runs against the emulator and the chat page with the d
       command: "node",
       args: (port, state) => [
         join(repo, "node_modules", "wrangler", "bin", "wrangler.js"),
-        ...args,
+        ...args.map((arg, i) => (args[i - 1] === "--port" ? String(port) : arg)),
         "--ip",
         "127.0.0.1",
-        "--port",
-        String(port),
         "--persist-to",
         state,
         "--show-interactive-dev-session=false",
