@@ -162,12 +162,13 @@ export interface TokenInfo {
  * ```
  */
 export interface EmulatorTokens {
-  /** Tokens issued so far, both kinds. */
+  /** Tokens this emulator issued so far, both kinds. */
   readonly issued: number;
   /** Effective `force_refresh` rotations so far. */
   readonly forceRefreshes: number;
   /**
-   * Every token issued, oldest first.
+   * Every token issued, oldest first, with those an earlier emulator of the same AppID and
+   * AppSecret issued that this one has seen (it accepts them, as WeChat would after a restart).
    *
    * @returns the tokens
    */
