@@ -6,8 +6,8 @@
  */
 import type { MsgType } from "../customer_service/schemas.ts";
 
-/** A fetch-compatible function, as the SDK's `fetch` option expects. */
-export type FetchLike = (input: RequestInfo | URL, init?: RequestInit) => Promise<Response>;
+/** A fetch-compatible function, as the SDK's `fetch` option expects (no DOM types: `Request | string | URL` is `RequestInfo | URL`). */
+export type FetchLike = (input: Request | string | URL, init?: RequestInit) => Promise<Response>;
 
 /** Something that answers a push request: your app's `fetch` handler (Hono's `app.fetch`, `app.request`…). */
 export type PushHandler = (request: Request) => Response | Promise<Response>;
