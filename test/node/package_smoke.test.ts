@@ -4,7 +4,7 @@
 // emulator and the chat page with docs/emulator.md's `wrangler dev` command. Deno's example runs in
 // the Deno suite (test/deno).
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,6 +17,7 @@ import { type DevServer, startServer } from "./_dev_server.ts";
 const run = promisify(execFile);
 const repo = fileURLToPath(new URL("../../", import.meta.url));
 const bun = join(repo, "node_modules", ".bin", "bun");
+const pkg = "kefu-edge";
 let dir: string;
 let app: string;
 let files: string[];
@@ -54,6 +55,40 @@ test("the tarball holds the build, the sources Bun and JSR use, and nothing else
 test("plain node imports kefu-edge and kefu-edge/testing from the tarball and sends a message", async () => {
   const { stdout } = await run(process.execPath, ["node.mjs"], { cwd: app });
   assert.deepEqual(JSON.parse(stdout), [{ content: "Hi from node 👋" }]);
+});
+
+test("node serves the app from the installed package: dist/worker/node.js, and serveNode from kefu-edge/worker/node", async () => {
+  const entry = join(app, "node_modules", pkg, "dist", "worker", "node.js");
+  const child = spawn(process.execPath, [entry], {
+    cwd: app,
+    env: { ...process.env, PORT: "0", HOST: "127.0.0.1", WECHAT_APPID: "wx1234567890abcdef" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  try {
+    let stdout = "";
+    child.stdout!.on("data", (chunk: Buffer) => void (stdout += chunk.toString()));
+    const deadline = Date.now() + 20_000;
+    let url: string | undefined;
+    while (url === undefined && Date.now() < deadline && child.exitCode === null) {
+      url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout)?.[1];
+      if (url === undefined) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.ok(url, stdout);
+    const health = await fetch(`${url}/health`);
+    assert.equal(health.status, 200);
+    assert.deepEqual(await health.json(), { status: "ok" });
+  } finally {
+    child.kill();
+  }
+  await writeFile(
+    join(app, "serve.mjs"),
+    'import { serveNode } from "kefu-edge/worker/node";\n' +
+      'const server = await serveNode({ port: 0, env: { WECHAT_APPID: "wx1234567890abcdef" } });\n' +
+      "console.log((await fetch(`${server.url}/health`)).status);\n" +
+      "await server.close();\n",
+  );
+  const { stdout } = await run(process.execPath, ["serve.mjs"], { cwd: app });
+  assert.equal(stdout.trim().split("\n").at(-1), "200");
 });
 
 test("bun runs the docs' Bun example against the installed package", async () => {
