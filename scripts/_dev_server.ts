@@ -141,7 +141,7 @@ export function banner(url: string): string {
     `  Chat simulator   ${url}/_emulator/`,
     `  Dev API key      ${DEV_VARS.API_KEY}   (dev only: never use these values in production)`,
     "",
-    "Next: open the chat simulator, or try the README quick start:",
+    "Next: open the chat simulator, or try the quick start (docs/quick-start.md):",
     `  curl -s ${url}/health`,
     "",
   ].join("\n");

@@ -181,6 +181,10 @@ const ERRORS = {
     `\`payload_too_large\`: a JSON body over ${MAX_JSON_BYTES} bytes, or media over the upload limit`,
   ],
   404: ["NotFound", "`not_found`: no such user's conversation (never seen, or purged), or no such dead letter"],
+  415: [
+    "UnsupportedMediaType",
+    "`unsupported_media_type`: the body was not sent with `Content-Type: application/json`",
+  ],
   422: ["IdempotencyKeyReused", "`idempotency_key_reused`: this `Idempotency-Key` came with another body"],
   500: ["InternalError", "`internal_error`"],
   502: [
@@ -241,7 +245,7 @@ function apiPost(
     requestBody: { required: true, content: jsonContent(ref(body)) },
     responses: {
       "200": { description: "WeChat's answer", headers: replayed, content: jsonContent(ref(result)) },
-      ...errors(400, 413, 422, ...extra, ...API_ERRORS, ...UPSTREAM_ERRORS),
+      ...errors(400, 413, 415, 422, ...extra, ...API_ERRORS, ...UPSTREAM_ERRORS),
     },
   };
 }

@@ -369,9 +369,9 @@ export const ErrCode = {
 /** What to do about a code whose fix is not in WeChat's errmsg. */
 const HINTS: Readonly<Record<number, string>> = {
   40164: "the calling IP is not in the mini program's API IP whitelist (开发管理 → 开发设置 → IP白名单); " +
-    "Cloudflare Workers call from changing egress IPs, see Troubleshooting in the kefu-edge README",
+    "Cloudflare Workers call from changing egress IPs, see kefu-edge's docs/troubleshooting.md",
   48001:
-    "the mini program has not been granted this API (客服消息 permission), see Troubleshooting in the kefu-edge README",
+    "the mini program has not been granted this API (客服消息 permission), see kefu-edge's docs/troubleshooting.md",
 };
 
 /** Error codes after which the token is refreshed and the call replayed once. */

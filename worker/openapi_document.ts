@@ -420,6 +420,9 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
           "413": {
             "$ref": "#/components/responses/PayloadTooLarge",
           },
+          "415": {
+            "$ref": "#/components/responses/UnsupportedMediaType",
+          },
           "422": {
             "$ref": "#/components/responses/IdempotencyKeyReused",
           },
@@ -507,6 +510,9 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
           "413": {
             "$ref": "#/components/responses/PayloadTooLarge",
           },
+          "415": {
+            "$ref": "#/components/responses/UnsupportedMediaType",
+          },
           "422": {
             "$ref": "#/components/responses/IdempotencyKeyReused",
           },
@@ -593,6 +599,9 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
           },
           "413": {
             "$ref": "#/components/responses/PayloadTooLarge",
+          },
+          "415": {
+            "$ref": "#/components/responses/UnsupportedMediaType",
           },
           "422": {
             "$ref": "#/components/responses/IdempotencyKeyReused",
@@ -1253,6 +1262,16 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
       },
       "PayloadTooLarge": {
         "description": "`payload_too_large`: a JSON body over 65536 bytes, or media over the upload limit",
+        "content": {
+          "application/json": {
+            "schema": {
+              "$ref": "#/components/schemas/Error",
+            },
+          },
+        },
+      },
+      "UnsupportedMediaType": {
+        "description": "`unsupported_media_type`: the body was not sent with `Content-Type: application/json`",
         "content": {
           "application/json": {
             "schema": {

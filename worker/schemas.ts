@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Context } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { zValidator } from "@hono/zod-validator";
 // Private helpers (a documented exception, see src/internal/README.md): the package's one
@@ -254,8 +254,29 @@ function invalidInput(issues: z.core.$ZodIssue[]): HttpError {
 /** JSON bodies of `/api` are small; this bounds what is read before validation. */
 export const MAX_JSON_BYTES = 64 * 1024;
 
+// `application/json` or a `+json` type, parameters allowed: what the JSON validator reads
+// (any other body would be validated as `{}` and refused for its first missing field).
+const JSON_MEDIA_TYPE = /^application\/(?:[\w.-]+\+)?json\s*(?:;|$)/i;
+const MEDIA_TYPE = /^[a-z0-9!#$&^_.+-]{1,64}\/[a-z0-9!#$&^_.+-]{1,64}$/;
+
+/** 415 `unsupported_media_type`, naming the header, for a body not sent as JSON. */
+const requireJson: MiddlewareHandler = async (c, next) => {
+  const header = c.req.header("content-type") ?? "";
+  if (!JSON_MEDIA_TYPE.test(header.trim())) {
+    const sent = header.split(";")[0]!.trim().toLowerCase();
+    const received = sent === "" ? "none" : MEDIA_TYPE.test(sent) ? sent : "not a media type";
+    throw new HttpError(
+      415,
+      "unsupported_media_type",
+      `Send the body as JSON with Content-Type: application/json (received: ${received})`,
+    );
+  }
+  await next();
+};
+
 /**
- * The two checks of a JSON route, in order: the body's size (413 `payload_too_large` past
+ * The three checks of a JSON route, in order: the body's type (415 `unsupported_media_type`
+ * without `Content-Type: application/json`), its size (413 `payload_too_large` past
  * {@link MAX_JSON_BYTES}, before the body is read whole) and its shape (400
  * `validation_error` naming the field). Spread them into the route.
  *
@@ -273,6 +294,7 @@ export const MAX_JSON_BYTES = 64 * 1024;
  */
 export function jsonBody<S extends z.ZodMiniType>(schema: S) {
   return [
+    requireJson,
     bodyLimit({ maxSize: MAX_JSON_BYTES, onError: jsonTooLarge }),
     zValidator("json", schema, rejectInvalid),
   ] as const;

@@ -1,7 +1,7 @@
 /**
- * What the Deno and Bun servers (`worker/deno.ts`, `worker/bun.ts`) share: one log line per
- * request, a deadline for request bodies, and one clear line instead of a stack trace when the
- * port is taken.
+ * What the Deno, Bun and Node servers (`worker/deno.ts`, `worker/bun.ts`, `worker/node.ts`)
+ * share: one log line per request, a deadline for request bodies, and one clear line instead of
+ * a stack trace when the port is taken.
  *
  * @module
  */
@@ -10,6 +10,14 @@ import type { AppLogger, KefuApp } from "./types.ts";
 import { backgroundContext } from "./background.ts";
 import type { Env } from "./env.ts";
 import { HttpError } from "./errors.ts";
+
+/** A running server (the Node server's; `worker/deno.ts` declares the same for Deno and Bun). */
+export interface RunningServer {
+  /** The origin it listens on, e.g. `http://127.0.0.1:8787`. */
+  url: string;
+  /** Stops the server. */
+  close(): Promise<void>;
+}
 
 /** The app's logger, with the level request lines go to. */
 export interface ServerLogger extends AppLogger {

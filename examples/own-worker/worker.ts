@@ -1,6 +1,6 @@
 // A team's own worker: the kefu-edge app with its own push handler. Deploy it with
-// `npx wrangler deploy` (wrangler.toml: main = "worker.ts"); run it locally against the
-// emulator and the chat page with dev.ts (see the README: "Your own worker against the emulator").
+// `npx wrangler@4.86.0 deploy` (wrangler.toml: main = "worker.ts"); run it locally against the
+// emulator and the chat page with dev.ts (see docs/emulator.md: "Your own worker against the emulator").
 import { isPushMessage } from "kefu-edge";
 import { createApp } from "kefu-edge/worker";
 

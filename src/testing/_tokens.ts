@@ -1,4 +1,5 @@
 // Private: access tokens as WeChat issues them (spec §1) and the check every other call makes.
+import { sha1Hex } from "../internal/sha1.ts";
 import { beijingDay, BucketQuota, MINUTE, minuteOf, SECOND } from "./_clock.ts";
 import { randomId } from "./_random.ts";
 import { ApiFailure } from "./_responses.ts";
@@ -8,6 +9,13 @@ const LIFETIME = 7200 * SECOND;
 /** Old and new tokens overlap this long (classic rotation, stable renewal). */
 const OVERLAP = 5 * MINUTE;
 const FORCE_GAP = 30 * SECOND;
+
+// A token carries its kind, number and issue time, and a seal over them made from the app's
+// credentials, so an emulator started again with the same AppID and AppSecret (a restarted
+// `npm start`, whose tokens are still cached in local KV) recognises the tokens an earlier
+// one issued, as WeChat itself still would. The seal only tells the emulator's own tokens
+// apart from others; it guards nothing real.
+const SEALED = /^([SC])(\d+)_([0-9a-z]+)_[A-Za-z0-9_-]+_([0-9a-f]{40})$/;
 
 interface TokenRecord {
   token: string;
@@ -31,6 +39,7 @@ export class TokenAuthority implements EmulatorTokens {
   readonly #appSecret: string;
   readonly #now: () => number;
   readonly #records = new Map<string, TokenRecord>();
+  #issued = 0;
   #stable: TokenRecord | undefined;
   #lastForceAt = Number.NEGATIVE_INFINITY;
   #forceRefreshes = 0;
@@ -48,7 +57,7 @@ export class TokenAuthority implements EmulatorTokens {
   }
 
   get issued(): number {
-    return this.#records.size;
+    return this.#issued;
   }
 
   get forceRefreshes(): number {
@@ -60,7 +69,7 @@ export class TokenAuthority implements EmulatorTokens {
   }
 
   status(token: string): TokenStatus {
-    const record = this.#records.get(token);
+    const record = this.#records.get(token) ?? this.#recognise(token);
     if (record === undefined) return "unknown";
     const now = this.#now();
     // A token replaced before its natural end is "not latest" (40001); one that ran out is 42001.
@@ -148,9 +157,35 @@ export class TokenAuthority implements EmulatorTokens {
   #issue(kind: "stable" | "classic", forced: boolean): TokenRecord {
     const issuedAt = this.#now();
     // Real tokens are ~136 characters of [A-Za-z0-9_-]; the kind prefix helps reading test failures.
-    const token = `${kind === "stable" ? "S" : "C"}${this.#records.size + 1}_${randomId(132)}`;
+    const body = `${kind === "stable" ? "S" : "C"}${++this.#issued}_${issuedAt.toString(36)}_${randomId(80)}`;
+    const token = `${body}_${this.#seal(body)}`;
     const record: TokenRecord = { token, kind, issuedAt, expiresAt: issuedAt + LIFETIME, invalidAt: undefined, forced };
     this.#records.set(token, record);
+    return record;
+  }
+
+  #seal(body: string): string {
+    return sha1Hex(`kefu-edge emulator token\n${this.#appId}\n${this.#appSecret}\n${body}\n${this.#appSecret}`);
+  }
+
+  // A token an earlier emulator with these credentials issued: known from now on, with the
+  // life it was issued with; a stable one still current becomes the stable token again.
+  #recognise(token: string): TokenRecord | undefined {
+    const parts = SEALED.exec(token);
+    if (parts === null || this.#seal(token.slice(0, -41)) !== parts[4]) return undefined;
+    const issuedAt = parseInt(parts[3]!, 36);
+    if (!Number.isSafeInteger(issuedAt) || issuedAt > this.#now()) return undefined;
+    const kind = parts[1] === "S" ? "stable" : "classic";
+    const record: TokenRecord = {
+      token,
+      kind,
+      issuedAt,
+      expiresAt: issuedAt + LIFETIME,
+      invalidAt: undefined,
+      forced: false,
+    };
+    this.#records.set(token, record);
+    if (kind === "stable" && (this.#stable === undefined || this.#stable.issuedAt < issuedAt)) this.#stable = record;
     return record;
   }
 }

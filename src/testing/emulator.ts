@@ -126,7 +126,7 @@ class WeChatEmulator implements Emulator {
     return typeof openId === "string" ? this.#users.get(openId)?.state : undefined;
   }
 
-  async #handle(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+  async #handle(input: Request | string | URL, init?: RequestInit): Promise<Response> {
     const request = input instanceof Request && init === undefined ? input : new Request(input, init);
     // A fetch whose signal already fired rejects before anything is sent.
     if (request.signal.aborted) throw request.signal.reason;

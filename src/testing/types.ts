@@ -7,8 +7,8 @@
 import type { MsgType } from "../customer_service/schemas.ts";
 import type { SendWindow } from "../customer_service/send_window.ts";
 
-/** A fetch-compatible function, as the SDK's `fetch` option expects. */
-export type FetchLike = (input: RequestInfo | URL, init?: RequestInit) => Promise<Response>;
+/** A fetch-compatible function, as the SDK's `fetch` option expects (no DOM types: `Request | string | URL` is `RequestInfo | URL`). */
+export type FetchLike = (input: Request | string | URL, init?: RequestInit) => Promise<Response>;
 
 /**
  * Something that answers a request: your app's `fetch` handler (Hono's `app.fetch`, `app.request`…),
@@ -167,12 +167,13 @@ export interface TokenInfo {
  * ```
  */
 export interface EmulatorTokens {
-  /** Tokens issued so far, both kinds. */
+  /** Tokens this emulator issued so far, both kinds. */
   readonly issued: number;
   /** Effective `force_refresh` rotations so far. */
   readonly forceRefreshes: number;
   /**
-   * Every token issued, oldest first.
+   * Every token issued, oldest first, with those an earlier emulator of the same AppID and
+   * AppSecret issued that this one has seen (it accepts them, as WeChat would after a restart).
    *
    * @returns the tokens
    */

@@ -1,6 +1,6 @@
 // `npm run bench`: runs every benchmark suite, prints one table per suite and writes all
-// rows to test/bench/results.json. `npm run bench -- --readme` also rewrites the README's
-// performance section from this run (with the date and the machine it ran on).
+// rows to test/bench/results.json. `npm run bench -- --docs` also rewrites the tables of
+// docs/performance.md from this run (with the date and the machine it ran on).
 import { execFileSync } from "node:child_process";
 import { cpus, platform, release, totalmem } from "node:os";
 import { readFile, writeFile } from "node:fs/promises";
@@ -56,24 +56,26 @@ await writeFile(
     "\n",
 );
 console.log(`\nwrote ${file.pathname}`);
-if (process.argv.includes("--readme")) await recordInReadme(results);
+if (process.argv.includes("--docs")) await recordInDocs(results);
 
 function machine(): string {
   return `${cpus().length} × ${cpus()[0]?.model.trim() ?? "unknown CPU"}, ${Math.round(totalmem() / 2 ** 30)} GiB, ` +
     `${platform()} ${release()}`;
 }
 
-/** Rewrites the README's performance section (between the bench markers) from this run. */
-async function recordInReadme(all: Record<string, Row[]>): Promise<void> {
-  const readme = new URL("../../README.md", import.meta.url);
-  const text = await readFile(readme, "utf8");
+/** Rewrites the tables of docs/performance.md (between the bench markers) from this run. */
+async function recordInDocs(all: Record<string, Row[]>): Promise<void> {
+  const page = new URL("../../docs/performance.md", import.meta.url);
+  const text = await readFile(page, "utf8");
   const start = "<!-- bench:start -->";
   const end = "<!-- bench:end -->";
-  if (!text.includes(start) || !text.includes(end)) return;
+  if (!text.includes(start) || !text.includes(end)) {
+    throw new Error(`${fileURLToPath(page)} has no ${start} … ${end} markers: the tables were not written`);
+  }
   const versions = `Node ${process.version}, ${runtimeVersion("deno")}, ${runtimeVersion("bun")}`;
   const lines = [
     start,
-    `Measured by \`npm run bench -- --readme\` on ${new Date().toISOString().slice(0, 10)}, on ${machine()} ` +
+    `Measured by \`npm run bench -- --docs\` on ${new Date().toISOString().slice(0, 10)}, on ${machine()} ` +
     `(${versions}); every ratio compares against a baseline or peer measured in the same run. Absolute numbers`,
     "move with machine load; ratios less so.",
     "",
@@ -96,10 +98,10 @@ async function recordInReadme(all: Record<string, Row[]>): Promise<void> {
   }
   lines.push(end);
   const updated = text.slice(0, text.indexOf(start)) + lines.join("\n") + text.slice(text.indexOf(end) + end.length);
-  await writeFile(readme, updated);
+  await writeFile(page, updated);
   const deno = fileURLToPath(new URL("../../node_modules/.bin/deno", import.meta.url));
-  execFileSync(deno, ["fmt", "--quiet", fileURLToPath(readme)]);
-  console.log("updated the README's performance section");
+  execFileSync(deno, ["fmt", "--quiet", fileURLToPath(page)]);
+  console.log("updated the tables of docs/performance.md");
 }
 
 function runtimeVersion(name: "deno" | "bun"): string {

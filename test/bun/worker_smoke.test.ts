@@ -4,9 +4,10 @@
 //   npx deno run -A --unstable-kv worker/deno.ts
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { fileURLToPath } from "node:url";
+import { logsThroughInfo, serverSmoke, SMOKE_API_KEY } from "../cases/_server_smoke.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const API_KEY = "smoke-key-0123456789";
+const API_KEY = SMOKE_API_KEY;
 const seen: string[] = [];
 let upstream: ReturnType<typeof Bun.serve>;
 
@@ -81,56 +82,14 @@ async function start(command: string[]): Promise<Started> {
   throw new Error(`Server did not start: ${stdout}\nstderr: ${stderr}`);
 }
 
-/** The lines of one stream once `line` is among them (the log may trail the response a little). */
-async function loggedLines(output: () => string, line: string | RegExp): Promise<string[]> {
-  const deadline = Date.now() + 5_000;
-  const has = () => typeof line === "string" ? output().includes(line) : line.test(output());
-  while (!has() && Date.now() < deadline) await Bun.sleep(20);
-  return output().split("\n").filter((l) => l !== "");
-}
-
 async function smoke(command: string[]): Promise<void> {
   seen.length = 0;
   const started = await start(command);
-  const { url, proc } = started;
   try {
-    const health = await fetch(`${url}/health`);
-    expect(health.status).toBe(200);
-    expect(await health.json()).toEqual({ status: "ok" });
-
-    const denied = await fetch(`${url}/api/typing`, { method: "POST" });
-    expect(denied.status).toBe(401);
-    await denied.arrayBuffer();
-
-    const typing = await fetch(`${url}/api/typing`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json" },
-      body: JSON.stringify({ touser: "o9AgO5Kd5ggOC-bXrbNODIiE3bGY", command: "Typing" }),
-    });
-    expect(typing.status).toBe(200);
-    expect(await typing.json()).toEqual({ errcode: 0, errmsg: "ok" });
-    expect(seen).toEqual(["/cgi-bin/stable_token ", "/cgi-bin/message/custom/typing SMOKE_TOKEN"]);
-
-    const push = await fetch(`${url}/wechat/callback?signature=x&timestamp=1&nonce=1&echostr=1`);
-    expect(push.status).toBe(503); // WECHAT_TOKEN unset: fail closed
-    expect((await push.json()).error.variable).toBe("WECHAT_TOKEN");
-    // The one line an operator gets for it, and nothing else on stderr.
-    const line =
-      "kefu-edge: GET /wechat/callback answered 503: ConfigError: Missing configuration: WECHAT_TOKEN is not set";
-    expect(await loggedLines(started.stderr, line)).toEqual([line]);
-
-    // One line per request on stdout: method, path, status, ms, and never the query string.
-    const requests = await loggedLines(started.stdout, /GET \/wechat\/callback 503/);
-    expect(requests.slice(1)).toEqual([
-      expect.stringMatching(/^kefu-edge: GET \/health 200 \d+ms$/),
-      expect.stringMatching(/^kefu-edge: POST \/api\/typing 401 \d+ms$/),
-      expect.stringMatching(/^kefu-edge: POST \/api\/typing 200 \d+ms$/),
-      expect.stringMatching(/^kefu-edge: GET \/wechat\/callback 503 \d+ms$/),
-    ]);
-    expect(started.stdout()).not.toMatch(/signature|echostr|\?/);
+    await serverSmoke(started, seen);
   } finally {
-    proc.kill();
-    await proc.exited;
+    started.proc.kill();
+    await started.proc.exited;
   }
 }
 
@@ -181,23 +140,7 @@ test(
 
 test("serveBun logs each request through the app logger's info, without the query", async () => {
   const { serveBun } = await import("../../worker/bun.ts");
-  const lines: string[] = [];
-  const server = serveBun({
-    port: 0,
-    hostname: "127.0.0.1",
-    env: { WECHAT_APPID: "wx1234567890abcdef" },
-    app: { logger: { info: (m) => void lines.push(m), warn() {}, error() {} } },
-  });
-  try {
-    await (await fetch(`${server.url}/health?token=hidden`)).arrayBuffer();
-    await (await fetch(`${server.url}/nowhere`)).arrayBuffer();
-    expect(lines).toEqual([
-      expect.stringMatching(/^kefu-edge: GET \/health 200 \d+ms$/),
-      expect.stringMatching(/^kefu-edge: GET \/nowhere 404 \d+ms$/),
-    ]);
-  } finally {
-    await server.close();
-  }
+  await logsThroughInfo(serveBun);
 });
 
 test("the Bun server never loads the emulator: WECHAT_EMULATOR=on is refused by name", async () => {

@@ -260,15 +260,20 @@ test("withTyping: typing at once, renewed while the task runs, 45081 fine, 45080
     });
   });
   const slow = (ms: number, value: string) => new Promise<string>((r) => setTimeout(() => r(value), ms));
+  // A task that runs until "typing…" has been shown `count` times (or 3 s: then too few were).
+  const untilTyping = async (count: number, value: string) => {
+    for (let waited = 0; typing.length < count && waited < 3000; waited += 10) await slow(10, "");
+    return value;
+  };
   assert.equal(
-    await mp.customerServiceMessage.withTyping(OPENID, () => slow(130, "answer"), { renewEveryMs: 40 }),
+    await mp.customerServiceMessage.withTyping(OPENID, () => untilTyping(3, "answer"), { renewEveryMs: 40 }),
     "answer",
   );
   assert.ok(typing.length >= 3 && typing.every((c) => c === "Typing"), typing.join(","));
   // 45081 (already typing) keeps renewing; 45080 (no interaction in 30 s) stops quietly.
   typing.length = 0;
   next = 45081;
-  await mp.customerServiceMessage.withTyping(OPENID, () => slow(100, "x"), { renewEveryMs: 30 });
+  await mp.customerServiceMessage.withTyping(OPENID, () => untilTyping(3, "x"), { renewEveryMs: 30 });
   assert.ok(typing.length >= 3, typing.join(","));
   typing.length = 0;
   next = 45080;

@@ -5,12 +5,28 @@ import {
   isOutOfWindow,
   isQuotaExceeded,
   isTypingWithoutInteraction,
+  MemoryStore,
   MiniProgram,
   type MiniProgramOptions,
   WeChatApiError,
 } from "../../mod.ts";
 import { test } from "./_registry.ts";
-import { APP, GET, HOUR, JPEG, OPENID, SECOND, SEND, setup, STABLE, TYPING, UPLOAD } from "./emulator_support.ts";
+import {
+  APP,
+  clock,
+  GET,
+  HOUR,
+  JPEG,
+  MINUTE,
+  OPENID,
+  SECOND,
+  SEND,
+  setup,
+  STABLE,
+  TYPING,
+  UPLOAD,
+} from "./emulator_support.ts";
+import { createEmulator } from "../../src/testing/mod.ts";
 
 function sdk(options: Partial<MiniProgramOptions> = {}) {
   const s = setup();
@@ -149,6 +165,29 @@ test("emulator + SDK: a force-refreshed (leaked) token is replaced after one 400
   await mp.customerServiceMessage.send(OPENID, "text", { content: "second" });
   assert.deepEqual(emulator.calls.filter((c) => c.path === SEND).map((c) => c.errcode), [undefined, 40001, undefined]);
   assert.equal(emulator.tokens.issued, 2);
+});
+
+test("emulator + SDK: after a restart (a new emulator, the token still in the store) the first send meets no 40001", async () => {
+  // What `npm start` run twice does: the worker's token cache (local KV) outlives the emulator.
+  const c = clock();
+  const store = new MemoryStore();
+  const options = { ...APP, store, now: c.now, retry: { baseDelayMs: 1 }, timeoutMs: 2000 };
+  const before = createEmulator({ ...APP, now: c.now });
+  await before.user(OPENID).says("hi");
+  await new MiniProgram({ ...options, fetch: before.fetch }).customerServiceMessage.send(OPENID, "text", {
+    content: "first run",
+  });
+  assert.equal(before.tokens.issued, 1);
+
+  c.advance(5 * MINUTE);
+  const again = createEmulator({ ...APP, now: c.now });
+  await again.user(OPENID).says("hi again");
+  await new MiniProgram({ ...options, fetch: again.fetch }).customerServiceMessage.send(OPENID, "text", {
+    content: "second run",
+  });
+  // One send, answered ok: no 40001, no replay, no new token.
+  assert.deepEqual(again.calls.map((call) => [call.path, call.errcode]), [[SEND, undefined]]);
+  assert.equal(again.tokens.issued, 0);
 });
 
 test("emulator + SDK: the SDK's early refresh lands in stable_token's renewal window", async () => {

@@ -1,11 +1,13 @@
 // The emulator's access tokens against spec §1: stable_token modes, /cgi-bin/token rotation,
 // credential errors, quotas, and the token check of every other endpoint.
 import assert from "node:assert/strict";
+import { createEmulator } from "../../src/testing/mod.ts";
 import { test } from "./_registry.ts";
 import {
   APP,
   CLASSIC,
   classicToken,
+  clock,
   DAY,
   GET,
   getJson,
@@ -240,4 +242,35 @@ test("emulator tokens: every other endpoint answers 41001, 40001 and 42001", asy
     assert.equal(await errcode(path, method, `access_token=${other}`), 42001, `${path} expired token`);
   }
   assert.equal(emulator.tokens.status("NOT_A_TOKEN"), "unknown");
+});
+
+test("emulator tokens: an emulator started again with the same credentials knows the tokens the earlier one issued", async () => {
+  const c = clock();
+  const before = createEmulator({ ...APP, now: c.now });
+  const stable = await token(before);
+  const classic = String((await classicToken(before)).access_token);
+  c.advance(10 * MINUTE);
+  const again = createEmulator({ ...APP, now: c.now });
+  // Both still work, as they would at WeChat: accepted (40007 is the media check after the token check).
+  assert.equal(await probe(again, stable), 40007);
+  assert.equal(await probe(again, classic), 40007);
+  assert.equal(again.tokens.status(stable), "valid");
+  assert.equal(again.tokens.issued, 0);
+  // The stable token is current again: normal mode hands it out with the life it has left.
+  const renewed = await stableToken(again);
+  assert.equal(renewed.access_token, stable);
+  assert.equal(renewed.expires_in, 7200 - 600);
+  assert.equal(again.tokens.issued, 0);
+
+  // Another AppSecret, or a changed character, and the token is unknown.
+  const other = createEmulator({ ...APP, appSecret: "ANOTHER_SECRET_VALUE_012345", now: c.now });
+  assert.equal(await probe(other, stable), 40001);
+  assert.equal(other.tokens.status(stable), "unknown");
+  const middle = stable.length >> 1;
+  const tampered = stable.slice(0, middle) + (stable[middle] === "A" ? "B" : "A") + stable.slice(middle + 1);
+  assert.equal(await probe(createEmulator({ ...APP, now: c.now }), tampered), 40001);
+
+  // Past its 2 hours, a later emulator answers 42001 for it, as for its own.
+  c.advance(2 * HOUR);
+  assert.equal(await probe(createEmulator({ ...APP, now: c.now }), stable), 42001);
 });

@@ -60,6 +60,8 @@ export interface ServerCommand {
   env?: NodeJS.ProcessEnv;
   /** Whether it is up, from everything it printed. */
   ready: (output: string, url: string) => boolean;
+  /** A state folder to use and keep (to start the server again on it); default a fresh one, removed on stop. */
+  state?: string;
 }
 
 /**
@@ -69,7 +71,7 @@ export interface ServerCommand {
  */
 export async function startServer(server: ServerCommand, timeoutMs = 60_000): Promise<DevServer> {
   const port = await freePort();
-  const state = await mkdtemp(join(tmpdir(), "kefu-dev-kv-"));
+  const state = server.state ?? await mkdtemp(join(tmpdir(), "kefu-dev-kv-"));
   const program = server.command === "node" ? process.execPath : server.command;
   const child = spawn(program, server.args(port, state), {
     cwd: server.cwd ?? ROOT,
@@ -93,7 +95,7 @@ export async function startServer(server: ServerCommand, timeoutMs = 60_000): Pr
       // wrangler may leave workerd behind for a moment; the group goes in any case.
       killGroup(child, "SIGKILL");
       running.delete(child);
-      await rm(state, { recursive: true, force: true });
+      if (server.state === undefined) await rm(state, { recursive: true, force: true });
     }
   };
   const url = `http://127.0.0.1:${port}`;
@@ -110,13 +112,15 @@ export async function startServer(server: ServerCommand, timeoutMs = 60_000): Pr
 
 /**
  * Runs {@link START_COMMAND} and resolves once it printed its banner (the server answered
- * /health).
+ * /health). With `state`, local storage lives there and outlives the server, as `.wrangler/state` does
+ * between two runs of `npm start`.
  */
-export function startDevServer(timeoutMs = 60_000): Promise<DevServer> {
+export function startDevServer(timeoutMs = 60_000, state?: string): Promise<DevServer> {
   const [command, ...args] = START_COMMAND.split(" ");
   return startServer({
     command: command!,
-    args: (port, state) => [...args, "--port", String(port), "--persist-to", state],
+    args: (port, folder) => [...args, "--port", String(port), "--persist-to", folder],
     ready: (output, url) => output.includes(`${url}/_emulator/`),
+    ...(state === undefined ? {} : { state }),
   }, timeoutMs);
 }

@@ -1,5 +1,5 @@
-// Reads a README section between `<!-- name:start -->` and `<!-- name:end -->` (the quick
-// start, the install commands): its `<!-- run: name -->` blocks and the answers shown under
+// Reads a section of the docs between `<!-- name:start -->` and `<!-- name:end -->` (the quick
+// start in docs/quick-start.md, the install commands in README.md): its `<!-- run: name -->` blocks and the answers shown under
 // them; runs the blocks in one shell, in order; and compares an actual answer with a shown
 // one, `…` standing for any value.
 import { spawn } from "node:child_process";
@@ -16,18 +16,26 @@ export interface RunBlock {
   expected: { lang: "json" | "text"; text: string };
 }
 
-/** The README text between the `name` markers. */
-export function readmeSection(name: "quickstart" | "install"): string {
-  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
-  const start = readme.indexOf(`<!-- ${name}:start -->`);
-  const end = readme.indexOf(`<!-- ${name}:end -->`);
-  if (start < 0 || end < start) throw new Error(`README.md has no ${name} markers`);
-  return readme.slice(start, end);
+/** Where each marked section lives, relative to the repository's root. */
+export const SECTIONS = {
+  quickstart: "docs/quick-start.md",
+  install: "README.md",
+  "first-minutes": "README.md",
+} as const;
+
+/** The text between the `name` markers of the file that holds them. */
+export function docSection(name: keyof typeof SECTIONS): string {
+  const file = SECTIONS[name];
+  const text = readFileSync(join(ROOT, file), "utf8");
+  const start = text.indexOf(`<!-- ${name}:start -->`);
+  const end = text.indexOf(`<!-- ${name}:end -->`);
+  if (start < 0 || end < start) throw new Error(`${file} has no ${name} markers`);
+  return text.slice(start, end);
 }
 
-/** The README text between the quick-start markers. */
+/** The quick start's text (docs/quick-start.md), between its markers. */
 export function quickStart(): string {
-  return readmeSection("quickstart");
+  return docSection("quickstart");
 }
 
 const RUN_BLOCK = /<!-- run: ([a-z0-9-]+) -->\n\n```sh\n([\s\S]*?)```\n\n```(json|text)\n([\s\S]*?)```/g;

@@ -2,8 +2,10 @@
 // user, see the code a send would get before they write (40003), enter the session and see the
 // welcome text, use up the session's window (45047, shown in the page and the exchange log), write
 // as the user, reply through /api/messages (from the page and from outside), show typing, send an
-// image and a mini-program card, read the raw exchanges, reload without media traffic and land on
-// the newest message, and save screenshots at desktop and phone width to test/artifacts/. Needs
+// image and a mini-program card as the user and a picture, a link and a mini-program page as the
+// service, read the raw exchanges, open on the one user there is, keep the reply form and the full
+// exchange list on a 1400×900 screen, reload without media traffic and land on the newest message,
+// and save screenshots at desktop and phone width to test/artifacts/. Needs
 // Debian's chromium, which .ci/run installs; without it, and only then, this file is skipped with a
 // message saying so.
 import { existsSync } from "node:fs";
@@ -86,6 +88,13 @@ describe.skipIf(!available)("chat simulator page in headless Chromium", () => {
   const windowStatus = () => page.locator("#window-status");
   const status = () => page.getByRole("status");
   const exchange = (text: string) => page.locator("#exchanges summary", { hasText: text }).first();
+  // The less frequent actions sit behind "More as the user" and "More as the service".
+  const openMore = async (who: "user" | "service", on: Page = page) => {
+    const more = on.locator(`#more-${who}`);
+    if (!(await more.evaluate((details) => (details as HTMLDetailsElement).open))) {
+      await more.locator("summary").click();
+    }
+  };
   const sendReply = async (text: string) => {
     await page.getByLabel("Reply").fill(text);
     await page.getByRole("button", { name: "Send reply" }).click();
@@ -126,6 +135,7 @@ describe.skipIf(!available)("chat simulator page in headless Chromium", () => {
   });
 
   it("the user enters the session, gets the welcome text; the session's window shows its count and end", async () => {
+    await openMore("user");
     await page.getByRole("button", { name: "Enter session" }).click();
     await fromService(DEV_VARS.WELCOME_TEXT).waitFor(WAIT);
     await conversation().locator(".event", { hasText: "User entered the session" }).waitFor(WAIT);
@@ -164,6 +174,7 @@ describe.skipIf(!available)("chat simulator page in headless Chromium", () => {
     await sendReply(reply);
     await fromService(reply).waitFor(WAIT);
 
+    await openMore("service");
     await page.getByRole("button", { name: "Show typing" }).click();
     await page.locator("#typing").waitFor({ state: "visible", ...WAIT });
 
@@ -182,6 +193,7 @@ describe.skipIf(!available)("chat simulator page in headless Chromium", () => {
 
   it("sends an image as the user and shows it, read from the emulator rather than through the app", async () => {
     const before = await mediaCalls();
+    await openMore("user");
     await page.getByLabel("Image").setInputFiles({ name: "photo.png", mimeType: "image/png", buffer: PNG });
     await page.getByRole("button", { name: "Send image" }).click();
     await conversation().locator(".msg.user img").waitFor(WAIT);
@@ -198,6 +210,7 @@ describe.skipIf(!available)("chat simulator page in headless Chromium", () => {
   });
 
   it("sends a mini-program card as the user", async () => {
+    await openMore("user");
     await page.getByLabel("Mini program card").fill("Order 1024");
     await page.getByLabel("Card page path").fill("pages/order/index?id=1024");
     await page.getByRole("button", { name: "Send card" }).click();
@@ -208,7 +221,58 @@ describe.skipIf(!available)("chat simulator page in headless Chromium", () => {
     await exchange("push: miniprogrampage").waitFor(WAIT);
   });
 
+  it("the service sends a picture, a link and a mini-program page, each through /api/messages", async () => {
+    await openMore("service");
+    const upload = async (label: string, name: string) =>
+      await page.getByLabel(label).setInputFiles({ name, mimeType: "image/png", buffer: PNG });
+
+    await upload("Picture", "reply.png");
+    await page.getByRole("button", { name: "Reply with picture" }).click();
+    await status().filter({ hasText: "Picture sent through POST /api/messages." }).waitFor(WAIT);
+    await page.waitForFunction(
+      (size) =>
+        [...document.querySelectorAll<HTMLImageElement>("#conversation .msg.service img")].some((img) =>
+          img.complete && img.naturalWidth === size
+        ),
+      PNG_SIZE,
+      WAIT,
+    );
+
+    await page.getByLabel("Link", { exact: true }).fill("Track order 1024");
+    await page.getByLabel("Link description").fill("Live status");
+    await page.getByLabel("Link URL", { exact: true }).fill("https://example.com/orders/1024");
+    await page.getByLabel("Link cover URL").fill("https://example.com/cover.png");
+    await page.getByRole("button", { name: "Reply with link" }).click();
+    await fromService("Track order 1024").waitFor(WAIT);
+    await status().filter({ hasText: "Link sent through POST /api/messages." }).waitFor(WAIT);
+
+    await page.getByLabel("Mini program page").fill("Order 1024 details");
+    await page.getByLabel("Page path", { exact: true }).fill("pages/order/index?id=1024");
+    await upload("Page cover", "cover.png");
+    await page.getByRole("button", { name: "Reply with page" }).click();
+    await fromService("Order 1024 details").waitFor(WAIT);
+    await status().filter({ hasText: "Mini program page sent through POST /api/messages." }).waitFor(WAIT);
+
+    // What the emulated WeChat delivered: the three, in order, with the uploaded media.
+    const { inbox: received } = (await (await fetch(`${server.url}/_emulator/users/${OPENID}/inbox`)).json()) as {
+      inbox: { kind: string; msgtype?: string; message?: Record<string, string> }[];
+    };
+    const last = received.filter((e) => e.kind === "message").slice(-3);
+    expect(last.map((e) => e.msgtype)).toEqual(["image", "link", "miniprogrampage"]);
+    expect(last[0]!.message!.media_id).toMatch(/^[A-Za-z0-9_-]{16,}$/);
+    expect(last[1]!.message).toEqual({
+      title: "Track order 1024",
+      description: "Live status",
+      url: "https://example.com/orders/1024",
+      thumb_url: "https://example.com/cover.png",
+    });
+    expect(last[2]!.message).toMatchObject({ title: "Order 1024 details", pagepath: "pages/order/index?id=1024" });
+    await exchange("POST /cgi-bin/media/upload").waitFor(WAIT);
+  });
+
   it("lets the user accept a subscribe template, and the service send a subscribe message", async () => {
+    await openMore("user");
+    await openMore("service");
     await page.getByRole("button", { name: "Answer popup" }).click();
     await conversation().locator(".event", { hasText: "User accepted subscribe template order-shipped (one-time)" })
       .waitFor(WAIT);
@@ -242,6 +306,44 @@ describe.skipIf(!available)("chat simulator page in headless Chromium", () => {
     // The decrypted reply is added to its push once WeChat has it: the entry is updated in place.
     await exchange("push: text").click();
     await log.locator("details[open] pre", { hasText: "Reply after decryption" }).first().waitFor(WAIT);
+  });
+
+  it("opened with one user, shows that user's conversation", async () => {
+    const fresh = await browser.newPage({ viewport: DESKTOP });
+    watch(fresh);
+    try {
+      await fresh.goto(`${server.url}/_emulator/`);
+      await fresh.getByRole("heading", { name: `Conversation with ${OPENID}` }).waitFor(WAIT);
+      await conversation(fresh).locator(".msg.user", { hasText: "change my delivery address" }).waitFor(WAIT);
+      await expect(fresh.locator(`#user-list button[aria-current="true"]`).textContent()).resolves.toContain(OPENID);
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  it("on a 1400×900 screen, shows the reply form without scrolling, and the raw exchanges fill their panel", async () => {
+    await page.setViewportSize({ width: 1400, height: 900 });
+    try {
+      const reply = await page.getByLabel("Reply").boundingBox();
+      expect(reply).not.toBeNull();
+      expect(reply!.y + reply!.height).toBeLessThanOrEqual(900);
+      expect(await page.evaluate(() => document.documentElement.scrollHeight)).toBeLessThanOrEqual(900);
+      const boxes = await page.evaluate(() => {
+        const panel = document.querySelector(".panel.log")!.getBoundingClientRect();
+        const list = document.querySelector("#exchanges")!.getBoundingClientRect();
+        return { panelBottom: panel.bottom, listBottom: list.bottom, listHeight: list.height };
+      });
+      // The list runs to the bottom of a panel as tall as the window allows (no 80vh cap).
+      expect(boxes.panelBottom).toBeGreaterThan(900 - 40);
+      expect(boxes.panelBottom - boxes.listBottom).toBeLessThan(20);
+      expect(boxes.listHeight).toBeGreaterThan(0.8 * 900 - 150);
+      // A Chinese face in the font stack.
+      const font = await page.evaluate(() => getComputedStyle(document.body).fontFamily);
+      expect(font).toMatch(/PingFang SC/);
+      expect(font).toMatch(/Noto Sans CJK SC/);
+    } finally {
+      await page.setViewportSize(DESKTOP);
+    }
   });
 
   it("keeps one request open while nothing happens, instead of polling", async () => {

@@ -1,10 +1,10 @@
 // The published package, as users get it: `npm pack`, installed into a fresh project,
 // imported by plain `node` (dist/ JavaScript) and by Bun (the .ts source), running the
-// examples the README shows, and a team's own worker (examples/own-worker) run against the
-// emulator and the chat page with the README's `wrangler dev` command. Deno's example runs in
+// examples docs/sdk.md shows, and a team's own worker (examples/own-worker) run against the
+// emulator and the chat page with docs/emulator.md's `wrangler dev` command. Deno's example runs in
 // the Deno suite (test/deno).
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,6 +17,7 @@ import { type DevServer, startServer } from "./_dev_server.ts";
 const run = promisify(execFile);
 const repo = fileURLToPath(new URL("../../", import.meta.url));
 const bun = join(repo, "node_modules", ".bin", "bun");
+const pkg = "kefu-edge";
 let dir: string;
 let app: string;
 let files: string[];
@@ -56,23 +57,77 @@ test("plain node imports kefu-edge and kefu-edge/testing from the tarball and se
   assert.deepEqual(JSON.parse(stdout), [{ content: "Hi from node 👋" }]);
 });
 
-test("bun runs the README's Bun example against the installed package", async () => {
+test("node serves the app from the installed package: dist/worker/node.js, and serveNode from kefu-edge/worker/node", async () => {
+  const entry = join(app, "node_modules", pkg, "dist", "worker", "node.js");
+  const child = spawn(process.execPath, [entry], {
+    cwd: app,
+    env: { ...process.env, PORT: "0", HOST: "127.0.0.1", WECHAT_APPID: "wx1234567890abcdef" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  try {
+    let stdout = "";
+    child.stdout!.on("data", (chunk: Buffer) => void (stdout += chunk.toString()));
+    const deadline = Date.now() + 20_000;
+    let url: string | undefined;
+    while (url === undefined && Date.now() < deadline && child.exitCode === null) {
+      url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout)?.[1];
+      if (url === undefined) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.ok(url, stdout);
+    const health = await fetch(`${url}/health`);
+    assert.equal(health.status, 200);
+    assert.deepEqual(await health.json(), { status: "ok" });
+  } finally {
+    child.kill();
+  }
+  await writeFile(
+    join(app, "serve.mjs"),
+    'import { serveNode } from "kefu-edge/worker/node";\n' +
+      'const server = await serveNode({ port: 0, env: { WECHAT_APPID: "wx1234567890abcdef" } });\n' +
+      "console.log((await fetch(`${server.url}/health`)).status);\n" +
+      "await server.close();\n",
+  );
+  const { stdout } = await run(process.execPath, ["serve.mjs"], { cwd: app });
+  assert.equal(stdout.trim().split("\n").at(-1), "200");
+});
+
+test("bun runs the docs' Bun example against the installed package", async () => {
   const { stdout } = await run(bun, ["bun.ts"], { cwd: app });
   assert.deepEqual(JSON.parse(stdout), [{ content: "Hi from bun 👋" }]);
 });
 
-test("the README shows each runtime's example exactly as tested", async () => {
-  const readme = await readFile(join(repo, "README.md"), "utf8");
+test("docs/sdk.md shows each runtime's example exactly as tested", async () => {
+  const page = await readFile(join(repo, "docs", "sdk.md"), "utf8");
   for (const name of ["node.mjs", "bun.ts", "deno.ts"]) {
     const source = await readFile(join(repo, "examples", name), "utf8");
-    assert.ok(readme.includes(source.trim()), `README contains examples/${name}`);
+    assert.ok(page.includes(source.trim()), `docs/sdk.md contains examples/${name}`);
   }
 });
 
-// The README's command for a team's own worker, run verbatim from the project's root; the test
-// adds only where to listen, where to keep local state, and no interactive prompt.
-const OWN_WORKER_COMMAND =
-  "npx wrangler dev dev.ts --assets node_modules/kefu-edge/src/testing/dev_server/assets --var WECHAT_EMULATOR:on";
+// docs/emulator.md's command for a team's own worker, run verbatim from the project's root with
+// the wrangler it names (this repository's, whose version the test checks); the test changes
+// only the port (a free one), and adds where to keep local state and no interactive prompt.
+const OWN_WORKER_COMMAND = "npx wrangler@4.86.0 dev dev.ts --port 8788 " +
+  "--assets node_modules/kefu-edge/src/testing/dev_server/assets --var WECHAT_EMULATOR:on";
+
+test("the own worker's wrangler is the one this repository pins, and it runs on Node 20", async () => {
+  const lock = JSON.parse(await readFile(join(repo, "package-lock.json"), "utf8")) as {
+    packages: Record<string, { version?: string; engines?: { node?: string } }>;
+  };
+  const pkg = JSON.parse(await readFile(join(repo, "package.json"), "utf8")) as { engines: { node: string } };
+  const wrangler = lock.packages["node_modules/wrangler"]!;
+  assert.equal(/^npx wrangler@(\S+) /.exec(OWN_WORKER_COMMAND)?.[1], wrangler.version);
+  // Both are ">=<major>[.minor.patch]": wrangler must run on the oldest Node line kefu-edge supports.
+  const major = (range: string) => Number(/^>=(\d+)(?:\.\d+){0,2}$/.exec(range)![1]);
+  assert.ok(
+    major(wrangler.engines!.node!) <= major(pkg.engines.node),
+    `wrangler ${wrangler.version} needs Node ${wrangler.engines!.node}; kefu-edge supports ${pkg.engines.node}`,
+  );
+  for (const name of ["worker.ts", "wrangler.toml"]) {
+    const source = await readFile(join(repo, "examples", "own-worker", name), "utf8");
+    assert.match(source, new RegExp(`npx wrangler@${wrangler.version!.replaceAll(".", "\\.")} deploy`), name);
+  }
+});
 const OWN_WORKER_VARS = [
   "WECHAT_APPID=wx_my_dev_app",
   "WECHAT_SECRET=dev-secret",
@@ -80,13 +135,13 @@ const OWN_WORKER_VARS = [
   "API_KEY=dev-api-key",
 ].join("\n");
 
-test("a team's own worker runs against the emulator and the chat page with the README's command", async () => {
-  const readme = await readFile(join(repo, "README.md"), "utf8");
-  assert.ok(readme.includes(OWN_WORKER_COMMAND), "README shows the command");
+test("a team's own worker runs against the emulator and the chat page with the docs' command", async () => {
+  const page = await readFile(join(repo, "docs", "emulator.md"), "utf8");
+  assert.ok(page.includes(OWN_WORKER_COMMAND), "docs/emulator.md shows the command");
   for (const name of ["worker.ts", "dev.ts", "wrangler.toml"]) {
     const source = await readFile(join(repo, "examples", "own-worker", name), "utf8");
     if (name !== "wrangler.toml") {
-      assert.ok(readme.includes(source.trim()), `README contains examples/own-worker/${name}`);
+      assert.ok(page.includes(source.trim()), `docs/emulator.md contains examples/own-worker/${name}`);
     }
     await copyFile(join(repo, "examples", "own-worker", name), join(app, name));
   }
@@ -98,11 +153,9 @@ test("a team's own worker runs against the emulator and the chat page with the R
       command: "node",
       args: (port, state) => [
         join(repo, "node_modules", "wrangler", "bin", "wrangler.js"),
-        ...args,
+        ...args.map((arg, i) => (args[i - 1] === "--port" ? String(port) : arg)),
         "--ip",
         "127.0.0.1",
-        "--port",
-        String(port),
         "--persist-to",
         state,
         "--show-interactive-dev-session=false",

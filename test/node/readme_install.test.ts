@@ -1,14 +1,16 @@
 // The README's install-from-source commands, run verbatim in one shell: on a `git clone` of
-// this repository's committed HEAD (so they see what a reader's clone holds), from an empty
-// folder beside it. npm installs from its cache where it can (the root `npm ci` filled it);
-// Bun and Deno fetch the three runtime dependencies from the npm registry into their caches.
+// this repository's committed HEAD (so they see what a reader's clone holds) in which the
+// README's first command, `npm ci`, ran, from an empty folder beside it. npm installs from its
+// cache where it can (the root `npm ci` filled it); Bun and Deno are the clone's own (the
+// blocks put its node_modules/.bin on PATH) and fetch the three runtime dependencies from the
+// npm registry into their caches.
 import { execFileSync } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT } from "../../scripts/_dev_server.ts";
-import { answerDifferences, type Ran, readmeSection, runBlocks, runInOneShell } from "./_readme.ts";
+import { answerDifferences, docSection, type Ran, runBlocks, runInOneShell } from "./_readme.ts";
 
 const pkg = JSON.parse(await readFile(join(ROOT, "package.json"), "utf8")) as { name: string; version: string };
 const TARBALL = `${pkg.name}-${pkg.version}.tgz`;
@@ -39,14 +41,22 @@ function lastLine(text: string): string {
   return text.trim().split("\n").at(-1) ?? "";
 }
 
-const blocks = runBlocks(readmeSection("install"));
+const blocks = runBlocks(docSection("install"));
 let dir: string;
 let results: Map<string, Ran>;
 
 describe("README install from a clone", () => {
   it("has a check here for every run block, and every sh block is a run block", () => {
     expect(blocks.map((b) => b.name)).toEqual(Object.keys(CHECKS));
-    expect(readmeSection("install").match(/```sh\n/g)?.length).toBe(blocks.length);
+    // npm ci ran once in the clone; running it again would pull node_modules from under a running npm start.
+    for (const block of blocks) expect(block.commands, block.name).not.toMatch(/\bnpm ci\b/);
+    // Bun and Deno: the reader's own, else the clone's.
+    for (const name of ["bun-tarball", "deno-link"]) {
+      expect(blocks.find((b) => b.name === name)!.commands.split("\n")[0]).toBe(
+        'PATH="$PATH:$KEFU_EDGE/node_modules/.bin"',
+      );
+    }
+    expect(docSection("install").match(/```sh\n/g)?.length).toBe(blocks.length);
     // Each block works on the clone in $KEFU_EDGE: the test's clone of HEAD, a reader's own.
     for (const block of blocks) expect(block.commands, block.name).toContain('"$KEFU_EDGE');
   });
@@ -59,13 +69,17 @@ describe("README install from a clone", () => {
       execFileSync("git", ["clone", "--quiet", ROOT, clone]);
       execFileSync("git", ["checkout", "--quiet", "--detach", head], { cwd: clone });
       await mkdir(join(dir, ".out"));
-      // A reader's shell: none of the npm variables of the `npm test` running this, the
-      // repository's deno and bun on PATH as a global install would put them.
+      // A reader's shell: none of the npm variables of the `npm test` running this, and no
+      // node_modules/.bin on PATH (npm puts this repository's there), so bun and deno are
+      // found only where the blocks say.
       const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^npm_/i.test(key)));
-      env.PATH = `${process.env.PATH ?? ""}${delimiter}${join(ROOT, "node_modules", ".bin")}`;
+      env.PATH = (process.env.PATH ?? "").split(delimiter).filter((entry) => !/node_modules[\\/]\.bin/.test(entry))
+        .join(delimiter);
       env.KEFU_EDGE = clone;
       env.npm_config_prefer_offline = "true";
       env.NO_COLOR = "1";
+      // The README's first command, in the clone.
+      execFileSync("npm", ["ci", "--no-audit", "--no-fund"], { cwd: clone, env, stdio: "ignore" });
       results = await runInOneShell(blocks, { cwd: dir, env, outputs: join(dir, ".out"), timeoutMs: 270_000 });
     }, 300_000);
 

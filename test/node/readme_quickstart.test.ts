@@ -1,6 +1,7 @@
-// The README quick start, run verbatim: `npm start`'s command on a free loopback port, every
-// `<!-- run: … -->` block through bash (in one shell, in order, in an empty directory), each
-// answer compared with the one the README shows and checked on its own terms here.
+// The quick start (docs/quick-start.md), run verbatim: `npm start`'s command on a free loopback
+// port, every `<!-- run: … -->` block through bash (in one shell, in order, in an empty
+// directory), each answer compared with the one the page shows and checked on its own terms
+// here. The README's "first five minutes" runs against the same server.
 import { execFileSync } from "node:child_process";
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { readFileSync } from "node:fs";
@@ -9,7 +10,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { banner, DEFAULT_PORT, DEV_VARS, ROOT } from "../../scripts/_dev_server.ts";
 import { type DevServer, START_COMMAND, startDevServer } from "./_dev_server.ts";
-import { answerDifferences, quickStart, type RunBlock, runBlocks, runInOneShell } from "./_readme.ts";
+import { answerDifferences, docSection, quickStart, type RunBlock, runBlocks, runInOneShell } from "./_readme.ts";
 
 const DEFAULT_URL = `http://127.0.0.1:${DEFAULT_PORT}`;
 // What a shell needs to run the blocks; a fresh machine gets them from .ci/run.
@@ -123,8 +124,28 @@ const blocks = runBlocks();
 let server: DevServer | undefined;
 let work: string;
 let results: Map<string, Ran>;
+let firstMinutes: Ran[];
 
-describe("README quick start", () => {
+/** The README's first-five-minutes commands, one curl a line, each against npm start's address. */
+function firstMinutesLines(): string[] {
+  const block = /```sh\n([\s\S]*?)```/.exec(docSection("first-minutes"))?.[1] ?? "";
+  return block.split("\n").filter((line) => line.trim() !== "");
+}
+
+/** The JSON a curl line sends with `-d '…'`. */
+function sentBody(line: string): Json {
+  return json(/ -d '([^']*)'/.exec(line)?.[1] ?? "null");
+}
+
+describe("README's first five minutes", () => {
+  it("is three curls against npm start's address", () => {
+    const lines = firstMinutesLines();
+    expect(lines).toHaveLength(3);
+    for (const line of lines) expect(line).toMatch(new RegExp(`^curl -s ${DEFAULT_URL}/`));
+  });
+});
+
+describe("quick start", () => {
   it("has a check here for every run block, and every sh block is a run block", () => {
     expect(blocks.map((b) => b.name)).toEqual(Object.keys(CHECKS));
     const section = quickStart();
@@ -170,6 +191,14 @@ describe("README quick start", () => {
       work = await mkdtemp(join(tmpdir(), "kefu-readme-"));
       server = await startDevServer();
       results = await runAll(blocks, server.port, work);
+      // The first five minutes, line by line, with only the address changed to this server's.
+      const lines = firstMinutesLines().map((line, i) => ({
+        name: `first-minutes-${i}`,
+        commands: line.replaceAll(DEFAULT_URL, server!.url),
+        expected: { lang: "text" as const, text: "" },
+      }));
+      const minutes = await runAll(lines, server.port, join(work, "first-minutes"));
+      firstMinutes = lines.map((line) => minutes.get(line.name)!);
     }, 90_000);
 
     afterAll(async () => {
@@ -185,8 +214,24 @@ describe("README quick start", () => {
       expect(out).not.toMatch(/Unable to fetch|ENOTFOUND|update available/);
     });
 
+    it("the README's first five minutes: the user writes, the reply goes out, the user has it", () => {
+      const lines = firstMinutesLines();
+      expect(firstMinutes.map((ran) => [ran.exitCode, ran.statuses])).toEqual([[0, [200]], [0, [200]], [0, [200]]]);
+      const [said, sent, inbox] = firstMinutes.map((ran) => json(ran.stdout));
+      const user = /\/users\/([^/]+)\//.exec(lines[0]!)?.[1];
+      expect(said!.push).toMatchObject({ FromUserName: user, MsgType: "text", Content: sentBody(lines[0]!).text });
+      expect(said!.delivery).toMatchObject({ ok: true, encrypted: true });
+      const reply = sentBody(lines[1]!);
+      expect(reply.touser).toBe(user);
+      expect(sent).toEqual({ errcode: 0, errmsg: "ok" });
+      expect(lines[2]).toContain(`/users/${user}/inbox`);
+      expect(inbox!.inbox.map((entry: Json) => entry.message)).toEqual([reply.text]);
+      // One message of the five the user's message allows is spent.
+      expect(inbox!.window).toMatchObject({ kind: "message", remaining: 4 });
+    });
+
     for (const block of blocks) {
-      it(`${block.name}: answers as the README shows`, async () => {
+      it(`${block.name}: answers as the page shows`, async () => {
         const ran = results.get(block.name)!;
         const context = `stdout:\n${ran.stdout}\nstderr:\n${ran.stderr}`;
         expect(ran.exitCode, context).toBe(0);
@@ -203,7 +248,7 @@ describe("README quick start", () => {
 // sees it.
 async function runAll(all: RunBlock[], port: number, dir: string): Promise<Map<string, Ran>> {
   const shim = join(dir, ".bin");
-  await mkdir(shim);
+  await mkdir(shim, { recursive: true });
   const curl = execFileSync("sh", ["-c", "command -v curl"], { encoding: "utf8" }).trim();
   await writeFile(
     join(shim, "curl"),

@@ -69,7 +69,7 @@ describe("POST /api/messages", () => {
     expect(errorOf(called).message).toBe('Invalid msgtype: must be one of "text", "image", "link", "miniprogrampage"');
   });
 
-  it("refuses malformed JSON and a non-JSON body with 400", async () => {
+  it("refuses malformed JSON with 400", async () => {
     const fake = fakeFetch();
     const app = testApp({ fetch: fake.fetch });
     const malformed = await call(app, "/api/messages", {
@@ -79,9 +79,6 @@ describe("POST /api/messages", () => {
     }, testEnv());
     expect(malformed.res.status).toBe(400);
     expect(errorOf(malformed).code).toBe("bad_request");
-    const plain = await call(app, "/api/messages", { method: "POST", body: "hi", headers: AUTH }, testEnv());
-    expect(plain.res.status).toBe(400);
-    expect(errorOf(plain).code).toBe("validation_error");
     expect(fake.calls).toHaveLength(0);
   });
 
@@ -225,4 +222,61 @@ describe("POST /api/typing", () => {
     expect(called.res.status).toBe(502);
     expect(errorOf(called)).toMatchObject({ code: "wechat_api_error", errcode: -1 });
   });
+});
+
+describe("JSON routes without Content-Type: application/json", () => {
+  // A valid body each route would accept as JSON: only the header is wrong.
+  const bodies = {
+    "/api/messages": { touser: OPENID, msgtype: "text", text: { content: "Hi" } },
+    "/api/typing": { touser: OPENID, command: "Typing" },
+    "/api/subscribe-messages": { touser: OPENID, template_id: "TEMPLATE_1", data: { thing1: { value: "x" } } },
+  };
+  for (const [path, body] of Object.entries(bodies)) {
+    it(`${path} answers 415 naming the header, and calls no one`, async () => {
+      const fake = fakeFetch();
+      const app = testApp({ fetch: fake.fetch });
+      const sent = JSON.stringify(body);
+      // Bytes get no Content-Type from Request (a string would get text/plain).
+      const none = await call(
+        app,
+        path,
+        { method: "POST", body: new TextEncoder().encode(sent), headers: AUTH },
+        testEnv(),
+      );
+      const plain = await call(
+        app,
+        path,
+        { method: "POST", body: sent, headers: { ...AUTH, "content-type": "text/plain;charset=UTF-8" } },
+        testEnv(),
+      );
+      const form = await call(
+        app,
+        path,
+        { method: "POST", body: sent, headers: { ...AUTH, "content-type": "application/x-www-form-urlencoded" } },
+        testEnv(),
+      );
+      for (
+        const [called, received] of [[none, "none"], [plain, "text/plain"], [
+          form,
+          "application/x-www-form-urlencoded",
+        ]] as const
+      ) {
+        expect(called.res.status).toBe(415);
+        expect(errorOf(called)).toEqual({
+          code: "unsupported_media_type",
+          message: `Send the body as JSON with Content-Type: application/json (received: ${received})`,
+        });
+      }
+      expect(fake.calls).toHaveLength(0);
+      // The same body as JSON, with a charset, goes through.
+      const ok = await call(
+        app,
+        path,
+        { method: "POST", body: sent, headers: { ...AUTH, "content-type": "application/json; charset=utf-8" } },
+        testEnv(),
+      );
+      expect(ok.res.status, ok.text).toBe(200);
+      expect(fake.calls.length).toBeGreaterThan(0); // the token, then the route's own call
+    });
+  }
 });

@@ -55,6 +55,8 @@
     /** @type {Conversation | null} */
     shown: null,
     connectionError: false,
+    /** Whether the page has picked a user for the reader yet (the only one there is, on open). */
+    picked: false,
   };
 
   /**
@@ -183,6 +185,38 @@
       headers: { "content-type": "application/json", authorization: "Bearer " + apiKey() },
       body: JSON.stringify(body),
     });
+  }
+
+  /**
+   * Uploads an image as temporary media through the app (`POST /api/media`).
+   *
+   * @param {File} file
+   * @returns {Promise<string>} its media_id
+   */
+  async function uploadMedia(file) {
+    const body = new FormData();
+    body.append("media", file);
+    const result = await request("/api/media", {
+      method: "POST",
+      headers: { authorization: "Bearer " + apiKey() },
+      body,
+    });
+    if (result.status !== 200) throw new Error("the upload (POST /api/media) failed: " + errorText(result));
+    return String(result.body.media_id);
+  }
+
+  /**
+   * Sends one message to the current user through the app (`POST /api/messages`) and says how it went.
+   *
+   * @param {string} what
+   * @param {Record<string, unknown>} message `msgtype` and its payload
+   * @returns {Promise<boolean>} whether it was sent
+   */
+  async function sendAsService(what, message) {
+    const result = await api("/api/messages", { touser: state.current, ...message });
+    const ok = result.status === 200;
+    setStatus(ok ? what + " sent through POST /api/messages." : what + " failed: " + errorText(result), !ok);
+    return ok;
   }
 
   /**
@@ -534,6 +568,12 @@
   /** @param {Updates} updates */
   function render(updates) {
     state.clockOffset = updates.now - Date.now();
+    // On open, with one user only, that user is the one to look at.
+    if (!state.picked) {
+      state.picked = true;
+      const only = updates.users.length === 1 ? updates.users[0] : undefined;
+      if (state.current === null && only !== undefined) select(only.openId);
+    }
     renderUsers(updates.users, updates.now);
     if (updates.conversation && updates.conversation.openId === state.current) {
       renderConversation(updates.conversation, updates.now);
@@ -567,8 +607,9 @@
           state.connectionError = false;
           setStatus("");
         }
-        render(result.body);
+        // Before rendering: a user picked while rendering asks again at once (refreshNow).
         state.version = result.body.version;
+        render(result.body);
       } catch (err) {
         if (controller.signal.aborted) continue;
         setStatus("The dev server does not answer: " + (err instanceof Error ? err.message : String(err)), true);
@@ -701,13 +742,35 @@
   });
 
   onSubmit("reply", async (form) => {
-    const content = form.content.value;
-    const result = await api("/api/messages", { touser: state.current, msgtype: "text", text: { content } });
-    if (result.status === 200) {
+    if (await sendAsService("Reply", { msgtype: "text", text: { content: form.content.value } })) {
       form.content.value = "";
-      setStatus("Reply sent through POST /api/messages.");
-    } else {
-      setStatus("Reply failed: " + errorText(result), true);
+    }
+  });
+
+  onSubmit("service-image", async (form) => {
+    const file = form.media.files[0];
+    if (!file) return setStatus("Choose a picture first.", true);
+    const mediaId = await uploadMedia(file);
+    if (await sendAsService("Picture", { msgtype: "image", image: { media_id: mediaId } })) form.reset();
+  });
+
+  onSubmit("service-link", async (form) => {
+    const link = {
+      title: form.title.value,
+      description: form.description.value,
+      url: form.url.value,
+      thumb_url: form.thumbUrl.value,
+    };
+    if (await sendAsService("Link", { msgtype: "link", link })) form.title.value = "";
+  });
+
+  onSubmit("service-page", async (form) => {
+    const file = form.cover.files[0];
+    if (!file) return setStatus("Choose a cover image first.", true);
+    const thumbMediaId = await uploadMedia(file);
+    const page = { title: form.title.value, pagepath: form.pagepath.value, thumb_media_id: thumbMediaId };
+    if (await sendAsService("Mini program page", { msgtype: "miniprogrampage", miniprogrampage: page })) {
+      form.title.value = "";
     }
   });
 
