@@ -129,9 +129,11 @@ export {
 } from "./src/push/mod.ts";
 export {
   CloudflareKvStore,
+  type ConversationObject,
   type DenoKvAtomicLike,
   type DenoKvLike,
   DenoKvStore,
+  DurableObjectConversationStore,
   type DurableObjectNamespaceLike,
   DurableObjectStore,
   type KeyValueStore,

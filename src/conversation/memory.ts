@@ -17,7 +17,7 @@ import {
   liveWindow,
   RELEASED_CLAIM_MS,
   retentionCutoff,
-} from "./rules.ts";
+} from "../internal/conversation_rules.ts";
 import type {
   AcceptInput,
   AcceptResult,

@@ -1,5 +1,6 @@
 /**
- * Key-value stores for the token cache and push deduplication.
+ * Key-value stores for the token cache and push deduplication, and the Durable Object
+ * engine of conversations.
  *
  * @module
  */
@@ -13,3 +14,4 @@ export {
   objectNameOf,
   type StoreOperation,
 } from "./durable_object_store.ts";
+export { type ConversationObject, DurableObjectConversationStore } from "./durable_object_conversation_store.ts";

@@ -18,7 +18,7 @@ import type {
   HandoffState,
   OutboundInput,
   Reservation,
-} from "./types.ts";
+} from "../conversation/types.ts";
 
 /** A conversation's own state (its history entries are kept beside it, by `seq`). */
 export interface ConversationHead {
