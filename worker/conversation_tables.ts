@@ -326,6 +326,13 @@ function numberOrUndefined(value: unknown): number | undefined {
   return value === null || value === undefined ? undefined : Number(value);
 }
 
-function earliest(a: number | undefined, b: number | undefined): number | undefined {
+/**
+ * The earlier of two times, either of which may be unknown.
+ *
+ * @param a a time, ms
+ * @param b a time, ms
+ * @returns the earlier, or the one known
+ */
+export function earliest(a: number | undefined, b: number | undefined): number | undefined {
   return a === undefined ? b : b === undefined ? a : Math.min(a, b);
 }

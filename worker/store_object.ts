@@ -25,7 +25,7 @@
  *
  * @module
  */
-import { DurableObject } from "cloudflare:workers";
+import { DurableObject as WorkerdDurableObject } from "cloudflare:workers";
 import type {
   AcceptInput,
   AcceptResult,
@@ -42,14 +42,25 @@ import type {
   SendWindow,
   StoreOperation,
 } from "../mod.ts";
-import { ConversationTables, type Done, type SqlLike } from "./conversation_tables.ts";
+import { ConversationTables, type Done, earliest } from "./conversation_tables.ts";
+
+/**
+ * workerd's `DurableObject`, as far as {@link KefuStore} relies on it: the base class that
+ * makes the runtime serve its methods over RPC. Typed here rather than through Workers' types,
+ * so the class type-checks, documents and builds where `cloudflare:workers` does not exist
+ * (Deno, the npm build), and its declarations need no Workers types.
+ */
+const DurableObject: abstract new (state: never, env: never) => object = WorkerdDurableObject;
 
 /** The part of a SQLite-backed Durable Object's state that {@link KefuStore} uses. */
 export interface KefuStoreState {
   /** The object's storage. */
   storage: {
     /** The object's SQLite database. */
-    sql: SqlLike;
+    sql: {
+      /** Runs one statement synchronously. */
+      exec(query: string, ...bindings: unknown[]): { toArray(): Record<string, unknown>[]; rowsWritten: number };
+    };
     /** Runs `closure` as one transaction: all its writes, or none if it throws. */
     transactionSync<T>(closure: () => T): T;
     /** The time of the scheduled alarm, or `null`. */
@@ -102,7 +113,7 @@ export class KefuStore extends DurableObject implements ConversationObject {
    * @param request a `POST` with a {@link StoreOperation} as JSON
    * @returns `{ value }` for `get`, `{ written }` for `setIfAbsent` and `compareAndSet`, `{}` otherwise; 400 for anything else
    */
-  override async fetch(request: Request): Promise<Response> {
+  async fetch(request: Request): Promise<Response> {
     let operation: StoreOperation;
     try {
       operation = await request.json() as StoreOperation;
@@ -281,7 +292,7 @@ export class KefuStore extends DurableObject implements ConversationObject {
   }
 
   /** Deletes what has expired, and comes back while something with an expiry remains. */
-  override async alarm(): Promise<void> {
+  async alarm(): Promise<void> {
     const { sql } = this.#state.storage;
     const now = Date.now();
     const due = this.#state.storage.transactionSync(() => {
@@ -321,8 +332,4 @@ export class KefuStore extends DurableObject implements ConversationObject {
     this.#alarmAt = at;
     await this.#state.storage.setAlarm(at);
   }
-}
-
-function earliest(a: number | undefined, b: number | undefined): number | undefined {
-  return a === undefined ? b : b === undefined ? a : Math.min(a, b);
 }

@@ -12,7 +12,7 @@ import {
   type ClaimRow,
   type ConversationHead,
   type ConversationSettings,
-  DEFAULT_CONVERSATION_SETTINGS,
+  conversationSettings,
   effectiveHandoff,
   liveWindow,
   RELEASED_CLAIM_MS,
@@ -79,10 +79,7 @@ export class MemoryConversationStore implements ConversationStore {
    */
   constructor(options: MemoryConversationOptions = {}) {
     this.#now = options.now ?? Date.now;
-    this.#settings = {
-      idleMs: options.idleMs ?? DEFAULT_CONVERSATION_SETTINGS.idleMs,
-      historyDays: options.historyDays ?? DEFAULT_CONVERSATION_SETTINGS.historyDays,
-    };
+    this.#settings = conversationSettings(options);
   }
 
   /**

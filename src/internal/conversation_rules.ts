@@ -2,7 +2,8 @@
  * The conversation's rules, as pure functions over its state: what accepting a push, holding a
  * window message, recording a send and changing hands do. Every engine (memory, Deno KV,
  * Durable Objects) loads the state, applies one of these and writes the result in one
- * transaction, so the three behave alike by construction.
+ * transaction, so the three behave alike by construction. Private to kefu-edge (see README.md
+ * beside this file): the Durable Object class in `worker/` applies them too.
  *
  * @module
  */
@@ -58,6 +59,19 @@ export interface ConversationSettings {
 
 /** Defaults of {@link ConversationSettings}. */
 export const DEFAULT_CONVERSATION_SETTINGS: ConversationSettings = { idleMs: 30 * 60_000, historyDays: 30 };
+
+/**
+ * Settings with the defaults filled in.
+ *
+ * @param options the settings given, any of them
+ * @returns every setting
+ */
+export function conversationSettings(options: Partial<ConversationSettings>): ConversationSettings {
+  return {
+    idleMs: options.idleMs ?? DEFAULT_CONVERSATION_SETTINGS.idleMs,
+    historyDays: options.historyDays ?? DEFAULT_CONVERSATION_SETTINGS.historyDays,
+  };
+}
 
 /** How long a released claim row is kept, so WeChat's retries of a push append nothing again. */
 export const RELEASED_CLAIM_MS = 15 * 60_000;

@@ -5,7 +5,7 @@
  * @module
  */
 import type { SendWindow } from "../customer_service/send_window.ts";
-import { type ConversationSettings, DEFAULT_CONVERSATION_SETTINGS } from "../internal/conversation_rules.ts";
+import { type ConversationSettings, conversationSettings } from "../internal/conversation_rules.ts";
 import { userPart } from "../internal/store_keys.ts";
 import type {
   AcceptInput,
@@ -99,10 +99,7 @@ export class DurableObjectConversationStore implements ConversationStore {
    */
   constructor(namespace: DurableObjectNamespaceLike, options: Partial<ConversationSettings> = {}) {
     this.#stubs = new ObjectStubs(namespace);
-    this.#settings = {
-      idleMs: options.idleMs ?? DEFAULT_CONVERSATION_SETTINGS.idleMs,
-      historyDays: options.historyDays ?? DEFAULT_CONVERSATION_SETTINGS.historyDays,
-    };
+    this.#settings = conversationSettings(options);
   }
 
   /**

@@ -22,9 +22,14 @@ function freshRef(): ConversationRef {
 }
 
 /** A new stub of the object that keeps `ref`'s conversation. */
-function stubOf(ref: ConversationRef): DurableObjectStub<KefuStore> {
-  const ns = workerEnv.KEFU_STORE as unknown as DurableObjectNamespace<KefuStore>;
+function stubOf(ref: ConversationRef): DurableObjectStub {
+  const ns = workerEnv.KEFU_STORE;
   return ns.get(ns.idFromName(userObjectName(ref.appId, userPart(ref.openId))));
+}
+
+/** Runs `fn` inside the object that keeps `ref`'s conversation, with the object and its state. */
+function inObject<R>(ref: ConversationRef, fn: (store: KefuStore, state: DurableObjectState) => R | Promise<R>) {
+  return runInDurableObject(stubOf(ref), (instance, state) => fn(instance as unknown as KefuStore, state));
 }
 
 function userText(key: string, text: string): AcceptInput {
@@ -39,7 +44,7 @@ function userText(key: string, text: string): AcceptInput {
 
 /** Rows of one of the object's tables, read inside the object. */
 function rows(ref: ConversationRef, query: string): Promise<Record<string, unknown>[]> {
-  return runInDurableObject(stubOf(ref), (_instance: KefuStore, state) => state.storage.sql.exec(query).toArray());
+  return inObject(ref, (_instance, state) => state.storage.sql.exec(query).toArray());
 }
 
 describe("conversation contract (DurableObjectConversationStore, KefuStore objects)", () => {
@@ -109,7 +114,7 @@ describe("the conversation object", () => {
     const store = new DurableObjectConversationStore(workerEnv.KEFU_STORE);
     for (let i = 0; i < 40; i++) await store.accept(ref, userText(`m${i}`, `text ${i}`));
     // The statements one accept runs, recorded at the object's own database as it runs them.
-    const ran = await runInDurableObject(stubOf(ref), async (instance: KefuStore, state) => {
+    const ran = await inObject(ref, async (instance, state) => {
       const sql = state.storage.sql;
       const exec = sql.exec;
       const seen: Array<{ query: string; bindings: unknown[] }> = [];
@@ -133,9 +138,9 @@ describe("the conversation object", () => {
         CONVERSATION_SQL.append,
       ].sort(),
     );
-    const plans = await runInDurableObject(
-      stubOf(ref),
-      (_instance: KefuStore, state) =>
+    const plans = await inObject(
+      ref,
+      (_instance, state) =>
         ran.map(({ query, bindings }) => ({
           query,
           plan: state.storage.sql.exec(`EXPLAIN QUERY PLAN ${query}`, ...bindings).toArray().map((r) =>
@@ -153,9 +158,9 @@ describe("the conversation object", () => {
     const reads = plans.filter((p) => p.query.startsWith("SELECT"));
     expect(reads.map((p) => p.plan.length)).toEqual([1, 1]);
     // A page of history walks the primary key from `before`, without sorting.
-    const page = await runInDurableObject(
-      stubOf(ref),
-      (_instance: KefuStore, state) =>
+    const page = await inObject(
+      ref,
+      (_instance, state) =>
         state.storage.sql.exec(`EXPLAIN QUERY PLAN ${CONVERSATION_SQL.page}`, 30, 0, 51).toArray().map((r) =>
           String(r.detail)
         ),
@@ -172,14 +177,14 @@ describe("the conversation object", () => {
     await store.accept(ref, { ...userText("m1", "old"), ttlSeconds: 0.3 });
     await store.replaceClaim(ref, "m1", "lease:m1", "done:success", 0.3);
     expect((await rows(ref, "SELECT seq FROM conversation_history")).length).toBe(1);
-    expect(await runInDurableObject(stubOf(ref), (_i: KefuStore, state) => state.storage.getAlarm())).not.toBeNull();
+    expect(await inObject(ref, (_i, state) => state.storage.getAlarm())).not.toBeNull();
     await sleep(500);
     expect(await runDurableObjectAlarm(stubOf(ref))).toBe(true);
     expect(await rows(ref, "SELECT seq FROM conversation_history")).toEqual([]);
     expect(await rows(ref, "SELECT key FROM conversation_claims")).toEqual([]);
     // The conversation itself stays (who answers, the window); nothing is left to expire.
     expect((await store.handoff(ref))?.state).toBe("bot");
-    expect(await runInDurableObject(stubOf(ref), (_i: KefuStore, state) => state.storage.getAlarm())).toBeNull();
+    expect(await inObject(ref, (_i, state) => state.storage.getAlarm())).toBeNull();
   });
 
   it("the alarm keeps history within retention and comes back for it", async () => {
@@ -189,7 +194,7 @@ describe("the conversation object", () => {
     await evictDurableObject(stubOf(ref)); // the object forgets what it knew of its alarm
     expect(await runDurableObjectAlarm(stubOf(ref))).toBe(true);
     expect((await store.history(ref, { limit: 10 }))?.entries.map((e) => e.text)).toEqual(["recent"]);
-    const alarm = await runInDurableObject(stubOf(ref), (_i: KefuStore, state) => state.storage.getAlarm());
+    const alarm = await inObject(ref, (_i, state) => state.storage.getAlarm());
     // Back when the claim expires (60 s, but not sooner than the 10-minute sweep interval).
     expect(alarm).toBeGreaterThan(Date.now() + 9 * 60_000);
     expect(alarm).toBeLessThan(Date.now() + 11 * 60_000);
