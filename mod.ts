@@ -132,6 +132,7 @@ export {
 } from "./src/push/mod.ts";
 export {
   CloudflareKvStore,
+  type ConversationObject,
   type DenoKvAtomicLike,
   type DenoKvConversationLike,
   type DenoKvConversationOptions,
@@ -140,6 +141,7 @@ export {
   type DenoKvKey,
   type DenoKvLike,
   DenoKvStore,
+  DurableObjectConversationStore,
   type DurableObjectNamespaceLike,
   DurableObjectStore,
   type KeyValueStore,

@@ -31,7 +31,6 @@
  */
 export { type AppOptions, createApp } from "./app.ts";
 export type { AppEnv, AppLogger, KefuApp } from "./types.ts";
-export { KefuStore, type KefuStoreState } from "./store_object.ts";
 export { QUEUE_MAX_RETRIES, RETRY_MAX_SECONDS, retryDelaySeconds, retryHorizonSeconds } from "./push_route.ts";
 export type { QueueBatchLike, QueueLike, QueueMessageLike } from "./queue_types.ts";
 export {

@@ -1,8 +1,14 @@
 /**
- * `KefuStore`: the Durable Object class behind `DurableObjectStore`. Each object holds
- * the entries of one mini-program user (claims and marks of the user's pushes, the send
- * window) or of one shard of other keys, in its own SQLite database, so every operation
- * on a key is strongly consistent and `setIfAbsent` is atomic.
+ * `KefuStore`: the Durable Object class behind `DurableObjectStore` and
+ * `DurableObjectConversationStore`. Each object holds one mini-program user (the claims and
+ * marks of the user's pushes, the send window, and the user's conversation: its history,
+ * who answers it) or one shard of other keys, in its own SQLite database, so every
+ * operation is strongly consistent and atomic.
+ *
+ * It extends workerd's `DurableObject` (from `cloudflare:workers`), which its conversation
+ * methods need to be called over Workers RPC: only a Workers runtime can load this file, so
+ * `@kefu/edge/worker` does not export it; `@kefu/edge/worker/durable-object` does, and the
+ * shipped worker's entry (`worker/index.ts`) exports it to the runtime.
  *
  * Bind it in `wrangler.toml` (SQLite-backed, so it runs on the Workers free plan too) and
  * export it from your worker's entry:
@@ -19,7 +25,32 @@
  *
  * @module
  */
-import type { StoreOperation } from "../mod.ts";
+import { DurableObject as WorkerdDurableObject } from "cloudflare:workers";
+import type {
+  AcceptInput,
+  AcceptResult,
+  ConversationEntry,
+  ConversationObject,
+  ConversationSettings,
+  Handoff,
+  HandoffChange,
+  HandoffResult,
+  HandoffState,
+  HistoryPage,
+  OutboundInput,
+  Reservation,
+  SendWindow,
+  StoreOperation,
+} from "../mod.ts";
+import { ConversationTables, type Done, earliest } from "./conversation_tables.ts";
+
+/**
+ * workerd's `DurableObject`, as far as {@link KefuStore} relies on it: the base class that
+ * makes the runtime serve its methods over RPC. Typed here rather than through Workers' types,
+ * so the class type-checks, documents and builds where `cloudflare:workers` does not exist
+ * (Deno, the npm build), and its declarations need no Workers types.
+ */
+const DurableObject: abstract new (state: never, env: never) => object = WorkerdDurableObject;
 
 /** The part of a SQLite-backed Durable Object's state that {@link KefuStore} uses. */
 export interface KefuStoreState {
@@ -30,6 +61,8 @@ export interface KefuStoreState {
       /** Runs one statement synchronously. */
       exec(query: string, ...bindings: unknown[]): { toArray(): Record<string, unknown>[]; rowsWritten: number };
     };
+    /** Runs `closure` as one transaction: all its writes, or none if it throws. */
+    transactionSync<T>(closure: () => T): T;
     /** The time of the scheduled alarm, or `null`. */
     getAlarm(): Promise<number | null>;
     /** Schedules the alarm. */
@@ -37,32 +70,37 @@ export interface KefuStoreState {
   };
 }
 
-/** How often expired entries are swept, at most. */
+/** How often the alarm deletes what has expired, at most. */
 const SWEEP_INTERVAL_MS = 10 * 60 * 1000;
 
 /**
- * A Durable Object holding key-value entries with expiry in SQLite. Operations arrive as
- * `POST` JSON bodies from `DurableObjectStore`; each runs as one synchronous SQL statement,
- * which nothing else in the object can interleave with.
+ * A Durable Object holding, in SQLite, key-value entries with expiry (`fetch`, from
+ * `DurableObjectStore`) and one user's conversation (Workers RPC methods, from
+ * `DurableObjectConversationStore`: one call per operation). Each operation runs
+ * synchronously, so nothing else in the object interleaves with it; the conversation's run
+ * in a transaction. The alarm deletes expired entries and claims, and history older than the
+ * retention its callers ask for, with no request needed.
  *
- * The schema leaves room for more per-user tables (a conversation history) beside `kv`.
- *
- * @example Export it from your worker's entry
+ * @example Export it from your worker's entry (a Workers runtime only)
  * ```ts ignore
- * export { KefuStore } from "@kefu/edge/worker";
+ * export { KefuStore } from "@kefu/edge/worker/durable-object";
  * ```
  */
-export class KefuStore {
+export class KefuStore extends DurableObject implements ConversationObject {
   readonly #state: KefuStoreState;
-  #sweepArmed = false;
+  #conversation: ConversationTables | undefined;
+  /** The alarm's time as this instance knows it: `undefined` until read, `null` when none is set. */
+  #alarmAt: number | null | undefined;
 
   /**
    * Called by the Workers runtime.
    *
    * @param state the object's state (its SQLite storage)
-   * @param _env the worker's bindings (unused)
+   * @param env the worker's bindings (unused)
    */
-  constructor(state: KefuStoreState, _env?: unknown) {
+  constructor(state: KefuStoreState, env: unknown) {
+    // The runtime passes its own state object, of which KefuStoreState names the part used here.
+    super(state as never, env as never);
     this.#state = state;
     const { sql } = state.storage;
     sql.exec("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at INTEGER)");
@@ -147,21 +185,151 @@ export class KefuStore {
     return Response.json({ error: "unknown operation" }, { status: 400 });
   }
 
-  /** Removes expired entries, and comes back while entries with an expiry remain. */
+  /**
+   * Accepts a verified push into the conversation (see `ConversationStore.accept`).
+   *
+   * @param input the claim and the entry
+   * @param settings the caller's idle timeout and retention
+   * @returns claimed or taken, who answers and the window
+   */
+  async accept(input: AcceptInput, settings: ConversationSettings): Promise<AcceptResult> {
+    return await this.#run((c, now) => c.accept(input, settings, now));
+  }
+
+  /**
+   * The claim on a push (see `ConversationStore.claim`).
+   *
+   * @param key the push's dedupe key
+   * @returns the claim, or `null`
+   */
+  claim(key: string): string | null {
+    return this.#tables().claim(key, Date.now());
+  }
+
+  /**
+   * Replaces a claim that still holds `expected` (see `ConversationStore.replaceClaim`).
+   *
+   * @param key the push's dedupe key
+   * @param expected the claim it must hold
+   * @param value the new claim, or `null` to free it
+   * @param ttlSeconds how long the new claim lives
+   * @returns whether it held `expected`
+   */
+  async replaceClaim(key: string, expected: string, value: string | null, ttlSeconds: number): Promise<boolean> {
+    return await this.#run((c, now) => c.replaceClaim(key, expected, value, ttlSeconds, now));
+  }
+
+  /**
+   * Holds a window message for a send (see `ConversationStore.reserve`).
+   *
+   * @param onlyIn the states that allow the send
+   * @param settings the caller's idle timeout and retention
+   * @returns the decision
+   */
+  async reserve(onlyIn: readonly HandoffState[] | undefined, settings: ConversationSettings): Promise<Reservation> {
+    return await this.#run((c, now) => c.reserve(onlyIn, settings, now));
+  }
+
+  /**
+   * Records what was sent (see `ConversationStore.recordOutbound`).
+   *
+   * @param input the entry, whether it spends the window and whether a message was held for it
+   * @param settings the caller's idle timeout and retention
+   * @returns the entry as recorded
+   */
+  async recordOutbound(
+    input: OutboundInput & { reserved: boolean },
+    settings: ConversationSettings,
+  ): Promise<ConversationEntry> {
+    return await this.#run((c, now) => c.recordOutbound(input, settings, now));
+  }
+
+  /**
+   * A page of history, newest first (see `ConversationStore.history`).
+   *
+   * @param options `before` (a `seq`) and `limit`
+   * @param settings the caller's retention: older entries are not returned
+   * @returns the page, or `null` when there is no conversation
+   */
+  history(options: { before?: number | undefined; limit: number }, settings: ConversationSettings): HistoryPage | null {
+    return this.#tables().history(options, settings, Date.now());
+  }
+
+  /**
+   * Who answers (see `ConversationStore.handoff`).
+   *
+   * @param settings the caller's idle timeout
+   * @returns the handoff, or `null` when there is no conversation
+   */
+  handoff(settings: ConversationSettings): Handoff | null {
+    return this.#tables().handoff(settings, Date.now());
+  }
+
+  /**
+   * Changes who answers (see `ConversationStore.setHandoff`).
+   *
+   * @param change the new state, who makes the change and why
+   * @param settings the caller's idle timeout and retention
+   * @returns whether it changed, and the handoff now
+   */
+  async setHandoff(change: HandoffChange, settings: ConversationSettings): Promise<HandoffResult> {
+    return await this.#run((c, now) => c.setHandoff(change, settings, now));
+  }
+
+  /**
+   * The send window (see `ConversationStore.window`).
+   *
+   * @returns the window, or `undefined`
+   */
+  window(): SendWindow | undefined {
+    return this.#tables().window(Date.now());
+  }
+
+  /** Deletes the conversation; the push claims stay, without their entries (see `ConversationStore.purge`). */
+  purge(): void {
+    const tables = this.#tables();
+    this.#state.storage.transactionSync(() => tables.purge());
+  }
+
+  /** Deletes what has expired, and comes back while something with an expiry remains. */
   async alarm(): Promise<void> {
     const { sql } = this.#state.storage;
     const now = Date.now();
-    sql.exec("DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?", now);
-    const next = sql.exec("SELECT MIN(expires_at) AS next FROM kv WHERE expires_at IS NOT NULL").toArray()[0]?.next;
-    this.#sweepArmed = false;
-    if (next !== null && next !== undefined) await this.#armSweep(Number(next));
+    const due = this.#state.storage.transactionSync(() => {
+      sql.exec("DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?", now);
+      const next = sql.exec("SELECT MIN(expires_at) AS next FROM kv WHERE expires_at IS NOT NULL").toArray()[0]?.next;
+      const conversation = ConversationTables.exist(sql) ? ConversationTables.sweep(sql, now) : undefined;
+      return earliest(next === null || next === undefined ? undefined : Number(next), conversation);
+    });
+    // The runtime clears the alarm that fired.
+    this.#alarmAt = null;
+    await this.#armSweep(due ?? null);
   }
 
-  async #armSweep(expiresAt: number | null): Promise<void> {
-    if (expiresAt === null || this.#sweepArmed) return;
-    this.#sweepArmed = true;
-    if (await this.#state.storage.getAlarm() === null) {
-      await this.#state.storage.setAlarm(Math.max(expiresAt, Date.now() + SWEEP_INTERVAL_MS));
-    }
+  /** The conversation's tables, created the first time the object keeps a conversation. */
+  #tables(): ConversationTables {
+    return this.#conversation ??= new ConversationTables(this.#state.storage.sql);
+  }
+
+  /** Runs a conversation operation as one transaction, then makes sure the alarm will delete what it wrote. */
+  async #run<T>(operation: (tables: ConversationTables, now: number) => Done<T>): Promise<T> {
+    const tables = this.#tables();
+    const { result, due } = this.#state.storage.transactionSync(() => operation(tables, Date.now()));
+    if (due !== undefined) await this.#armSweep(due);
+    return result;
+  }
+
+  /**
+   * Makes sure the alarm runs by `dueAt` (and not sooner than SWEEP_INTERVAL_MS from now):
+   * sets it when none is set or the one set is later. One storage read per instance, to
+   * learn the alarm; none after that unless the alarm moves.
+   */
+  async #armSweep(dueAt: number | null): Promise<void> {
+    if (dueAt === null) return;
+    const at = Math.max(dueAt, Date.now() + SWEEP_INTERVAL_MS);
+    if (this.#alarmAt === undefined) this.#alarmAt = await this.#state.storage.getAlarm();
+    if (this.#alarmAt !== null && this.#alarmAt <= at) return;
+    this.#alarmAt = at;
+    await this.#state.storage.setAlarm(at);
   }
 }

@@ -4,7 +4,7 @@
 import { isPushMessage } from "kefu-edge";
 import { createApp } from "kefu-edge/worker";
 
-export { KefuStore } from "kefu-edge/worker"; // the Durable Object class KEFU_STORE binds, when you bind it
+export { KefuStore } from "kefu-edge/worker/durable-object"; // the Durable Object class KEFU_STORE binds, when you bind it
 
 export default createApp({
   onMessage: async (message, { miniProgram }) => {

@@ -19,7 +19,7 @@ import {
   liveWindow,
   retentionCutoff,
   settingsOf,
-} from "./rules.ts";
+} from "../internal/conversation_rules.ts";
 import type {
   AcceptInput,
   AcceptResult,

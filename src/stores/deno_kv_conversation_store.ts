@@ -21,7 +21,7 @@ import {
   RELEASED_CLAIM_MS,
   retentionCutoff,
   settingsOf,
-} from "../conversation/rules.ts";
+} from "../internal/conversation_rules.ts";
 import type {
   AcceptInput,
   AcceptResult,

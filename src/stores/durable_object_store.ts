@@ -48,10 +48,58 @@ const USER_KEY = /^kefu-edge:[a-z-]+:([^:]+):([uh]\.[^:]+)(?::|$)/;
  */
 export function objectNameOf(key: string): string {
   const user = USER_KEY.exec(key);
-  if (user !== null) return `user:${user[1]}:${user[2]}`;
+  if (user !== null) return userObjectName(user[1]!, user[2]!);
   let hash = 0x811c9dc5; // FNV-1a: cheap, stable, well spread
   for (let i = 0; i < key.length; i++) hash = Math.imul(hash ^ key.charCodeAt(i), 0x01000193);
   return `shard:${(hash >>> 0) % SHARDS}`;
+}
+
+/**
+ * The name of a mini-program user's own object: it holds the user's keys under
+ * {@link DurableObjectStore} and the user's conversation under `DurableObjectConversationStore`.
+ *
+ * @param appId the mini program's AppID
+ * @param user the user part of store keys (`u.<openid>` or `h.<hash>`)
+ * @returns the object's name
+ */
+export function userObjectName(appId: string, user: string): string {
+  return `user:${appId}:${user}`;
+}
+
+/**
+ * Stubs of a namespace's objects by name, a new one per call: workerd binds a stub to the
+ * request that made it, and one kept for the next request fails there ("Cannot perform I/O
+ * on behalf of a different request"). Making a stub from an id is cheap and does no I/O;
+ * the ids, plain values, are kept (the last 1024 names).
+ */
+export class ObjectStubs {
+  readonly #namespace: DurableObjectNamespaceLike;
+  readonly #ids = new Map<string, unknown>();
+
+  /**
+   * Wraps a namespace binding.
+   *
+   * @param namespace the Durable Object namespace binding
+   */
+  constructor(namespace: DurableObjectNamespaceLike) {
+    this.#namespace = namespace;
+  }
+
+  /**
+   * A new stub of the object named `name`.
+   *
+   * @param name the object's name
+   * @returns the stub
+   */
+  get(name: string): ReturnType<DurableObjectNamespaceLike["get"]> {
+    let id = this.#ids.get(name);
+    if (id === undefined) {
+      id = this.#namespace.idFromName(name);
+      if (this.#ids.size >= 1024) this.#ids.delete(this.#ids.keys().next().value!);
+      this.#ids.set(name, id);
+    }
+    return this.#namespace.get(id);
+  }
 }
 
 /**
@@ -68,9 +116,7 @@ export function objectNameOf(key: string): string {
  * ```
  */
 export class DurableObjectStore implements KeyValueStore {
-  readonly #namespace: DurableObjectNamespaceLike;
-  /** Object ids by name; ids are plain values, unlike stubs (see `#send`). */
-  readonly #ids = new Map<string, unknown>();
+  readonly #stubs: ObjectStubs;
 
   /**
    * Wraps the namespace binding of the `KefuStore` class.
@@ -78,7 +124,7 @@ export class DurableObjectStore implements KeyValueStore {
    * @param namespace the Durable Object namespace binding
    */
   constructor(namespace: DurableObjectNamespaceLike) {
-    this.#namespace = namespace;
+    this.#stubs = new ObjectStubs(namespace);
   }
 
   /**
@@ -144,17 +190,7 @@ export class DurableObjectStore implements KeyValueStore {
   }
 
   async #send(operation: StoreOperation): Promise<unknown> {
-    const name = objectNameOf(operation.key);
-    let id = this.#ids.get(name);
-    if (id === undefined) {
-      id = this.#namespace.idFromName(name);
-      if (this.#ids.size >= 1024) this.#ids.delete(this.#ids.keys().next().value!);
-      this.#ids.set(name, id);
-    }
-    // A new stub per operation: workerd binds a stub to the request that made it, and one
-    // kept for the next request fails there ("Cannot perform I/O on behalf of a different
-    // request"). Making a stub from an id is cheap and does no I/O.
-    const stub = this.#namespace.get(id);
+    const stub = this.#stubs.get(objectNameOf(operation.key));
     const response = await stub.fetch("https://kefu-store/", { method: "POST", body: JSON.stringify(operation) });
     if (!response.ok) {
       await response.body?.cancel();

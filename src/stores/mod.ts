@@ -1,5 +1,6 @@
 /**
- * Key-value stores for the token cache and push deduplication, and conversations in Deno KV.
+ * Key-value stores for the token cache and push deduplication, and conversations in Deno KV
+ * and in Durable Objects.
  *
  * @module
  */
@@ -19,3 +20,4 @@ export {
   objectNameOf,
   type StoreOperation,
 } from "./durable_object_store.ts";
+export { type ConversationObject, DurableObjectConversationStore } from "./durable_object_conversation_store.ts";

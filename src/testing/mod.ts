@@ -21,7 +21,7 @@
  * ```ts ignore
  * import app from "./worker.ts";
  * import { withEmulator } from "kefu-edge/testing";
- * export { KefuStore } from "kefu-edge/worker";
+ * export { KefuStore } from "kefu-edge/worker/durable-object";
  * export default withEmulator(app);
  * ```
  *

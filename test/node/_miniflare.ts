@@ -30,6 +30,8 @@ export async function bundleWorker(): Promise<string> {
     target: "es2022",
     conditions: ["workerd", "worker", "browser"],
     mainFields: ["module", "main"],
+    // workerd's own modules (the Durable Object class extends `cloudflare:workers`'s), as wrangler leaves them.
+    external: ["cloudflare:*"],
     logLevel: "silent",
   });
   return out.outputFiles[0]!.text;

@@ -52,7 +52,7 @@ const MAX_ATTEMPTS = 10;
  * ```ts ignore
  * import app from "./worker.ts";
  * import { withEmulator } from "kefu-edge/testing";
- * export { KefuStore } from "kefu-edge/worker";
+ * export { KefuStore } from "kefu-edge/worker/durable-object";
  * export default withEmulator(app);
  * ```
  * @example Act as a user in a test

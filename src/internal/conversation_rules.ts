@@ -2,7 +2,8 @@
  * The conversation's rules, as pure functions over its state: what accepting a push, holding a
  * window message, recording a send and changing hands do. Every engine (memory, Deno KV,
  * Durable Objects) loads the state, applies one of these and writes the result in one
- * transaction, so the three behave alike by construction.
+ * transaction, so the three behave alike by construction. Private to kefu-edge (see README.md
+ * beside this file): the Durable Object class in `worker/` applies them too.
  *
  * @module
  */
@@ -18,7 +19,7 @@ import type {
   HandoffState,
   OutboundInput,
   Reservation,
-} from "./types.ts";
+} from "../conversation/types.ts";
 
 /** A conversation's own state (its history entries are kept beside it, by `seq`). */
 export interface ConversationHead {
