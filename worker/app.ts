@@ -10,6 +10,7 @@ import {
   CloudflareKvStore,
   type ConversationStore,
   DEFAULT_MAX_UPLOAD_BYTES,
+  DurableObjectConversationStore,
   DurableObjectStore,
   type KeyValueStore,
   MemoryStore,
@@ -17,7 +18,7 @@ import {
   type RetryOptions,
 } from "../mod.ts";
 import { apiRoutes } from "./api.ts";
-import type { Env } from "./env.ts";
+import { type Env, lenientVar } from "./env.ts";
 import { answerErrors, HttpError } from "./errors.ts";
 import {
   type AppPushHandler,
@@ -60,7 +61,8 @@ export interface AppOptions {
   deadLetters?: ((env: Env) => DeadLetterStore) | undefined;
   /**
    * Each user's conversation (history, send window, who answers, push claims) for an env;
-   * default none: pushes are claimed in the push store and nothing is kept. With it, the push
+   * default the `KEFU_STORE` Durable Objects when bound (history kept `HISTORY_DAYS`), else
+   * none: pushes are claimed in the push store and nothing is kept. With it, the push
    * handler is not called while a person answers, and `/api/users/:openId/messages`,
    * `/handoff` and `DELETE /api/users/:openId` work.
    */
@@ -126,6 +128,7 @@ export function createApp(options: AppOptions = {}): KefuApp {
   const memory = new MemoryStore({ now });
   const store = options.store ?? ((env: Env) => (env.WECHAT_KV ? new CloudflareKvStore(env.WECHAT_KV) : memory));
   const dedupeStore = options.dedupeStore ?? defaultDedupeStore(store);
+  const conversations = options.conversations ?? defaultConversations();
   const programs = miniProgramCache({
     store,
     dedupeStore,
@@ -137,7 +140,7 @@ export function createApp(options: AppOptions = {}): KefuApp {
     maxUploadBytes,
     mediaIdleTimeoutMs: options.mediaIdleTimeoutMs,
     push: options.push,
-    conversations: options.conversations,
+    conversations,
     logger,
   });
   const keptInMemory = memoryDeadLetters(now);
@@ -182,7 +185,7 @@ export function createApp(options: AppOptions = {}): KefuApp {
       idempotencyStore: dedupeStore,
       maxUploadBytes,
       deadLetters: { store: deadLetters, queue: push.queue },
-      conversations: options.conversations,
+      conversations,
     }),
   );
   app.notFound(() => new HttpError(404, "not_found", "No such route").toResponse());
@@ -201,6 +204,21 @@ function defaultDedupeStore(store: (env: Env) => KeyValueStore): (env: Env) => K
     if (namespace === undefined || namespace === null) return store(env);
     let found = objects.get(namespace);
     if (found === undefined) objects.set(namespace, found = new DurableObjectStore(namespace));
+    return found;
+  };
+}
+
+// Conversations live in the Durable Objects when bound: one object per user, one call per operation.
+function defaultConversations(): (env: Env) => ConversationStore | undefined {
+  const objects = new WeakMap<object, DurableObjectConversationStore>();
+  return (env) => {
+    const namespace = env.KEFU_STORE;
+    if (namespace === undefined || namespace === null) return undefined;
+    let found = objects.get(namespace);
+    if (found === undefined) {
+      found = new DurableObjectConversationStore(namespace, { historyDays: lenientVar(env, "HISTORY_DAYS") });
+      objects.set(namespace, found);
+    }
     return found;
   };
 }
