@@ -18,7 +18,7 @@ import {
   type RetryOptions,
 } from "../mod.ts";
 import { apiRoutes } from "./api.ts";
-import { type Env, lenientVar } from "./env.ts";
+import { type Env, optionalVar } from "./env.ts";
 import { answerErrors, HttpError } from "./errors.ts";
 import {
   type AppPushHandler,
@@ -209,16 +209,17 @@ function defaultDedupeStore(store: (env: Env) => KeyValueStore): (env: Env) => K
 }
 
 // Conversations live in the Durable Objects when bound: one object per user, one call per operation.
+// A malformed HISTORY_DAYS is a configuration error (503 naming it), never a silent 30 days.
 function defaultConversations(): (env: Env) => ConversationStore | undefined {
-  const objects = new WeakMap<object, DurableObjectConversationStore>();
+  const objects = new WeakMap<object, Map<number | undefined, DurableObjectConversationStore>>();
   return (env) => {
     const namespace = env.KEFU_STORE;
     if (namespace === undefined || namespace === null) return undefined;
-    let found = objects.get(namespace);
-    if (found === undefined) {
-      found = new DurableObjectConversationStore(namespace, { historyDays: lenientVar(env, "HISTORY_DAYS") });
-      objects.set(namespace, found);
-    }
+    const historyDays = optionalVar(env, "HISTORY_DAYS");
+    let byDays = objects.get(namespace);
+    if (byDays === undefined) objects.set(namespace, byDays = new Map());
+    let found = byDays.get(historyDays);
+    if (found === undefined) byDays.set(historyDays, found = new DurableObjectConversationStore(namespace, { historyDays }));
     return found;
   };
 }

@@ -23,7 +23,7 @@ import { type AppOptions, createApp } from "./app.ts";
 import { QUEUE_MAX_RETRIES, retryDelaySeconds } from "./push_route.ts";
 import type { QueueLike } from "./queue_types.ts";
 import { denoKvDeadLetters, type DenoKvListLike } from "./dead_letters/mod.ts";
-import { type Env, lenientVar } from "./env.ts";
+import { type Env, optionalVar } from "./env.ts";
 import { type BodyDeadlineOptions, listenError, runMain, type ServerLogger, serverSettings } from "./servers.ts";
 
 // Declared here so this file type-checks with Web and Workers types as well as Deno's.
@@ -109,11 +109,13 @@ export interface RunningServer {
 export async function serveDeno(options: DenoServeOptions = {}): Promise<RunningServer> {
   const deno = (globalThis as unknown as { Deno: DenoLike }).Deno;
   const vars = options.env ?? deno.env.toObject();
+  // A malformed HISTORY_DAYS stops the server before it starts (ConfigError naming it).
+  const historyDays = optionalVar(vars as Env, "HISTORY_DAYS");
   const kvPath = options.kvPath ?? vars.DENO_KV_PATH;
   const kv = await (kvPath === undefined || kvPath === "" ? deno.openKv() : deno.openKv(kvPath));
   const store = new DenoKvStore(kv);
   // Conversations in the same database, under their own keys: each operation one atomic commit.
-  const conversations = new DenoKvConversationStore(kv, { historyDays: lenientVar(vars as Env, "HISTORY_DAYS") });
+  const conversations = new DenoKvConversationStore(kv, { historyDays });
   const queued = options.queue ?? vars.KEFU_QUEUE !== "off";
   const backoffSchedule = options.backoffSchedule ?? [...DENO_BACKOFF_SCHEDULE_MS];
   // A queued push travels with its attempt count; a failed attempt is enqueued again with

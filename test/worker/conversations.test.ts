@@ -1,6 +1,7 @@
 // The conversation routes of /api inside workerd: history, handoff (with two agents at once),
 // purge, the X-Kefu-Agent sender, and the push route keeping the bot out while a person answers.
 import { describe, expect, it } from "vitest";
+import { env as workerEnv } from "cloudflare:workers";
 import { MemoryConversationStore } from "../../mod.ts";
 import { buildPush, createEmulator } from "../../src/testing/mod.ts";
 import type { KefuApp } from "../../worker/mod.ts";
@@ -143,5 +144,44 @@ describe("conversations over /api", () => {
     const res = await call(app, `${base}/messages`, { headers: AUTH }, testEnv());
     expect(res.res.status).toBe(503);
     expect(errorOf(res)).toMatchObject({ code: "conversations_not_configured", variable: "KEFU_STORE" });
+  });
+
+  it("with KEFU_STORE bound, the shipped app keeps conversations in the Durable Objects by default", async () => {
+    const wechat = createEmulator({ appId: APP_ID, appSecret: SECRET });
+    const handled: string[] = [];
+    const app = testApp({ fetch: wechat.fetch, onMessage: (m) => void handled.push(String(m.Content)) }) as KefuApp;
+    const env = testEnv({ WECHAT_AES_KEY: AES_KEY, KEFU_STORE: workerEnv.KEFU_STORE });
+    const openId = `oDefaultConv${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`;
+    const user = `/api/users/${openId}`;
+    const built = await buildPush(SAFE, { ...textMessage("默认会话"), FromUserName: openId });
+    expect((await call(app, built.request(), undefined, env)).text).toBe("success");
+    const page = await call(app, `${user}/messages`, { headers: AUTH }, env);
+    expect(page.res.status).toBe(200);
+    expect(JSON.parse(page.text)).toMatchObject({ entries: [{ sender: "user", text: "默认会话" }] });
+    // A person takes over: the next message is kept, and the bot is not called.
+    const take = await call(app, `${user}/handoff`, {
+      ...json({ state: "human", agent: "alice" }),
+      method: "PUT",
+      headers: { ...AUTH, "content-type": "application/json" },
+    }, env);
+    expect(take.res.status).toBe(200);
+    const next = await buildPush(SAFE, { ...textMessage("人呢"), FromUserName: openId });
+    expect((await call(app, next.request(), undefined, env)).text).toBe("success");
+    expect(handled).toEqual(["默认会话"]);
+  });
+
+  it("a HISTORY_DAYS that is not a whole number from 1 to 3650 answers 503 naming it", async () => {
+    const app = testApp({}) as KefuApp;
+    for (const value of ["0", "3651", "9999", "7d", "1.5"]) {
+      const env = testEnv({ KEFU_STORE: workerEnv.KEFU_STORE, HISTORY_DAYS: value });
+      const res = await call(app, `${base}/messages`, { headers: AUTH }, env);
+      expect(res.res.status, value).toBe(503);
+      expect(errorOf(res), value).toMatchObject({ code: "config_invalid", variable: "HISTORY_DAYS" });
+    }
+    for (const value of ["1", "7", "3650"]) {
+      const env = testEnv({ KEFU_STORE: workerEnv.KEFU_STORE, HISTORY_DAYS: value });
+      const res = await call(app, "/api/users/o-never-seen-user-0000000000/messages", { headers: AUTH }, env);
+      expect(res.res.status, value).toBe(404);
+    }
   });
 });
