@@ -5,6 +5,7 @@
 // the Deno suite (test/deno).
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
+import { readdirSync } from "node:fs";
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -45,6 +46,14 @@ afterAll(async () => {
 test("the tarball holds the build, the sources Bun and JSR use, and nothing else", () => {
   for (const needed of ["dist/mod.js", "dist/mod.d.ts", "dist/src/testing/mod.js", "dist/worker/mod.js", "mod.ts"]) {
     assert.ok(files.includes(needed), `${needed} is packed`);
+  }
+  // Bun imports the worker's .ts sources: each route folder's too (worker/dead_letters/mod.ts...).
+  const folders = readdirSync(join(repo, "worker"), { withFileTypes: true }).filter((e) => e.isDirectory());
+  assert.ok(folders.length > 0, "the worker has route folders");
+  for (const folder of folders) {
+    for (const name of readdirSync(join(repo, "worker", folder.name)).filter((n) => n.endsWith(".ts"))) {
+      assert.ok(files.includes(`worker/${folder.name}/${name}`), `worker/${folder.name}/${name} is packed`);
+    }
   }
   const stray = files.filter((f) =>
     /^(test|examples|dev|tools|scripts|\.ci)\/|\.test\.ts$|_test\.ts$|vitest|wrangler\.toml|tsconfig/.test(f)
