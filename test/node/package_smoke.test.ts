@@ -36,7 +36,9 @@ beforeAll(async () => {
   await run("npm", ["install", join(dir, packed!.filename), "--no-audit", "--no-fund", "--prefer-offline"], {
     cwd: app,
   });
-  for (const name of ["node.mjs", "bun.ts"]) await copyFile(join(repo, "examples", name), join(app, name));
+  for (const name of ["node.mjs", "bun.ts", "conversation-bot.mjs"]) {
+    await copyFile(join(repo, "examples", name), join(app, name));
+  }
 }, 180_000);
 
 afterAll(async () => {
@@ -64,6 +66,16 @@ test("the tarball holds the build, the sources Bun and JSR use, and nothing else
 test("plain node imports kefu-edge and kefu-edge/testing from the tarball and sends a message", async () => {
   const { stdout } = await run(process.execPath, ["node.mjs"], { cwd: app });
   assert.deepEqual(JSON.parse(stdout), [{ content: "Hi from node 👋" }]);
+});
+
+test("docs/conversations.md's example runs as shown from the installed package and prints what the page says", async () => {
+  const page = await readFile(join(repo, "docs", "conversations.md"), "utf8");
+  const source = await readFile(join(repo, "examples", "conversation-bot.mjs"), "utf8");
+  assert.ok(page.includes(source.trim()), "docs/conversations.md contains examples/conversation-bot.mjs");
+  const printed = page.slice(page.indexOf("It prints:")).match(/```text\n([\s\S]*?)```/)?.[1];
+  assert.ok(printed !== undefined, "the page shows the output");
+  const { stdout } = await run(process.execPath, ["conversation-bot.mjs"], { cwd: app });
+  assert.equal(stdout, printed);
 });
 
 test("node serves the app from the installed package: dist/worker/node.js, and serveNode from kefu-edge/worker/node", async () => {
