@@ -672,7 +672,9 @@ export class OutOfWindowError extends WeChatError {
 
 /**
  * A bot's message was refused before any network call: a person has taken the conversation
- * over (`human`), or one was asked for (`waiting`), so nothing the bot sends reaches the user.
+ * over (`human`), or one was asked for (`waiting`), so nothing the bot sends reaches the user;
+ * or the conversation was deleted while the bot worked (`deleted`: the user revoked their
+ * authorization, or it was purged), so the bot does not write to them again.
  *
  * @example
  * ```ts
@@ -685,7 +687,7 @@ export class HandedOffError extends WeChatError {
   /** The user. */
   readonly openId: string;
   /** Who answers the conversation now. */
-  readonly state: "human" | "waiting" | "closed" | "bot";
+  readonly state: "human" | "waiting" | "closed" | "bot" | "deleted";
 
   /**
    * Creates the error.
@@ -694,7 +696,11 @@ export class HandedOffError extends WeChatError {
    * @param state the conversation's handoff state
    */
   constructor(openId: string, state: HandedOffError["state"]) {
-    super(`Cannot send the bot's message: a person answers this conversation (${state})`);
+    super(
+      state === "deleted"
+        ? "Cannot send the bot's message: the user's conversation was deleted"
+        : `Cannot send the bot's message: a person answers this conversation (${state})`,
+    );
     this.openId = openId;
     this.state = state;
   }

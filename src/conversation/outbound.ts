@@ -57,6 +57,7 @@ export class OutboundRecorder {
       return false;
     }
     if (reservation.decision === "state") throw new HandedOffError(openId, reservation.handoff.state);
+    if (reservation.decision === "deleted") throw new HandedOffError(openId, "deleted");
     if (reservation.decision === "closed" && checkWindow) throw new OutOfWindowError(openId, reservation.window);
     return reservation.decision === "ok" && reservation.window !== undefined;
   }

@@ -159,9 +159,10 @@ export interface OutboundInput {
 export interface Reservation {
   /**
    * `ok`: go ahead (a window message is held for it when the window is known); `closed`: the
-   * window is known closed or spent; `state`: the conversation is not in a state that allows it.
+   * window is known closed or spent; `state`: the conversation is not in a state that allows it;
+   * `deleted`: a send allowed only in some states (a bot's) found no conversation (deleted since).
    */
-  decision: "ok" | "closed" | "state";
+  decision: "ok" | "closed" | "state" | "deleted";
   /** The send window (after the reservation). */
   window: SendWindow | undefined;
   /** Who answers the conversation. */

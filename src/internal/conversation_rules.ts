@@ -207,6 +207,10 @@ export function applyReserve(
   settleIdle(next, now, settings, append);
   const window = liveWindow(next.window, now);
   const changed = head !== undefined && append.length > 0;
+  // A bot answers a conversation; none means it was deleted (the user revoked) since.
+  if (onlyIn !== undefined && head === undefined) {
+    return { head: next, append, result: { decision: "deleted", window: undefined, handoff: next.handoff }, changed };
+  }
   if (onlyIn !== undefined && !onlyIn.includes(next.handoff.state)) {
     return { head: next, append, result: { decision: "state", window, handoff: next.handoff }, changed };
   }
@@ -235,6 +239,8 @@ export function applyOutbound(
   const append: ConversationEntry[] = [];
   settleIdle(next, now, settings, append);
   const added = entry(next, input.entry, now);
+  // The bot never starts a conversation: one deleted while its handler ran stays deleted.
+  if (head === undefined && input.entry.sender === "bot") return { head: next, append, result: added, changed: false };
   append.push(added);
   const window = liveWindow(next.window, now);
   const outcome = input.entry.outcome;

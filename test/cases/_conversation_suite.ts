@@ -247,6 +247,29 @@ export const conversationCases: ConversationCase[] = [
     assert.deepEqual([retry.outcome, retry.current], ["taken", "done:success"], "exactly once survives");
     assert.equal(await store.history(ref, { limit: 10 }), null, "nothing of the user came back");
   }],
+  ["purge: a bot still answering a deleted user is refused, and its late record brings nothing back", async (make) => {
+    const { store } = await make();
+    const ref = freshRef();
+    await store.accept(ref, userText("m1", "my phone is 139..."));
+    const held = await store.reserve(ref, { onlyIn: ["bot"] }); // the bot starts its reply
+    assert.equal(held.decision, "ok");
+    await store.purge(ref); // the user revokes meanwhile
+    await store.recordOutbound(ref, {
+      entry: { sender: "bot", type: "message", msgType: "text", text: "noted: 139...", outcome: "ok" },
+      spend: true,
+      reserved: true,
+    });
+    assert.equal(await store.history(ref, { limit: 10 }), null, "the bot's late record starts no conversation");
+    assert.equal((await store.reserve(ref, { onlyIn: ["bot"] })).decision, "deleted", "the bot's next send");
+    assert.equal(await store.history(ref, { limit: 10 }), null, "a refused reserve keeps nothing either");
+    // Your service (or an agent) may still write to the user: that starts a conversation again.
+    await store.recordOutbound(ref, {
+      entry: { sender: "api", type: "subscribe", msgType: "TPL", outcome: "ok" },
+      spend: false,
+      reserved: false,
+    });
+    assert.deepEqual((await store.history(ref, { limit: 10 }))?.entries.map((e) => e.sender), ["api"]);
+  }],
   ["retention: history older than historyDays is deleted by the store itself", async (make) => {
     // 0.5 s of retention, as a fraction of a day.
     const { store, advance } = await make({ historyDays: 0.5 / 86_400 });

@@ -208,3 +208,75 @@ test("conversations: the handler's context carries the conversation: chat turns,
     ["handoff", "waiting"],
   ]);
 });
+
+/** A conversation store whose every operation fails (`"fail"`) or never settles (`"hang"`) while `broken.mode` says so. */
+function breakable(store: ConversationStore) {
+  const broken = { mode: "ok" as "ok" | "fail" | "hang", calls: 0 };
+  const proxy = new Proxy(store, {
+    get(target, name, receiver) {
+      const value = Reflect.get(target, name, receiver);
+      if (typeof value !== "function") return value;
+      return (...args: unknown[]) => {
+        if (broken.mode === "ok") return value.apply(target, args);
+        broken.calls++;
+        if (broken.mode === "hang") return new Promise(() => {});
+        return Promise.reject(new Error("conversation store unreachable"));
+      };
+    },
+  });
+  return { store: proxy, broken };
+}
+
+for (const mode of ["fail", "hang"] as const) {
+  test(`conversations: a store that ${mode === "fail" ? "fails" : "hangs"} loses no message, and the next push of the user is handled as usual`, async () => {
+    const memory = new MemoryConversationStore();
+    const { store, broken } = breakable(memory);
+    const wechat = createEmulator({ appId: APP_ID, appSecret: SECRET, push: PUSH });
+    const logged: string[] = [];
+    const mp = new MiniProgram({
+      appId: APP_ID,
+      appSecret: SECRET,
+      fetch: wechat.fetch,
+      push: { ...PUSH, storeTimeoutMs: 50, deliveryBudgetMs: 1000 },
+      conversations: store,
+      logger: { warn: (line) => void logged.push(line) },
+    });
+    const handled: string[] = [];
+    const handler = (request: Request) =>
+      mp.push.handle(request, (message) => void handled.push(String(message.Content)));
+    broken.mode = mode;
+    const outcome = await (await wechat.user(OPENID).says("店铺几点关门？")).deliver(handler);
+    assert.equal(outcome.responseText, "success", "answered, so WeChat stops retrying");
+    assert.deepEqual(handled, ["店铺几点关门？"], "handled at least once rather than never");
+    assert.ok(broken.calls > 0, "the store was asked");
+    const failures = logged.filter((line) => line.includes("kefu-edge.store_failed"));
+    assert.equal(failures.length, 1, "one log line for the delivery");
+    assert.ok(!failures[0]!.includes("店铺"), "the log carries no content");
+
+    broken.mode = "ok";
+    await (await wechat.user(OPENID).says("谢谢")).deliver(handler);
+    assert.deepEqual(handled, ["店铺几点关门？", "谢谢"]);
+    const ref = { appId: APP_ID, openId: OPENID };
+    assert.deepEqual((await memory.history(ref, { limit: 10 }))!.entries.map((e) => e.text), ["谢谢"]);
+  });
+}
+
+test("conversations: a user deleted while the bot's handler runs gets no conversation back from the bot's late reply", async () => {
+  const { wechat, mp, conversations, ref } = setup();
+  let release!: () => void;
+  const thinking = new Promise<void>((resolve) => (release = resolve));
+  let replied: unknown;
+  const delivering = (await wechat.user(OPENID).says("我的手机号是 139…")).deliver((request) =>
+    mp.push.handle(request, async (_message, { conversation }) => {
+      await thinking; // the model is slow; meanwhile the user revokes
+      replied = await conversation!.reply("好的，已记录").catch((err: unknown) => err);
+    })
+  );
+  await new Promise((r) => setTimeout(r, 20));
+  await conversations.store.purge(ref);
+  release();
+  assert.equal((await delivering).ok, true);
+  assert.ok(replied instanceof Error, `the bot's reply is refused: ${String(replied)}`);
+  assert.equal(wechat.inbox(OPENID).length, 0, "nothing reached the user");
+  assert.equal(await conversations.store.history(ref, { limit: 10 }), null, "nothing of the user is kept");
+});
