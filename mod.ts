@@ -71,6 +71,7 @@ export {
   type MemoryConversationOptions,
   MemoryConversationStore,
   type OutboundInput,
+  purgedUser,
   type Reservation,
   type Sender,
 } from "./src/conversation/mod.ts";

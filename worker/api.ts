@@ -139,6 +139,8 @@ export function apiRoutes(settings: ApiSettings): Hono<AppEnv> {
     conversationRoutes({
       conversations: (env) => settings.conversations?.(env),
       appId: (env) => mp(env).appId,
+      // The user's dead letters hold their messages too.
+      purgeAlso: async (env, openId) => void await settings.deadLetters.store(env).purgeUser(openId),
     }),
   );
 

@@ -14,6 +14,7 @@ import {
   DurableObjectStore,
   type KeyValueStore,
   MemoryStore,
+  purgedUser,
   type PushOptions,
   type RetryOptions,
 } from "../mod.ts";
@@ -150,10 +151,11 @@ export function createApp(options: AppOptions = {}): KefuApp {
   const push: PushRuntime = {
     // Your onMessage replaces the env-configured behaviour (forward, welcome, transfer) whole.
     handlers: (env) => {
-      if (options.onMessage !== undefined) return { onMessage: options.onMessage, onReply: options.onReply };
+      const purging = (onMessage: AppPushHandler) => purgingDeadLetters(onMessage, () => deadLetters(env), logger);
+      if (options.onMessage !== undefined) return { onMessage: purging(options.onMessage), onReply: options.onReply };
       const settings = defaultHandlerSettings(env);
       return {
-        onMessage: defaultPushHandler(settings, { fetch: fetchFn, now, logger }),
+        onMessage: purging(defaultPushHandler(settings, { fetch: fetchFn, now, logger })),
         onReply: options.onReply ?? defaultReplyDecider(settings),
       };
     },
@@ -219,7 +221,26 @@ function defaultConversations(): (env: Env) => ConversationStore | undefined {
     let byDays = objects.get(namespace);
     if (byDays === undefined) objects.set(namespace, byDays = new Map());
     let found = byDays.get(historyDays);
-    if (found === undefined) byDays.set(historyDays, found = new DurableObjectConversationStore(namespace, { historyDays }));
+    if (found === undefined) {
+      byDays.set(historyDays, found = new DurableObjectConversationStore(namespace, { historyDays }));
+    }
     return found;
+  };
+}
+
+// WeChat's deletion events delete the user's dead letters (their messages) before the handler
+// runs; a failure fails the run, so WeChat's retry (or the queue's) deletes again.
+function purgingDeadLetters(
+  onMessage: AppPushHandler,
+  letters: () => DeadLetterStore,
+  logger: AppLogger,
+): AppPushHandler {
+  return async (message, context) => {
+    const openId = purgedUser(message);
+    if (openId !== undefined) {
+      const deleted = await letters().purgeUser(openId);
+      if (deleted > 0) logger.warn(JSON.stringify({ event: "kefu-edge.dead_letters_purged", count: deleted }));
+    }
+    return await onMessage(message, context);
   };
 }

@@ -120,7 +120,9 @@ export const envSchema: z.ZodMiniObject<{ [K in EnvVar]: z.ZodMiniType }> = z.ob
   FORWARD_TIMEOUT_MS: milliseconds(1000, 600_000),
   CHECK_WINDOW: flag,
   HISTORY_DAYS: z.pipe(
-    z.string().check(z.regex(/^(?:[1-9]\d{0,2}|[12]\d{3}|3[0-5]\d\d|3650)$/, "must be a whole number of days from 1 to 3650")),
+    z.string().check(
+      z.regex(/^(?:[1-9]\d{0,2}|[12]\d{3}|3[0-5]\d\d|3650)$/, "must be a whole number of days from 1 to 3650"),
+    ),
     z.transform(Number),
   ),
   DEAD_LETTER_DAYS: z.pipe(

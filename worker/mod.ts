@@ -50,6 +50,7 @@ export {
   deadLetterRoutes,
   type DeadLetterRouteSettings,
   type DeadLetterStore,
+  deadLetterUser,
   DEFAULT_DEAD_LETTER_DAYS,
   denoKvDeadLetters,
   type DenoKvListLike,

@@ -33,6 +33,15 @@ export const DELETION_EVENTS: ReadonlySet<string> = new Set([
  *
  * @param message a verified push
  * @returns the OpenID to purge
+ * @example Delete what your own systems keep of the user, in your push handler
+ * ```ts
+ * import { purgedUser } from "@kefu/edge";
+ * const message = {
+ *   ToUserName: "gh_platform", FromUserName: "oPlatformAccount", CreateTime: 1700000000,
+ *   MsgType: "event", Event: "user_authorization_revoke", OpenID: "o9AgO5Kd5ggOC-bXrbNODIiE3bGY", RevokeInfo: "301",
+ * } as const;
+ * console.log(purgedUser(message)); // "o9AgO5Kd5ggOC-bXrbNODIiE3bGY"
+ * ```
  */
 export function purgedUser(message: PushMessage): string | undefined {
   if (message.MsgType !== "event" || !DELETION_EVENTS.has(String(message.Event))) return undefined;

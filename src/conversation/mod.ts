@@ -8,3 +8,4 @@ export * from "./types.ts";
 export { type MemoryConversationOptions, MemoryConversationStore } from "./memory.ts";
 export { type ConversationSettings, DEFAULT_CONVERSATION_SETTINGS } from "../internal/conversation_rules.ts";
 export { type ChatTurn, chatTurns, type ConversationContext } from "./context.ts";
+export { purgedUser } from "./claims.ts";

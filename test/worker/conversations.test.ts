@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { env as workerEnv } from "cloudflare:workers";
 import { MemoryConversationStore } from "../../mod.ts";
 import { buildPush, createEmulator } from "../../src/testing/mod.ts";
-import type { KefuApp } from "../../worker/mod.ts";
+import { deadLetterOf, type KefuApp, kvDeadLetters, type KvListNamespace } from "../../worker/mod.ts";
 import {
   AES_KEY,
   APP_ID,
@@ -183,5 +183,36 @@ describe("conversations over /api", () => {
       const res = await call(app, "/api/users/o-never-seen-user-0000000000/messages", { headers: AUTH }, env);
       expect(res.res.status, value).toBe(404);
     }
+  });
+
+  it("a user's dead letters go with the user: on WeChat's deletion event, and on DELETE", async () => {
+    const letters = kvDeadLetters(workerEnv.WECHAT_KV as unknown as KvListNamespace);
+    const users = ["oDeadLetterRevoked000000001", "oDeadLetterDeleted000000002", "oDeadLetterKept00000000003"];
+    const ids = users.map(() => crypto.randomUUID().replaceAll("-", ""));
+    for (const [i, openId] of users.entries()) {
+      const job = {
+        v: 2,
+        deliveryId: ids[i],
+        message: { MsgType: "text", FromUserName: openId, Content: "手机号 138…" },
+      };
+      await letters.put(deadLetterOf(job, "m", { days: 7, now: Date.now }));
+    }
+    const { app, env } = setup();
+    const revoke = await buildPush(SAFE, {
+      ToUserName: "gh_platform",
+      FromUserName: "oPlatformPushAccount000000000",
+      CreateTime: Math.floor(Date.now() / 1000),
+      MsgType: "event",
+      Event: "user_authorization_revoke",
+      OpenID: users[0]!,
+      AppID: APP_ID,
+      RevokeInfo: "301",
+    });
+    expect((await call(app, revoke.request(), undefined, env)).text).toBe("success");
+    expect(await letters.get(ids[0]!)).toBeNull();
+    const deleted = await call(app, `/api/users/${users[1]}`, { method: "DELETE", headers: AUTH }, env);
+    expect(deleted.res.status).toBe(204);
+    expect(await letters.get(ids[1]!)).toBeNull();
+    expect((await letters.get(ids[2]!))?.id, "another user's letter stays").toBe(ids[2]);
   });
 });

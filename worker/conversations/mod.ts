@@ -7,7 +7,8 @@
  * - `GET /api/users/:openId/handoff` and `PUT /api/users/:openId/handoff`
  *   `{ "state": "bot" | "waiting" | "human" | "closed", "agent"?, "reason"? }`: a second agent
  *   taking over what another holds gets 409 `handoff_conflict`;
- * - `DELETE /api/users/:openId`: purges the user's conversation (204, idempotent).
+ * - `DELETE /api/users/:openId`: purges the user's conversation, and what `purgeAlso` deletes
+ *   (204, idempotent).
  *
  * Unknown users get 404 `not_found`; without a conversation store, 503 naming what to bind.
  *
@@ -29,6 +30,8 @@ export interface ConversationRouteSettings {
   conversations(env: Env): ConversationStore | undefined;
   /** The env's AppID. */
   appId(env: Env): string;
+  /** What else `DELETE /api/users/:openId` deletes of the user (the app: their dead letters). */
+  purgeAlso?: ((env: Env, openId: string) => Promise<void>) | undefined;
 }
 
 /** The query of a history page. */
@@ -159,6 +162,7 @@ export function conversationRoutes(settings: ConversationRouteSettings): Hono<Ap
   routes.delete("/:openId", params, async (c) => {
     const { store, ref } = open(c.env, c.req.valid("param").openId);
     await store.purge(ref);
+    await settings.purgeAlso?.(c.env ?? {}, ref.openId);
     return c.body(null, 204);
   });
 

@@ -14,6 +14,9 @@ import { Hono } from "hono/tiny";
 import { zValidator } from "@hono/zod-validator";
 // Private helper (a documented exception, see src/internal/README.md): the package's one zod.
 import * as z from "../../src/internal/zod.ts";
+// Private helper (a documented exception, see src/internal/README.md): the letter's user tag is
+// a synchronous hash, so deadLetterOf stays synchronous on every runtime.
+import { sha1Hex } from "../../src/internal/sha1.ts";
 import type { PushJob } from "../../mod.ts";
 import type { AppEnv } from "../types.ts";
 import type { Env } from "../env.ts";
@@ -32,6 +35,11 @@ export interface DeadLetter {
   attempts?: number | undefined;
   /** When the letter was kept, ms. */
   deadAt: number;
+  /**
+   * A hash of the user's OpenID (the message's `FromUserName`), so a user's letters can be
+   * deleted with the user without listing their content; absent when the job had no user.
+   */
+  user?: string | undefined;
   /** When it will be deleted, ms. */
   expiresAt: number;
   /** The job as the queue carried it (the verified message included). */
@@ -56,6 +64,23 @@ export interface DeadLetterStore {
   list(options: { cursor?: string | undefined; limit: number }): Promise<DeadLetterPage>;
   /** Removes a letter (after a replay). */
   delete(id: string): Promise<void>;
+  /** Removes every letter of a user (WeChat's deletion events, `DELETE /api/users/:openId`); resolves how many. */
+  purgeUser(openId: string): Promise<number>;
+}
+
+/**
+ * The tag dead letters keep of a user: a hash of the OpenID, not the OpenID.
+ *
+ * @param openId the user
+ * @returns the tag
+ * @example
+ * ```ts
+ * import { deadLetterUser } from "@kefu/edge/worker";
+ * console.log(deadLetterUser("o9AgO5Kd5ggOC-bXrbNODIiE3bGY").length); // 40
+ * ```
+ */
+export function deadLetterUser(openId: string): string {
+  return sha1Hex(`kefu-edge:dead-letter-user:${openId}`);
 }
 
 /** Default for `DEAD_LETTER_DAYS`. */
@@ -114,6 +139,25 @@ export function kvDeadLetters(kv: KvListNamespace): DeadLetterStore {
     },
     async delete(id) {
       await kv.delete(DEAD_LETTER_PREFIX + id);
+    },
+    async purgeUser(openId) {
+      // The user tag is in each key's metadata: one list call per 1,000 letters, a delete per match.
+      const user = deadLetterUser(openId);
+      let deleted = 0;
+      let cursor: string | null = null;
+      do {
+        const page: Awaited<ReturnType<KvListNamespace["list"]>> = await kv.list({
+          prefix: DEAD_LETTER_PREFIX,
+          cursor,
+        });
+        for (const key of page.keys) {
+          if ((key.metadata as Partial<DeadLetter> | undefined)?.user !== user) continue;
+          await kv.delete(key.name);
+          deleted++;
+        }
+        cursor = page.list_complete ? null : page.cursor ?? null;
+      } while (cursor !== null);
+      return deleted;
     },
   };
 }
@@ -175,6 +219,16 @@ export function denoKvDeadLetters(kv: DenoKvListLike, now: () => number = Date.n
     async delete(id) {
       await kv.delete([...PREFIX, id]);
     },
+    async purgeUser(openId) {
+      const user = deadLetterUser(openId);
+      let deleted = 0;
+      for await (const entry of kv.list({ prefix: PREFIX })) {
+        if ((entry.value as Partial<DeadLetter> | null)?.user !== user) continue;
+        await kv.delete(entry.key as readonly string[]);
+        deleted++;
+      }
+      return deleted;
+    },
   };
 }
 
@@ -207,6 +261,12 @@ export function memoryDeadLetters(now: () => number = Date.now): DeadLetterStore
       return Promise.resolve({ letters: page.map(summary), cursor: more ? last.id : null });
     },
     delete: (id) => Promise.resolve(void kept.delete(id)),
+    purgeUser(openId) {
+      const user = deadLetterUser(openId);
+      const theirs = [...kept.values()].filter((letter) => letter.user === user);
+      for (const letter of theirs) kept.delete(letter.id);
+      return Promise.resolve(theirs.length);
+    },
   };
 }
 
@@ -238,12 +298,16 @@ export function deadLetterOf(
     ? body.deliveryId
     : fallbackId;
   const deadAt = options.now();
+  const openId = typeof message.FromUserName === "string" && message.FromUserName !== ""
+    ? message.FromUserName
+    : undefined;
   return {
     id,
     msgType: typeof message.MsgType === "string" ? message.MsgType : undefined,
     event: typeof message.Event === "string" ? message.Event : undefined,
     attempts: options.attempts,
     deadAt,
+    user: openId === undefined ? undefined : deadLetterUser(openId),
     expiresAt: deadAt + options.days * 24 * 3600 * 1000,
     job,
   };
