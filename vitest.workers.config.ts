@@ -23,11 +23,13 @@ export default defineConfig({
           include: ["test/worker/**/*.test.ts"],
           exclude: ["test/worker/core_cases.test.ts"],
           setupFiles: ["test/worker/_setup.ts"],
+          // Projects do not inherit the root's options: a loaded machine needs the long timeout here.
+          testTimeout: 30_000,
         },
       },
       {
         plugins: [cloudflareTest({ miniflare: { compatibilityDate, compatibilityFlags: ["nodejs_compat"] } })],
-        test: { name: "cases", include: ["test/worker/core_cases.test.ts"] },
+        test: { name: "cases", include: ["test/worker/core_cases.test.ts"], testTimeout: 30_000 },
       },
     ],
   },
