@@ -103,12 +103,14 @@ export function senderOf(header: string | undefined | null): "api" | `agent:${st
  * ```ts
  * import { Hono } from "hono/tiny";
  * import { MemoryConversationStore } from "@kefu/edge";
- * import { conversationRoutes } from "@kefu/edge/worker";
+ * import { conversationRoutes, HttpError } from "@kefu/edge/worker";
  * const conversations = new MemoryConversationStore();
  * const routes = conversationRoutes({ conversations: () => conversations, appId: () => "wx1" });
- * const app = new Hono().route("/api/users", routes);
+ * // Its errors are HttpErrors: answer them as JSON (createApp does).
+ * const app = new Hono().route("/api/users", routes)
+ *   .onError((err) => err instanceof HttpError ? err.toResponse() : Response.json({}, { status: 500 }));
  * const res = await app.request("/api/users/o9AgO5Kd5ggOC-bXrbNODIiE3bGY/messages");
- * console.log(res.status); // 404
+ * console.log(res.status, (await res.json()).error.code); // 404 "not_found"
  * ```
  */
 export function conversationRoutes(settings: ConversationRouteSettings): Hono<AppEnv> {
