@@ -14,13 +14,27 @@ export function outcomeOf(err: unknown): number | "unknown" {
   return err instanceof WeChatApiError ? err.errcode : "unknown";
 }
 
-/** Holds, checks and records the SDK's sends in the users' conversations. */
+/**
+ * Holds, checks and records the SDK's sends in the users' conversations. `MiniProgram` builds
+ * one from its `conversations` option; build one yourself only to construct a
+ * `CustomerServiceMessage` or `SubscribeMessage` without a `MiniProgram`.
+ *
+ * @example
+ * ```ts
+ * import { MemoryConversationStore, OutboundRecorder } from "@kefu/edge";
+ * const conversations = new MemoryConversationStore();
+ * const recorder = new OutboundRecorder(conversations, "wx123", console);
+ * console.log(recorder.ref("o9AgO5Kd5ggOC-bXrbNODIiE3bGY")); // { appId: "wx123", openId: "o9AgO5Kd5ggOC-bXrbNODIiE3bGY" }
+ * ```
+ */
 export class OutboundRecorder {
   readonly #store: ConversationStore;
   readonly #appId: string;
   readonly #logger: Logger;
 
   /**
+   * Records into `store`, for the mini program `appId`.
+   *
    * @param store the conversations
    * @param appId the mini program
    * @param logger receives a store that fails (the send still goes out)
