@@ -57,11 +57,15 @@ import type { AppLogger } from "./types.ts";
 
 /** A user's media to copy: the history entry that carries it. */
 export interface UserMediaTask {
+  /** A user's media. */
   kind: "user";
+  /** The mini program. */
   appId: string;
+  /** The user. */
   openId: string;
   /** The history entry. */
   seq: number;
+  /** The entry's media_id. */
   mediaId: string;
   /** When the push was accepted, ms: WeChat forgets the media 3 days later. */
   receivedAt: number;
@@ -69,11 +73,15 @@ export interface UserMediaTask {
 
 /** A file the service uploaded, to keep under its media_id. */
 export interface UploadTask {
+  /** An upload. */
   kind: "upload";
+  /** The mini program. */
   appId: string;
+  /** The media_id WeChat gave it. */
   mediaId: string;
   /** When WeChat took it, ms. */
   createdAt: number;
+  /** The file as uploaded. */
   file: File;
 }
 
@@ -82,15 +90,14 @@ export type MediaTask = UserMediaTask | UploadTask;
 
 /** A user's media copy as the queue carries it (`KEFU_QUEUE`, beside the push jobs). */
 export interface MediaJob extends Omit<UserMediaTask, "kind"> {
+  /** Tells it from a push job. */
   kind: typeof MEDIA_JOB_KIND;
+  /** The format's version. */
   v: 1;
 }
 
 /** The `kind` of a {@link MediaJob}. */
 export const MEDIA_JOB_KIND = "kefu-edge.media-copy";
-
-/** Deliveries of a media job before its copy is given up (about 5 hours of backoff). */
-export const MEDIA_COPY_MAX_ATTEMPTS = 20;
 
 /** How long an accepted push's copy waits for the push to be answered before it may go anyway. */
 const HOLD_MS = 60_000;
@@ -111,6 +118,7 @@ export interface MediaCopySettings {
   maxBytes: number;
   /** Clock, ms. */
   now: () => number;
+  /** Receives failed copies (no content, no media_id, no openid). */
   logger: AppLogger;
 }
 
@@ -150,7 +158,27 @@ class Waiting {
 /**
  * The app's media copies: wraps each env's conversations to note accepted media and purge
  * copies, runs the copies after answers and in the queue's consumer, keeps uploads, and finds
- * copies for `GET /api/media/:mediaId`.
+ * copies for `GET /api/media/:mediaId`. `createApp` makes one; it does nothing for an env
+ * without a bucket.
+ *
+ * @example Without a bucket, the conversations are the env's own and there is no copy to find
+ * ```ts
+ * import { MemoryConversationStore } from "@kefu/edge";
+ * import { MediaCopies } from "./media_copies.ts";
+ * const copies = new MediaCopies({
+ *   bucket: (env) => env.KEFU_MEDIA,
+ *   miniProgram: () => {
+ *     throw new Error("not needed without a bucket");
+ *   },
+ *   conversations: () => undefined,
+ *   queue: () => undefined,
+ *   maxBytes: 10 * 1024 * 1024,
+ *   now: Date.now,
+ *   logger: console,
+ * });
+ * const store = new MemoryConversationStore();
+ * console.log(copies.conversations(store, {}) === store, await copies.find({}, "wx1", "MEDIA_ID")); // true undefined
+ * ```
  */
 export class MediaCopies {
   readonly #settings: MediaCopySettings;
@@ -259,13 +287,17 @@ export class MediaCopies {
   /**
    * The queue consumer's part: makes the copy a {@link MediaJob} asks for, acknowledges it when
    * done or hopeless (WeChat forgot the media, it is too large), retries it with backoff
-   * otherwise, up to {@link MEDIA_COPY_MAX_ATTEMPTS} deliveries.
+   * otherwise, as long as the queue retries push jobs.
    *
    * @param message the queue message
    * @param env the bindings
-   * @param retryDelaySeconds the backoff for a number of attempts
+   * @param retries the backoff for a number of attempts, and the deliveries the queue makes
    */
-  async consume(message: QueueMessageLike, env: Env, retryDelaySeconds: (attempts: number) => number): Promise<void> {
+  async consume(
+    message: QueueMessageLike,
+    env: Env,
+    retries: { delaySeconds(attempts: number): number; maxAttempts: number },
+  ): Promise<void> {
     const task = taskOfJob(message.body);
     const bucket = this.#settings.bucket(env);
     if (task === undefined || bucket === undefined) {
@@ -276,8 +308,8 @@ export class MediaCopies {
       message.ack();
       return;
     }
-    const outcome = await this.#attempt(env, bucket, task, message.attempts, MEDIA_COPY_MAX_ATTEMPTS);
-    if (outcome === "retry") message.retry({ delaySeconds: retryDelaySeconds(message.attempts) });
+    const outcome = await this.#attempt(env, bucket, task, message.attempts, retries.maxAttempts);
+    if (outcome === "retry") message.retry({ delaySeconds: retries.delaySeconds(message.attempts) });
     else message.ack();
   }
 
@@ -522,6 +554,23 @@ async function putCopy(
  * @param bucket the bucket
  * @param appId the mini program
  * @param openId the user
+ * @example
+ * ```ts
+ * import { purgeCopies } from "./media_copies.ts";
+ * const keys = new Set(["media/wx1/o1/M1", "ids/wx1/M1", "media/wx1/o2/M2", "ids/wx1/M2"]);
+ * const bucket = {
+ *   list: async ({ prefix = "" } = {}) => ({
+ *     objects: [...keys].filter((key) => key.startsWith(prefix)).map((key) => ({ key, size: 0, uploaded: new Date() })),
+ *     truncated: false,
+ *   }),
+ *   delete: async (deleted: string | string[]) => [deleted].flat().forEach((key) => keys.delete(key)),
+ *   head: async () => null,
+ *   get: async () => null,
+ *   put: async () => undefined,
+ * };
+ * await purgeCopies(bucket, "wx1", "o1");
+ * console.log([...keys]); // ["media/wx1/o2/M2", "ids/wx1/M2"]
+ * ```
  */
 export async function purgeCopies(bucket: MediaBucketLike, appId: string, openId: string): Promise<void> {
   const prefix = userMediaPrefix(appId, openId);

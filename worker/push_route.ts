@@ -170,7 +170,8 @@ async function consumeMediaJob(message: QueueMessageLike, env: Env, runtime: Pus
     message.ack();
     return;
   }
-  await runtime.media.consume(message, env, retryDelaySeconds);
+  // Retried like a push job (about 31 hours), until WeChat forgets the media (3 days).
+  await runtime.media.consume(message, env, { delaySeconds: retryDelaySeconds, maxAttempts: QUEUE_MAX_RETRIES + 1 });
 }
 
 async function consumeOne(message: QueueMessageLike, env: Env, runtime: PushRuntime): Promise<void> {
