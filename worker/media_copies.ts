@@ -42,6 +42,7 @@ import { describeError } from "./errors.ts";
 import { capFilename, servedType } from "./media.ts";
 import {
   deleteCopies,
+  isKeyPart,
   type MediaBody,
   type MediaBucketLike,
   mediaIndexKey,
@@ -101,6 +102,8 @@ export const MEDIA_JOB_KIND = "kefu-edge.media-copy";
 
 /** How long an accepted push's copy waits for the push to be answered before it may go anyway. */
 const HOLD_MS = 60_000;
+/** A push's claim while a delivery still holds it (a lease, an enqueuing mark): not answered yet. */
+const STILL_HELD = /^(?:lease|enqueuing):/;
 /** Copies waiting at once, at most (each upload holds its file in memory). */
 const MAX_WAITING = 200;
 
@@ -352,7 +355,8 @@ export class MediaCopies {
       accept: async (ref, input) => {
         const result = await store.accept(ref, input);
         const mediaId = input.entry.mediaId;
-        if (result.seq !== undefined && mediaId !== undefined && input.entry.sender === "user") {
+        const copyable = mediaId !== undefined && isKeyPart(mediaId) && isKeyPart(ref.openId) && isKeyPart(ref.appId);
+        if (result.seq !== undefined && copyable && input.entry.sender === "user") {
           const [oldest] = waiting.held;
           if (oldest !== undefined && waiting.held.size >= MAX_WAITING) {
             // Too many pushes unanswered at once: the oldest goes now rather than never.
@@ -366,12 +370,13 @@ export class MediaCopies {
         }
         return result;
       },
-      // The push is being answered once its claim is marked (done, queued) or released.
+      // The push is being answered once its claim is marked (done, queued) or released; a
+      // lease renewed while the handler runs (WeChat still waiting) settles nothing.
       replaceClaim: async (ref, key, expected, value, ttlSeconds) => {
         try {
           return await store.replaceClaim(ref, key, expected, value, ttlSeconds);
         } finally {
-          const found = waiting.held.get(held(ref, key));
+          const found = value !== null && STILL_HELD.test(value) ? undefined : waiting.held.get(held(ref, key));
           if (found !== undefined) {
             waiting.held.delete(held(ref, key));
             waiting.add(found.task, logger);
@@ -380,13 +385,14 @@ export class MediaCopies {
       },
       purge: async (ref) => {
         await store.purge(ref);
-        await purgeCopies(bucket, ref.appId, ref.openId);
+        // Copies are made only of users whose ids fit in a key: nobody else has any.
+        if (isKeyPart(ref.appId) && isKeyPart(ref.openId)) await purgeCopies(bucket, ref.appId, ref.openId);
       },
     };
     // Every other operation (and any the store adds) is the store's own, on the store.
     return new Proxy(store, {
       get(target, property) {
-        if (typeof property === "string" && property in overrides) {
+        if (typeof property === "string" && Object.hasOwn(overrides, property)) {
           return overrides[property as keyof ConversationStore];
         }
         const value = Reflect.get(target, property);
@@ -483,9 +489,7 @@ function taskOfJob(body: unknown): UserMediaTask | undefined {
   const job = body as Partial<MediaJob> | null;
   if (typeof job !== "object" || job === null || job.kind !== MEDIA_JOB_KIND || job.v !== 1) return undefined;
   const { appId, openId, seq, mediaId, receivedAt } = job;
-  const id = /^[A-Za-z0-9_-]{1,256}$/;
-  if (typeof appId !== "string" || !id.test(appId) || typeof openId !== "string" || !id.test(openId)) return undefined;
-  if (typeof mediaId !== "string" || !id.test(mediaId)) return undefined;
+  if (!isKeyPart(appId) || !isKeyPart(openId) || !isKeyPart(mediaId)) return undefined;
   if (!Number.isSafeInteger(seq) || seq! < 1 || typeof receivedAt !== "number" || !Number.isFinite(receivedAt)) {
     return undefined;
   }

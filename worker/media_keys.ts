@@ -63,6 +63,22 @@ export interface MediaBucketLike {
 }
 
 /**
+ * Whether a value may be one part of a key: an AppID, OpenID or media_id as WeChat issues them
+ * (letters, digits, `-` and `_`), so no part can reach into another user's prefix.
+ *
+ * @param value the value
+ * @returns whether it is 1–256 such characters
+ * @example
+ * ```ts
+ * import { isKeyPart } from "./media_keys.ts";
+ * console.log(isKeyPart("o9AgO5Kd5ggOC-bXrbNODIiE3bGY"), isKeyPart("o1/../o2")); // true false
+ * ```
+ */
+export function isKeyPart(value: unknown): value is string {
+  return typeof value === "string" && /^[A-Za-z0-9_-]{1,256}$/.test(value);
+}
+
+/**
  * The key of a copy of a user's media.
  *
  * @param appId the mini program

@@ -176,6 +176,39 @@ describe("a user's image is copied to R2 after WeChat was answered", () => {
     expect(s.handled).toEqual(["image"]);
   });
 
+  it("a push whose handler runs past a lease renewal is copied after its own answer, not another push's", async () => {
+    const events: string[] = [];
+    let release!: () => void;
+    const slow = new Promise<void>((resolve) => (release = resolve));
+    const s = setup({
+      fetch: (wechat) => (input, init) => {
+        if (pathOf(input) === "/cgi-bin/media/get") events.push("media/get");
+        return wechat(input, init);
+      },
+      app: {
+        onMessage: async (message) => {
+          if (message.MsgType === "image") await slow; // WeChat waits on this push
+        },
+      },
+    });
+    const image = await s.wechat.user(OPENID).sendsImage(JPEG, "image/jpeg");
+    const ctx = createExecutionContext();
+    const answered = image.deliver(async (request) => {
+      const res = await s.app.fetch(request, s.env, ctx);
+      events.push("image answered");
+      return res;
+    });
+    await sleep(2300); // the image's lease (5 s) is renewed at 2 s while its handler runs
+    // Another push of the isolate is answered and finishes its background work meanwhile.
+    await (await s.deliver(await s.wechat.user(OTHER).says("hi"))).settled();
+    expect(events).toEqual([]);
+    release();
+    expect((await answered).responseText).toBe("success");
+    await waitOnExecutionContext(ctx);
+    expect(events).toEqual(["image answered", "media/get"]);
+    expect((await history(s)).entries[0]?.mediaKey).toBe(userMediaKey(APP_ID, OPENID, String(image.message.MediaId)));
+  });
+
   it("GET /api/media/:mediaId serves the copy (type, length, name, private), also once WeChat forgot it", async () => {
     const s = setup();
     const push = await s.wechat.user(OPENID).sendsImage(JPEG, "image/jpeg");
