@@ -443,6 +443,7 @@ export class MediaCopies {
   }
 
   async #keepUpload(env: Env, bucket: MediaBucketLike, task: UploadTask): Promise<void> {
+    if (!isKeyPart(task.appId) || !isKeyPart(task.mediaId)) return; // not an id WeChat gives
     const key = uploadKey(task.appId, task.createdAt, task.mediaId);
     await bucket.put(key, task.file, {
       httpMetadata: { contentType: servedType(task.file.type) },
