@@ -17,7 +17,11 @@ export default defineConfig({
     testTimeout: 30_000,
     projects: [
       {
-        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" } })],
+        // KEFU_MEDIA is optional in wrangler.toml (commented out: deploying needs R2 on the
+        // account); the tests bind it, Miniflare's R2 runs locally.
+        plugins: [
+          cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { r2Buckets: ["KEFU_MEDIA"] } }),
+        ],
         test: {
           name: "worker",
           include: ["test/worker/**/*.test.ts"],

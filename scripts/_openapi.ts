@@ -87,6 +87,17 @@ const conversationEntrySchema = z.object({
   msgType: z.optional(z.string().check(z.describe("`text`, `image`, `miniprogrampage`, `link`, or the event"))),
   text: z.optional(z.string()),
   mediaId: z.optional(z.string().check(z.describe("An image's media_id (valid 3 days from `at`)"))),
+  mediaExpiresAt: z.optional(
+    z.number().check(z.describe("A user's media: when WeChat forgets `mediaId`, ms (3 days after it arrived)")),
+  ),
+  mediaKey: z.optional(
+    z.string().check(
+      z.describe(
+        "Where the worker keeps a copy of the media (an object of its `KEFU_MEDIA` R2 bucket), once copied: " +
+          "`GET /api/media/{mediaId}` serves it as long as the entry is kept",
+      ),
+    ),
+  ),
   title: z.optional(z.string()),
   pagePath: z.optional(z.string()),
   url: z.optional(z.string()),
@@ -588,7 +599,9 @@ export function buildOpenApiDocument(version: string): OpenApiDocument {
         post: {
           tags: ["API"],
           summary: "Upload temporary media",
-          description: "Streams the file to WeChat's temporary media (valid 3 days).",
+          description: "Streams the file to WeChat's temporary media (valid 3 days). With the `KEFU_MEDIA` R2 " +
+            "bucket bound, the file is also kept there under its media_id after the answer, for " +
+            "`GET /api/media/{mediaId}` past WeChat's 3 days (deleted after `HISTORY_DAYS`).",
           security: [{ bearer: [] }],
           requestBody: {
             required: true,
@@ -615,8 +628,11 @@ export function buildOpenApiDocument(version: string): OpenApiDocument {
         get: {
           tags: ["API"],
           summary: "Download temporary media",
-          description: "Streamed from WeChat as it arrives. Images, audio and video keep their type; anything else " +
-            "is `application/octet-stream`; always `X-Content-Type-Options: nosniff`.",
+          description: "The copy in the `KEFU_MEDIA` R2 bucket when there is one (a user's image copied after " +
+            "its push, an upload), with its stored type and length; else streamed from WeChat as it arrives " +
+            "(WeChat keeps media 3 days, then answers 40007). Images, audio and video keep their type; " +
+            "anything else is `application/octet-stream`; always `X-Content-Type-Options: nosniff` and " +
+            "`Cache-Control: private`.",
           security: [{ bearer: [] }],
           parameters: [pathParameter("mediaId", mediaParamsSchema as z.ZodMiniType, "A media_id")],
           responses: {

@@ -10,7 +10,11 @@ import { AccessToken, type TokenSource } from "./token/access_token.ts";
 import type { Logger } from "./logger.ts";
 import type { KeyValueStore } from "./stores/key_value_store.ts";
 import { MemoryStore } from "./stores/memory_store.ts";
-import { CustomerServiceMessage, type WeChatResult } from "./customer_service/customer_service_message.ts";
+import {
+  CustomerServiceMessage,
+  type UploadedMedia,
+  type WeChatResult,
+} from "./customer_service/customer_service_message.ts";
 import type { SendOptions, SendPayloads } from "./customer_service/schemas.ts";
 import { SendWindowTracker } from "./customer_service/send_window.ts";
 import {
@@ -46,6 +50,12 @@ export interface MiniProgramOptions {
   maxUploadBytes?: number | undefined;
   /** Longest silence of a `getTempMedia` body before it fails, in ms; default 30,000. */
   mediaIdleTimeoutMs?: number | undefined;
+  /**
+   * Told of each file `uploadTempMedia` sent successfully, with the media_id WeChat gave it: keep
+   * a copy there (the worker puts it in its R2 bucket) to show the message after WeChat's 3 days.
+   * Called before `uploadTempMedia` returns: do slow work later. What it throws is logged.
+   */
+  onMediaUploaded?: ((upload: UploadedMedia) => void) | undefined;
   /** Receives warnings (such as a failing store); default `console`. */
   logger?: Logger | undefined;
   /** Message push settings (Token, EncodingAESKey...). Without them `push.handle` answers 503. */
@@ -175,6 +185,8 @@ export class MiniProgram {
       windows: this.sendWindows,
       typingPath: options.typingPath,
       conversations: recorder,
+      onUploaded: options.onMediaUploaded,
+      logger,
     });
     this.subscribeMessage = new SubscribeMessage(http, { conversations: recorder });
     this.push = new PushReceiver({

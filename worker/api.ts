@@ -17,7 +17,9 @@ import { requireApiKey } from "./auth.ts";
 import { type Env, optionalVar } from "./env.ts";
 import { HttpError } from "./errors.ts";
 import { type IdempotencySettings, idempotent } from "./idempotency.ts";
-import { mediaResponse } from "./media.ts";
+import { copyResponse, mediaResponse } from "./media.ts";
+import type { MediaCopies } from "./media_copies.ts";
+import { executionContext } from "./background.ts";
 import {
   jsonBody,
   mediaParamsSchema,
@@ -45,6 +47,8 @@ export interface ApiSettings {
   conversations?: ConversationRouteSettings["conversations"] | undefined;
   /** Where dead letters are kept and the queue they are replayed onto (`/api/dead-letters`). */
   deadLetters: DeadLetterRouteSettings;
+  /** Copies of media: served by `GET /media/:mediaId`; uploads put in the bucket after the answer. */
+  media?: MediaCopies | undefined;
 }
 
 /** Room for the multipart boundaries and part headers around the file. */
@@ -91,6 +95,14 @@ export function apiRoutes(settings: ApiSettings): Hono<AppEnv> {
 
   const api = new Hono<AppEnv>();
   api.use("*", requireApiKey(), needWeChat);
+  if (settings.media !== undefined) {
+    const media = settings.media;
+    // Copies waiting (an upload this request made) are made once it is answered.
+    api.use("*", async (c, next) => {
+      await next();
+      media.afterAnswer(c.env ?? NO_ENV, executionContext(c));
+    });
+  }
 
   api.post("/messages", ...jsonBody(sendMessageSchema), idempotent("messages", once), async (c) => {
     const checkWindow = optionalVar(c.env ?? NO_ENV, "CHECK_WINDOW") === "on";
@@ -146,7 +158,10 @@ export function apiRoutes(settings: ApiSettings): Hono<AppEnv> {
 
   api.get("/media/:mediaId", zValidator("param", mediaParamsSchema, rejectInvalid), async (c) => {
     const { mediaId } = c.req.valid("param");
-    return mediaResponse(await mp(c.env).customerServiceMessage.getTempMedia(mediaId), mediaId);
+    const program = mp(c.env);
+    const copy = await settings.media?.find(c.env ?? NO_ENV, program.appId, mediaId);
+    if (copy !== undefined) return copyResponse(copy, mediaId);
+    return mediaResponse(await program.customerServiceMessage.getTempMedia(mediaId), mediaId);
   });
 
   return api;

@@ -35,6 +35,8 @@ import type { AppEnv, AppLogger, KefuApp } from "./types.ts";
 import type { EmulatorUpstream } from "./upstream.ts";
 import { type DeadLetterStore, kvDeadLetters, type KvListNamespace, memoryDeadLetters } from "./dead_letters/mod.ts";
 import { miniProgramCache, type Needs } from "./wechat.ts";
+import { MediaCopies } from "./media_copies.ts";
+import type { MediaBucketLike } from "./media_keys.ts";
 
 /** Options of {@link createApp}. */
 export interface AppOptions {
@@ -75,6 +77,13 @@ export interface AppOptions {
   /** Token store for an env; default `WECHAT_KV` when bound, else one in-memory store per app. */
   store?: ((env: Env) => KeyValueStore) | undefined;
   /**
+   * The R2 bucket copies of media are kept in, for an env; default the `KEFU_MEDIA` binding.
+   * With it (and conversations), a user's image is copied there after WeChat was answered and
+   * its history entry keeps the copy's key; uploads are kept there too; `GET /api/media/:mediaId`
+   * serves copies; purges and `HISTORY_DAYS` delete them.
+   */
+  media?: ((env: Env) => MediaBucketLike | undefined) | undefined;
+  /**
    * Push claims and dedupe marks for an env; default the `KEFU_STORE` Durable Objects when
    * bound (atomic: exactly once across isolates), else the token store (a warning says that
    * Workers KV makes deduplication best effort).
@@ -97,6 +106,7 @@ export interface AppOptions {
 }
 
 const PUSH: Needs = { secret: false, push: true };
+const API: Needs = { secret: true, push: false };
 const NO_ENV: Env = {};
 
 /**
@@ -129,7 +139,18 @@ export function createApp(options: AppOptions = {}): KefuApp {
   const memory = new MemoryStore({ now });
   const store = options.store ?? ((env: Env) => (env.WECHAT_KV ? new CloudflareKvStore(env.WECHAT_KV) : memory));
   const dedupeStore = options.dedupeStore ?? defaultDedupeStore(store);
-  const conversations = options.conversations ?? defaultConversations();
+  const storeOf = options.conversations ?? defaultConversations();
+  const mediaCopies: MediaCopies = new MediaCopies({
+    bucket: options.media ?? ((env) => env.KEFU_MEDIA ?? undefined),
+    miniProgram: (env) => programs.get(env, API),
+    conversations: (env) => conversations(env),
+    queue: (env) => (options.queue ?? ((e: Env) => e.KEFU_QUEUE))(env),
+    maxBytes: maxUploadBytes,
+    now,
+    logger,
+  });
+  // With a bucket, the conversations note users' media for copies and purge copies with users.
+  const conversations = (env: Env) => mediaCopies.conversations(storeOf(env), env);
   const programs = miniProgramCache({
     store,
     dedupeStore,
@@ -142,6 +163,7 @@ export function createApp(options: AppOptions = {}): KefuApp {
     mediaIdleTimeoutMs: options.mediaIdleTimeoutMs,
     push: options.push,
     conversations,
+    uploads: (env) => mediaCopies.uploadHook(env),
     logger,
   });
   const keptInMemory = memoryDeadLetters(now);
@@ -174,6 +196,7 @@ export function createApp(options: AppOptions = {}): KefuApp {
     logger,
     queue: options.queue ?? ((env) => env.KEFU_QUEUE),
     deadLetterQueue: options.deadLetterQueue,
+    media: mediaCopies,
   };
 
   const app = new Hono<AppEnv>();
@@ -188,6 +211,7 @@ export function createApp(options: AppOptions = {}): KefuApp {
       maxUploadBytes,
       deadLetters: { store: deadLetters, queue: push.queue },
       conversations,
+      media: mediaCopies,
     }),
   );
   app.notFound(() => new HttpError(404, "not_found", "No such route").toResponse());

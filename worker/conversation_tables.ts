@@ -19,6 +19,7 @@ import type {
   HandoffResult,
   HandoffState,
   HistoryPage,
+  MediaCopy,
   OutboundInput,
   Reservation,
   SendWindow,
@@ -29,6 +30,7 @@ import type {
 import {
   applyAccept,
   applyHandoff,
+  applyMediaCopy,
   applyOutbound,
   applyReserve,
   type ClaimRow,
@@ -69,6 +71,7 @@ const SCHEMA = [
  */
 export const CONVERSATION_SQL = {
   readHead: "SELECT head FROM conversation_head WHERE id = 1",
+  readRetention: "SELECT retention_ms FROM conversation_head WHERE id = 1",
   writeHead: "INSERT INTO conversation_head (id, head, retention_ms) VALUES (1, ?, ?) " +
     "ON CONFLICT (id) DO UPDATE SET head = excluded.head, retention_ms = excluded.retention_ms",
   readClaim: "SELECT value, expires_at, seq FROM conversation_claims WHERE key = ?",
@@ -77,6 +80,8 @@ export const CONVERSATION_SQL = {
   replaceClaim: "UPDATE conversation_claims SET value = ?, expires_at = ? " +
     "WHERE key = ? AND value = ? AND expires_at > ?",
   append: "INSERT INTO conversation_history (seq, at, entry) VALUES (?, ?, ?)",
+  readEntry: "SELECT entry, at FROM conversation_history WHERE seq = ?",
+  writeEntry: "UPDATE conversation_history SET entry = ? WHERE seq = ?",
   // Newest first from `before`, walking the primary key; the unary `+` keeps the planner off
   // the `at` index, which would sort the whole history.
   page: "SELECT entry FROM conversation_history WHERE seq < ? AND +at >= ? ORDER BY seq DESC LIMIT ?",
@@ -85,6 +90,10 @@ export const CONVERSATION_SQL = {
   purgeClaims: "UPDATE conversation_claims SET seq = NULL WHERE seq IS NOT NULL",
   sweepClaims: "DELETE FROM conversation_claims WHERE expires_at <= ?",
   sweepHistory: "DELETE FROM conversation_history WHERE at < ?",
+  // The copies of media the sweep is about to delete with their entries (few rows: the range
+  // comes from the `at` index, and only entries with media carry a key).
+  expiredMedia: "SELECT json_extract(entry, '$.mediaKey') AS key FROM conversation_history " +
+    "WHERE at < ? AND json_extract(entry, '$.mediaKey') IS NOT NULL",
   nextClaimExpiry: "SELECT MIN(expires_at) AS next FROM conversation_claims",
   oldestEntry: "SELECT MIN(at) AS oldest FROM conversation_history",
 } as const;
@@ -271,11 +280,42 @@ export class ConversationTables {
     return liveWindow(this.#head()?.window, now);
   }
 
+  /**
+   * Records where a copy of an entry's media is kept.
+   *
+   * @param copy the entry, its media_id and the copy's key
+   * @param settings the caller's settings (an entry past retention is gone)
+   * @param now the object's clock, ms
+   * @returns whether the entry was there to record it on
+   */
+  recordMediaCopy(copy: MediaCopy, settings: ConversationSettings, now: number): boolean {
+    const row = this.#sql.exec(CONVERSATION_SQL.readEntry, copy.seq).toArray()[0];
+    if (row === undefined || Number(row.at) < retentionCutoff(now, settings)) return false;
+    const updated = applyMediaCopy(JSON.parse(String(row.entry)) as ConversationEntry, copy);
+    if (updated === undefined) return false;
+    this.#sql.exec(CONVERSATION_SQL.writeEntry, JSON.stringify(updated), copy.seq);
+    return true;
+  }
+
   /** Deletes the conversation; the claims stay, without the entries they were appended as. */
   purge(): void {
     this.#sql.exec(CONVERSATION_SQL.purgeHead);
     this.#sql.exec(CONVERSATION_SQL.purgeHistory);
     this.#sql.exec(CONVERSATION_SQL.purgeClaims);
+  }
+
+  /**
+   * The keys of the media copies that {@link ConversationTables.sweep} would delete the entries
+   * of at `now` (to delete the copies first).
+   *
+   * @param sql the object's SQLite database (with conversation tables)
+   * @param now the object's clock, ms
+   * @returns the copies' keys
+   */
+  static expiredMedia(sql: SqlLike, now: number): string[] {
+    const retention = retentionOf(sql);
+    if (retention === undefined) return [];
+    return sql.exec(CONVERSATION_SQL.expiredMedia, now - retention).toArray().map((row) => String(row.key));
   }
 
   /**
@@ -287,12 +327,12 @@ export class ConversationTables {
    */
   static sweep(sql: SqlLike, now: number): number | undefined {
     sql.exec(CONVERSATION_SQL.sweepClaims, now);
-    const retention = sql.exec("SELECT retention_ms FROM conversation_head WHERE id = 1").toArray()[0]?.retention_ms;
+    const retention = retentionOf(sql);
     let due = numberOrUndefined(sql.exec(CONVERSATION_SQL.nextClaimExpiry).toArray()[0]?.next);
-    if (retention !== undefined && retention !== null) {
-      sql.exec(CONVERSATION_SQL.sweepHistory, now - Number(retention));
+    if (retention !== undefined) {
+      sql.exec(CONVERSATION_SQL.sweepHistory, now - retention);
       const oldest = numberOrUndefined(sql.exec(CONVERSATION_SQL.oldestEntry).toArray()[0]?.oldest);
-      if (oldest !== undefined) due = earliest(due, oldest + Number(retention));
+      if (oldest !== undefined) due = earliest(due, oldest + retention);
     }
     return due;
   }
@@ -320,6 +360,11 @@ export class ConversationTables {
     for (const entry of append) this.#sql.exec(CONVERSATION_SQL.append, entry.seq, entry.at, JSON.stringify(entry));
     return append.length === 0 ? undefined : append[0]!.at + retentionMs;
   }
+}
+
+/** The retention the last write asked for, ms, or `undefined` when there is no conversation. */
+function retentionOf(sql: SqlLike): number | undefined {
+  return numberOrUndefined(sql.exec(CONVERSATION_SQL.readRetention).toArray()[0]?.retention_ms);
 }
 
 function numberOrUndefined(value: unknown): number | undefined {

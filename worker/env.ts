@@ -13,6 +13,7 @@ import * as z from "../src/internal/zod.ts";
 import { apiBaseSchema, httpUrlSchema } from "../src/internal/field_schemas.ts";
 import type { DurableObjectNamespaceLike, KvNamespaceLike } from "../mod.ts";
 import type { QueueLike } from "./queue_types.ts";
+import type { MediaBucketLike } from "./media_keys.ts";
 
 /**
  * Bindings and variables of the worker (`wrangler.toml` `[vars]`, secrets, `.dev.vars`,
@@ -29,6 +30,11 @@ export interface Env {
   KEFU_STORE?: DurableObjectNamespaceLike;
   /** Queue producer: verified pushes are enqueued and answered at once; the worker consumes them. */
   KEFU_QUEUE?: QueueLike;
+  /**
+   * R2 bucket for copies of media: users' images are copied there after WeChat was answered,
+   * uploads kept there too, so the history can show them past WeChat's 3 days.
+   */
+  KEFU_MEDIA?: MediaBucketLike;
   /** The mini program's AppID. */
   WECHAT_APPID?: string;
   /** The AppSecret (a secret). */
@@ -71,7 +77,7 @@ export interface Env {
 }
 
 /** Names of the string variables of {@link Env}. */
-export type EnvVar = Exclude<keyof Env, "WECHAT_KV" | "KEFU_STORE" | "KEFU_QUEUE">;
+export type EnvVar = Exclude<keyof Env, "WECHAT_KV" | "KEFU_STORE" | "KEFU_QUEUE" | "KEFU_MEDIA">;
 
 const flag = z.pipe(
   z.transform((value: unknown) => (typeof value === "string" ? value.trim().toLowerCase() : value)),

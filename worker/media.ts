@@ -1,5 +1,5 @@
 /**
- * The media proxy's answer: WeChat's body streamed through untouched, with an image,
+ * The media proxy's answer: WeChat's body (or a copy's, from the worker's bucket) streamed through untouched, with an image,
  * audio or video Content-Type kept (anything else is served as
  * `application/octet-stream`, so no HTML or script runs on the worker's origin), a
  * Content-Disposition rebuilt around a safe, bounded file name, and private caching.
@@ -49,10 +49,55 @@ export function contentDisposition(name: string): string {
  * ```
  */
 export function mediaResponse(upstream: Response, mediaId: string): Response {
-  const type = servedType(upstream.headers.get("content-type"));
+  const { headers } = upstream;
+  return mediaAnswer(upstream.body, {
+    contentType: headers.get("content-type"),
+    filename: filenameFromContentDisposition(headers.get("content-disposition")),
+    length: headers.get("content-length"),
+  }, mediaId);
+}
+
+/**
+ * Serves a copy of a media file from the worker's bucket with the headers
+ * {@link mediaResponse} gives WeChat's: the stored type (checked again), file name and
+ * length, private caching.
+ *
+ * @param copy the bucket's object with its body
+ * @param mediaId the validated media_id, the file name when none was stored
+ * @returns the response to send
+ * @example
+ * ```ts
+ * import { copyResponse } from "./media.ts";
+ * const body = new Response(new Uint8Array([0xff, 0xd8])).body!;
+ * const copy = { body, size: 2, httpMetadata: { contentType: "image/jpeg" }, customMetadata: { filename: "a.jpg" } };
+ * const res = copyResponse(copy, "MEDIA_ID");
+ * console.log(res.headers.get("content-type"), res.headers.get("content-length")); // "image/jpeg" "2"
+ * ```
+ */
+export function copyResponse(
+  copy: {
+    body: ReadableStream<Uint8Array>;
+    size: number;
+    httpMetadata?: { contentType?: string | undefined } | undefined;
+    customMetadata?: Record<string, string> | undefined;
+  },
+  mediaId: string,
+): Response {
+  return mediaAnswer(copy.body, {
+    contentType: copy.httpMetadata?.contentType ?? null,
+    filename: copy.customMetadata?.filename,
+    length: String(copy.size),
+  }, mediaId);
+}
+
+function mediaAnswer(
+  body: ReadableStream<Uint8Array> | null,
+  meta: { contentType: string | null; filename: string | undefined; length: string | null },
+  mediaId: string,
+): Response {
+  const type = servedType(meta.contentType);
   const name = capFilename(
-    filenameFromContentDisposition(upstream.headers.get("content-disposition")) ??
-      `${mediaId}${extensionForType(type) ?? ""}`,
+    meta.filename === undefined || meta.filename === "" ? `${mediaId}${extensionForType(type) ?? ""}` : meta.filename,
   );
   const headers = new Headers({
     "content-type": type,
@@ -60,9 +105,8 @@ export function mediaResponse(upstream: Response, mediaId: string): Response {
     "cache-control": "private",
     "x-content-type-options": "nosniff",
   });
-  const length = upstream.headers.get("content-length");
-  if (length !== null && /^\d+$/.test(length)) headers.set("content-length", length);
-  return new Response(upstream.body, { status: 200, headers });
+  if (meta.length !== null && /^\d+$/.test(meta.length)) headers.set("content-length", meta.length);
+  return new Response(body, { status: 200, headers });
 }
 
 /** Longest file name put in Content-Disposition, in UTF-8 bytes (the extension is kept). */

@@ -33,6 +33,7 @@ export { type AppOptions, createApp } from "./app.ts";
 export type { AppEnv, AppLogger, KefuApp } from "./types.ts";
 export { QUEUE_MAX_RETRIES, RETRY_MAX_SECONDS, retryDelaySeconds, retryHorizonSeconds } from "./push_route.ts";
 export type { QueueBatchLike, QueueLike, QueueMessageLike } from "./queue_types.ts";
+export type { MediaBody, MediaBucketLike, MediaObjectBodyLike, MediaObjectLike } from "./media_keys.ts";
 export {
   agentNameSchema,
   conversationRoutes,

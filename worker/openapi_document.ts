@@ -1083,7 +1083,8 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
           "API",
         ],
         "summary": "Upload temporary media",
-        "description": "Streams the file to WeChat's temporary media (valid 3 days).",
+        "description":
+          "Streams the file to WeChat's temporary media (valid 3 days). With the `KEFU_MEDIA` R2 bucket bound, the file is also kept there under its media_id after the answer, for `GET /api/media/{mediaId}` past WeChat's 3 days (deleted after `HISTORY_DAYS`).",
         "security": [
           {
             "bearer": [],
@@ -1158,7 +1159,7 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
         ],
         "summary": "Download temporary media",
         "description":
-          "Streamed from WeChat as it arrives. Images, audio and video keep their type; anything else is `application/octet-stream`; always `X-Content-Type-Options: nosniff`.",
+          "The copy in the `KEFU_MEDIA` R2 bucket when there is one (a user's image copied after its push, an upload), with its stored type and length; else streamed from WeChat as it arrives (WeChat keeps media 3 days, then answers 40007). Images, audio and video keep their type; anything else is `application/octet-stream`; always `X-Content-Type-Options: nosniff` and `Cache-Control: private`.",
         "security": [
           {
             "bearer": [],
@@ -1800,6 +1801,15 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
           "mediaId": {
             "type": "string",
             "description": "An image's media_id (valid 3 days from `at`)",
+          },
+          "mediaExpiresAt": {
+            "type": "number",
+            "description": "A user's media: when WeChat forgets `mediaId`, ms (3 days after it arrived)",
+          },
+          "mediaKey": {
+            "type": "string",
+            "description":
+              "Where the worker keeps a copy of the media (an object of its `KEFU_MEDIA` R2 bucket), once copied: `GET /api/media/{mediaId}` serves it as long as the entry is kept",
           },
           "title": {
             "type": "string",

@@ -23,6 +23,7 @@ import { deadLetterOf, type DeadLetterStore, DEFAULT_DEAD_LETTER_DAYS } from "./
 import { describeError } from "./errors.ts";
 import type { AppPushContext, AppPushHandler, AppReplyDecider } from "./push_handler.ts";
 import type { QueueBatchLike, QueueLike, QueueMessageLike } from "./queue_types.ts";
+import { isMediaJob, type MediaCopies } from "./media_copies.ts";
 
 /** Seconds before the first retry of a failed handler; doubled each attempt. */
 export const RETRY_BASE_SECONDS = 5;
@@ -80,6 +81,8 @@ export interface PushRuntime {
   queue(env: Env): QueueLike | undefined;
   /** The name of the dead-letter queue; default: a queue whose name ends in `-dlq`. */
   deadLetterQueue: string | undefined;
+  /** Copies of media (users' images, uploads), made after the answer or in the consumer. */
+  media?: MediaCopies | undefined;
 }
 
 /**
@@ -114,10 +117,12 @@ export async function handlePush(
   const { onMessage, onReply } = runtime.handlers(env);
   const queue = runtime.queue(env);
   if (queue !== undefined && request.method === "POST") {
-    return await mp.push.handleQueued(request, {
+    const response = await mp.push.handleQueued(request, {
       enqueue: async (job) => void await queue.send(job, { contentType: "json" }),
       reply: onReply === undefined ? undefined : (message, context) => onReply(message, { ...context, env }),
     });
+    runtime.media?.afterAnswer(env, ctx);
+    return response;
   }
   const later: Array<() => Promise<unknown>> = [];
   const handler: PushHandler = async (message, context) => {
@@ -125,9 +130,14 @@ export async function handlePush(
     return reply ?? await onReply?.(message, { ...context, env });
   };
   const response = await mp.push.handle(request, handler);
-  if (response.ok) {
-    for (const task of later) afterResponse(ctx, () => task().catch((err) => logTaskFailure(runtime.logger, err, env)));
-  }
+  const tasks = response.ok ? later : [];
+  const settled = tasks.map((task) =>
+    new Promise<void>((done) =>
+      afterResponse(ctx, () => task().catch((err) => logTaskFailure(runtime.logger, err, env)).finally(done))
+    )
+  );
+  // Copies of media after the answer, and after the tasks (which may upload).
+  runtime.media?.afterAnswer(env, ctx, settled.length === 0 ? undefined : Promise.all(settled));
   return response;
 }
 
@@ -144,9 +154,24 @@ export async function consumePushes(batch: QueueBatchLike, env: Env, runtime: Pu
     ? batch.queue.endsWith("-dlq")
     : batch.queue === runtime.deadLetterQueue;
   for (const message of batch.messages) {
-    if (dead) await keepDeadLetter(message, env, runtime);
+    if (isMediaJob(message.body)) await consumeMediaJob(message, env, runtime, dead);
+    else if (dead) await keepDeadLetter(message, env, runtime);
     else await consumeOne(message, env, runtime);
   }
+  // Uploads the handlers made: put in the bucket now, the answer to WeChat is long sent.
+  await runtime.media?.drain(env, { queue: false });
+}
+
+/** A copy of a user's media from the queue: made, retried with backoff, or (dead-lettered) logged and dropped. */
+async function consumeMediaJob(message: QueueMessageLike, env: Env, runtime: PushRuntime, dead: boolean) {
+  if (dead || runtime.media === undefined) {
+    // A copy is no message: nothing to keep for replay (the entry keeps its media_id).
+    runtime.logger.warn(JSON.stringify({ event: "kefu-edge.media_job_dropped", attempt: message.attempts }));
+    message.ack();
+    return;
+  }
+  // Retried like a push job (about 31 hours), until WeChat forgets the media (3 days).
+  await runtime.media.consume(message, env, { delaySeconds: retryDelaySeconds, maxAttempts: QUEUE_MAX_RETRIES + 1 });
 }
 
 async function consumeOne(message: QueueMessageLike, env: Env, runtime: PushRuntime): Promise<void> {

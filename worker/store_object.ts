@@ -37,12 +37,14 @@ import type {
   HandoffResult,
   HandoffState,
   HistoryPage,
+  MediaCopy,
   OutboundInput,
   Reservation,
   SendWindow,
   StoreOperation,
 } from "../mod.ts";
 import { ConversationTables, type Done, earliest } from "./conversation_tables.ts";
+import { deleteCopies, type MediaBucketLike } from "./media_keys.ts";
 
 /**
  * workerd's `DurableObject`, as far as {@link KefuStore} relies on it: the base class that
@@ -91,17 +93,20 @@ export class KefuStore extends DurableObject implements ConversationObject {
   #conversation: ConversationTables | undefined;
   /** The alarm's time as this instance knows it: `undefined` until read, `null` when none is set. */
   #alarmAt: number | null | undefined;
+  /** The worker's media bucket (`KEFU_MEDIA`), whose copies leave with their history entries. */
+  readonly #media: MediaBucketLike | undefined;
 
   /**
    * Called by the Workers runtime.
    *
    * @param state the object's state (its SQLite storage)
-   * @param env the worker's bindings (unused)
+   * @param env the worker's bindings (`KEFU_MEDIA`, when bound, is where copies of media are)
    */
   constructor(state: KefuStoreState, env: unknown) {
     // The runtime passes its own state object, of which KefuStoreState names the part used here.
     super(state as never, env as never);
     this.#state = state;
+    this.#media = (env as { KEFU_MEDIA?: MediaBucketLike } | null | undefined)?.KEFU_MEDIA ?? undefined;
     const { sql } = state.storage;
     sql.exec("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at INTEGER)");
     sql.exec("CREATE INDEX IF NOT EXISTS kv_expires_at ON kv (expires_at) WHERE expires_at IS NOT NULL");
@@ -285,16 +290,35 @@ export class KefuStore extends DurableObject implements ConversationObject {
     return this.#tables().window(Date.now());
   }
 
+  /**
+   * Records where a copy of an entry's media is kept (see `ConversationStore.recordMediaCopy`).
+   *
+   * @param copy the entry, its media_id and the copy's key
+   * @param settings the caller's retention: an entry past it is gone
+   * @returns whether the entry was there to record it on
+   */
+  async recordMediaCopy(copy: MediaCopy, settings: ConversationSettings): Promise<boolean> {
+    return await this.#run((c, now) => ({ result: c.recordMediaCopy(copy, settings, now) }));
+  }
+
   /** Deletes the conversation; the push claims stay, without their entries (see `ConversationStore.purge`). */
   purge(): void {
     const tables = this.#tables();
     this.#state.storage.transactionSync(() => tables.purge());
   }
 
-  /** Deletes what has expired, and comes back while something with an expiry remains. */
+  /**
+   * Deletes what has expired (and the copies of media of the history it deletes), and comes back
+   * while something with an expiry remains. A bucket that fails fails the alarm, which the
+   * runtime runs again, before any entry is deleted.
+   */
   async alarm(): Promise<void> {
     const { sql } = this.#state.storage;
     const now = Date.now();
+    if (this.#media !== undefined && ConversationTables.exist(sql)) {
+      const copies = ConversationTables.expiredMedia(sql, now);
+      if (copies.length > 0) await deleteCopies(this.#media, copies);
+    }
     const due = this.#state.storage.transactionSync(() => {
       sql.exec("DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?", now);
       const next = sql.exec("SELECT MIN(expires_at) AS next FROM kv WHERE expires_at IS NOT NULL").toArray()[0]?.next;

@@ -11,6 +11,7 @@ import {
   MiniProgram,
   type PushOptions,
   type RetryOptions,
+  type UploadedMedia,
 } from "../mod.ts";
 import { ConfigError, type Env, lenientVar, optionalVar, requireVar } from "./env.ts";
 import {
@@ -47,6 +48,8 @@ export interface MiniProgramFactoryOptions {
   push?: Pick<PushOptions, "leaseSeconds" | "claimWaitMs" | "dedupeKey"> | undefined;
   /** The conversations of an env, if kept. */
   conversations?: ((env: Env) => ConversationStore | undefined) | undefined;
+  /** What `uploadTempMedia` tells of each upload, for an env (the same function for the same bucket). */
+  uploads?: ((env: Env) => ((upload: UploadedMedia) => void) | undefined) | undefined;
   logger: Logger;
 }
 
@@ -103,7 +106,7 @@ export function miniProgramCache(options: MiniProgramFactoryOptions): {
   const cache = new Map<string, MiniProgram>();
   // An emulator handed over in the env is part of the configuration: the same settings with
   // another emulator (or none) must not share a MiniProgram.
-  // So is the conversation store an env supplies.
+  // So are the conversation store an env supplies and the bucket its uploads are kept in.
   const objectIds = new WeakMap<object, number>();
   let objects = 0;
   const objectId = (value: object | undefined): number => {
@@ -117,6 +120,7 @@ export function miniProgramCache(options: MiniProgramFactoryOptions): {
       const settings = wechatSettings(env, needs);
       const emulator = settings.emulator ? options.emulator ?? injectedEmulator(env) : undefined;
       const conversations = options.conversations?.(env);
+      const uploaded = options.uploads?.(env);
       const key = JSON.stringify([
         settings.appId,
         settings.appSecret,
@@ -126,10 +130,11 @@ export function miniProgramCache(options: MiniProgramFactoryOptions): {
         settings.emulator,
         objectId(emulator),
         objectId(conversations),
+        objectId(uploaded),
       ]);
       let mp = cache.get(key);
       if (mp === undefined) {
-        mp = build(settings, env, options, emulator, conversations);
+        mp = build(settings, env, options, emulator, conversations, uploaded);
         // Configurations change only on redeploy; keep a few for isolates that see several.
         if (cache.size >= 8) cache.delete(cache.keys().next().value!);
         cache.set(key, mp);
@@ -145,6 +150,7 @@ function build(
   options: MiniProgramFactoryOptions,
   emulator: EmulatorUpstream | undefined,
   conversations: ConversationStore | undefined,
+  uploaded: ((upload: UploadedMedia) => void) | undefined,
 ): MiniProgram {
   const upstream = selectUpstream(settings, { fetch: options.fetch, emulator });
   const push = pushSettings(settings);
@@ -166,6 +172,7 @@ function build(
     mediaIdleTimeoutMs: options.mediaIdleTimeoutMs,
     push: push === undefined ? undefined : { ...push, ...options.push, dedupeStore },
     conversations,
+    onMediaUploaded: uploaded,
   });
 }
 

@@ -7,6 +7,7 @@ import type { SendWindow } from "../customer_service/send_window.ts";
 import {
   applyAccept,
   applyHandoff,
+  applyMediaCopy,
   applyOutbound,
   applyReplaceClaim,
   applyReserve,
@@ -32,6 +33,7 @@ import type {
   HandoffResult,
   HandoffState,
   HistoryPage,
+  MediaCopy,
   OutboundInput,
   Reservation,
 } from "./types.ts";
@@ -215,6 +217,31 @@ export class MemoryConversationStore implements ConversationStore {
    */
   window(ref: ConversationRef): Promise<SendWindow | undefined> {
     return Promise.resolve(liveWindow(this.#kept.get(id(ref))?.head?.window, this.#now()));
+  }
+
+  /**
+   * Records where a copy of an entry's media is kept.
+   *
+   * @param ref the conversation
+   * @param copy the entry, its media_id and the copy's key
+   * @returns whether the entry was there to record it on
+   */
+  recordMediaCopy(ref: ConversationRef, copy: MediaCopy): Promise<boolean> {
+    const kept = this.#kept.get(id(ref));
+    if (kept?.head === undefined) return Promise.resolve(false);
+    this.#prune(kept);
+    // Entries are appended in seq order: a binary search finds one among 100,000 at once.
+    const entries = kept.entries;
+    let low = 0;
+    let high = entries.length - 1;
+    while (low < high) {
+      const mid = (low + high) >> 1;
+      if (entries[mid]!.seq < copy.seq) low = mid + 1;
+      else high = mid;
+    }
+    const updated = applyMediaCopy(entries[low], copy);
+    if (updated !== undefined) entries[low] = updated;
+    return Promise.resolve(updated !== undefined);
   }
 
   /**

@@ -43,6 +43,16 @@ export interface ConversationEntry {
   text?: string | undefined;
   /** An image's (or card thumbnail's) media_id, valid 3 days from `at`. */
   mediaId?: string | undefined;
+  /**
+   * A user's media: when WeChat forgets `mediaId` (3 days after the push arrived), ms. After that
+   * only a copy (`mediaKey`) can show it.
+   */
+  mediaExpiresAt?: number | undefined;
+  /**
+   * Where a copy of the media is kept (the key of an R2 object, with the worker's `KEFU_MEDIA`
+   * bucket bound), once it was copied: it lives as long as the entry, past WeChat's 3 days.
+   */
+  mediaKey?: string | undefined;
   /** A mini-program card's or link's title. */
   title?: string | undefined;
   /** A mini-program card's page path. */
@@ -140,6 +150,18 @@ export interface AcceptResult {
   handoff: Handoff;
   /** The send window now. */
   window: SendWindow | undefined;
+  /** The entry this call appended the push as; absent when it appended nothing (a retry, a taken claim). */
+  seq?: number | undefined;
+}
+
+/** A copy of an entry's media, kept outside WeChat (see {@link ConversationStore.recordMediaCopy}). */
+export interface MediaCopy {
+  /** The entry. */
+  seq: number;
+  /** The entry's `mediaId`: the copy is recorded only on the entry that still carries it. */
+  mediaId: string;
+  /** Where the copy is (an R2 object key). */
+  key: string;
 }
 
 /** An outbound message, typing or subscribe message to record. */
@@ -237,6 +259,11 @@ export interface ConversationStore {
   setHandoff(ref: ConversationRef, change: HandoffChange): Promise<HandoffResult>;
   /** The send window; `undefined` when none is known. */
   window(ref: ConversationRef): Promise<SendWindow | undefined>;
+  /**
+   * Records where a copy of an entry's media is kept (its `mediaKey`): `false` when there is no
+   * such entry any more (purged, past retention) or it carries another media_id.
+   */
+  recordMediaCopy(ref: ConversationRef, copy: MediaCopy): Promise<boolean>;
   /**
    * Deletes everything of the user: history, window, handoff, and the content of claims (what
    * exactly-once needs stays: the push keys, with no content). Idempotent.

@@ -13,6 +13,7 @@ import {
   WeChatApiError,
 } from "../errors.ts";
 import { validate } from "../internal/validate.ts";
+import type { Logger } from "../logger.ts";
 import type { HttpClient } from "../http/client.ts";
 import { readMedia } from "./media.ts";
 import { mediaIdSchema, mediaTypeSchema, openIdSchema, typingCommandSchema } from "../internal/field_schemas.ts";
@@ -51,6 +52,18 @@ export interface UploadTempMediaResult {
   created_at: number;
 }
 
+/** A file uploadTempMedia sent and WeChat took (see `MiniProgramOptions.onMediaUploaded`). */
+export interface UploadedMedia {
+  /** The media_id WeChat gave it. */
+  mediaId: string;
+  /** The media type, `image`. */
+  type: string;
+  /** When WeChat took it, ms since the epoch (its 3 days count from then). */
+  createdAt: number;
+  /** The file as it was sent, with its name and Content-Type. */
+  file: File;
+}
+
 /** Default upload limit: 10 MiB (WeChat's temporary image limit). */
 export const DEFAULT_MAX_UPLOAD_BYTES: number = 10 * 1024 * 1024;
 
@@ -73,6 +86,10 @@ export interface CustomerServiceMessageOptions {
   maxUploadBytes?: number | undefined;
   /** Default {@link GetTempMediaOptions.idleTimeoutMs}, ms; default 30 s. */
   mediaIdleTimeoutMs?: number | undefined;
+  /** Told of each file uploadTempMedia sent successfully (to keep a copy); what it throws is logged. */
+  onUploaded?: ((upload: UploadedMedia) => void) | undefined;
+  /** Receives a failing `onUploaded`; default `console`. */
+  logger?: Logger | undefined;
   /** Longest `text.content`, in UTF-8 bytes; default {@link DEFAULT_MAX_TEXT_BYTES}. */
   maxTextBytes?: number | undefined;
   /** Refuse sends the tracker knows are out of window (`SendOptions.checkWindow`'s default); default false. */
@@ -135,6 +152,8 @@ export class CustomerServiceMessage {
   readonly #windows: SendWindowTracker | undefined;
   readonly #conversations: OutboundRecorder | undefined;
   readonly #typingPath: string;
+  readonly #onUploaded: ((upload: UploadedMedia) => void) | undefined;
+  readonly #logger: Logger;
 
   /**
    * Creates the module; `MiniProgram` does this for you.
@@ -157,6 +176,8 @@ export class CustomerServiceMessage {
     this.#conversations = options.conversations;
     this.#typingPath = options.typingPath ?? "/cgi-bin/message/custom/typing";
     if (!this.#typingPath.startsWith("/")) throw new ValidationError("typingPath", "must be an API path");
+    this.#onUploaded = options.onUploaded;
+    this.#logger = options.logger ?? console;
   }
 
   /**
@@ -465,11 +486,13 @@ export class CustomerServiceMessage {
         form: body,
         idempotent: true,
       });
-      return {
+      const uploaded = {
         type: result.type ?? mediaType,
         media_id: String(result.media_id ?? ""),
         created_at: Number(result.created_at ?? 0),
       };
+      this.#tellUploaded(uploaded, file);
+      return uploaded;
     });
   }
 
@@ -511,6 +534,18 @@ export class CustomerServiceMessage {
         idempotent: true,
       }, (response, endpoint) => readMedia(response, endpoint, idleMs));
     });
+  }
+
+  #tellUploaded(uploaded: UploadTempMediaResult, file: File): void {
+    if (this.#onUploaded === undefined || uploaded.media_id === "") return;
+    // WeChat gives seconds; a missing or unreadable time counts from now.
+    const createdAt = uploaded.created_at > 0 ? uploaded.created_at * 1000 : Date.now();
+    try {
+      this.#onUploaded({ mediaId: uploaded.media_id, type: uploaded.type, createdAt, file });
+    } catch (err) {
+      const error = err instanceof Error ? err.name : typeof err;
+      this.#logger.warn(JSON.stringify({ event: "kefu-edge.upload_hook_failed", error }));
+    }
   }
 
   #checkTextSize(content: string): void {

@@ -17,6 +17,7 @@ import type {
   HandoffChange,
   HandoffResult,
   HandoffState,
+  MediaCopy,
   OutboundInput,
   Reservation,
 } from "../conversation/types.ts";
@@ -62,6 +63,9 @@ export type ConversationSettingsOptions = { [K in keyof ConversationSettings]?: 
 
 /** Defaults of {@link ConversationSettings}. */
 export const DEFAULT_CONVERSATION_SETTINGS: ConversationSettings = { idleMs: 30 * 60_000, historyDays: 30 };
+
+/** How long WeChat keeps a temporary media file (a user's image, an upload): 3 days. */
+export const MEDIA_LIFETIME_MS = 3 * 24 * 3600 * 1000;
 
 /** How long a released claim row is kept, so WeChat's retries of a push append nothing again. */
 export const RELEASED_CLAIM_MS = 15 * 60_000;
@@ -175,7 +179,11 @@ export function applyAccept(
       append.push(handoffEntry(next, "closed", "bot", "user", "the user wrote again", now));
       next.handoff = { state: "bot", since: now, reason: "the user wrote again" };
     }
-    const added = entry(next, input.entry, now);
+    // A user's media dies with WeChat's copy, 3 days after it arrived, unless it is copied.
+    const media = input.entry.sender === "user" && input.entry.mediaId !== undefined
+      ? { mediaExpiresAt: now + MEDIA_LIFETIME_MS }
+      : {};
+    const added = entry(next, { ...input.entry, ...media }, now);
     append.push(added);
     claimed.seq = added.seq;
     if (input.entry.type === "message" && input.entry.sender === "user") next.unread += 1;
@@ -187,7 +195,12 @@ export function applyAccept(
       if (opened.expiresAt > now) next.window = opened;
     }
   }
-  const result = { outcome: "claimed" as const, handoff: next.handoff, window: liveWindow(next.window, now) };
+  const result = {
+    outcome: "claimed" as const,
+    handoff: next.handoff,
+    window: liveWindow(next.window, now),
+    ...(first ? { seq: claimed.seq } : {}),
+  };
   // A push taken over from a holder that died changes only its claim (and a lapsed takeover).
   return { head: next, append, row: claimed, result, changed: first || append.length > 0 || head === undefined };
 }
@@ -285,6 +298,19 @@ export function applyHandoff(
   next.handoff = withoutUndefined({ state: change.state, since: now, agent, reason: change.reason });
   if (change.state === "human") next.agentAt = now;
   return { head: next, append, result: { changed: true, handoff: next.handoff }, changed: true };
+}
+
+/**
+ * Recording a copy of an entry's media: the entry with its `mediaKey`, or `undefined` when the
+ * entry is gone or carries another media_id (nothing to write).
+ *
+ * @param found the entry at `copy.seq`, if any
+ * @param copy the entry, its media_id and the copy's key
+ * @returns the entry to write back, or `undefined`
+ */
+export function applyMediaCopy(found: ConversationEntry | undefined, copy: MediaCopy): ConversationEntry | undefined {
+  if (found === undefined || found.seq !== copy.seq || found.mediaId !== copy.mediaId) return undefined;
+  return { ...found, mediaKey: copy.key };
 }
 
 /** The oldest time a history entry may have at `now` and still be kept. */

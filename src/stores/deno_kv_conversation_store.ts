@@ -8,6 +8,7 @@ import {
   type Applied,
   applyAccept,
   applyHandoff,
+  applyMediaCopy,
   applyOutbound,
   applyReplaceClaim,
   applyReserve,
@@ -33,6 +34,7 @@ import type {
   HandoffResult,
   HandoffState,
   HistoryPage,
+  MediaCopy,
   OutboundInput,
   Reservation,
 } from "../conversation/types.ts";
@@ -279,6 +281,30 @@ export class DenoKvConversationStore implements ConversationStore {
    */
   async window(ref: ConversationRef): Promise<SendWindow | undefined> {
     return liveWindow((await this.#head(ref))?.window, this.#now());
+  }
+
+  /**
+   * Records where a copy of an entry's media is kept: one read of the entry, one commit checked
+   * on it (the entry keeps its expiry).
+   *
+   * @param ref the conversation
+   * @param copy the entry, its media_id and the copy's key
+   * @returns whether the entry was there to record it on
+   */
+  async recordMediaCopy(ref: ConversationRef, copy: MediaCopy): Promise<boolean> {
+    const key = [...prefix(ref), "h", copy.seq];
+    for (let conflicts = 0;; conflicts++) {
+      const found = await whenUnlocked(() => this.#kv.get(key));
+      const now = this.#now();
+      const entry = found.value as ConversationEntry | null;
+      const cutoff = retentionCutoff(now, this.#settings);
+      const updated = entry === null || entry.at < cutoff ? undefined : applyMediaCopy(entry, copy);
+      if (updated === undefined) return false;
+      const expireIn = Math.max(1, Math.round(updated.at - cutoff));
+      const write = this.#kv.atomic().check({ key, versionstamp: found.versionstamp }).set(key, updated, { expireIn });
+      if ((await whenUnlocked(() => write.commit())).ok) return true;
+      tooBusy(conflicts);
+    }
   }
 
   /**

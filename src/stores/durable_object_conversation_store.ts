@@ -22,6 +22,7 @@ import type {
   HandoffResult,
   HandoffState,
   HistoryPage,
+  MediaCopy,
   OutboundInput,
   Reservation,
 } from "../conversation/types.ts";
@@ -66,6 +67,8 @@ export interface ConversationObject {
   setHandoff(change: HandoffChange, settings: ConversationSettings): HandoffResult | Promise<HandoffResult>;
   /** See {@link ConversationStore.window}. */
   window(): SendWindow | undefined | Promise<SendWindow | undefined>;
+  /** See {@link ConversationStore.recordMediaCopy}. */
+  recordMediaCopy(copy: MediaCopy, settings: ConversationSettings): boolean | Promise<boolean>;
   /** See {@link ConversationStore.purge}. */
   purge(): void | Promise<void>;
 }
@@ -213,6 +216,17 @@ export class DurableObjectConversationStore implements ConversationStore {
    */
   async window(ref: ConversationRef): Promise<SendWindow | undefined> {
     return await this.#object(ref).window();
+  }
+
+  /**
+   * Records where a copy of an entry's media is kept.
+   *
+   * @param ref the conversation
+   * @param copy the entry, its media_id and the copy's key
+   * @returns whether the entry was there to record it on
+   */
+  async recordMediaCopy(ref: ConversationRef, copy: MediaCopy): Promise<boolean> {
+    return await this.#object(ref).recordMediaCopy(copy, this.#settings);
   }
 
   /**

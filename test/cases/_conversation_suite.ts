@@ -50,6 +50,18 @@ function userText(key: string, text: string, at = Date.now()): AcceptInput {
   };
 }
 
+function userImage(key: string, mediaId: string): AcceptInput {
+  return {
+    key,
+    claim: `lease:${key}:1`,
+    ttlSeconds: 5,
+    entry: { sender: "user", type: "message", msgType: "image", mediaId, deliveryId: `d-${key}` },
+    action: { kind: "message", at: Date.now() },
+  };
+}
+
+const THREE_DAYS_MS = 3 * 24 * 3600 * 1000;
+
 export const conversationCases: ConversationCase[] = [
   ["accept: the first delivery claims, appends once and opens the window; retries find the claim", async (make) => {
     const { store } = await make();
@@ -279,5 +291,50 @@ export const conversationCases: ConversationCase[] = [
     await store.accept(ref, userText("m2", "new"));
     const page = await store.history(ref, { limit: 10 });
     assert.deepEqual(page?.entries.map((e) => e.text), ["new"]);
+  }],
+  [
+    "media: a user's image says when WeChat forgets it; a copy is recorded on its entry, and only there",
+    async (make) => {
+      const { store } = await make();
+      const ref = freshRef();
+      await store.accept(ref, userText("m1", "look"));
+      const accepted = await store.accept(ref, userImage("m2", "MEDIA_2"));
+      assert.equal(accepted.seq, 2, "the entry the push was appended as");
+      const retry = await store.accept(ref, { ...userImage("m2", "MEDIA_2"), claim: "lease:m2:2" });
+      assert.equal(retry.seq, undefined, "a retry appends nothing");
+      const [image, text] = (await store.history(ref, { limit: 10 }))!.entries;
+      assert.deepEqual(
+        [image?.mediaId, image?.mediaExpiresAt === image!.at + THREE_DAYS_MS, image?.mediaKey],
+        ["MEDIA_2", true, undefined],
+      );
+      assert.equal(text?.mediaExpiresAt, undefined, "a text has no media to expire");
+      const key = `media/${ref.appId}/${ref.openId}/MEDIA_2`;
+      assert.equal(await store.recordMediaCopy(ref, { seq: 2, mediaId: "OTHER", key }), false, "another media_id");
+      assert.equal(await store.recordMediaCopy(ref, { seq: 1, mediaId: "MEDIA_2", key }), false, "another entry");
+      assert.equal(await store.recordMediaCopy(ref, { seq: 9, mediaId: "MEDIA_2", key }), false, "no such entry");
+      assert.equal(await store.recordMediaCopy(ref, { seq: 2, mediaId: "MEDIA_2", key }), true);
+      const page = (await store.history(ref, { limit: 10 }))!.entries;
+      assert.deepEqual(page.map((e) => e.mediaKey ?? null), [key, null]);
+      assert.equal(page[0]?.mediaId, "MEDIA_2", "the media_id stays beside the copy");
+      const sent = await store.recordOutbound(ref, {
+        entry: { sender: "bot", type: "message", msgType: "image", mediaId: "UPLOADED", outcome: "ok" },
+        spend: true,
+        reserved: false,
+      });
+      assert.equal(sent.mediaExpiresAt, undefined, "an upload's expiry is not known from its send");
+    },
+  ],
+  ["media: no copy is recorded for a purged conversation or an entry past retention", async (make) => {
+    const { store, advance } = await make({ historyDays: 0.5 / 86_400 });
+    const purged = freshRef();
+    await store.accept(purged, userImage("m1", "MEDIA_P"));
+    await store.purge(purged);
+    const copy = { seq: 1, mediaId: "MEDIA_P", key: "media/x/y/MEDIA_P" };
+    assert.equal(await store.recordMediaCopy(purged, copy), false, "purged");
+    assert.equal(await store.history(purged, { limit: 10 }), null, "and nothing came back");
+    const old = freshRef();
+    await store.accept(old, userImage("m1", "MEDIA_O"));
+    await advance(700);
+    assert.equal(await store.recordMediaCopy(old, { ...copy, mediaId: "MEDIA_O" }), false, "past retention");
   }],
 ];

@@ -81,5 +81,23 @@ describe("the deploy check", () => {
     expect(ran.code, ran.stderr).toBe(0);
     expect(ran.stdout).toContain("--dry-run: exiting now.");
     expect((await stat(join(out, "index.js"))).size).toBeGreaterThan(1000);
+    // The R2 bucket is optional and off as shipped: an account without R2 deploys.
+    expect(ran.stdout).not.toContain("KEFU_MEDIA");
+  }, 60_000);
+
+  it("the shipped KEFU_MEDIA block, uncommented, binds the R2 bucket", async () => {
+    const block = /^# \[\[r2_buckets\]\]\n# binding = "KEFU_MEDIA"\n# bucket_name = "kefu-edge-media"$/m;
+    expect(shipped).toMatch(block);
+    const config = join(dir, "wrangler-r2.toml");
+    await writeFile(
+      config,
+      shipped.replace(PLACEHOLDER_KV_ID, "0123456789abcdef0123456789abcdef")
+        .replace('WECHAT_APPID = ""', 'WECHAT_APPID = "wx1234567890abcdef"')
+        .replace('main = "worker/index.ts"', `main = ${JSON.stringify(join(ROOT, "worker", "index.ts"))}`)
+        .replace(block, (text) => text.replace(/^# /gm, "")),
+    );
+    const ran = await deploy(["--config", config, "--dry-run", "--outdir", join(dir, "built-r2")]);
+    expect(ran.code, ran.stderr).toBe(0);
+    expect(ran.stdout).toMatch(/env\.KEFU_MEDIA \(kefu-edge-media\)\s+R2 Bucket/);
   }, 60_000);
 });

@@ -99,6 +99,7 @@ describe("the conversation object", () => {
       ["handoff", () => store.handoff(ref)],
       ["setHandoff", () => store.setHandoff(ref, { state: "human", by: "agent:alice" })],
       ["window", () => store.window(ref)],
+      ["recordMediaCopy", () => store.recordMediaCopy(ref, { seq: 1, mediaId: "M1", key: "media/x/y/M1" })],
       ["purge", () => store.purge(ref)],
     ];
     for (const [method, run] of operations) {

@@ -7,6 +7,7 @@ declare namespace Cloudflare {
     WECHAT_KV: KVNamespace;
     KEFU_STORE: DurableObjectNamespace;
     KEFU_QUEUE: Queue;
+    KEFU_MEDIA: R2Bucket;
   }
   interface GlobalProps {
     mainModule: typeof import("../../worker/index.ts");
