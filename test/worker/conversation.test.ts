@@ -47,6 +47,55 @@ function rows(ref: ConversationRef, query: string): Promise<Record<string, unkno
   return inObject(ref, (_instance, state) => state.storage.sql.exec(query).toArray());
 }
 
+/** The version of the last change of `ref`'s conversation, in its object. */
+async function userVersion(ref: ConversationRef): Promise<number> {
+  const found = await inObject(ref, (_i, state) => {
+    const table = state.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE name = 'conversation_listing'").toArray();
+    return table.length === 0 ? [] : state.storage.sql.exec("SELECT version FROM conversation_listing").toArray();
+  });
+  return Number(found[0]?.version ?? 0);
+}
+
+/** The version of `ref`'s last change the app's directory object has taken. */
+async function directoryVersion(ref: ConversationRef): Promise<number> {
+  const ns = workerEnv.KEFU_STORE;
+  const found = await runInDurableObject(ns.get(ns.idFromName(`dir:${ref.appId}`)), (_i, state) => {
+    const table = state.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE name = 'directory'").toArray();
+    return table.length === 0
+      ? []
+      : state.storage.sql.exec("SELECT version FROM directory WHERE open_id = ?", ref.openId).toArray();
+  });
+  return Number(found[0]?.version ?? 0);
+}
+
+/**
+ * A store that notes every conversation it changes, and waits until the apps' directory
+ * objects have taken each one's last change (the users' objects tell them after answering).
+ */
+function settling(store: DurableObjectConversationStore) {
+  const touched = new Map<string, ConversationRef>();
+  const noting = new Proxy(store, {
+    get(target, name: keyof DurableObjectConversationStore) {
+      const method = target[name] as (...args: unknown[]) => unknown;
+      return (...args: unknown[]) => {
+        const ref = args[0] as ConversationRef;
+        if (typeof ref === "object" && typeof ref.openId === "string") touched.set(`${ref.appId} ${ref.openId}`, ref);
+        return method.apply(target, args);
+      };
+    },
+  });
+  const settle = async () => {
+    for (const ref of touched.values()) {
+      const deadline = Date.now() + 5000;
+      while (await directoryVersion(ref) < await userVersion(ref)) {
+        if (Date.now() > deadline) throw new Error("the directory did not take a change within 5 s");
+        await sleep(5);
+      }
+    }
+  };
+  return { store: noting, settle };
+}
+
 describe("conversation contract (DurableObjectConversationStore, KefuStore objects)", () => {
   for (const [name, fn] of conversationCases) {
     // The objects run on workerd's clock: let real time pass.
@@ -54,7 +103,11 @@ describe("conversation contract (DurableObjectConversationStore, KefuStore objec
       name,
       () =>
         fn((settings = {}) =>
-          Promise.resolve({ store: new DurableObjectConversationStore(workerEnv.KEFU_STORE, settings), advance: sleep })
+          Promise.resolve({
+            ...settling(new DurableObjectConversationStore(workerEnv.KEFU_STORE, settings)),
+            advance: sleep,
+            realTime: true,
+          })
         ),
     );
   }
@@ -136,6 +189,7 @@ describe("the conversation object", () => {
         CONVERSATION_SQL.writeClaim,
         CONVERSATION_SQL.writeHead,
         CONVERSATION_SQL.append,
+        CONVERSATION_SQL.nextVersion,
       ].sort(),
     );
     const plans = await inObject(
