@@ -62,6 +62,7 @@ export {
   type ConversationPage,
   type ConversationRef,
   type ConversationSettings,
+  type ConversationSettingsOptions,
   type ConversationStore,
   type ConversationSummary,
   DEFAULT_CONVERSATION_SETTINGS,

@@ -35,8 +35,6 @@ export { QUEUE_MAX_RETRIES, RETRY_MAX_SECONDS, retryDelaySeconds, retryHorizonSe
 export type { QueueBatchLike, QueueLike, QueueMessageLike } from "./queue_types.ts";
 export {
   agentNameSchema,
-  type ConversationListQuery,
-  conversationListQuerySchema,
   conversationRoutes,
   type ConversationRouteSettings,
   type HandoffBody,

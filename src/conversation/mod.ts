@@ -6,5 +6,9 @@
  */
 export * from "./types.ts";
 export { type MemoryConversationOptions, MemoryConversationStore } from "./memory.ts";
-export { type ConversationSettings, DEFAULT_CONVERSATION_SETTINGS } from "../internal/conversation_rules.ts";
+export {
+  type ConversationSettings,
+  type ConversationSettingsOptions,
+  DEFAULT_CONVERSATION_SETTINGS,
+} from "../internal/conversation_rules.ts";
 export { type ChatTurn, chatTurns, type ConversationContext } from "./context.ts";
