@@ -104,6 +104,10 @@ export class KefuStore extends DurableObject implements ConversationObject, Conv
   readonly #env: Record<string, unknown>;
   #conversation: ConversationTables | undefined;
   #directory: DirectoryTables | undefined;
+  /** Whether an update of the app's directory is on its way. */
+  #updating = false;
+  /** The newest change not sent to the directory yet. */
+  #nextUpdate: { address: DirectoryAddress; changed: Changed } | undefined;
   /** The alarm's time as this instance knows it: `undefined` until read, `null` when none is set. */
   #alarmAt: number | null | undefined;
 
@@ -377,13 +381,33 @@ export class KefuStore extends DurableObject implements ConversationObject, Conv
   ): Promise<T> {
     const tables = this.#tables();
     const { result, due, changed } = this.#state.storage.transactionSync(() => operation(tables, Date.now()));
-    const update = this.#tellDirectory(settings.directory, changed);
     // The caller (the push WeChat waits on) is answered without waiting for the directory: a
     // failed update is logged, and the next change, which carries the whole conversation again,
     // repairs it.
-    if (update !== undefined) this.#state.waitUntil(update.catch(directoryFailed));
+    if (settings.directory !== undefined && changed !== undefined) this.#queueUpdate(settings.directory, changed);
     if (due !== undefined) await this.#armSweep(due);
     return result;
+  }
+
+  /**
+   * Sends the directory the newest change, one update at a time: changes made while one is on
+   * its way are folded into the next (each carries the whole conversation), so a burst of a
+   * user's changes costs the directory two calls, not one a change.
+   */
+  #queueUpdate(address: DirectoryAddress, changed: Changed): void {
+    this.#nextUpdate = { address, changed };
+    if (this.#updating) return;
+    this.#updating = true;
+    this.#state.waitUntil((async () => {
+      try {
+        for (let next = this.#nextUpdate; next !== undefined; next = this.#nextUpdate) {
+          this.#nextUpdate = undefined;
+          await this.#tellDirectory(next.address, next.changed)?.catch(directoryFailed);
+        }
+      } finally {
+        this.#updating = false;
+      }
+    })());
   }
 
   /**
