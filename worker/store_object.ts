@@ -2,8 +2,9 @@
  * `KefuStore`: the Durable Object class behind `DurableObjectStore` and
  * `DurableObjectConversationStore`. Each object holds one mini-program user (the claims and
  * marks of the user's pushes, the send window, and the user's conversation: its history,
- * who answers it) or one shard of other keys, in its own SQLite database, so every
- * operation is strongly consistent and atomic.
+ * who answers it), one mini program's list of conversations (its directory, `dir:<appId>`,
+ * which the users' objects keep up to date) or one shard of other keys, in its own SQLite
+ * database, so every operation is strongly consistent and atomic.
  *
  * It extends workerd's `DurableObject` (from `cloudflare:workers`), which its conversation
  * methods need to be called over Workers RPC: only a Workers runtime can load this file, so
@@ -91,8 +92,10 @@ const SWEEP_INTERVAL_MS = 10 * 60 * 1000;
  * `DurableObjectStore`) and one user's conversation (Workers RPC methods, from
  * `DurableObjectConversationStore`: one call per operation). Each operation runs
  * synchronously, so nothing else in the object interleaves with it; the conversation's run
- * in a transaction. The alarm deletes expired entries and claims, and history older than the
- * retention its callers ask for, with no request needed.
+ * in a transaction, after which a user's object tells the app's directory object (another
+ * `KefuStore`) what changed, without its caller waiting. The alarm deletes expired entries
+ * and claims, history older than the retention its callers ask for, and what a directory no
+ * longer needs, with no request needed.
  *
  * @example Export it from your worker's entry (a Workers runtime only)
  * ```ts ignore
