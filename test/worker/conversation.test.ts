@@ -324,7 +324,7 @@ describe("the app's directory object", () => {
         reserved: false,
       });
       await store.setHandoff(ref, { state: "waiting", by: "bot", reason: "asked" });
-      expect(Date.now() - started).toBeLessThan(700);
+      expect(Date.now() - started).toBeLessThan(1200); // one update alone takes 1500 ms
       expect(updates).toBe(0);
       // The updates arrive after the answers: three changes, two updates (the two made while
       // the first was on its way went as one).
