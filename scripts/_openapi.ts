@@ -34,7 +34,7 @@ import {
 } from "../mod.ts";
 import type { ErrorBody } from "../worker/errors.ts";
 import { deadLetterListQuerySchema, deadLetterParamsSchema } from "../worker/dead_letters/mod.ts";
-import { handoffBodySchema, historyQuerySchema } from "../worker/conversations/mod.ts";
+import { conversationListQuerySchema, handoffBodySchema, historyQuerySchema } from "../worker/conversations/mod.ts";
 import { IDEMPOTENCY_TTL_SECONDS } from "../worker/idempotency.ts";
 import {
   MAX_JSON_BYTES,
@@ -123,6 +123,38 @@ const handoffSchema = z.object({
   since: z.number().check(z.describe("Since when, ms since the epoch")),
   agent: z.optional(z.string().check(z.describe("The agent who has it, or who made the last change"))),
   reason: z.optional(z.string()),
+});
+
+const conversationSummarySchema = z.object({
+  openId: z.string().check(z.describe("The user's OpenID")),
+  lastMessage: z.nullable(
+    z.object({
+      seq: z.number().check(z.describe("The entry's `seq` in the user's history")),
+      at: z.number().check(z.describe("When, ms since the epoch")),
+      sender: z.string().check(z.describe("`user`, `bot`, `api` or `agent:<name>`")),
+      msgType: z.optional(z.string().check(z.describe("`text`, `image`, `miniprogrampage`, `link`"))),
+      text: z.string().check(
+        z.describe(
+          "A preview: a text's first 80 characters (ending in `…` when cut); images, cards and links in words",
+        ),
+      ),
+    }),
+  ).check(z.describe("The last message either way (sends WeChat refused left out); `null` before any")),
+  unread: z.number().check(z.describe("The user's messages since the last reply of the bot, an agent or your service")),
+  window: z.nullable(sendWindowSchema).check(z.describe("`null`: no window open")),
+  handoff: z.object({
+    state: handoffStates,
+    since: z.number().check(z.describe("Since when, ms since the epoch")),
+    agent: z.optional(z.string().check(z.describe("The agent who has it"))),
+  }),
+  lastActivityAt: z.number().check(z.describe("When anything last happened in it, ms since the epoch")),
+});
+
+const conversationPageSchema = z.object({
+  conversations: z.array(conversationSummarySchema).check(z.describe("Most recent activity first")),
+  nextCursor: z.nullable(z.string()).check(
+    z.describe("Pass as `cursor` for the next page; `null` on the last one"),
+  ),
 });
 
 const deadLetterSummarySchema = z.object({
@@ -322,6 +354,8 @@ export function buildOpenApiDocument(version: string): OpenApiDocument {
     HistoryPage: historyPageSchema,
     Handoff: handoffSchema,
     HandoffBody: handoffBodySchema as z.ZodMiniType,
+    ConversationSummary: conversationSummarySchema,
+    ConversationPage: conversationPageSchema,
     DeadLetterSummary: deadLetterSummarySchema,
     DeadLetterPage: deadLetterPageSchema,
     DeadLetter: deadLetterSchema,
@@ -496,6 +530,27 @@ export function buildOpenApiDocument(version: string): OpenApiDocument {
           },
         },
       },
+      "/api/conversations": {
+        get: {
+          tags: ["API"],
+          summary: "The app's conversations",
+          description: "Most recent activity first, each with a preview of its last message, its unread count, " +
+            "window and handoff. A walk (a first page and the pages its cursors lead to) lists the conversations " +
+            "as they stood when its first page was read: each one once, at the place it had then, with what it " +
+            "holds when its page is read; new activity during the walk does not move a conversation within it, " +
+            "conversations that begin during it are not in it, purged ones leave it. A cursor is good for 15 " +
+            "minutes. `state` is applied when each page is read; a page may hold fewer than `limit` while " +
+            "`nextCursor` is not null.",
+          security: [{ bearer: [] }],
+          parameters: ["state", "limit", "cursor"].map((name) =>
+            queryParameter(name, conversationListQuerySchema as z.ZodMiniType)
+          ),
+          responses: {
+            "200": { description: "A page of conversations", content: jsonContent(ref("ConversationPage")) },
+            ...errors(400, ...API_ERRORS),
+          },
+        },
+      },
       "/api/users/{openId}/messages": {
         get: {
           tags: ["API"],
@@ -544,7 +599,8 @@ export function buildOpenApiDocument(version: string): OpenApiDocument {
         delete: {
           tags: ["API"],
           summary: "Delete everything of a user",
-          description: "The conversation's history, window and handoff state. Idempotent. WeChat's " +
+          description: "The conversation's history, window and handoff state; the user leaves " +
+            "`GET /api/conversations`. Idempotent. WeChat's " +
             "`user_authorization_revoke` and `user_authorization_cancellation` events do the same by themselves.",
           security: [{ bearer: [] }],
           parameters: [pathParameter("openId", userParamsSchema as z.ZodMiniType, "The user's OpenID")],

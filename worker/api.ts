@@ -43,7 +43,7 @@ export interface ApiSettings {
   idempotencyStore(env: Env): KeyValueStore;
   /** Largest accepted upload, in bytes. */
   maxUploadBytes: number;
-  /** The conversations of an env (`/api/users/:openId/messages`, `/handoff`, `DELETE /api/users/:openId`). */
+  /** The conversations of an env (`/api/conversations`, `/api/users/:openId/messages`, `/handoff`, `DELETE /api/users/:openId`). */
   conversations?: ConversationRouteSettings["conversations"] | undefined;
   /** Where dead letters are kept and the queue they are replayed onto (`/api/dead-letters`). */
   deadLetters: DeadLetterRouteSettings;
@@ -147,7 +147,7 @@ export function apiRoutes(settings: ApiSettings): Hono<AppEnv> {
 
   api.route("/dead-letters", deadLetterRoutes(settings.deadLetters));
   api.route(
-    "/users",
+    "/",
     conversationRoutes({
       conversations: (env) => settings.conversations?.(env),
       appId: (env) => mp(env).appId,

@@ -62,6 +62,9 @@ const SCHEMA = [
   "CREATE INDEX IF NOT EXISTS conversation_claims_expires_at ON conversation_claims (expires_at)",
   "CREATE TABLE IF NOT EXISTS conversation_history (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, entry TEXT NOT NULL)",
   "CREATE INDEX IF NOT EXISTS conversation_history_at ON conversation_history (at)",
+  // One row: the version of the conversation's last change, which the app's directory keeps
+  // the newest of (it outlives a purge, so the purge's own version is newer than any before).
+  "CREATE TABLE IF NOT EXISTS conversation_listing (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)",
 ];
 
 /**
@@ -96,6 +99,8 @@ export const CONVERSATION_SQL = {
     "WHERE at < ? AND json_extract(entry, '$.mediaKey') IS NOT NULL",
   nextClaimExpiry: "SELECT MIN(expires_at) AS next FROM conversation_claims",
   oldestEntry: "SELECT MIN(at) AS oldest FROM conversation_history",
+  nextVersion: "INSERT INTO conversation_listing (id, version) VALUES (1, 1) " +
+    "ON CONFLICT (id) DO UPDATE SET version = version + 1 RETURNING version",
 } as const;
 
 /** What an operation returns, and the earliest time the alarm has something to delete because of it. */
@@ -104,6 +109,16 @@ export interface Done<T> {
   result: T;
   /** When something it wrote is due for deletion (a claim's expiry, an entry's retention), ms. */
   due?: number | undefined;
+  /** The conversation after a change (`head` undefined: purged), for the app's directory. */
+  changed?: Changed | undefined;
+}
+
+/** A change to tell the app's directory about. */
+export interface Changed {
+  /** The change's version: each change of the conversation has a greater one. */
+  version: number;
+  /** The conversation now; `undefined` once purged. */
+  head: ConversationHead | undefined;
 }
 
 /**
@@ -131,8 +146,7 @@ export class ConversationTables {
    * @returns whether the tables exist
    */
   static exist(sql: SqlLike): boolean {
-    return sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'conversation_head'").toArray()
-      .length > 0;
+    return tableExists(sql, "conversation_head");
   }
 
   /**
@@ -152,8 +166,9 @@ export class ConversationTables {
       this.#sql.exec(CONVERSATION_SQL.writeClaim, input.key, value, expiresAt, seq ?? null);
       due = expiresAt;
     }
-    if (applied.changed) due = earliest(due, this.#write(applied.head, applied.append, settings));
-    return { result: applied.result, due };
+    if (!applied.changed) return { result: applied.result, due };
+    const written = this.#write(applied.head, applied.append, settings);
+    return { result: applied.result, due: earliest(due, written.due), changed: written.changed };
   }
 
   /**
@@ -195,9 +210,8 @@ export class ConversationTables {
    */
   reserve(onlyIn: readonly HandoffState[] | undefined, settings: ConversationSettings, now: number): Done<Reservation> {
     const applied = applyReserve(this.#head(), onlyIn, now, settings);
-    return {
+    return applied.changed ? { result: applied.result, ...this.#write(applied.head, applied.append, settings) } : {
       result: applied.result,
-      due: applied.changed ? this.#write(applied.head, applied.append, settings) : undefined,
     };
   }
 
@@ -215,9 +229,8 @@ export class ConversationTables {
     now: number,
   ): Done<ConversationEntry> {
     const applied = applyOutbound(this.#head(), input, now, settings);
-    return {
+    return applied.changed ? { result: applied.result, ...this.#write(applied.head, applied.append, settings) } : {
       result: applied.result,
-      due: applied.changed ? this.#write(applied.head, applied.append, settings) : undefined,
     };
   }
 
@@ -264,9 +277,8 @@ export class ConversationTables {
    */
   setHandoff(change: HandoffChange, settings: ConversationSettings, now: number): Done<HandoffResult> {
     const applied = applyHandoff(this.#head(), change, now, settings);
-    return {
+    return applied.changed ? { result: applied.result, ...this.#write(applied.head, applied.append, settings) } : {
       result: applied.result,
-      due: applied.changed ? this.#write(applied.head, applied.append, settings) : undefined,
     };
   }
 
@@ -297,11 +309,16 @@ export class ConversationTables {
     return true;
   }
 
-  /** Deletes the conversation; the claims stay, without the entries they were appended as. */
-  purge(): void {
+  /**
+   * Deletes the conversation; the claims stay, without the entries they were appended as.
+   *
+   * @returns the change, for the app's directory
+   */
+  purge(): Changed {
     this.#sql.exec(CONVERSATION_SQL.purgeHead);
     this.#sql.exec(CONVERSATION_SQL.purgeHistory);
     this.#sql.exec(CONVERSATION_SQL.purgeClaims);
+    return { version: this.#nextVersion(), head: undefined };
   }
 
   /**
@@ -353,12 +370,26 @@ export class ConversationTables {
     };
   }
 
-  /** Writes the head and appends the entries; returns when the first of them leaves the retention. */
-  #write(head: ConversationHead, append: ConversationEntry[], settings: ConversationSettings): number | undefined {
+  /**
+   * Writes the head and appends the entries; returns when the first of them leaves the
+   * retention, and the change for the app's directory.
+   */
+  #write(
+    head: ConversationHead,
+    append: ConversationEntry[],
+    settings: ConversationSettings,
+  ): { due: number | undefined; changed: Changed } {
     const retentionMs = Math.round(settings.historyDays * DAY_MS);
     this.#sql.exec(CONVERSATION_SQL.writeHead, JSON.stringify(head), retentionMs);
     for (const entry of append) this.#sql.exec(CONVERSATION_SQL.append, entry.seq, entry.at, JSON.stringify(entry));
-    return append.length === 0 ? undefined : append[0]!.at + retentionMs;
+    return {
+      due: append.length === 0 ? undefined : append[0]!.at + retentionMs,
+      changed: { version: this.#nextVersion(), head },
+    };
+  }
+
+  #nextVersion(): number {
+    return Number(this.#sql.exec(CONVERSATION_SQL.nextVersion).toArray()[0]!.version);
   }
 }
 
@@ -367,7 +398,24 @@ function retentionOf(sql: SqlLike): number | undefined {
   return numberOrUndefined(sql.exec(CONVERSATION_SQL.readRetention).toArray()[0]?.retention_ms);
 }
 
-function numberOrUndefined(value: unknown): number | undefined {
+/**
+ * Whether an object's database has the table `name`.
+ *
+ * @param sql the object's SQLite database
+ * @param name the table
+ * @returns whether it exists
+ */
+export function tableExists(sql: SqlLike, name: string): boolean {
+  return sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", name).toArray().length > 0;
+}
+
+/**
+ * A SQLite value as a number, or `undefined` for NULL.
+ *
+ * @param value a column's value
+ * @returns the number, or `undefined`
+ */
+export function numberOrUndefined(value: unknown): number | undefined {
   return value === null || value === undefined ? undefined : Number(value);
 }
 

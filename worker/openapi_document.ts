@@ -672,6 +672,81 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
         },
       },
     },
+    "/api/conversations": {
+      "get": {
+        "tags": [
+          "API",
+        ],
+        "summary": "The app's conversations",
+        "description":
+          "Most recent activity first, each with a preview of its last message, its unread count, window and handoff. A walk (a first page and the pages its cursors lead to) lists the conversations as they stood when its first page was read: each one once, at the place it had then, with what it holds when its page is read; new activity during the walk does not move a conversation within it, conversations that begin during it are not in it, purged ones leave it. A cursor is good for 15 minutes. `state` is applied when each page is read; a page may hold fewer than `limit` while `nextCursor` is not null.",
+        "security": [
+          {
+            "bearer": [],
+          },
+        ],
+        "parameters": [
+          {
+            "name": "state",
+            "in": "query",
+            "required": false,
+            "schema": {
+              "type": "string",
+              "enum": [
+                "bot",
+                "waiting",
+                "human",
+                "closed",
+                "all",
+              ],
+            },
+          },
+          {
+            "name": "limit",
+            "in": "query",
+            "required": false,
+            "schema": {
+              "type": "string",
+              "pattern": "^(?:[1-9]\\d?|1\\d\\d|200)$",
+            },
+          },
+          {
+            "name": "cursor",
+            "in": "query",
+            "required": false,
+            "schema": {
+              "type": "string",
+              "maxLength": 400,
+              "pattern": "^[A-Za-z0-9_-]+$",
+            },
+          },
+        ],
+        "responses": {
+          "200": {
+            "description": "A page of conversations",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ConversationPage",
+                },
+              },
+            },
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest",
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized",
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError",
+          },
+          "503": {
+            "$ref": "#/components/responses/ServiceUnavailable",
+          },
+        },
+      },
+    },
     "/api/users/{openId}/messages": {
       "get": {
         "tags": [
@@ -873,7 +948,7 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
         ],
         "summary": "Delete everything of a user",
         "description":
-          "The conversation's history, window and handoff state. Idempotent. WeChat's `user_authorization_revoke` and `user_authorization_cancellation` events do the same by themselves.",
+          "The conversation's history, window and handoff state; the user leaves `GET /api/conversations`. Idempotent. WeChat's `user_authorization_revoke` and `user_authorization_cancellation` events do the same by themselves.",
         "security": [
           {
             "bearer": [],
@@ -1951,6 +2026,131 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
           "state",
         ],
         "additionalProperties": false,
+      },
+      "ConversationSummary": {
+        "type": "object",
+        "properties": {
+          "openId": {
+            "type": "string",
+            "description": "The user's OpenID",
+          },
+          "lastMessage": {
+            "anyOf": [
+              {
+                "type": "object",
+                "properties": {
+                  "seq": {
+                    "type": "number",
+                    "description": "The entry's `seq` in the user's history",
+                  },
+                  "at": {
+                    "type": "number",
+                    "description": "When, ms since the epoch",
+                  },
+                  "sender": {
+                    "type": "string",
+                    "description": "`user`, `bot`, `api` or `agent:<name>`",
+                  },
+                  "msgType": {
+                    "type": "string",
+                    "description": "`text`, `image`, `miniprogrampage`, `link`",
+                  },
+                  "text": {
+                    "type": "string",
+                    "description":
+                      "A preview: a text's first 80 characters (ending in `…` when cut); images, cards and links in words",
+                  },
+                },
+                "required": [
+                  "seq",
+                  "at",
+                  "sender",
+                  "text",
+                ],
+              },
+              {
+                "type": "null",
+              },
+            ],
+            "description": "The last message either way (sends WeChat refused left out); `null` before any",
+          },
+          "unread": {
+            "type": "number",
+            "description": "The user's messages since the last reply of the bot, an agent or your service",
+          },
+          "window": {
+            "anyOf": [
+              {
+                "$ref": "#/components/schemas/SendWindow",
+              },
+              {
+                "type": "null",
+              },
+            ],
+            "description": "`null`: no window open",
+          },
+          "handoff": {
+            "type": "object",
+            "properties": {
+              "state": {
+                "type": "string",
+                "enum": [
+                  "bot",
+                  "waiting",
+                  "human",
+                  "closed",
+                ],
+              },
+              "since": {
+                "type": "number",
+                "description": "Since when, ms since the epoch",
+              },
+              "agent": {
+                "type": "string",
+                "description": "The agent who has it",
+              },
+            },
+            "required": [
+              "state",
+              "since",
+            ],
+          },
+          "lastActivityAt": {
+            "type": "number",
+            "description": "When anything last happened in it, ms since the epoch",
+          },
+        },
+        "required": [
+          "openId",
+          "lastMessage",
+          "unread",
+          "window",
+          "handoff",
+          "lastActivityAt",
+        ],
+      },
+      "ConversationPage": {
+        "type": "object",
+        "properties": {
+          "conversations": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/ConversationSummary",
+            },
+            "description": "Most recent activity first",
+          },
+          "nextCursor": {
+            "description": "Pass as `cursor` for the next page; `null` on the last one",
+            "type": [
+              "string",
+              "null",
+            ],
+          },
+        },
+        "required": [
+          "conversations",
+          "nextCursor",
+        ],
       },
       "DeadLetterSummary": {
         "type": "object",

@@ -2,8 +2,9 @@
  * `KefuStore`: the Durable Object class behind `DurableObjectStore` and
  * `DurableObjectConversationStore`. Each object holds one mini-program user (the claims and
  * marks of the user's pushes, the send window, and the user's conversation: its history,
- * who answers it) or one shard of other keys, in its own SQLite database, so every
- * operation is strongly consistent and atomic.
+ * who answers it), one mini program's list of conversations (its directory, `dir:<appId>`,
+ * which the users' objects keep up to date) or one shard of other keys, in its own SQLite
+ * database, so every operation is strongly consistent and atomic.
  *
  * It extends workerd's `DurableObject` (from `cloudflare:workers`), which its conversation
  * methods need to be called over Workers RPC: only a Workers runtime can load this file, so
@@ -29,21 +30,32 @@ import { DurableObject as WorkerdDurableObject } from "cloudflare:workers";
 import type {
   AcceptInput,
   AcceptResult,
+  ConversationDirectoryObject,
   ConversationEntry,
+  ConversationListOptions,
   ConversationObject,
+  ConversationPage,
   ConversationSettings,
+  DirectoryAddress,
+  DirectoryNotice,
+  DurableObjectNamespaceLike,
   Handoff,
   HandoffChange,
   HandoffResult,
   HandoffState,
   HistoryPage,
   MediaCopy,
+  ObjectSettings,
   OutboundInput,
   Reservation,
   SendWindow,
   StoreOperation,
 } from "../mod.ts";
-import { ConversationTables, type Done, earliest } from "./conversation_tables.ts";
+// Private helpers shared with the other engines (see src/internal/README.md): what the app's
+// list keeps of a conversation, the checks of a page's options, the directory's name.
+import { checkListOptions, directoryObjectName, listedOf } from "../src/internal/conversation_list.ts";
+import { type Changed, ConversationTables, type Done, earliest } from "./conversation_tables.ts";
+import { DirectoryTables } from "./conversation_directory.ts";
 import { deleteCopies, type MediaBucketLike } from "./media_keys.ts";
 
 /**
@@ -70,6 +82,8 @@ export interface KefuStoreState {
     /** Schedules the alarm. */
     setAlarm(scheduledTime: number): Promise<void>;
   };
+  /** Keeps the object running until `promise` settles, after the call that started it has been answered. */
+  waitUntil(promise: Promise<unknown>): void;
 }
 
 /** How often the alarm deletes what has expired, at most. */
@@ -80,17 +94,25 @@ const SWEEP_INTERVAL_MS = 10 * 60 * 1000;
  * `DurableObjectStore`) and one user's conversation (Workers RPC methods, from
  * `DurableObjectConversationStore`: one call per operation). Each operation runs
  * synchronously, so nothing else in the object interleaves with it; the conversation's run
- * in a transaction. The alarm deletes expired entries and claims, and history older than the
- * retention its callers ask for, with no request needed.
+ * in a transaction, after which a user's object tells the app's directory object (another
+ * `KefuStore`) what changed, without its caller waiting. The alarm deletes expired entries
+ * and claims, history older than the retention its callers ask for, and what a directory no
+ * longer needs, with no request needed.
  *
  * @example Export it from your worker's entry (a Workers runtime only)
  * ```ts ignore
  * export { KefuStore } from "@kefu/edge/worker/durable-object";
  * ```
  */
-export class KefuStore extends DurableObject implements ConversationObject {
+export class KefuStore extends DurableObject implements ConversationObject, ConversationDirectoryObject {
   readonly #state: KefuStoreState;
+  readonly #env: Record<string, unknown>;
   #conversation: ConversationTables | undefined;
+  #directory: DirectoryTables | undefined;
+  /** Whether an update of the app's directory is on its way. */
+  #updating = false;
+  /** The newest change not sent to the directory yet. */
+  #nextUpdate: { address: DirectoryAddress; changed: Changed } | undefined;
   /** The alarm's time as this instance knows it: `undefined` until read, `null` when none is set. */
   #alarmAt: number | null | undefined;
   /** The worker's media bucket (`KEFU_MEDIA`), whose copies leave with their history entries. */
@@ -100,12 +122,14 @@ export class KefuStore extends DurableObject implements ConversationObject {
    * Called by the Workers runtime.
    *
    * @param state the object's state (its SQLite storage)
-   * @param env the worker's bindings (`KEFU_MEDIA`, when bound, is where copies of media are)
+   * @param env the worker's bindings (a user's object finds the app's directory object there;
+   *   `KEFU_MEDIA`, when bound, is where copies of media are)
    */
   constructor(state: KefuStoreState, env: unknown) {
     // The runtime passes its own state object, of which KefuStoreState names the part used here.
     super(state as never, env as never);
     this.#state = state;
+    this.#env = (env ?? {}) as Record<string, unknown>;
     this.#media = (env as { KEFU_MEDIA?: MediaBucketLike } | null | undefined)?.KEFU_MEDIA ?? undefined;
     const { sql } = state.storage;
     sql.exec("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at INTEGER)");
@@ -194,11 +218,11 @@ export class KefuStore extends DurableObject implements ConversationObject {
    * Accepts a verified push into the conversation (see `ConversationStore.accept`).
    *
    * @param input the claim and the entry
-   * @param settings the caller's idle timeout and retention
+   * @param settings the caller's idle timeout and retention, and where the app's directory is
    * @returns claimed or taken, who answers and the window
    */
-  async accept(input: AcceptInput, settings: ConversationSettings): Promise<AcceptResult> {
-    return await this.#run((c, now) => c.accept(input, settings, now));
+  async accept(input: AcceptInput, settings: ObjectSettings): Promise<AcceptResult> {
+    return await this.#run(settings, (c, now) => c.accept(input, settings, now));
   }
 
   /**
@@ -221,32 +245,32 @@ export class KefuStore extends DurableObject implements ConversationObject {
    * @returns whether it held `expected`
    */
   async replaceClaim(key: string, expected: string, value: string | null, ttlSeconds: number): Promise<boolean> {
-    return await this.#run((c, now) => c.replaceClaim(key, expected, value, ttlSeconds, now));
+    return await this.#run({}, (c, now) => c.replaceClaim(key, expected, value, ttlSeconds, now));
   }
 
   /**
    * Holds a window message for a send (see `ConversationStore.reserve`).
    *
    * @param onlyIn the states that allow the send
-   * @param settings the caller's idle timeout and retention
+   * @param settings the caller's idle timeout and retention, and where the app's directory is
    * @returns the decision
    */
-  async reserve(onlyIn: readonly HandoffState[] | undefined, settings: ConversationSettings): Promise<Reservation> {
-    return await this.#run((c, now) => c.reserve(onlyIn, settings, now));
+  async reserve(onlyIn: readonly HandoffState[] | undefined, settings: ObjectSettings): Promise<Reservation> {
+    return await this.#run(settings, (c, now) => c.reserve(onlyIn, settings, now));
   }
 
   /**
    * Records what was sent (see `ConversationStore.recordOutbound`).
    *
    * @param input the entry, whether it spends the window and whether a message was held for it
-   * @param settings the caller's idle timeout and retention
+   * @param settings the caller's idle timeout and retention, and where the app's directory is
    * @returns the entry as recorded
    */
   async recordOutbound(
     input: OutboundInput & { reserved: boolean },
-    settings: ConversationSettings,
+    settings: ObjectSettings,
   ): Promise<ConversationEntry> {
-    return await this.#run((c, now) => c.recordOutbound(input, settings, now));
+    return await this.#run(settings, (c, now) => c.recordOutbound(input, settings, now));
   }
 
   /**
@@ -274,11 +298,11 @@ export class KefuStore extends DurableObject implements ConversationObject {
    * Changes who answers (see `ConversationStore.setHandoff`).
    *
    * @param change the new state, who makes the change and why
-   * @param settings the caller's idle timeout and retention
+   * @param settings the caller's idle timeout and retention, and where the app's directory is
    * @returns whether it changed, and the handoff now
    */
-  async setHandoff(change: HandoffChange, settings: ConversationSettings): Promise<HandoffResult> {
-    return await this.#run((c, now) => c.setHandoff(change, settings, now));
+  async setHandoff(change: HandoffChange, settings: ObjectSettings): Promise<HandoffResult> {
+    return await this.#run(settings, (c, now) => c.setHandoff(change, settings, now));
   }
 
   /**
@@ -298,13 +322,49 @@ export class KefuStore extends DurableObject implements ConversationObject {
    * @returns whether the entry was there to record it on
    */
   async recordMediaCopy(copy: MediaCopy, settings: ConversationSettings): Promise<boolean> {
-    return await this.#run((c, now) => ({ result: c.recordMediaCopy(copy, settings, now) }));
+    return await this.#run({}, (c, now) => ({ result: c.recordMediaCopy(copy, settings, now) }));
   }
 
-  /** Deletes the conversation; the push claims stay, without their entries (see `ConversationStore.purge`). */
-  purge(): void {
+  /**
+   * Deletes the conversation; the push claims stay, without their entries (see
+   * `ConversationStore.purge`). Resolves once the app's directory has let the user go (a
+   * purge is a deletion asked for: it fails, to be asked again, rather than leave the user
+   * listed).
+   *
+   * @param settings where the app's directory is
+   */
+  async purge(settings?: ObjectSettings): Promise<void> {
     const tables = this.#tables();
-    this.#state.storage.transactionSync(() => tables.purge());
+    const changed = this.#state.storage.transactionSync(() => tables.purge());
+    const update = this.#tellDirectory(settings?.directory, changed);
+    if (update !== undefined) await update;
+  }
+
+  /**
+   * Takes a user's change into the app's list (called by the user's object on the app's
+   * directory object).
+   *
+   * @param notice the user, the change's version and the conversation (`null`: purged)
+   */
+  async updateDirectory(notice: DirectoryNotice): Promise<void> {
+    const directory = this.#directory ??= new DirectoryTables(this.#state.storage.sql);
+    const due = this.#state.storage.transactionSync(() => directory.update(notice, Date.now()));
+    if (due !== undefined) await this.#armSweep(due);
+  }
+
+  /**
+   * A page of the app's list (called on the app's directory object; see `ConversationStore.list`).
+   *
+   * @param options the filter, the page size and the cursor
+   * @param settings the caller's idle timeout
+   * @returns the page
+   */
+  listDirectory(options: ConversationListOptions, settings: ConversationSettings): ConversationPage {
+    const directory = this.#directory ??= new DirectoryTables(this.#state.storage.sql);
+    const now = Date.now();
+    const checked = checkListOptions(options, now);
+    // The ghosts a first page's walk makes the directory keep arm the alarm as they are written.
+    return this.#state.storage.transactionSync(() => directory.page(checked, settings, now));
   }
 
   /**
@@ -323,7 +383,11 @@ export class KefuStore extends DurableObject implements ConversationObject {
       sql.exec("DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?", now);
       const next = sql.exec("SELECT MIN(expires_at) AS next FROM kv WHERE expires_at IS NOT NULL").toArray()[0]?.next;
       const conversation = ConversationTables.exist(sql) ? ConversationTables.sweep(sql, now) : undefined;
-      return earliest(next === null || next === undefined ? undefined : Number(next), conversation);
+      const directory = DirectoryTables.exist(sql) ? DirectoryTables.sweep(sql, now) : undefined;
+      return earliest(
+        next === null || next === undefined ? undefined : Number(next),
+        earliest(conversation, directory),
+      );
     });
     // The runtime clears the alarm that fired.
     this.#alarmAt = null;
@@ -335,12 +399,71 @@ export class KefuStore extends DurableObject implements ConversationObject {
     return this.#conversation ??= new ConversationTables(this.#state.storage.sql);
   }
 
-  /** Runs a conversation operation as one transaction, then makes sure the alarm will delete what it wrote. */
-  async #run<T>(operation: (tables: ConversationTables, now: number) => Done<T>): Promise<T> {
+  /**
+   * Runs a conversation operation as one transaction, tells the app's directory what changed
+   * (without waiting for it), then makes sure the alarm will delete what it wrote.
+   */
+  async #run<T>(
+    settings: Pick<ObjectSettings, "directory">,
+    operation: (tables: ConversationTables, now: number) => Done<T>,
+  ): Promise<T> {
     const tables = this.#tables();
-    const { result, due } = this.#state.storage.transactionSync(() => operation(tables, Date.now()));
+    const { result, due, changed } = this.#state.storage.transactionSync(() => operation(tables, Date.now()));
+    // The caller (the push WeChat waits on) is answered without waiting for the directory: a
+    // failed update is logged, and the next change, which carries the whole conversation again,
+    // repairs it.
+    if (settings.directory !== undefined && changed !== undefined) this.#queueUpdate(settings.directory, changed);
     if (due !== undefined) await this.#armSweep(due);
     return result;
+  }
+
+  /**
+   * Sends the directory the newest change, one update at a time: changes made while one is on
+   * its way are folded into the next (each carries the whole conversation), so a burst of a
+   * user's changes costs the directory two calls, not one a change.
+   */
+  #queueUpdate(address: DirectoryAddress, changed: Changed): void {
+    this.#nextUpdate = { address, changed };
+    if (this.#updating) return;
+    this.#updating = true;
+    this.#state.waitUntil((async () => {
+      try {
+        for (let next = this.#nextUpdate; next !== undefined; next = this.#nextUpdate) {
+          this.#nextUpdate = undefined;
+          await this.#tellDirectory(next.address, next.changed)?.catch(directoryFailed);
+        }
+      } finally {
+        this.#updating = false;
+      }
+    })());
+  }
+
+  /**
+   * Sends a change to the app's directory object: one Workers RPC call, whose promise it
+   * returns (`undefined` when there is nothing to send, or no directory to send it to).
+   *
+   * Why a directory object of the same class, told after the user's transaction: the list
+   * needs an index across users, which no user's object has; a second object of the namespace
+   * the worker already binds needs no new binding or migration (D1 would need both, and a
+   * write to it from each change), and a call made after the transaction, not awaited, keeps
+   * it out of the time WeChat waits. The directory keeps the newest version per user, so
+   * calls that race or arrive late do no harm.
+   */
+  #tellDirectory(address: DirectoryAddress | undefined, changed: Changed | undefined): Promise<void> | undefined {
+    if (address === undefined || changed === undefined) return undefined;
+    const namespace = this.#env[address.binding] as DurableObjectNamespaceLike | undefined;
+    if (namespace === undefined || typeof namespace.idFromName !== "function") {
+      if (!unboundLogged) console.warn(JSON.stringify({ event: "kefu-edge.directory_unbound" }));
+      unboundLogged = true;
+      return undefined;
+    }
+    const notice: DirectoryNotice = {
+      openId: address.openId,
+      version: changed.version,
+      listed: changed.head === undefined ? null : listedOf(address.openId, changed.head),
+    };
+    const directory = namespace.get(namespace.idFromName(directoryObjectName(address.appId)));
+    return Promise.resolve((directory as unknown as ConversationDirectoryObject).updateDirectory(notice));
   }
 
   /**
@@ -356,4 +479,13 @@ export class KefuStore extends DurableObject implements ConversationObject {
     this.#alarmAt = at;
     await this.#state.storage.setAlarm(at);
   }
+}
+
+/** Whether the missing directory binding was logged (once per isolate). */
+let unboundLogged = false;
+
+/** Logs a failed directory update (its error's name only: no user, no content). */
+function directoryFailed(err: unknown): void {
+  const error = err instanceof Error ? err.name : typeof err;
+  console.warn(JSON.stringify({ event: "kefu-edge.directory_update_failed", error }));
 }

@@ -7,6 +7,7 @@
 import type { SendWindow } from "../customer_service/send_window.ts";
 import type { SendOptions } from "../customer_service/schemas.ts";
 import type { ConversationEntry, ConversationRef, ConversationStore, Handoff, HandoffResult } from "./types.ts";
+import { describeEntry } from "../internal/conversation_list.ts";
 
 /** One turn of a conversation as a chat model takes it. */
 export interface ChatTurn {
@@ -42,25 +43,10 @@ export function chatTurns(entries: readonly ConversationEntry[]): ChatTurn[] {
     const fromUser = entry.sender === "user";
     // A send WeChat refused never reached the user.
     if (!fromUser && typeof entry.outcome === "number") continue;
-    const content = describe(entry);
+    const content = describeEntry(entry);
     if (content !== "") turns.push({ role: fromUser ? "user" : "assistant", content, at: entry.at });
   }
   return turns;
-}
-
-function describe(entry: ConversationEntry): string {
-  switch (entry.msgType) {
-    case "text":
-      return entry.text ?? "";
-    case "image":
-      return "[图片]";
-    case "miniprogrampage":
-      return `[小程序卡片：${entry.title ?? ""}${entry.pagePath === undefined ? "" : `（${entry.pagePath}）`}]`;
-    case "link":
-      return `[链接：${entry.title ?? ""}${entry.url === undefined ? "" : ` ${entry.url}`}]`;
-    default:
-      return entry.text ?? `[${entry.msgType ?? "消息"}]`;
-  }
 }
 
 /** The user's conversation, as the push handler's context carries it (`context.conversation`). */

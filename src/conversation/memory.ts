@@ -21,10 +21,23 @@ import {
   retentionCutoff,
   settingsOf,
 } from "../internal/conversation_rules.ts";
+import {
+  after,
+  byPlace,
+  checkListOptions,
+  encodeListCursor,
+  listedOf,
+  type ListPlace,
+  passes,
+  summaryOf,
+  WALK_MS,
+} from "../internal/conversation_list.ts";
 import type {
   AcceptInput,
   AcceptResult,
   ConversationEntry,
+  ConversationListOptions,
+  ConversationPage,
   ConversationRef,
   ConversationStore,
   ConversationSummary,
@@ -39,6 +52,7 @@ import type {
 } from "./types.ts";
 
 interface Kept {
+  ref: ConversationRef;
   head: ConversationHead | undefined;
   claims: Map<string, ClaimRow>;
   entries: ConversationEntry[];
@@ -73,6 +87,7 @@ export interface MemoryConversationOptions extends ConversationSettingsOptions {
  */
 export class MemoryConversationStore implements ConversationStore {
   readonly #kept = new Map<string, Kept>();
+  readonly #lists = new Map<string, AppList>();
   readonly #now: () => number;
   readonly #settings: ConversationSettings;
 
@@ -245,26 +260,35 @@ export class MemoryConversationStore implements ConversationStore {
   }
 
   /**
-   * The app's conversations, most recent activity first.
+   * A page of the app's conversations, most recent activity first (see {@link ConversationStore.list}).
    *
    * @param appId the mini program
-   * @returns every conversation of the app
+   * @param options the filter, the page size and the cursor
+   * @returns the page, and the cursor of the next
+   * @throws {ValidationError} naming `state`, `limit` or `cursor`
    */
-  list(appId: string): Promise<ConversationSummary[]> {
+  list(appId: string, options: ConversationListOptions = {}): Promise<ConversationPage> {
     const now = this.#now();
-    const out: ConversationSummary[] = [];
-    for (const [key, kept] of this.#kept) {
-      if (kept.head === undefined || !key.startsWith(`${appId}\u0000`)) continue;
-      out.push({
-        openId: key.slice(appId.length + 1),
-        handoff: effectiveHandoff(kept.head, now, this.#settings),
-        last: kept.head.last,
-        unread: kept.head.unread,
-        window: liveWindow(kept.head.window, now),
-        activityAt: kept.head.activityAt,
-      });
+    const { state, limit, cursor } = checkListOptions(options, now);
+    const list = this.#list(appId);
+    const walk = cursor === undefined ? { walk: list.begin(now), startedAt: now } : cursor;
+    const places = list.at(Number.parseInt(walk.walk, 16)).filter((place) => after(place, cursor)).sort(byPlace);
+    const found: { place: ListPlace; summary: ConversationSummary }[] = [];
+    for (const place of places) {
+      const head = this.#kept.get(id({ appId, openId: place.openId }))?.head;
+      if (head === undefined) continue;
+      const listed = listedOf(place.openId, head);
+      if (passes(listed, state, now, this.#settings)) {
+        found.push({ place, summary: summaryOf(listed, now, this.#settings) });
+      }
+      if (found.length > limit) break;
     }
-    return Promise.resolve(out.sort((a, b) => b.activityAt - a.activityAt));
+    const more = found.length > limit;
+    if (more) found.length = limit;
+    return Promise.resolve({
+      conversations: structuredClone(found.map((f) => f.summary)),
+      nextCursor: more ? encodeListCursor(walk, found.at(-1)!.place) : null,
+    });
   }
 
   /**
@@ -275,6 +299,7 @@ export class MemoryConversationStore implements ConversationStore {
   purge(ref: ConversationRef): Promise<void> {
     const kept = this.#kept.get(id(ref));
     if (kept !== undefined) {
+      this.#list(ref.appId).move(ref.openId, undefined, this.#now());
       kept.head = undefined;
       kept.entries = [];
       for (const [key, row] of kept.claims) kept.claims.set(key, { value: row.value, expiresAt: row.expiresAt });
@@ -285,12 +310,19 @@ export class MemoryConversationStore implements ConversationStore {
   #open(ref: ConversationRef): Kept {
     const key = id(ref);
     let kept = this.#kept.get(key);
-    if (kept === undefined) this.#kept.set(key, kept = { head: undefined, claims: new Map(), entries: [] });
+    if (kept === undefined) this.#kept.set(key, kept = { ref, head: undefined, claims: new Map(), entries: [] });
     return kept;
+  }
+
+  #list(appId: string): AppList {
+    let list = this.#lists.get(appId);
+    if (list === undefined) this.#lists.set(appId, list = new AppList());
+    return list;
   }
 
   #write(kept: Kept, head: ConversationHead, append: ConversationEntry[]): void {
     kept.head = head;
+    this.#list(kept.ref.appId).move(kept.ref.openId, head.activityAt, this.#now());
     kept.entries.push(...append);
     this.#prune(kept);
   }
@@ -311,4 +343,61 @@ export class MemoryConversationStore implements ConversationStore {
 
 function id(ref: ConversationRef): string {
   return `${ref.appId}\u0000${ref.openId}`;
+}
+
+/** A ghost of a place a conversation left while a walk may have been going on. */
+interface Ghost extends ListPlace {
+  /** The tick it was taken at. */
+  listedTick: number;
+  /** The tick it was left at. */
+  unlistedTick: number;
+  /** When it was left, ms. */
+  unlistedAt: number;
+}
+
+/**
+ * The places of one app's conversations in its list, stamped with a counter (see
+ * src/internal/conversation_list.ts): each conversation's place now, and while a walk may be
+ * going on, ghosts of the places left.
+ */
+class AppList {
+  #tick = 0;
+  #walkUntil = 0;
+  readonly #places = new Map<string, { activityAt: number; listedTick: number }>();
+  #ghosts: Ghost[] = [];
+
+  /** A conversation's new place (`undefined`: purged, off the list). */
+  move(openId: string, activityAt: number | undefined, now: number): void {
+    const current = this.#places.get(openId);
+    if (activityAt !== undefined && current?.activityAt === activityAt) return;
+    this.#tick += 1;
+    this.#ghosts = this.#ghosts.filter((g) => g.unlistedAt >= now - WALK_MS);
+    if (activityAt === undefined) {
+      this.#places.delete(openId);
+      this.#ghosts = this.#ghosts.filter((g) => g.openId !== openId);
+      return;
+    }
+    if (current !== undefined && this.#walkUntil > now) {
+      this.#ghosts.push({ ...current, openId, unlistedTick: this.#tick, unlistedAt: now });
+    }
+    this.#places.set(openId, { activityAt, listedTick: this.#tick });
+  }
+
+  /** Begins a walk: its stamp (hex), and ghosts kept while it may go on. */
+  begin(now: number): string {
+    this.#walkUntil = now + WALK_MS;
+    return this.#tick.toString(16);
+  }
+
+  /** The places taken at `tick` and not left by then. */
+  at(tick: number): ListPlace[] {
+    const places: ListPlace[] = [];
+    for (const [openId, { activityAt, listedTick }] of this.#places) {
+      if (listedTick <= tick) places.push({ activityAt, openId });
+    }
+    for (const g of this.#ghosts) {
+      if (g.listedTick <= tick && tick < g.unlistedTick) places.push({ activityAt: g.activityAt, openId: g.openId });
+    }
+    return places;
+  }
 }

@@ -91,20 +91,61 @@ export interface Handoff {
   reason?: string | undefined;
 }
 
-/** A conversation in the app's list. */
+/** The last message of a conversation, as the app's list shows it. */
+export interface MessagePreview {
+  /** The entry's `seq` in the conversation's history. */
+  seq: number;
+  /** When, ms since the epoch. */
+  at: number;
+  /** Who wrote it. */
+  sender: Sender;
+  /** The message type (`text`, `image`, `miniprogrampage`, `link`). */
+  msgType?: string | undefined;
+  /**
+   * The first 80 characters of a text (ending in `…` when cut); an image, card or link
+   * described in words. Never more of the message than that.
+   */
+  text: string;
+}
+
+/** A conversation in the app's list (see {@link ConversationStore.list}). */
 export interface ConversationSummary {
   /** The user. */
   openId: string;
-  /** Who answers it. */
-  handoff: Handoff;
-  /** The last entry, its text cut to 80 characters. */
-  last: ConversationEntry | undefined;
-  /** The user's messages since the last reply (by the bot or an agent). */
+  /** The last message either way (sends WeChat refused left out); `null` before any. */
+  lastMessage: MessagePreview | null;
+  /** The user's messages since the last reply that went out (by the bot, an agent or your service). */
   unread: number;
-  /** The send window as far as kefu-edge has seen it. */
-  window: SendWindow | undefined;
-  /** When anything last happened, ms. */
-  activityAt: number;
+  /** The send window as far as kefu-edge has seen it; `null` when none is open. */
+  window: SendWindow | null;
+  /** Who answers it, since when, and the agent who has it. */
+  handoff: Pick<Handoff, "state" | "since" | "agent">;
+  /** When anything last happened in it (a message either way, typing, a handoff), ms. */
+  lastActivityAt: number;
+}
+
+/** Which conversations {@link ConversationStore.list} lists: those in one handoff state, or `all`. */
+export type ConversationFilter = HandoffState | "all";
+
+/** The filters of {@link ConversationStore.list}. */
+export const CONVERSATION_FILTERS: readonly ConversationFilter[] = [...HANDOFF_STATES, "all"];
+
+/** Options of {@link ConversationStore.list}. */
+export interface ConversationListOptions {
+  /** Only conversations in this state (as it is when the page is read); default `all`. */
+  state?: ConversationFilter | undefined;
+  /** Conversations per page, 1–200; default 50. */
+  limit?: number | undefined;
+  /** The `nextCursor` of the page before; leave it out for the first page. */
+  cursor?: string | undefined;
+}
+
+/** A page of the app's conversations. */
+export interface ConversationPage {
+  /** Most recent activity first. */
+  conversations: ConversationSummary[];
+  /** Pass as `cursor` for the next page; `null` on the last page. */
+  nextCursor: string | null;
 }
 
 /** A conversation's coordinates. */
@@ -266,7 +307,23 @@ export interface ConversationStore {
   recordMediaCopy(ref: ConversationRef, copy: MediaCopy): Promise<boolean>;
   /**
    * Deletes everything of the user: history, window, handoff, and the content of claims (what
-   * exactly-once needs stays: the push keys, with no content). Idempotent.
+   * exactly-once needs stays: the push keys, with no content), and takes the user off the
+   * app's list. Idempotent.
    */
   purge(ref: ConversationRef): Promise<void>;
+  /**
+   * The app's conversations, most recent activity first, a page at a time.
+   *
+   * A walk (a first page, and the pages its cursors lead to) lists the conversations as they
+   * stood when its first page was read: each one that existed then and still exists is listed
+   * exactly once, at the place its last activity gave it then, with what it holds when its
+   * page is read (last message, unread count, window, handoff). New activity during the walk
+   * neither moves a conversation within it nor lists it twice; conversations that begin during
+   * the walk are not in it (read the first page again for them), purged ones leave it. A
+   * cursor is good for 15 minutes after its walk began. `state` is applied when each page is
+   * read. A page may hold fewer than `limit` conversations while `nextCursor` is not `null`.
+   *
+   * @throws {ValidationError} naming `state`, `limit` or `cursor` (malformed, or expired)
+   */
+  list(appId: string, options?: ConversationListOptions): Promise<ConversationPage>;
 }

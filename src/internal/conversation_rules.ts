@@ -30,13 +30,13 @@ export interface ConversationHead {
   window: SendWindow | undefined;
   /** The last `seq` given out. */
   seq: number;
-  /** The user's messages since the last reply. */
+  /** The user's messages since the last reply (by the bot, an agent or your service). */
   unread: number;
   /** When anything last happened, ms. */
   activityAt: number;
   /** When an agent last wrote or took it over, ms: the idle timeout counts from there. */
   agentAt: number | undefined;
-  /** The last entry, for the conversation list. */
+  /** The last message either way (not a send WeChat refused), for the conversation list. */
   last: ConversationEntry | undefined;
 }
 
@@ -84,7 +84,11 @@ export function newHead(now: number): ConversationHead {
 }
 
 /** The handoff in force at `now`: a takeover left idle past `idleMs` is the bot's again. */
-export function effectiveHandoff(head: ConversationHead, now: number, settings: ConversationSettings): Handoff {
+export function effectiveHandoff(
+  head: Pick<ConversationHead, "handoff" | "agentAt">,
+  now: number,
+  settings: Pick<ConversationSettings, "idleMs">,
+): Handoff {
   const { handoff } = head;
   if (handoff.state !== "human") return handoff;
   const idleSince = Math.max(handoff.since, head.agentAt ?? 0);
@@ -113,7 +117,8 @@ export interface Applied<R> {
 function entry(head: ConversationHead, content: EntryContent, at: number): ConversationEntry {
   head.seq += 1;
   const numbered: ConversationEntry = { seq: head.seq, at, ...withoutUndefined(content) };
-  head.last = numbered;
+  // A send WeChat refused never reached the user: the list shows the message before it.
+  if (content.type === "message" && typeof content.outcome !== "number") head.last = numbered;
   head.activityAt = Math.max(head.activityAt, at);
   return numbered;
 }
@@ -269,7 +274,7 @@ export function applyOutbound(
     }
   }
   const sender = input.entry.sender;
-  if (outcome === "ok" && input.entry.type === "message" && (sender === "bot" || sender.startsWith("agent:"))) {
+  if (outcome === "ok" && input.entry.type === "message" && sender !== "user" && sender !== "system") {
     next.unread = 0;
   }
   if (sender.startsWith("agent:")) next.agentAt = now;

@@ -23,12 +23,25 @@ import {
   retentionCutoff,
   settingsOf,
 } from "../internal/conversation_rules.ts";
+import {
+  checkListOptions,
+  encodeListCursor,
+  type ListedConversation,
+  listedOf,
+  type ListPlace,
+  passes,
+  summaryOf,
+  WALK_MS,
+} from "../internal/conversation_list.ts";
 import type {
   AcceptInput,
   AcceptResult,
   ConversationEntry,
+  ConversationListOptions,
+  ConversationPage,
   ConversationRef,
   ConversationStore,
+  ConversationSummary,
   Handoff,
   HandoffChange,
   HandoffResult,
@@ -72,6 +85,14 @@ export interface DenoKvConversationOptions extends ConversationSettingsOptions {
 
 /** The first part of every key the store writes. */
 const ROOT = "kefu-edge-conv";
+/** The first part of the keys of the apps' lists: `[DIRECTORY, appId, activityAt, openId]`. */
+const DIRECTORY = "kefu-edge-conv-dir";
+/** The first part of the key that says until when a walk of an app's list may go on. */
+const WALKS = "kefu-edge-conv-walk";
+/** How long ghosts of places are kept: a walk's life, and room for clocks that differ. */
+const GHOST_MS = WALK_MS + 60_000;
+/** Entries of a list a page reads at most (a filter that few conversations pass may leave a page short). */
+const SCAN_BUDGET = 2000;
 /**
  * How often an operation reads and tries again when another writer changed the conversation
  * between its read and its commit. Each failed try means another operation committed, so
@@ -82,6 +103,19 @@ const MAX_CONFLICTS = 200;
 const PURGE_ENTRIES = 800;
 /** Claims a purge rewrites per commit (each is checked; Deno KV takes up to 100 checks a commit). */
 const PURGE_CLAIMS = 90;
+/** Ghosts of the user's old places a purge deletes per commit (two keys each). */
+const PURGE_GHOSTS = 50;
+
+/**
+ * A place in an app's list, as kept under `[DIRECTORY, appId, activityAt, openId]`: the
+ * conversation there now (`listed`, and `created`, the versionstamp of the commit that took
+ * the place when the entry was rewritten since), or a ghost of a place it left while a walk
+ * could be going on (`ghost`: the versionstamp that took it; the entry's own is when it left).
+ */
+type PlaceValue = { listed: ListedConversation; created?: string } | { ghost: string };
+
+/** A conversation's head as stored: with the versionstamp its place was taken at, once the head was rewritten since. */
+type StoredHead = ConversationHead & { placed?: string | undefined };
 
 /**
  * Conversations in Deno KV, for Deno servers (`--unstable-kv`) and Deno Deploy. Every
@@ -94,7 +128,9 @@ const PURGE_CLAIMS = 90;
  *
  * Keys live under `["kefu-edge-conv", appId, openId]`: the conversation's head, its claims
  * (`"claim", key`) and its history (`"h", seq`), so a page of history is one range read
- * however long the conversation is. History entries expire after `historyDays` (Deno KV
+ * however long the conversation is. The app's list is an index,
+ * `["kefu-edge-conv-dir", appId, lastActivityAt, openId]`, moved in the same commit as the
+ * operation that changes the conversation's activity, so a page of it is one range read too. History entries expire after `historyDays` (Deno KV
  * deletes them by itself; reads skip older ones until it has), and claims keep their expiry in
  * their value, because Deno KV's `expireIn` is a hint.
  *
@@ -308,6 +344,86 @@ export class DenoKvConversationStore implements ConversationStore {
   }
 
   /**
+   * A page of the app's conversations, most recent activity first (see
+   * {@link ConversationStore.list}): one reversed range read of the app's index (more when a
+   * filter skips many), plus a read of the heads of conversations that moved during the walk.
+   * A first page begins the walk with a commit, whose versionstamp stamps it.
+   *
+   * @param appId the mini program
+   * @param options the filter, the page size and the cursor
+   * @returns the page, and the cursor of the next
+   * @throws {ValidationError} naming `state`, `limit` or `cursor`
+   */
+  async list(appId: string, options: ConversationListOptions = {}): Promise<ConversationPage> {
+    const now = this.#now();
+    const { state, limit, cursor } = checkListOptions(options, now);
+    let walk: { walk: string; startedAt: number } | undefined = cursor;
+    if (walk === undefined) {
+      const write = this.#kv.atomic().set([WALKS, appId], { until: now + WALK_MS });
+      const { versionstamp } = await whenUnlocked(() => write.commit());
+      walk = { walk: versionstamp!, startedAt: now };
+    }
+    const found: { place: ListPlace; summary: ConversationSummary }[] = [];
+    let end: DenoKvKey | undefined = cursor === undefined
+      ? undefined
+      : [DIRECTORY, appId, cursor.activityAt, cursor.openId];
+    let passed: ListPlace | undefined;
+    const batch = Math.min(500, state === "all" ? limit + 1 : 4 * (limit + 1));
+    for (let scanned = 0; found.length <= limit && scanned < SCAN_BUDGET;) {
+      const entries = await this.#list({ prefix: [DIRECTORY, appId], ...(end === undefined ? {} : { end }) }, {
+        reverse: true,
+        limit: batch,
+      });
+      const ghosts = await this.#moved(appId, entries.filter((e) => visibleGhost(e, walk.walk)));
+      for (const entry of entries) {
+        scanned += 1;
+        passed = { activityAt: entry.key[2] as number, openId: entry.key[3] as string };
+        const value = entry.value as PlaceValue;
+        const listed = "ghost" in value
+          ? visibleGhost(entry, walk.walk) ? ghosts.get(passed.openId) : undefined
+          : (value.created ?? entry.versionstamp!) <= walk.walk
+          ? value.listed
+          : undefined;
+        if (listed !== undefined && passes(listed, state, now, this.#settings)) {
+          found.push({ place: passed, summary: summaryOf(listed, now, this.#settings) });
+          if (found.length > limit) break;
+        }
+      }
+      if (entries.length < batch && found.length <= limit) {
+        passed = undefined; // the end of the list
+        break;
+      }
+      end = entries.at(-1)!.key as DenoKvKey;
+    }
+    const more = found.length > limit;
+    if (more) found.length = limit;
+    const next = more ? found.at(-1)!.place : passed;
+    return {
+      conversations: found.map((f) => f.summary),
+      nextCursor: next === undefined ? null : encodeListCursor(walk, next),
+    };
+  }
+
+  /** What the list holds now of the conversations whose ghosts a walk met (purged ones left out). */
+  async #moved(appId: string, ghosts: DenoKvEntryLike[]): Promise<Map<string, ListedConversation>> {
+    const openIds = ghosts.map((g) => g.key[3] as string);
+    const chunks: string[][] = [];
+    // Deno KV reads at most 10 keys at once.
+    for (let i = 0; i < openIds.length; i += 10) chunks.push(openIds.slice(i, i + 10));
+    const read = await Promise.all(
+      chunks.map((chunk) =>
+        whenUnlocked(() => this.#kv.getMany(chunk.map((openId) => [...prefix({ appId, openId }), "head"])))
+      ),
+    );
+    const listed = new Map<string, ListedConversation>();
+    read.flat().forEach((found, i) => {
+      const current = head(found.value);
+      if (current !== undefined) listed.set(openIds[i]!, listedOf(openIds[i]!, current));
+    });
+    return listed;
+  }
+
+  /**
    * Deletes the user's conversation: its history, a batch a commit, then its head (last, with
    * the history left, in one commit checked on the head, so a push accepted meanwhile is
    * either deleted with it or comes after it); the push claims stay, without their entries.
@@ -317,14 +433,15 @@ export class DenoKvConversationStore implements ConversationStore {
   async purge(ref: ConversationRef): Promise<void> {
     const headKey = [...prefix(ref), "head"];
     for (let conflicts = 0;;) {
-      const [found, entries, claims] = await Promise.all([
+      const [found, entries, claims, ghosts] = await Promise.all([
         whenUnlocked(() => this.#kv.get(headKey)),
         this.#list({ prefix: [...prefix(ref), "h"] }, { limit: PURGE_ENTRIES }),
         // All of them: a claim lives minutes after its push, so a user has few at once.
         this.#list({ prefix: [...prefix(ref), "claim"] }, {}),
+        this.#list({ prefix: [...prefix(ref), "ghost"] }, { limit: PURGE_GHOSTS }),
       ]);
       const numbered = claims.filter((claim) => claimRow(claim.value)?.seq !== undefined);
-      if (found.versionstamp === null && entries.length === 0 && numbered.length === 0) return;
+      if (found.versionstamp === null && entries.length === 0 && numbered.length === 0 && ghosts.length === 0) return;
       const now = this.#now();
       let write = this.#kv.atomic().check({ key: headKey, versionstamp: found.versionstamp });
       for (const claim of numbered.slice(0, PURGE_CLAIMS)) {
@@ -333,8 +450,15 @@ export class DenoKvConversationStore implements ConversationStore {
         write = setClaim(write.check({ key, versionstamp: claim.versionstamp }), key, { value, expiresAt }, now);
       }
       for (const entry of entries) write = write.delete(entry.key as DenoKvKey);
-      const last = entries.length < PURGE_ENTRIES && numbered.length <= PURGE_CLAIMS;
-      if (last) write = write.delete(headKey);
+      for (const ghost of ghosts) {
+        write = write.delete(ghost.key as DenoKvKey).delete(placeKey(ref, ghost.key[4] as number));
+      }
+      const last = entries.length < PURGE_ENTRIES && numbered.length <= PURGE_CLAIMS && ghosts.length < PURGE_GHOSTS;
+      if (last) {
+        write = write.delete(headKey);
+        const current = head(found.value);
+        if (current !== undefined) write = write.delete(placeKey(ref, current.activityAt));
+      }
       const { ok } = await whenUnlocked(() => write.commit());
       if (ok && last) return;
       if (!ok) tooBusy(conflicts++);
@@ -369,10 +493,12 @@ export class DenoKvConversationStore implements ConversationStore {
       & { claims?: { key: DenoKvKey; row: ClaimRow }[] },
   ): Promise<R> {
     const headKey = [...prefix(ref), "head"];
+    const walkKey = [WALKS, ref.appId];
     for (let conflicts = 0;; conflicts++) {
-      const [found, ...rest] = await whenUnlocked(() => this.#kv.getMany([headKey, ...extra]));
+      const [found, walking, ...rest] = await whenUnlocked(() => this.#kv.getMany([headKey, walkKey, ...extra]));
       const now = this.#now();
-      const applied = rule(rest, head(found?.value), now);
+      const before = head(found?.value);
+      const applied = rule(rest, before, now);
       const claims = applied.claims ?? [];
       if (!applied.changed && claims.length === 0) return applied.result;
       let write = this.#kv.atomic().check(
@@ -380,7 +506,7 @@ export class DenoKvConversationStore implements ConversationStore {
         ...extra.map((key, i) => ({ key, versionstamp: rest[i]?.versionstamp ?? null })),
       );
       if (applied.changed) {
-        write = write.set(headKey, applied.head);
+        write = this.#place(write, ref, before, found?.versionstamp ?? null, applied.head, walking, now);
         const expireIn = Math.max(1, Math.round(this.#settings.historyDays * 86_400_000));
         for (const entry of applied.append) write = write.set([...prefix(ref), "h", entry.seq], entry, { expireIn });
       }
@@ -389,6 +515,54 @@ export class DenoKvConversationStore implements ConversationStore {
       tooBusy(conflicts);
     }
   }
+
+  /**
+   * Writes the new head and the conversation's place in the app's list, in the commit that
+   * changes it: the same place rewritten, or a new one, the old one deleted (or left as a ghost
+   * while a walk may be going on; the commit is then checked on the walk key too, so a walk
+   * that begins meanwhile makes it try again).
+   */
+  #place(
+    write: DenoKvAtomicLike,
+    ref: ConversationRef,
+    before: StoredHead | undefined,
+    headStamp: string | null,
+    after: ConversationHead,
+    walking: DenoKvEntryLike | undefined,
+    now: number,
+  ): DenoKvAtomicLike {
+    const listed = listedOf(ref.openId, after);
+    const { placed: _, ...fresh } = after as StoredHead;
+    const key = placeKey(ref, after.activityAt);
+    if (before === undefined) return write.set([...prefix(ref), "head"], fresh).set(key, { listed });
+    // The versionstamp that took the current place: the head's own, unless rewritten since.
+    const created = before.placed ?? headStamp!;
+    if (before.activityAt === after.activityAt) {
+      return write.set([...prefix(ref), "head"], { ...fresh, placed: created }).set(key, { listed, created });
+    }
+    const old = placeKey(ref, before.activityAt);
+    const until = (walking?.value as { until?: number } | null)?.until;
+    write = write.check({ key: [WALKS, ref.appId], versionstamp: walking?.versionstamp ?? null });
+    write = typeof until === "number" && until > now
+      ? write.set(old, { ghost: created }, { expireIn: GHOST_MS }).set(
+        [...prefix(ref), "ghost", before.activityAt],
+        true,
+        { expireIn: GHOST_MS },
+      )
+      : write.delete(old);
+    return write.set([...prefix(ref), "head"], fresh).set(key, { listed });
+  }
+}
+
+/** A place in the app's list. */
+function placeKey(ref: ConversationRef, activityAt: number): DenoKvKey {
+  return [DIRECTORY, ref.appId, activityAt, ref.openId];
+}
+
+/** Whether a list entry is a ghost of a place taken at `walk` and left after it. */
+function visibleGhost(entry: DenoKvEntryLike, walk: string): boolean {
+  const value = entry.value as PlaceValue;
+  return "ghost" in value && value.ghost <= walk && walk < entry.versionstamp!;
 }
 
 function prefix(ref: ConversationRef): DenoKvKey {

@@ -26,8 +26,8 @@ export interface DenoKvAtomicLike {
   set(key: DenoKvKey, value: unknown, options?: { expireIn?: number }): DenoKvAtomicLike;
   /** Removes an entry when the commit succeeds. */
   delete(key: DenoKvKey): DenoKvAtomicLike;
-  /** Applies the operation; `ok` is false when a check failed. */
-  commit(): Promise<{ ok: boolean }>;
+  /** Applies the operation; `ok` is false when a check failed, else `versionstamp` is the commit's. */
+  commit(): Promise<{ ok: boolean; versionstamp?: string }>;
 }
 
 /**

@@ -11,12 +11,16 @@ import {
   settingsOf,
 } from "../internal/conversation_rules.ts";
 import { userPart } from "../internal/store_keys.ts";
+import { checkListOptions, directoryObjectName } from "../internal/conversation_list.ts";
 import type {
   AcceptInput,
   AcceptResult,
   ConversationEntry,
+  ConversationListOptions,
+  ConversationPage,
   ConversationRef,
   ConversationStore,
+  ConversationSummary,
   Handoff,
   HandoffChange,
   HandoffResult,
@@ -28,15 +32,45 @@ import type {
 } from "../conversation/types.ts";
 import { type DurableObjectNamespaceLike, ObjectStubs, userObjectName } from "./durable_object_store.ts";
 
+/** Where a user's object reports its conversation's changes: the app's directory object. */
+export interface DirectoryAddress {
+  /** The name the `KefuStore` namespace is bound under in the worker's env (the directory is one of its objects). */
+  binding: string;
+  /** The mini program's AppID. */
+  appId: string;
+  /** The user. */
+  openId: string;
+}
+
+/** What a user's object is called with: the caller's settings, and where the app's directory is. */
+export interface ObjectSettings extends ConversationSettings {
+  /** The app's directory; without it the object tells no directory of its changes. */
+  directory?: DirectoryAddress | undefined;
+}
+
+/** What a user's object tells the app's directory object after a change. */
+export interface DirectoryNotice {
+  /** The user. */
+  openId: string;
+  /** The change's version in the user's object: the directory keeps the newest it hears of. */
+  version: number;
+  /**
+   * The conversation as the list keeps it: its summary with the window and handoff as last
+   * written, and when an agent last wrote or took it over; `null` once purged.
+   */
+  listed: (ConversationSummary & { agentAt: number | null }) | null;
+}
+
 /**
  * The Workers RPC methods of a user's conversation object (the `KefuStore` Durable Object):
  * one per operation of {@link ConversationStore}, the conversation being the object's own.
  * The caller passes its settings with every call, so objects keep no configuration of their
- * own. Each method runs as one transaction inside the object.
+ * own. Each method runs as one transaction inside the object; after a change, the object
+ * tells the app's directory object (without its caller waiting, except for a purge).
  */
 export interface ConversationObject {
   /** See {@link ConversationStore.accept}. */
-  accept(input: AcceptInput, settings: ConversationSettings): AcceptResult | Promise<AcceptResult>;
+  accept(input: AcceptInput, settings: ObjectSettings): AcceptResult | Promise<AcceptResult>;
   /** See {@link ConversationStore.claim}. */
   claim(key: string): string | null | Promise<string | null>;
   /** See {@link ConversationStore.replaceClaim}. */
@@ -49,12 +83,12 @@ export interface ConversationObject {
   /** See {@link ConversationStore.reserve}. */
   reserve(
     onlyIn: readonly HandoffState[] | undefined,
-    settings: ConversationSettings,
+    settings: ObjectSettings,
   ): Reservation | Promise<Reservation>;
   /** See {@link ConversationStore.recordOutbound}. */
   recordOutbound(
     input: OutboundInput & { reserved: boolean },
-    settings: ConversationSettings,
+    settings: ObjectSettings,
   ): ConversationEntry | Promise<ConversationEntry>;
   /** See {@link ConversationStore.history}. */
   history(
@@ -64,13 +98,36 @@ export interface ConversationObject {
   /** See {@link ConversationStore.handoff}. */
   handoff(settings: ConversationSettings): Handoff | null | Promise<Handoff | null>;
   /** See {@link ConversationStore.setHandoff}. */
-  setHandoff(change: HandoffChange, settings: ConversationSettings): HandoffResult | Promise<HandoffResult>;
+  setHandoff(change: HandoffChange, settings: ObjectSettings): HandoffResult | Promise<HandoffResult>;
   /** See {@link ConversationStore.window}. */
   window(): SendWindow | undefined | Promise<SendWindow | undefined>;
   /** See {@link ConversationStore.recordMediaCopy}. */
   recordMediaCopy(copy: MediaCopy, settings: ConversationSettings): boolean | Promise<boolean>;
-  /** See {@link ConversationStore.purge}. */
-  purge(): void | Promise<void>;
+  /** See {@link ConversationStore.purge}: resolves once the app's directory has let the user go. */
+  purge(settings?: ObjectSettings): void | Promise<void>;
+}
+
+/**
+ * The Workers RPC methods of an app's directory object (a `KefuStore` named `dir:<appId>`):
+ * the users' objects tell it of their changes, and {@link ConversationStore.list} reads it.
+ */
+export interface ConversationDirectoryObject {
+  /** Takes a user's change, unless it has heard of a newer one already. */
+  updateDirectory(notice: DirectoryNotice): void | Promise<void>;
+  /** A page of the app's list (see {@link ConversationStore.list}). */
+  listDirectory(
+    options: ConversationListOptions,
+    settings: ConversationSettings,
+  ): ConversationPage | Promise<ConversationPage>;
+}
+
+/** Options of {@link DurableObjectConversationStore}. */
+export interface DurableObjectConversationOptions extends ConversationSettingsOptions {
+  /**
+   * The name the `KefuStore` namespace is bound under in the worker's env (default
+   * `KEFU_STORE`): the users' objects find the app's directory object there.
+   */
+  binding?: string | undefined;
 }
 
 /**
@@ -80,6 +137,13 @@ export interface ConversationObject {
  * call, run by the object as one transaction: strongly consistent and atomic across
  * isolates and locations. The object deletes history older than `historyDays` itself, with
  * its alarm.
+ *
+ * The app's list ({@link DurableObjectConversationStore.list}) lives in one more object of
+ * the namespace, the app's directory (`dir:<appId>`). After each change, the user's object
+ * tells the directory without its caller waiting (WeChat waits for no more than before);
+ * the directory keeps the newest change of each user, so one that arrives late changes
+ * nothing, and a failed one is repaired by the user's next change. A purge waits for the
+ * directory, so the user is off the list when it resolves.
  *
  * Pass the namespace binding of the `KefuStore` class (`env.KEFU_STORE`); export the class
  * from your worker's entry (`@kefu/edge/worker/durable-object`).
@@ -97,16 +161,18 @@ export interface ConversationObject {
 export class DurableObjectConversationStore implements ConversationStore {
   readonly #stubs: ObjectStubs;
   readonly #settings: ConversationSettings;
+  readonly #binding: string;
 
   /**
    * Wraps the namespace binding of the `KefuStore` class.
    *
    * @param namespace the Durable Object namespace binding
-   * @param options the idle timeout of a takeover (ms) and the history retention (days)
+   * @param options the idle timeout of a takeover (ms), the history retention (days) and the binding's name
    */
-  constructor(namespace: DurableObjectNamespaceLike, options: ConversationSettingsOptions = {}) {
+  constructor(namespace: DurableObjectNamespaceLike, options: DurableObjectConversationOptions = {}) {
     this.#stubs = new ObjectStubs(namespace);
     this.#settings = settingsOf(options);
+    this.#binding = options.binding ?? "KEFU_STORE";
   }
 
   /**
@@ -117,7 +183,7 @@ export class DurableObjectConversationStore implements ConversationStore {
    * @returns claimed or taken, who answers and the window
    */
   async accept(ref: ConversationRef, input: AcceptInput): Promise<AcceptResult> {
-    return await this.#object(ref).accept(input, this.#settings);
+    return await this.#object(ref).accept(input, this.#told(ref));
   }
 
   /**
@@ -159,7 +225,7 @@ export class DurableObjectConversationStore implements ConversationStore {
    * @returns the decision
    */
   async reserve(ref: ConversationRef, options: { onlyIn?: readonly HandoffState[] | undefined }): Promise<Reservation> {
-    return await this.#object(ref).reserve(options.onlyIn, this.#settings);
+    return await this.#object(ref).reserve(options.onlyIn, this.#told(ref));
   }
 
   /**
@@ -170,7 +236,7 @@ export class DurableObjectConversationStore implements ConversationStore {
    * @returns the entry as recorded
    */
   async recordOutbound(ref: ConversationRef, input: OutboundInput & { reserved: boolean }): Promise<ConversationEntry> {
-    return await this.#object(ref).recordOutbound(input, this.#settings);
+    return await this.#object(ref).recordOutbound(input, this.#told(ref));
   }
 
   /**
@@ -205,7 +271,7 @@ export class DurableObjectConversationStore implements ConversationStore {
    * @returns whether it changed, and the handoff now
    */
   async setHandoff(ref: ConversationRef, change: HandoffChange): Promise<HandoffResult> {
-    return await this.#object(ref).setHandoff(change, this.#settings);
+    return await this.#object(ref).setHandoff(change, this.#told(ref));
   }
 
   /**
@@ -235,7 +301,31 @@ export class DurableObjectConversationStore implements ConversationStore {
    * @param ref the conversation
    */
   async purge(ref: ConversationRef): Promise<void> {
-    await this.#object(ref).purge();
+    await this.#object(ref).purge(this.#told(ref));
+  }
+
+  /**
+   * A page of the app's conversations, most recent activity first (see
+   * {@link ConversationStore.list}): one call to the app's directory object.
+   *
+   * @param appId the mini program
+   * @param options the filter, the page size and the cursor
+   * @returns the page, and the cursor of the next
+   * @throws {ValidationError} naming `state`, `limit` or `cursor`
+   */
+  async list(appId: string, options: ConversationListOptions = {}): Promise<ConversationPage> {
+    // Checked here, where a ValidationError keeps its field (an RPC error would not).
+    checkListOptions(options, Date.now());
+    const directory = this.#stubs.get(directoryObjectName(appId)) as unknown as ConversationDirectoryObject;
+    return await directory.listDirectory(
+      { state: options.state, limit: options.limit, cursor: options.cursor },
+      this.#settings,
+    );
+  }
+
+  /** The settings a changing call carries: the caller's, and where the app's directory is. */
+  #told(ref: ConversationRef): ObjectSettings {
+    return { ...this.#settings, directory: { binding: this.#binding, appId: ref.appId, openId: ref.openId } };
   }
 
   /** A new stub of the user's object (see `ObjectStubs`), typed as the object's RPC methods. */

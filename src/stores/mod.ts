@@ -20,4 +20,12 @@ export {
   objectNameOf,
   type StoreOperation,
 } from "./durable_object_store.ts";
-export { type ConversationObject, DurableObjectConversationStore } from "./durable_object_conversation_store.ts";
+export {
+  type ConversationDirectoryObject,
+  type ConversationObject,
+  type DirectoryAddress,
+  type DirectoryNotice,
+  type DurableObjectConversationOptions,
+  DurableObjectConversationStore,
+  type ObjectSettings,
+} from "./durable_object_conversation_store.ts";

@@ -1,7 +1,14 @@
 // One conversation contract, run against every ConversationStore engine (in memory here, Deno KV
 // under deno test, the Durable Object inside workerd). Its checks are written here rather than
 // taken from node:assert, so the suite type-checks with Workers' types too.
-import type { AcceptInput, ConversationRef, ConversationStore } from "../../mod.ts";
+import type {
+  AcceptInput,
+  ConversationListOptions,
+  ConversationPage,
+  ConversationRef,
+  ConversationStore,
+  ConversationSummary,
+} from "../../mod.ts";
 
 const assert = {
   equal(actual: unknown, expected: unknown, what = "value"): void {
@@ -26,6 +33,13 @@ export interface ConversationFixture {
   store: ConversationStore;
   /** Makes time pass for the store: moves its clock, or sleeps when it runs on real time. */
   advance(ms: number): Promise<void>;
+  /** Whether the store runs on real time (`advance` sleeps): long waits are then left out. */
+  realTime?: boolean;
+  /**
+   * Waits until the app's list has every change made so far (the Durable Object engine updates
+   * it after answering); the other engines change it with each operation.
+   */
+  settle?(): Promise<void>;
   close?(): Promise<void> | void;
 }
 
@@ -38,6 +52,12 @@ let users = 0;
 /** A conversation of its own for each case (engines may share state across cases). */
 function freshRef(): ConversationRef {
   return { appId: "wxconversation01", openId: `o-contract-${Date.now().toString(36)}-${users++}` };
+}
+
+let apps = 0;
+/** An app of its own for each case that lists conversations. */
+function freshApp(): string {
+  return `wxlist${Date.now().toString(36)}${apps++}`;
 }
 
 function userText(key: string, text: string, at = Date.now()): AcceptInput {
@@ -61,6 +81,37 @@ function userImage(key: string, mediaId: string): AcceptInput {
 }
 
 const THREE_DAYS_MS = 3 * 24 * 3600 * 1000;
+
+/** Every page of a walk from its first, with the cursors followed. */
+async function walk(
+  store: ConversationStore,
+  appId: string,
+  options: ConversationListOptions,
+): Promise<ConversationPage[]> {
+  const pages = [await store.list(appId, options)];
+  while (pages.at(-1)!.nextCursor !== null && pages.length < 50) {
+    pages.push(await store.list(appId, { ...options, cursor: pages.at(-1)!.nextCursor! }));
+  }
+  return pages;
+}
+
+function ids(conversations: ConversationSummary[]): string[] {
+  return conversations.map((c) => c.openId);
+}
+
+/** The field a ValidationError names, or what else was thrown. */
+async function refusedField(run: () => Promise<unknown>): Promise<string> {
+  try {
+    await run();
+    return "accepted";
+  } catch (err) {
+    return (err as { field?: string }).field ?? `no field: ${String(err)}`;
+  }
+}
+
+function botText(text: string, outcome: "ok" | number = "ok") {
+  return { entry: { sender: "bot" as const, type: "message" as const, msgType: "text", text, outcome }, spend: true };
+}
 
 export const conversationCases: ConversationCase[] = [
   ["accept: the first delivery claims, appends once and opens the window; retries find the claim", async (make) => {
@@ -245,6 +296,192 @@ export const conversationCases: ConversationCase[] = [
       assert.equal((await store.window(ref))?.remaining, 4, "an unreserved successful send spends one");
     },
   ],
+  [
+    "list: most recent activity first; each with a preview of its last message, unread, window and handoff",
+    async (make) => {
+      const { store, advance, settle } = await make();
+      const appId = freshApp();
+      const [a, b, c] = ["o-a", "o-b", "o-c"].map((openId) => ({ appId, openId }));
+      const long = "长".repeat(100);
+      await store.accept(a!, userText("a1", long));
+      await advance(5);
+      await store.accept(b!, {
+        ...userText("b1", ""),
+        entry: { sender: "user", type: "message", msgType: "image", mediaId: "MEDIA_b1" },
+      });
+      await advance(5);
+      await store.accept(c!, userText("c1", "你好"));
+      await advance(5);
+      await store.accept({ appId: freshApp(), openId: "o-other-app" }, userText("x1", "not this app"));
+      await store.accept(a!, userText("a2", "还在吗"));
+      await settle?.();
+      const page = await store.list(appId);
+      assert.deepEqual(ids(page.conversations), ["o-a", "o-c", "o-b"], "most recent activity first");
+      assert.equal(page.nextCursor, null);
+      const [first, , last] = page.conversations;
+      assert.deepEqual(
+        [first?.lastMessage?.text, first?.lastMessage?.sender, first?.lastMessage?.seq, first?.unread],
+        ["还在吗", "user", 2, 2],
+      );
+      assert.deepEqual([first?.window?.kind, first?.window?.remaining], ["message", 5]);
+      assert.deepEqual(first?.handoff.state, "bot");
+      assert.equal(first?.lastActivityAt, (await store.history(a!, { limit: 1 }))?.entries[0]?.at, "lastActivityAt");
+      assert.deepEqual([last?.lastMessage?.msgType, last?.lastMessage?.text], ["image", "[图片]"], "an image in words");
+      assert.equal(JSON.stringify(last).includes("MEDIA_b1"), false, "no media id in the list");
+      // A long text: its first 79 characters and an ellipsis, nothing more of it.
+      await store.accept(c!, userText("c2", long));
+      await settle?.();
+      const cut = (await store.list(appId, { limit: 1 })).conversations[0]?.lastMessage?.text;
+      assert.deepEqual([Array.from(cut ?? "").length, cut?.endsWith("…")], [80, true], "preview cut to 80");
+    },
+  ],
+  ["list: unread counts the user's messages since the last reply that went out (bot, agent or api)", async (make) => {
+    const { store, settle } = await make();
+    const appId = freshApp();
+    const ref = { appId, openId: "o-unread" };
+    const unread = async () => {
+      await settle?.();
+      const [only] = (await store.list(appId)).conversations;
+      return [only?.unread, only?.lastMessage?.sender];
+    };
+    for (const key of ["m1", "m2", "m3"]) await store.accept(ref, userText(key, key));
+    assert.deepEqual(await unread(), [3, "user"]);
+    await store.recordOutbound(ref, { ...botText("refused", 45015), reserved: false });
+    assert.deepEqual(await unread(), [3, "user"], "a send WeChat refused resets nothing and is not the last message");
+    await store.recordOutbound(ref, {
+      entry: { sender: "bot", type: "typing", msgType: "Typing", outcome: "ok" },
+      spend: false,
+      reserved: false,
+    });
+    assert.deepEqual(await unread(), [3, "user"], "typing is no reply");
+    await store.recordOutbound(ref, {
+      entry: { sender: "api", type: "message", msgType: "text", text: "您好", outcome: "ok" },
+      spend: true,
+      reserved: false,
+    });
+    assert.deepEqual(await unread(), [0, "api"]);
+    await store.accept(ref, userText("m4", "m4"));
+    assert.deepEqual(await unread(), [1, "user"]);
+    await store.recordOutbound(ref, {
+      entry: { sender: "agent:alice", type: "message", msgType: "text", text: "在的", outcome: "ok" },
+      spend: true,
+      reserved: false,
+    });
+    assert.deepEqual(await unread(), [0, "agent:alice"]);
+    await store.recordOutbound(ref, { ...botText("ok"), reserved: false });
+    assert.deepEqual(await unread(), [0, "bot"]);
+  }],
+  ["list: filtered by handoff state; a takeover left idle counts as the bot's", async (make) => {
+    const { store, advance, settle } = await make({ idleMs: 400 });
+    const appId = freshApp();
+    const ref = (openId: string) => ({ appId, openId });
+    for (const openId of ["o-bot", "o-waiting", "o-human", "o-closed"]) {
+      await store.accept(ref(openId), userText(`${openId}-1`, "hi"));
+      await advance(2);
+    }
+    await store.setHandoff(ref("o-waiting"), { state: "waiting", by: "bot", reason: "asked" });
+    await advance(2);
+    await store.setHandoff(ref("o-human"), { state: "human", by: "agent:alice" });
+    await advance(2);
+    await store.setHandoff(ref("o-closed"), { state: "closed", by: "agent:bob" });
+    await settle?.();
+    const listed = async (state: "bot" | "waiting" | "human" | "closed" | "all") =>
+      ids((await store.list(appId, { state })).conversations);
+    assert.deepEqual(await listed("waiting"), ["o-waiting"]);
+    assert.deepEqual(await listed("human"), ["o-human"]);
+    const [human] = (await store.list(appId, { state: "human" })).conversations;
+    assert.deepEqual([human?.handoff.agent, typeof human?.handoff.since], ["alice", "number"]);
+    assert.deepEqual(await listed("bot"), ["o-bot"]);
+    assert.deepEqual(await listed("closed"), ["o-closed"]);
+    assert.deepEqual(await listed("all"), ["o-closed", "o-human", "o-waiting", "o-bot"], "all, by the handoffs' time");
+    await advance(500);
+    assert.deepEqual(await listed("human"), [], "the takeover lapsed");
+    assert.deepEqual(await listed("bot"), ["o-human", "o-bot"]);
+    const lapsed = (await store.list(appId, { state: "bot" })).conversations[0];
+    assert.deepEqual([lapsed?.handoff.state, lapsed?.handoff.agent], ["bot", undefined]);
+  }],
+  ["list: a walk lists each conversation once, at its place when it began, while activity goes on", async (make) => {
+    const { store, advance, settle } = await make();
+    const appId = freshApp();
+    const ref = (i: number) => ({ appId, openId: `o-walk-${i}` });
+    for (let i = 0; i < 7; i++) {
+      await store.accept(ref(i), userText(`w${i}`, `first ${i}`));
+      await advance(3);
+    }
+    await settle?.();
+    const first = await store.list(appId, { limit: 3 });
+    assert.deepEqual(ids(first.conversations), ["o-walk-6", "o-walk-5", "o-walk-4"]);
+    // Between pages: one not listed yet writes again (it moves to the top), one listed writes
+    // again, a new user writes, one not listed yet is purged.
+    await store.accept(ref(1), userText("w1b", "moved"));
+    await advance(3);
+    await store.accept(ref(5), userText("w5b", "again"));
+    await store.accept(ref(7), userText("w7", "new"));
+    await store.purge(ref(2));
+    await settle?.();
+    const second = await store.list(appId, { limit: 3, cursor: first.nextCursor! });
+    assert.deepEqual(ids(second.conversations), ["o-walk-3", "o-walk-1", "o-walk-0"], "at their places as it began");
+    assert.equal(second.conversations[1]?.lastMessage?.text, "moved", "with what it holds now");
+    assert.equal(second.nextCursor, null);
+    // One at a time, with a move before every page: still each once.
+    const seen: string[] = [];
+    let page = await store.list(appId, { limit: 1 });
+    for (let n = 0; n < 20; n++) {
+      seen.push(...ids(page.conversations));
+      if (page.nextCursor === null) break;
+      await store.accept(ref([0, 1, 3, 4, 5, 6, 7][n % 7]!), userText(`again-${n}`, `again ${n}`));
+      await advance(2);
+      await settle?.();
+      page = await store.list(appId, { limit: 1, cursor: page.nextCursor });
+    }
+    assert.deepEqual(
+      seen,
+      ["o-walk-7", "o-walk-5", "o-walk-1", "o-walk-6", "o-walk-4", "o-walk-3", "o-walk-0"],
+      "once each, in the order as the walk began",
+    );
+    const fresh = await walk(store, appId, { limit: 2 });
+    assert.deepEqual(ids(fresh.flatMap((p) => p.conversations)).length, 7, "a new walk: everyone still there");
+    assert.equal(ids(fresh[0]!.conversations)[0], "o-walk-6", "the latest activity (the last move) first");
+  }],
+  ["list: a filtered walk pages through only its state; bad options are refused naming the field", async (make) => {
+    const { store, advance, settle, realTime } = await make();
+    const appId = freshApp();
+    for (let i = 0; i < 6; i++) {
+      const ref = { appId, openId: `o-f-${i}` };
+      await store.accept(ref, userText(`f${i}`, "hi"));
+      if (i % 2 === 0) await store.setHandoff(ref, { state: "waiting", by: "user" });
+      await advance(2);
+    }
+    await settle?.();
+    const pages = await walk(store, appId, { state: "waiting", limit: 2 });
+    assert.deepEqual(ids(pages.flatMap((p) => p.conversations)), ["o-f-4", "o-f-2", "o-f-0"]);
+    assert.equal(pages.every((p) => p.conversations.length <= 2), true);
+    assert.equal(await refusedField(() => store.list(appId, { state: "robot" as "bot" })), "state");
+    for (const limit of [0, 201, 1.5]) assert.equal(await refusedField(() => store.list(appId, { limit })), "limit");
+    for (const cursor of ["", "not a cursor!", "e30", btoa('[1,"zz",0,0,"o"]')]) {
+      assert.equal(await refusedField(() => store.list(appId, { cursor })), "cursor", `cursor ${cursor}`);
+    }
+    if (!realTime) {
+      const page = await store.list(appId, { limit: 1 });
+      await advance(15 * 60_000 + 1);
+      assert.equal(await refusedField(() => store.list(appId, { cursor: page.nextCursor! })), "cursor", "expired");
+    }
+  }],
+  ["list: a purged user leaves the list; an app never seen has an empty one", async (make) => {
+    const { store, advance, settle } = await make();
+    const appId = freshApp();
+    await store.accept({ appId, openId: "o-stays" }, userText("s1", "hi"));
+    await advance(2);
+    await store.accept({ appId, openId: "o-purged" }, userText("p1", "my phone is 138..."));
+    await settle?.();
+    assert.deepEqual(ids((await store.list(appId)).conversations), ["o-purged", "o-stays"]);
+    await store.purge({ appId, openId: "o-purged" });
+    await settle?.();
+    const page = await store.list(appId);
+    assert.deepEqual(ids(page.conversations), ["o-stays"]);
+    assert.equal(JSON.stringify(page).includes("138"), false);
+    assert.deepEqual(await store.list(freshApp()), { conversations: [], nextCursor: null });
+  }],
   ["purge: history, window and handoff are gone; a retry of a handled push is still no new entry", async (make) => {
     const { store } = await make();
     const ref = freshRef();

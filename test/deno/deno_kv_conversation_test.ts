@@ -5,6 +5,7 @@
 // the test's, moved by `advance`.
 import { type ConversationStore, DenoKvConversationStore } from "../../mod.ts";
 import { conversationCases, type ConversationTestSettings } from "../cases/_conversation_suite.ts";
+import { WALK_MS as WALK } from "../../src/internal/conversation_list.ts";
 
 /** A store that sends each call to the next of `stores` in turn. */
 function alternating(stores: ConversationStore[]): ConversationStore {
@@ -135,5 +136,58 @@ Deno.test("DenoKvConversationStore: pushes accepted while a purge runs leave no 
     kvA.close();
     kvB.close();
     await Deno.remove(path).catch(() => {});
+  }
+});
+
+/** The app's index as kept: each place `[activityAt, openId]` with whether it is a ghost. */
+async function placesOf(kv: Deno.Kv, appId: string) {
+  const places: { at: number; openId: string; ghost: boolean }[] = [];
+  for await (const { key, value } of kv.list({ prefix: ["kefu-edge-conv-dir", appId] })) {
+    places.push({ at: key[2] as number, openId: key[3] as string, ghost: "ghost" in (value as object) });
+  }
+  return places;
+}
+
+function expectEqual(actual: unknown, expected: unknown, what: string): void {
+  if (JSON.stringify(actual) !== JSON.stringify(expected)) {
+    throw new Error(`${what}: ${JSON.stringify(actual)}, expected ${JSON.stringify(expected)}`);
+  }
+}
+
+Deno.test("DenoKvConversationStore: the app's index holds one place per conversation, moved in the operation's commit; ghosts only while a walk may go on; purge deletes them all", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    let now = 1_000_000;
+    const store = new DenoKvConversationStore(kv, { now: () => now });
+    const [a, b] = [{ appId: "wxidx", openId: "o-a" }, { appId: "wxidx", openId: "o-b" }];
+    await store.accept(a, text("a1"));
+    now += 10;
+    await store.accept(b, text("b1"));
+    now += 10;
+    await store.accept(a, text("a2")); // moves: the old place is deleted, no walk going on
+    expectEqual(await placesOf(kv, "wxidx"), [
+      { at: 1_000_010, openId: "o-b", ghost: false },
+      { at: 1_000_020, openId: "o-a", ghost: false },
+    ], "no walk: one place each");
+    await store.reserve(a, {}); // the window changes, the place stays
+    expectEqual((await placesOf(kv, "wxidx")).length, 2, "rewritten in place");
+    await store.list("wxidx", { limit: 1 }); // a walk begins
+    now += 10;
+    await store.accept(b, text("b2"));
+    expectEqual(await placesOf(kv, "wxidx"), [
+      { at: 1_000_010, openId: "o-b", ghost: true },
+      { at: 1_000_020, openId: "o-a", ghost: false },
+      { at: 1_000_030, openId: "o-b", ghost: false },
+    ], "while walking: a ghost of the place left");
+    await store.purge(b);
+    const left: unknown[] = [];
+    for await (const { key } of kv.list({ prefix: ["kefu-edge-conv", "wxidx", "o-b"] })) left.push(key);
+    expectEqual(await placesOf(kv, "wxidx"), [{ at: 1_000_020, openId: "o-a", ghost: false }], "purged: no place left");
+    expectEqual(left.filter((key) => (key as unknown[])[3] !== "claim"), [], "purged: nothing but claims");
+    now += WALK + 1;
+    await store.accept(a, text("a3"));
+    expectEqual(await placesOf(kv, "wxidx"), [{ at: now, openId: "o-a", ghost: false }], "the walk is over: no ghost");
+  } finally {
+    kv.close();
   }
 });

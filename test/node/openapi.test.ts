@@ -9,6 +9,7 @@ import { createApp } from "../../worker/app.ts";
 import { buildOpenApiDocument } from "../../scripts/_openapi.ts";
 import { sendMessageSchema, subscribeMessageBodySchema, typingSchema } from "../../worker/schemas.ts";
 import { createEmulator } from "../../src/testing/mod.ts";
+import { MemoryConversationStore } from "../../mod.ts";
 
 const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
   version: string;
@@ -157,6 +158,48 @@ describe("the document's schemas describe the routes", () => {
         subscribeMessageBodySchema.safeParse(body).success,
       );
     }
+  });
+
+  it("a real page of GET /api/conversations fits ConversationPage; a bad cursor, Error", async () => {
+    const conversations = new MemoryConversationStore();
+    const ref = (openId: string) => ({ appId: APP_ID, openId });
+    const image = { sender: "user" as const, type: "message" as const, msgType: "image", mediaId: "MEDIA_ID_1" };
+    await conversations.accept(ref(OPEN_ID), {
+      key: "m1",
+      claim: "lease:1",
+      ttlSeconds: 5,
+      entry: image,
+      action: { kind: "message", at: Date.now() },
+    });
+    await conversations.setHandoff(ref(OPEN_ID), { state: "human", by: "agent:alice", reason: "VIP" });
+    await conversations.accept(ref(`${OPEN_ID}2`), {
+      key: "m2",
+      claim: "lease:2",
+      ttlSeconds: 5,
+      entry: { sender: "user", type: "event", msgType: "user_enter_tempsession" },
+    });
+    const app = createApp({ conversations: () => conversations });
+    const get = async (query: string) => {
+      const res = await app.request(`/api/conversations${query}`, {
+        headers: { authorization: `Bearer ${API_KEY}` },
+      }, env);
+      return { status: res.status, body: await res.json() as { conversations: unknown[]; nextCursor: string } };
+    };
+    const page = await get("?limit=1");
+    expect(page.status).toBe(200);
+    expect(page.body.conversations.length).toBe(1);
+    expect(conforms("ConversationPage", page.body)).toBe(true);
+    const rest = await get(`?limit=1&cursor=${page.body.nextCursor}`);
+    expect(conforms("ConversationPage", rest.body)).toBe(true);
+    expect(rest.body.nextCursor).toBeNull();
+    const both = [...page.body.conversations, ...rest.body.conversations] as { openId: string }[];
+    expect(both.sort((a, b) => a.openId.localeCompare(b.openId))).toMatchObject([
+      { lastMessage: { msgType: "image", text: "[图片]" }, handoff: { state: "human", agent: "alice" } },
+      { lastMessage: null, window: null, handoff: { state: "bot" } },
+    ]);
+    const bad = await get("?cursor=e30");
+    expect(bad.status).toBe(400);
+    expect(conforms("Error", bad.body)).toBe(true);
   });
 
   it("real answers of the app fit the documented responses", async () => {

@@ -5,12 +5,20 @@
 // expired claims deleted by the object's alarm, with no request; purge down to the claims.
 import { env as workerEnv } from "cloudflare:workers";
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
-import { type AcceptInput, type ConversationRef, DurableObjectConversationStore, objectNameOf } from "../../mod.ts";
+import { describe, expect, it, vi } from "vitest";
+import {
+  type AcceptInput,
+  type ConversationDirectoryObject,
+  type ConversationRef,
+  DurableObjectConversationStore,
+  objectNameOf,
+} from "../../mod.ts";
 import { userObjectName } from "../../src/stores/durable_object_store.ts";
 import { userPart } from "../../src/internal/store_keys.ts";
 import { conversationCases } from "../cases/_conversation_suite.ts";
 import { CONVERSATION_SQL } from "../../worker/conversation_tables.ts";
+import { DIRECTORY_SQL, DirectoryTables } from "../../worker/conversation_directory.ts";
+import { WALK_MS } from "../../src/internal/conversation_list.ts";
 import type { KefuStore } from "../../worker/store_object.ts";
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -47,6 +55,55 @@ function rows(ref: ConversationRef, query: string): Promise<Record<string, unkno
   return inObject(ref, (_instance, state) => state.storage.sql.exec(query).toArray());
 }
 
+/** The version of the last change of `ref`'s conversation, in its object. */
+async function userVersion(ref: ConversationRef): Promise<number> {
+  const found = await inObject(ref, (_i, state) => {
+    const table = state.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE name = 'conversation_listing'").toArray();
+    return table.length === 0 ? [] : state.storage.sql.exec("SELECT version FROM conversation_listing").toArray();
+  });
+  return Number(found[0]?.version ?? 0);
+}
+
+/** The version of `ref`'s last change the app's directory object has taken. */
+async function directoryVersion(ref: ConversationRef): Promise<number> {
+  const ns = workerEnv.KEFU_STORE;
+  const found = await runInDurableObject(ns.get(ns.idFromName(`dir:${ref.appId}`)), (_i, state) => {
+    const table = state.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE name = 'directory'").toArray();
+    return table.length === 0
+      ? []
+      : state.storage.sql.exec("SELECT version FROM directory WHERE open_id = ?", ref.openId).toArray();
+  });
+  return Number(found[0]?.version ?? 0);
+}
+
+/**
+ * A store that notes every conversation it changes, and waits until the apps' directory
+ * objects have taken each one's last change (the users' objects tell them after answering).
+ */
+function settling(store: DurableObjectConversationStore) {
+  const touched = new Map<string, ConversationRef>();
+  const noting = new Proxy(store, {
+    get(target, name: keyof DurableObjectConversationStore) {
+      const method = target[name] as (...args: unknown[]) => unknown;
+      return (...args: unknown[]) => {
+        const ref = args[0] as ConversationRef;
+        if (typeof ref === "object" && typeof ref.openId === "string") touched.set(`${ref.appId} ${ref.openId}`, ref);
+        return method.apply(target, args);
+      };
+    },
+  });
+  const settle = async () => {
+    for (const ref of touched.values()) {
+      const deadline = Date.now() + 5000;
+      while (await directoryVersion(ref) < await userVersion(ref)) {
+        if (Date.now() > deadline) throw new Error("the directory did not take a change within 5 s");
+        await sleep(5);
+      }
+    }
+  };
+  return { store: noting, settle };
+}
+
 describe("conversation contract (DurableObjectConversationStore, KefuStore objects)", () => {
   for (const [name, fn] of conversationCases) {
     // The objects run on workerd's clock: let real time pass.
@@ -54,7 +111,11 @@ describe("conversation contract (DurableObjectConversationStore, KefuStore objec
       name,
       () =>
         fn((settings = {}) =>
-          Promise.resolve({ store: new DurableObjectConversationStore(workerEnv.KEFU_STORE, settings), advance: sleep })
+          Promise.resolve({
+            ...settling(new DurableObjectConversationStore(workerEnv.KEFU_STORE, settings)),
+            advance: sleep,
+            realTime: true,
+          })
         ),
     );
   }
@@ -137,6 +198,7 @@ describe("the conversation object", () => {
         CONVERSATION_SQL.writeClaim,
         CONVERSATION_SQL.writeHead,
         CONVERSATION_SQL.append,
+        CONVERSATION_SQL.nextVersion,
       ].sort(),
     );
     const plans = await inObject(
@@ -220,5 +282,167 @@ describe("the conversation object", () => {
     expect(userObjectName(ref.appId, userPart(ref.openId))).toBe(
       objectNameOf(`kefu-edge:push:${APP_ID}:${userPart(ref.openId)}:msg:1`),
     );
+  });
+});
+
+/** A new stub of the app's directory object. */
+function directoryOf(appId: string): DurableObjectStub {
+  const ns = workerEnv.KEFU_STORE;
+  return ns.get(ns.idFromName(`dir:${appId}`));
+}
+
+function listedOf(openId: string, lastActivityAt: number, text: string) {
+  return {
+    openId,
+    lastMessage: { seq: 1, at: lastActivityAt, sender: "user" as const, msgType: "text", text },
+    unread: 1,
+    window: null,
+    handoff: { state: "bot" as const, since: lastActivityAt },
+    lastActivityAt,
+    agentAt: null,
+  };
+}
+
+describe("the app's directory object", () => {
+  it("answers a change without waiting for the directory: a slow directory slows no accept; a burst is folded", async () => {
+    const ref = { ...freshRef(), appId: `wxdirslow${users}` };
+    const store = new DurableObjectConversationStore(workerEnv.KEFU_STORE);
+    // Every directory takes 1.5 s over each update (the class's method, wrapped for this test).
+    const proto = await runInDurableObject(directoryOf(ref.appId), (instance) => Object.getPrototypeOf(instance));
+    const update = proto.updateDirectory as (this: unknown, notice: unknown) => Promise<void>;
+    let updates = 0;
+    proto.updateDirectory = async function (this: unknown, notice: unknown) {
+      await sleep(1500);
+      updates++;
+      return await update.call(this, notice);
+    };
+    try {
+      const started = Date.now();
+      expect((await store.accept(ref, userText("m1", "hi"))).outcome).toBe("claimed");
+      await store.recordOutbound(ref, {
+        entry: { sender: "bot", type: "message", msgType: "text", text: "您好", outcome: "ok" },
+        spend: true,
+        reserved: false,
+      });
+      await store.setHandoff(ref, { state: "waiting", by: "bot", reason: "asked" });
+      expect(Date.now() - started).toBeLessThan(1200); // one update alone takes 1500 ms
+      expect(updates).toBe(0);
+      // The updates arrive after the answers: three changes, two updates (the two made while
+      // the first was on its way went as one).
+      while (updates < 2 && Date.now() - started < 5000) await sleep(20);
+      await sleep(100);
+      expect(updates).toBe(2);
+      const page = await store.list(ref.appId);
+      expect(page.conversations.map((c) => [c.openId, c.lastMessage?.text, c.unread, c.handoff.state])).toEqual([
+        [ref.openId, "您好", 0, "waiting"],
+      ]);
+    } finally {
+      proto.updateDirectory = update;
+    }
+  });
+
+  it("a failing directory fails no push and is repaired by the user's next change", async () => {
+    const ref = { ...freshRef(), appId: `wxdirbroken${users}` };
+    const store = new DurableObjectConversationStore(workerEnv.KEFU_STORE);
+    await store.list(ref.appId);
+    // Break the directory's table under it: every update now throws inside the directory.
+    await runInDurableObject(directoryOf(ref.appId), (_i, state) => {
+      state.storage.sql.exec("DROP TABLE directory");
+      state.storage.sql.exec("CREATE TABLE directory (broken INTEGER)");
+    });
+    const warn = vi.spyOn(console, "warn");
+    try {
+      const accepted = await Promise.all([
+        store.accept(ref, userText("m1", "one")),
+        store.accept({ ...ref, openId: `${ref.openId}-b` }, userText("m2", "two")),
+      ]);
+      expect(accepted.map((a) => a.outcome)).toEqual(["claimed", "claimed"]);
+      const failed = () =>
+        warn.mock.calls.filter((call) => String(call[0]).includes("kefu-edge.directory_update_failed")).length;
+      for (let i = 0; i < 200 && failed() < 2; i++) await sleep(10);
+      expect(failed()).toBe(2);
+      for (const [line] of warn.mock.calls) expect(String(line)).not.toContain(ref.openId);
+    } finally {
+      warn.mockRestore();
+    }
+    // Repaired: the table back (a new instance creates it), then one more change of one user.
+    await runInDurableObject(directoryOf(ref.appId), (_i, state) => state.storage.sql.exec("DROP TABLE directory"));
+    await evictDurableObject(directoryOf(ref.appId));
+    await store.accept(ref, userText("m3", "three"));
+    let page = await store.list(ref.appId);
+    for (let i = 0; i < 200 && page.conversations.length === 0; i++) {
+      await sleep(10);
+      page = await store.list(ref.appId);
+    }
+    expect(page.conversations.map((c) => [c.openId, c.lastMessage?.text, c.unread])).toEqual([
+      [ref.openId, "three", 2],
+    ]);
+  });
+
+  it("keeps the newest change of each user: late and reordered notices change nothing, nor bring back the purged", async () => {
+    const appId = `wxdirorder${users++}`;
+    const dir = directoryOf(appId) as unknown as ConversationDirectoryObject;
+    const settings = { idleMs: 60_000, historyDays: 30 };
+    const texts = async () => (await dir.listDirectory({}, settings)).conversations.map((c) => c.lastMessage?.text);
+    const now = Date.now();
+    await dir.updateDirectory({ openId: "o-a", version: 2, listed: listedOf("o-a", now + 2, "second") });
+    await dir.updateDirectory({ openId: "o-a", version: 1, listed: listedOf("o-a", now + 1, "first") });
+    expect(await texts()).toEqual(["second"]);
+    await dir.updateDirectory({ openId: "o-a", version: 4, listed: null });
+    await dir.updateDirectory({ openId: "o-a", version: 3, listed: listedOf("o-a", now + 3, "third") });
+    expect(await texts()).toEqual([]);
+    await dir.updateDirectory({ openId: "o-a", version: 5, listed: listedOf("o-a", now + 5, "after the purge") });
+    expect(await texts()).toEqual(["after the purge"]);
+  });
+
+  it("reads a page along the place indexes, for every filter, without sorting", async () => {
+    const appId = `wxdirplan${users++}`;
+    await new DurableObjectConversationStore(workerEnv.KEFU_STORE).list(appId);
+    const plans = await runInDurableObject(directoryOf(appId), (_i, state) => {
+      const out: string[][] = [];
+      const filters = ["1", "d.state = 'human' AND d.idle_since >= 0", "d.state = ?"];
+      for (const filter of filters) {
+        for (const query of [DIRECTORY_SQL.page, DIRECTORY_SQL.pageGhosts]) {
+          const sql = `EXPLAIN QUERY PLAN ${query.replace("%FILTER%", filter)}`;
+          const bindings = query === DIRECTORY_SQL.page ? [1, 5, "o"] : [1, 1, 5, "o"];
+          if (filter.endsWith("?")) bindings.push("waiting");
+          out.push(state.storage.sql.exec(sql, ...bindings, 51).toArray().map((r) => String(r.detail)));
+        }
+      }
+      return out;
+    });
+    for (const plan of plans) {
+      expect(plan.join(" | ")).not.toMatch(/TEMP B-TREE|SCAN d\b|SCAN directory\b|SCAN g\b/);
+      expect(plan.join(" | ")).toMatch(/USING (COVERING )?INDEX (directory_place|sqlite_autoindex_directory_ghosts_1)/);
+    }
+  });
+
+  it("the alarm's sweep deletes ghosts no walk can need and purged users no late notice can bring back", async () => {
+    const appId = `wxdirsweep${users++}`;
+    const store = settling(new DurableObjectConversationStore(workerEnv.KEFU_STORE));
+    const [a, b] = [{ appId, openId: "o-a" }, { appId, openId: "o-b" }];
+    await store.store.accept(a, userText("m1", "one"));
+    await store.store.accept(b, userText("m2", "two"));
+    await store.settle();
+    await store.store.list(appId, { limit: 1 }); // a walk begins: moves leave ghosts
+    await sleep(2);
+    await store.store.accept(a, userText("m3", "three"));
+    await store.store.purge(b);
+    await store.settle();
+    const count = () =>
+      runInDurableObject(directoryOf(appId), (_i, state) => [
+        state.storage.sql.exec("SELECT COUNT(*) AS n FROM directory_ghosts").toArray()[0]!.n,
+        state.storage.sql.exec("SELECT COUNT(*) AS n FROM directory WHERE listed IS NULL").toArray()[0]!.n,
+      ]);
+    expect(await count()).toEqual([1, 1]);
+    expect(await runInDurableObject(directoryOf(appId), (_i, state) => state.storage.getAlarm())).not.toBeNull();
+    await runInDurableObject(directoryOf(appId), (_i, state) => {
+      state.storage.transactionSync(() => DirectoryTables.sweep(state.storage.sql, Date.now() + WALK_MS - 1000));
+    });
+    expect(await count()).toEqual([1, 1]);
+    await runInDurableObject(directoryOf(appId), (_i, state) => {
+      state.storage.transactionSync(() => DirectoryTables.sweep(state.storage.sql, Date.now() + WALK_MS + 1000));
+    });
+    expect(await count()).toEqual([0, 0]);
   });
 });

@@ -1,8 +1,8 @@
 // The conversation routes of /api inside workerd: history, handoff (with two agents at once),
 // purge, the X-Kefu-Agent sender, and the push route keeping the bot out while a person answers.
-import { describe, expect, it } from "vitest";
 import { env as workerEnv } from "cloudflare:workers";
-import { MemoryConversationStore } from "../../mod.ts";
+import { describe, expect, it } from "vitest";
+import { type ConversationPage, MemoryConversationStore } from "../../mod.ts";
 import { buildPush, createEmulator } from "../../src/testing/mod.ts";
 import { deadLetterOf, type KefuApp, kvDeadLetters, type KvListNamespace } from "../../worker/mod.ts";
 import {
@@ -214,5 +214,135 @@ describe("conversations over /api", () => {
     expect(deleted.res.status).toBe(204);
     expect(await letters.get(ids[1]!)).toBeNull();
     expect((await letters.get(ids[2]!))?.id, "another user's letter stays").toBe(ids[2]);
+  });
+});
+
+describe("GET /api/conversations (the shipped default: conversations in KEFU_STORE's Durable Objects)", () => {
+  let apps = 0;
+  function setupList() {
+    const appId = `wxapilist${Date.now().toString(36)}${apps++}`;
+    const app = testApp({}) as KefuApp;
+    const env = testEnv({ WECHAT_APPID: appId, KEFU_STORE: workerEnv.KEFU_STORE });
+    const push = async (openId: string, content: string) => {
+      const built = await buildPush({ appId, token: PUSH_TOKEN }, { ...textMessage(content), FromUserName: openId });
+      const called = await call(app, built.request(), undefined, env);
+      expect(called.text).toBe("success");
+      await called.settled();
+    };
+    const list = (query = "") => call(app, `/api/conversations${query}`, { headers: AUTH }, env);
+    const page = async (query = "") => {
+      const called = await list(query);
+      expect(called.res.status).toBe(200);
+      expect(called.res.headers.get("cache-control")).toBe("no-store");
+      return JSON.parse(called.text) as ConversationPage;
+    };
+    /** The first page once it lists `openIds` (the users' objects tell the directory after answering). */
+    const listed = async (openIds: string[], query = "") => {
+      const deadline = Date.now() + 5000;
+      for (;;) {
+        const found = await page(query);
+        const got = found.conversations.map((c) => c.openId);
+        if (JSON.stringify(got) === JSON.stringify(openIds) || Date.now() > deadline) return found;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    };
+    const handoff = (openId: string, body: unknown) =>
+      call(app, `/api/users/${openId}/handoff`, {
+        ...json(body),
+        method: "PUT",
+        headers: { ...AUTH, "content-type": "application/json" },
+      }, env);
+    return { app, env, push, list, page, listed, handoff };
+  }
+  const user = (i: number) => `o9AgO5Kd5ggOC-bXrbNODIiE3b${String(i).padStart(2, "0")}`;
+
+  it("most recent activity first, each with its last message's preview, unread, window and handoff", async () => {
+    const { push, listed } = setupList();
+    for (const [i, text] of [[1, "一"], [2, "二"], [3, "三"], [1, "再来一次"]] as const) {
+      await push(user(i), text);
+      await new Promise((r) => setTimeout(r, 3));
+    }
+    const page = await listed([user(1), user(3), user(2)]);
+    expect(page.conversations.map((c) => c.openId)).toEqual([user(1), user(3), user(2)]);
+    expect(page.nextCursor).toBeNull();
+    const [first] = page.conversations;
+    expect(first).toMatchObject({
+      lastMessage: { sender: "user", msgType: "text", text: "再来一次", seq: 2 },
+      unread: 2,
+      window: { kind: "message", remaining: 5 },
+      handoff: { state: "bot" },
+    });
+    expect(first!.lastActivityAt).toBe(first!.lastMessage!.at);
+    expect(first!.window!.expiresAt).toBeGreaterThan(Date.now());
+  });
+
+  it("filters by state, pages with each conversation once while pushes arrive, and forgets a purged user at once", async () => {
+    const { push, page, listed, handoff, app, env } = setupList();
+    for (let i = 0; i < 5; i++) {
+      await push(user(i), `消息 ${i}`);
+      await new Promise((r) => setTimeout(r, 3));
+    }
+    await listed([4, 3, 2, 1, 0].map(user));
+    expect((await handoff(user(1), { state: "waiting", reason: "asked for a person" })).res.status).toBe(200);
+    expect((await handoff(user(3), { state: "human", agent: "alice" })).res.status).toBe(200);
+    expect((await listed([3, 1, 4, 2, 0].map(user))).conversations.length).toBe(5);
+    expect((await listed([user(1)], "?state=waiting")).conversations.map((c) => c.handoff.state)).toEqual(["waiting"]);
+    const human = await listed([user(3)], "?state=human");
+    expect(human.conversations[0]!.handoff).toMatchObject({ state: "human", agent: "alice" });
+    expect((await listed([user(4), user(2), user(0)], "?state=bot")).conversations.length).toBe(3);
+    expect((await page("?state=closed")).conversations).toEqual([]);
+    // Two at a time; between pages the last of the walk and a new user write.
+    const first = await page("?limit=2");
+    expect(first.conversations.map((c) => c.openId)).toEqual([user(3), user(1)]);
+    expect(first.nextCursor).toMatch(/^[A-Za-z0-9_-]+$/);
+    await push(user(0), "又来了");
+    await push(user(9), "新用户");
+    // A new walk sees them moved (the directory has the changes); the first walk goes on as it began.
+    expect((await listed([9, 0, 3, 1, 4, 2].map(user))).conversations.length).toBe(6);
+    const seen = [...first.conversations];
+    let cursor = first.nextCursor;
+    while (cursor !== null) {
+      const next = await page(`?limit=2&cursor=${cursor}`);
+      seen.push(...next.conversations);
+      cursor = next.nextCursor;
+    }
+    expect(seen.map((c) => c.openId)).toEqual([user(3), user(1), user(4), user(2), user(0)]);
+    expect(seen.at(-1)!.lastMessage?.text).toBe("又来了");
+    const deleted = await call(app, `/api/users/${user(2)}`, { method: "DELETE", headers: AUTH }, env);
+    expect(deleted.res.status).toBe(204);
+    const after = await page();
+    expect(after.conversations.map((c) => c.openId)).toEqual([user(9), user(0), user(3), user(1), user(4)]);
+    expect(after.conversations.some((c) => c.lastMessage?.text === "消息 2")).toBe(false);
+  });
+
+  it("refuses bad state, limit and cursor naming the field, and answers 401 without the key", async () => {
+    const { list, app, env, push, listed } = setupList();
+    await push(user(1), "hi");
+    const { nextCursor } = await listed([user(1)], "?limit=1");
+    expect(nextCursor).toBeNull();
+    const cases: [string, string][] = [
+      ["state=robot", "state"],
+      ["state=", "state"],
+      ["limit=0", "limit"],
+      ["limit=201", "limit"],
+      ["limit=abc", "limit"],
+      ["cursor=not%20a%20cursor", "cursor"],
+      ["cursor=e30", "cursor"], // "{}", not a page's cursor
+      [`cursor=${"A".repeat(401)}`, "cursor"],
+    ];
+    for (const [query, field] of cases) {
+      const bad = await list(`?${query}`);
+      expect(bad.res.status, query).toBe(400);
+      expect(errorOf(bad), query).toMatchObject({ code: "validation_error", field });
+    }
+    const anonymous = await call(app, "/api/conversations", {}, env);
+    expect(anonymous.res.status).toBe(401);
+    expect(anonymous.text).not.toContain(user(1));
+  });
+
+  it("answers 503 naming KEFU_STORE without a conversation store", async () => {
+    const res = await call(testApp({}) as KefuApp, "/api/conversations", { headers: AUTH }, testEnv());
+    expect(res.res.status).toBe(503);
+    expect(errorOf(res)).toMatchObject({ code: "conversations_not_configured", variable: "KEFU_STORE" });
   });
 });

@@ -1,7 +1,12 @@
 /**
- * The conversation routes of `/api` (behind the API's bearer key): a user's history, who answers
- * the conversation (the bot, or a person who took it over), and deleting everything of a user.
+ * The conversation routes of `/api` (behind the API's bearer key): the app's conversations, a
+ * user's history, who answers the conversation (the bot, or a person who took it over), and
+ * deleting everything of a user.
  *
+ * - `GET /api/conversations?state=&limit=&cursor=`: the app's conversations, most recent
+ *   activity first, each with a preview of its last message, its unread count, window and
+ *   handoff (`state`: `waiting`, `human`, `bot`, `closed` or `all`, the default; `limit` 1–200,
+ *   default 50; `cursor`: the `nextCursor` of the page before);
  * - `GET /api/users/:openId/messages?before=&limit=`: the history, newest first (`limit` 1–200,
  *   default 50; `before`: the `seq` a previous page ended at);
  * - `GET /api/users/:openId/handoff` and `PUT /api/users/:openId/handoff`
@@ -18,7 +23,14 @@ import { Hono } from "hono/tiny";
 import { zValidator } from "@hono/zod-validator";
 // Private helper (a documented exception, see src/internal/README.md): the package's one zod.
 import * as z from "../../src/internal/zod.ts";
-import { type ConversationRef, type ConversationStore, HANDOFF_STATES, type HandoffState } from "../../mod.ts";
+import {
+  CONVERSATION_FILTERS,
+  type ConversationFilter,
+  type ConversationRef,
+  type ConversationStore,
+  HANDOFF_STATES,
+  type HandoffState,
+} from "../../mod.ts";
 import type { AppEnv } from "../types.ts";
 import type { Env } from "../env.ts";
 import { HttpError } from "../errors.ts";
@@ -34,12 +46,41 @@ export interface ConversationRouteSettings {
   purgeAlso?: ((env: Env, openId: string) => Promise<void>) | undefined;
 }
 
+/** A page's `limit` in a query: 1 to 200. */
+const limitSchema = z.string().check(z.regex(/^(?:[1-9]\d?|1\d\d|200)$/, "must be a whole number from 1 to 200"));
+
 /** The query of a history page. */
 export const historyQuerySchema: z.ZodMiniType<{ before?: string | undefined; limit?: string | undefined }> = z
   .object({
     before: z.optional(z.string().check(z.regex(/^[1-9]\d{0,14}$/, "must be a positive whole number (a seq)"))),
-    limit: z.optional(z.string().check(z.regex(/^(?:[1-9]\d?|1\d\d|200)$/, "must be a whole number from 1 to 200"))),
+    limit: z.optional(limitSchema),
   });
+
+/** The query of `GET /api/conversations`. */
+export interface ConversationListQuery {
+  /** Only conversations in this state; default `all`. */
+  state?: ConversationFilter | undefined;
+  /** Conversations per page, 1–200; default 50. */
+  limit?: string | undefined;
+  /** The `nextCursor` of the page before. */
+  cursor?: string | undefined;
+}
+
+/** Schema of {@link ConversationListQuery}. */
+export const conversationListQuerySchema: z.ZodMiniType<ConversationListQuery> = z.object({
+  state: z.optional(
+    z.enum(CONVERSATION_FILTERS as [ConversationFilter, ...ConversationFilter[]], {
+      error: `must be one of ${CONVERSATION_FILTERS.map((s) => `"${s}"`).join(", ")}`,
+    }),
+  ),
+  limit: z.optional(limitSchema),
+  cursor: z.optional(
+    z.string().check(
+      z.maxLength(400, "must be the nextCursor of a page, unchanged"),
+      z.regex(/^[A-Za-z0-9_-]+$/, "must be the nextCursor of a page, unchanged"),
+    ),
+  ),
+}) as unknown as z.ZodMiniType<ConversationListQuery>;
 
 /** The body of `PUT /api/users/:openId/handoff`. */
 export interface HandoffBody {
@@ -95,7 +136,8 @@ export function senderOf(header: string | undefined | null): "api" | `agent:${st
 }
 
 /**
- * Builds the conversation routes, to mount at `/api/users` behind the API key.
+ * Builds the conversation routes (`/conversations` and `/users/…`), to mount at `/api` behind
+ * the API key.
  *
  * @param settings the conversations and the AppID of an env
  * @returns the sub-app
@@ -107,28 +149,45 @@ export function senderOf(header: string | undefined | null): "api" | `agent:${st
  * const conversations = new MemoryConversationStore();
  * const routes = conversationRoutes({ conversations: () => conversations, appId: () => "wx1" });
  * // Its errors are HttpErrors: answer them as JSON (createApp does).
- * const app = new Hono().route("/api/users", routes)
+ * const app = new Hono().route("/api", routes)
  *   .onError((err) => err instanceof HttpError ? err.toResponse() : Response.json({}, { status: 500 }));
- * const res = await app.request("/api/users/o9AgO5Kd5ggOC-bXrbNODIiE3bGY/messages");
- * console.log(res.status, (await res.json()).error.code); // 404 "not_found"
+ * const res = await app.request("/api/conversations?state=waiting");
+ * console.log(res.status, await res.json()); // 200 { conversations: [], nextCursor: null }
+ * const unknown = await app.request("/api/users/o9AgO5Kd5ggOC-bXrbNODIiE3bGY/messages");
+ * console.log(unknown.status, (await unknown.json()).error.code); // 404 "not_found"
  * ```
  */
 export function conversationRoutes(settings: ConversationRouteSettings): Hono<AppEnv> {
   const routes = new Hono<AppEnv>();
   const noStore = { "cache-control": "no-store" };
-  const open = (env: Env | undefined, openId: string): { store: ConversationStore; ref: ConversationRef } => {
+  const storeOf = (env: Env | undefined): ConversationStore => {
     const store = settings.conversations(env ?? {});
     if (store === undefined) {
       throw new HttpError(503, "conversations_not_configured", "No conversation store: bind KEFU_STORE", {
         variable: "KEFU_STORE",
       });
     }
-    return { store, ref: { appId: settings.appId(env ?? {}), openId } };
+    return store;
   };
+  const open = (env: Env | undefined, openId: string): { store: ConversationStore; ref: ConversationRef } => ({
+    store: storeOf(env),
+    ref: { appId: settings.appId(env ?? {}), openId },
+  });
   const unknownUser = () => new HttpError(404, "not_found", "No conversation with this user (never seen, or purged)");
   const params = zValidator("param", userParamsSchema, rejectInvalid);
 
-  routes.get("/:openId/messages", params, zValidator("query", historyQuerySchema, rejectInvalid), async (c) => {
+  routes.get("/conversations", zValidator("query", conversationListQuerySchema, rejectInvalid), async (c) => {
+    const store = storeOf(c.env);
+    const { state, limit, cursor } = c.req.valid("query");
+    const page = await store.list(settings.appId(c.env ?? {}), {
+      state,
+      limit: limit === undefined ? 50 : Number(limit),
+      cursor,
+    });
+    return c.json(page, 200, noStore);
+  });
+
+  routes.get("/users/:openId/messages", params, zValidator("query", historyQuerySchema, rejectInvalid), async (c) => {
     const { store, ref } = open(c.env, c.req.valid("param").openId);
     const { before, limit } = c.req.valid("query");
     const page = await store.history(ref, {
@@ -139,14 +198,14 @@ export function conversationRoutes(settings: ConversationRouteSettings): Hono<Ap
     return c.json(page, 200, noStore);
   });
 
-  routes.get("/:openId/handoff", params, async (c) => {
+  routes.get("/users/:openId/handoff", params, async (c) => {
     const { store, ref } = open(c.env, c.req.valid("param").openId);
     const handoff = await store.handoff(ref);
     if (handoff === null) throw unknownUser();
     return c.json(handoff, 200, noStore);
   });
 
-  routes.put("/:openId/handoff", params, ...jsonBody(handoffBodySchema), async (c) => {
+  routes.put("/users/:openId/handoff", params, ...jsonBody(handoffBodySchema), async (c) => {
     const { store, ref } = open(c.env, c.req.valid("param").openId);
     const { state, agent, reason } = c.req.valid("json");
     if (await store.handoff(ref) === null) throw unknownUser();
@@ -161,7 +220,7 @@ export function conversationRoutes(settings: ConversationRouteSettings): Hono<Ap
     return c.json(held, 200, noStore);
   });
 
-  routes.delete("/:openId", params, async (c) => {
+  routes.delete("/users/:openId", params, async (c) => {
     const { store, ref } = open(c.env, c.req.valid("param").openId);
     await store.purge(ref);
     await settings.purgeAlso?.(c.env ?? {}, ref.openId);
