@@ -36,7 +36,7 @@ import {
 } from "./_lib.ts";
 
 const NONCE = "415670741";
-const ITERATIONS = sized(10_000, 3_000);
+const ITERATIONS = sized(6_000, 2_000);
 /** How many deliveries are in flight at once in the throughput rows: a server under load. */
 const IN_FLIGHT = 16;
 const ROUNDS = 10;

@@ -46,8 +46,10 @@ for (const [name, path] of suites) {
   }
   if (typeof mod.run !== "function") continue;
   console.log(`\n## ${name}\n`);
+  const suiteStarted = performance.now();
   const rows = await mod.run();
   printTable(rows);
+  console.log(`(${seconds(suiteStarted)} s)`);
   results[name] = rows;
 }
 // The push path on Deno and Bun: the same bench file, run by each runtime.
@@ -70,13 +72,19 @@ console.log(`\nran in ${((performance.now() - started) / 60_000).toFixed(1)} min
 /** Runs a bench file in another runtime (it prints its rows as JSON, last) and keeps its rows as `name`. */
 function collect(name: string, [cmd, ...args]: string[], runtime?: string): void {
   if (!selected(name)) return;
+  const suiteStarted = performance.now();
   const out = execFileSync(cmd!, args, { encoding: "utf8", maxBuffer: 16 * 1024 * 1024 });
   const rows = (JSON.parse(out.trim().split("\n").pop()!) as Row[]).map((r) =>
     runtime === undefined ? r : { ...r, metric: `${runtime}: ${r.metric}` }
   );
   console.log(`\n## ${name}\n`);
   printTable(rows);
+  console.log(`(${seconds(suiteStarted)} s)`);
   results[name] = rows;
+}
+
+function seconds(since: number): string {
+  return ((performance.now() - since) / 1000).toFixed(0);
 }
 
 const file = new URL("./results.json", import.meta.url);

@@ -30,7 +30,7 @@
 //
 // Run: `npm run bench`, or alone: `node --expose-gc --import tsx test/bench/worker.ts`.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
@@ -74,20 +74,31 @@ const AS_SHIPPED: Storage = { kv: true, durableObject: true };
 /** How long the handler of the answer-time rows takes. */
 const HANDLER_MS = 1000;
 /** Timed pushes per mode in the answer-time rows (after ANSWER_WARMUP untimed ones). */
-const ANSWER_PUSHES = sized(320, 96);
+const ANSWER_PUSHES = sized(160, 80);
 const ANSWER_WARMUP = sized(32, 16);
 /**
- * Timed requests per server on workerd, split into rounds: local KV and Durable Objects make
- * these servers slow, and rounds of a few hundred requests are too noisy to compare.
+ * Timed requests per server on workerd, split into ROUNDS rounds: local Durable Objects make
+ * these servers slow, and the suite must stay within minutes. Rounds of 200 move with the
+ * machine's load; the CPU rows (time workerd spent per push) move much less.
  */
-const REQUESTS = sized(4000, 1000);
+const REQUESTS = sized(2000, 800);
 /** Timed requests per server on Bun and Deno: they are faster, and short rounds are noisy. */
 const REQUESTS_FAST = sized(4000, 1000);
+/** Timed requests per server with miniflare's local KV as the store (the slowest on workerd), and their warm-up. */
+const KV_REQUESTS = sized(600, 300);
+const KV_WARMUP = sized(100, 50);
+/**
+ * Timed requests per server on Deno: each push commits to a Deno KV database on a file, which
+ * makes the Deno server the slowest target here; fewer keep the suite within minutes.
+ */
+const DENO_REQUESTS = sized(1500, 500);
 const ROUNDS = 10;
 /** Untimed requests per server first (JIT, connections, KV). */
 const WARMUP = sized(300, 100);
 const CONCURRENCY = 16;
 const START_TIMEOUT_MS = 30_000;
+/** Linux's USER_HZ, the unit of CPU times in /proc/<pid>/stat (100 on every common build). */
+const CLOCK_TICKS = 100;
 
 // The hello world of the issue, plus a push route that reads the body and answers "success"
 // (a server that leaves the body unread is slower on Deno, and would flatter the app).
@@ -230,6 +241,8 @@ interface Push {
 interface Server {
   base: string;
   stop(): Promise<void>;
+  /** CPU time its processes have used so far, in ms, where the system tells (Linux). */
+  cpuMs?: () => number;
 }
 
 export interface Bundle {
@@ -408,6 +421,8 @@ interface Measured {
   ratio: number;
   /** req/s of each round. */
   rounds: number[];
+  /** The server's CPU time per request of each round, in ms (when known). */
+  cpu?: number[];
 }
 
 /** `a` against `b` measured in the same rounds: median of the per-round ratios. */
@@ -420,27 +435,36 @@ function versus(a: Measured, b: Measured): Measured {
  * rotates each round, so drift on this shared machine hits all alike), and stops them all.
  * The first target is the baseline of the ratios.
  */
-async function measure(targets: readonly Target[], pushes: readonly Push[], requests: number): Promise<Measured[]> {
-  if (pushes.length < WARMUP + requests) throw new Error(`${WARMUP + requests} pushes needed`);
+async function measure(
+  targets: readonly Target[],
+  pushes: readonly Push[],
+  requests: number,
+  warmup = WARMUP,
+): Promise<Measured[]> {
+  if (pushes.length < warmup + requests) throw new Error(`${warmup + requests} pushes needed`);
   const servers: Server[] = [];
   try {
     for (const target of targets) servers.push(await target.start());
-    const warm = pushes.slice(0, WARMUP);
+    const warm = pushes.slice(0, warmup);
     for (const [i, server] of servers.entries()) await drive(targets[i]!.label, server.base, warm);
     const per = Math.ceil(requests / ROUNDS);
     const rps: number[][] = targets.map(() => []);
+    const cpu: number[][] = targets.map(() => []);
     for (let r = 0; r < ROUNDS; r++) {
-      const slice = pushes.slice(WARMUP + r * per, WARMUP + (r + 1) * per);
+      const slice = pushes.slice(warmup + r * per, warmup + (r + 1) * per);
       for (let k = 0; k < targets.length; k++) {
         const i = (r + k) % targets.length;
+        const cpuBefore = servers[i]!.cpuMs?.();
         rps[i]!.push(await drive(targets[i]!.label, servers[i]!.base, slice));
+        if (cpuBefore !== undefined) cpu[i]!.push((servers[i]!.cpuMs!() - cpuBefore) / slice.length);
       }
     }
     const base = rps[0]!;
-    return rps.map((values) => ({
+    return rps.map((values, i) => ({
       rps: median(values),
       ratio: median(values.map((v, r) => v / base[r]!)),
       rounds: values,
+      ...(cpu[i]!.length === ROUNDS ? { cpu: cpu[i] } : {}),
     }));
   } finally {
     for (const server of servers.reverse()) await server.stop().catch(() => {});
@@ -468,6 +492,8 @@ async function startWorkerd(
   bindings: Record<string, string>,
   storage: Storage = {},
 ): Promise<Server> {
+  // Miniflare starts workerd as a child: the new one is this server's (targets start one at a time).
+  const before = new Set(childProcesses());
   const mf = new Miniflare({
     modules: true,
     scriptPath,
@@ -490,10 +516,56 @@ async function startWorkerd(
   });
   try {
     const url = await mf.ready;
-    return { base: url.origin, stop: () => mf.dispose() };
+    const started = childProcesses().filter((pid) => !before.has(pid) && processName(pid) === "workerd");
+    return {
+      base: url.origin,
+      stop: () => mf.dispose(),
+      ...(started.length === 0 ? {} : { cpuMs: () => started.reduce((sum, pid) => sum + processCpuMs(pid), 0) }),
+    };
   } catch (err) {
     await mf.dispose().catch(() => {});
     throw err;
+  }
+}
+
+/** This process's descendants, from Linux's /proc; none elsewhere. */
+function childProcesses(pid = process.pid): number[] {
+  const found: number[] = [];
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return found;
+  }
+  for (const task of tasks) {
+    let children = "";
+    try {
+      children = readFileSync(`/proc/${pid}/task/${task}/children`, "utf8");
+    } catch {
+      continue;
+    }
+    for (const child of children.trim().split(/\s+/).filter(Boolean).map(Number)) {
+      found.push(child, ...childProcesses(child));
+    }
+  }
+  return found;
+}
+
+function processName(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+  } catch {
+    return "";
+  }
+}
+
+/** User plus system CPU time of a process, in ms (Linux's clock ticks are 10 ms here). */
+function processCpuMs(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * (1000 / CLOCK_TICKS);
+  } catch {
+    return 0;
   }
 }
 
@@ -568,6 +640,23 @@ function pushRow(
     baseline: `${baselineName} ${baseline.rps.toFixed(0)} req/s`,
     ratio: result.ratio,
     ...(target !== undefined ? { target: `>= ${target}x`, met: result.ratio >= target } : {}),
+  };
+}
+
+/**
+ * workerd's CPU time per push of `result` against `baseline`'s, in the same rounds: what the
+ * shared machine's load does to wall time hardly moves it. `undefined` where CPU times are not known.
+ */
+function cpuRow(metric: string, baseline: Measured, result: Measured, baselineName: string): Row | undefined {
+  if (baseline.cpu === undefined || result.cpu === undefined) return undefined;
+  const base = baseline.cpu;
+  return {
+    bench: "push",
+    metric,
+    value: median(result.cpu) * 1000,
+    unit: "µs",
+    baseline: `${baselineName} ${(median(base) * 1000).toFixed(0)} µs`,
+    ratio: median(result.cpu.map((v, r) => v / base[r]!)),
   };
 }
 
@@ -841,7 +930,7 @@ export async function run(): Promise<Row[]> {
     const pushes = await buildPushes(WARMUP + Math.max(REQUESTS, REQUESTS_FAST));
     const workerd = (file: string, vars: Record<string, string>, storage?: Storage) => () =>
       startWorkerd(file, compatibilityDate, vars, storage);
-    const [hello, app, helloDo, appBefore, appKv, helloKv, appMemory] = await measure(
+    const [hello, app, helloDo, appBefore, appMemory] = await measure(
       [
         { label: "hello on workerd", start: workerd(helloBundle.file, {}) },
         { label: "app on workerd", start: workerd(appBundle.file, appVars, AS_SHIPPED) },
@@ -850,12 +939,21 @@ export async function run(): Promise<Row[]> {
           start: workerd(helloDoBundle.file, { CALLS: storeCalls.join(",") }, { durableObject: true }),
         },
         { label: "app before conversations on workerd", start: workerd(appBeforeBundle.file, appVars, AS_SHIPPED) },
-        { label: "app, KV only, on workerd", start: workerd(appBundle.file, appVars, { kv: true }) },
-        { label: "hello+KV on workerd", start: workerd(helloKvBundle.file, {}, { kv: true }) },
         { label: "app, memory store, on workerd", start: workerd(appMemoryBundle.file, appVars) },
       ],
       pushes,
       REQUESTS,
+    );
+    // KV alone (miniflare's local KV is slow): fewer requests, the hello world again in the same rounds.
+    const [helloAgain, appKv, helloKv] = await measure(
+      [
+        { label: "hello on workerd", start: workerd(helloBundle.file, {}) },
+        { label: "app, KV only, on workerd", start: workerd(appBundle.file, appVars, { kv: true }) },
+        { label: "hello+KV on workerd", start: workerd(helloKvBundle.file, {}, { kv: true }) },
+      ],
+      pushes,
+      KV_REQUESTS,
+      KV_WARMUP,
     );
     const n = storeCalls.length;
     rows.push(
@@ -882,7 +980,7 @@ export async function run(): Promise<Row[]> {
         hello!,
         appBefore!,
       ),
-      pushRow("diagnostic: app with KV only (no Durable Object), workerd", hello!, appKv!),
+      pushRow("diagnostic: app with KV only (no Durable Object), workerd", helloAgain!, appKv!),
       pushRow(
         "diagnostic: app with KV only vs hello world doing the same 5 KV calls, workerd",
         helloKv!,
@@ -892,6 +990,24 @@ export async function run(): Promise<Row[]> {
       ),
       pushRow("diagnostic: app, dedupe in memory (no storage), workerd", hello!, appMemory!),
     );
+    // Where the time goes, in CPU: the app's own work is what it adds to the same storage calls.
+    for (
+      const row of [
+        cpuRow(
+          "diagnostic: workerd CPU per push, app vs hello world making the same Durable Object calls",
+          helloDo!,
+          app!,
+          `hello world + ${n} calls`,
+        ),
+        cpuRow("diagnostic: workerd CPU per push, app vs hello world", hello!, app!, "hello-world Hono"),
+        cpuRow(
+          "diagnostic: workerd CPU per push, app with no storage vs hello world",
+          hello!,
+          appMemory!,
+          "hello-world Hono",
+        ),
+      ]
+    ) if (row !== undefined) rows.push(row);
 
     // 4. Time to answer WeChat with a 1 s handler, queue mode against handling while WeChat waits.
     rows.push(...await answerTimes(appBundle.file, compatibilityDate, appVars));
@@ -918,31 +1034,36 @@ export async function run(): Promise<Row[]> {
 
     const deno = join(BIN, "deno");
     const kvPath = join(tmp, "deno-kv.sqlite3");
-    const [denoHello, denoApp] = await measure(
+    const denoApp = (label: string, extra: Record<string, string>) => ({
+      label,
+      start: () =>
+        startProcess(label, deno, ["run", "-A", "--unstable-kv", "worker/deno.ts"], {
+          cwd: ROOT,
+          env: appProcessEnv(extra),
+        }),
+    });
+    const [denoHello, denoShipped, denoNoQueue, denoMemory] = await measure(
       [
         {
           label: "hello on Deno",
           start: () => startProcess("hello on Deno", deno, ["run", "-A", helloServer], { cwd: tmp, env: helloEnv }),
         },
-        {
-          label: "app on Deno",
-          start: () =>
-            startProcess("app on Deno", deno, ["run", "-A", "--unstable-kv", "worker/deno.ts"], {
-              cwd: ROOT,
-              env: appProcessEnv({ DENO_KV_PATH: kvPath }),
-            }),
-        },
+        denoApp("app on Deno", { DENO_KV_PATH: kvPath }),
+        denoApp("app on Deno, no queue", { DENO_KV_PATH: `${kvPath}.sync`, KEFU_QUEUE: "off" }),
+        denoApp("app on Deno, KV in memory", { DENO_KV_PATH: ":memory:" }),
       ],
       pushes,
-      REQUESTS_FAST,
+      DENO_REQUESTS,
     );
     rows.push(
       pushRow(
         "encrypted push req/s, Deno server (worker/deno.ts: conversations and queue on Deno KV)",
         denoHello!,
-        denoApp!,
+        denoShipped!,
         TARGET_DENO_RATIO,
       ),
+      pushRow("diagnostic: Deno server with KEFU_QUEUE=off (Deno KV on a file)", denoHello!, denoNoQueue!),
+      pushRow("diagnostic: Deno server on an in-memory Deno KV (no disk writes; queue on)", denoHello!, denoMemory!),
     );
     return rows;
   } finally {
