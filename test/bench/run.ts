@@ -7,7 +7,7 @@
 // (`--only worker`, `--only deno`, `--only push`); their rows replace those suites' rows in
 // results.json. Neither goes with `--docs`, whose tables come from one full run.
 import { execFileSync } from "node:child_process";
-import { cpus, platform, release, totalmem } from "node:os";
+import { cpus, loadavg, platform, release, totalmem } from "node:os";
 import { readFile, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 
@@ -34,6 +34,8 @@ const suites: Array<[string, string]> = [
 ];
 
 const started = performance.now();
+/** The machine's load when the run began: these cores are often shared. */
+const loadAtStart = loadavg()[0]!;
 const results: Record<string, Row[]> = {};
 for (const [name, path] of suites) {
   if (!selected(name)) continue;
@@ -132,8 +134,12 @@ async function recordInDocs(all: Record<string, Row[]>): Promise<void> {
   const lines = [
     start,
     `Measured by \`npm run bench -- --docs\` on ${new Date().toISOString().slice(0, 10)}, on ${machine()} ` +
-    `(${versions}); every ratio compares against a baseline or peer measured in the same run. Absolute numbers`,
-    "move with machine load; ratios less so.",
+    `(${versions}), load average ${
+      loadAtStart.toFixed(1)
+    } at the start (the cores are shared with other work); every ` +
+    `ratio compares against a baseline or peer measured in the same run, in ${
+      ((performance.now() - started) / 60_000).toFixed(1)
+    } minutes. Absolute numbers move with machine load; ratios less so.`,
     "",
   ];
   for (const [name, rows] of Object.entries(all)) {
