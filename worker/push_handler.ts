@@ -131,7 +131,7 @@ export function defaultPushHandler(
     if (settings.forward !== undefined) {
       // A message that opens the send window carries the window it opened, so your service
       // knows how many replies it has (advisory: see the README's send window section).
-      const opened = await openedWindow(message, context.miniProgram);
+      const opened = await openedWindow(message, context);
       const { url, secret, queueTimeoutMs } = settings.forward;
       await forwardMessage(opened === undefined ? message : { ...message, KefuWindow: opened.window }, {
         url,
@@ -165,11 +165,15 @@ function hasSender(message: PushMessage): boolean {
 
 async function openedWindow(
   message: PushMessage,
-  miniProgram: MiniProgram,
+  context: AppPushContext,
 ): Promise<{ window: SendWindow | null } | undefined> {
   if (actionOf(message) === undefined || !hasSender(message)) return undefined;
+  // Accepting the push into the user's conversation opened the window and returned it: the
+  // window this message opened, with no second read (none in a queue's consumer: read then).
+  const accepted = context.conversation?.window;
+  if (accepted !== undefined) return { window: accepted };
   try {
-    return { window: await miniProgram.customerServiceMessage.window(message.FromUserName) ?? null };
+    return { window: await context.miniProgram.customerServiceMessage.window(message.FromUserName) ?? null };
   } catch (err) {
     if (err instanceof ValidationError) return undefined; // a FromUserName that is not an OpenID
     throw err;

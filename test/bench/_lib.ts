@@ -15,6 +15,29 @@ export interface Row {
   met?: boolean;
 }
 
+/** The mini program every bench pushes to (its push Token and EncodingAESKey). */
+export const APP_ID = "wxbench0000000001";
+export const TOKEN = "benchToken123";
+export const AES_KEY = "kefuEdgeBenchKey0123456789abcdefghijklmnopq";
+/** The user of the benches' messages. */
+export const OPEN_ID = "o9AgO5Kd5ggOC-bXrbNODIiE3bGY";
+/** A typical customer-service text message. */
+export const TEXT = "你好，我想咨询一下订单 #20240425-0042 的发货时间，谢谢！";
+
+const proc = (globalThis as { process?: { env: Record<string, string | undefined>; argv: string[] } }).process;
+
+/**
+ * `npm run bench -- --quick` (or KEFU_BENCH_QUICK=1, which run.ts sets for the suites and the
+ * runtimes it starts): fewer iterations everywhere, for a run in a few minutes. The ratios are
+ * noisier; the counts are the same.
+ */
+export const QUICK: boolean = proc?.env.KEFU_BENCH_QUICK === "1" || (proc?.argv.includes("--quick") ?? false);
+
+/** `full`, or `short` in a quick run. */
+export function sized<T>(full: T, short: T): T {
+  return QUICK ? short : full;
+}
+
 /** Runs `fn` `iterations` times after `warmup` runs; returns mean ms per call. */
 export async function timePerCall(fn: () => Promise<unknown>, iterations: number, warmup = 50): Promise<number> {
   for (let i = 0; i < warmup; i++) await fn();

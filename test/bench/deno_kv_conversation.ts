@@ -13,7 +13,7 @@
 // Run: `npm run bench` (it runs this file with Deno), or alone:
 // `npx deno run -A --unstable-kv test/bench/deno_kv_conversation.ts` (`--json` prints the rows).
 import { type AcceptInput, type DenoKvConversationLike, DenoKvConversationStore } from "../../mod.ts";
-import { compare, printTable, type Row } from "./_lib.ts";
+import { APP_ID, compare, printTable, type Row, sized, TEXT } from "./_lib.ts";
 
 // Declared here, as worker/deno.ts does, so the bench folder type-checks with Node's types too.
 const Deno = (globalThis as unknown as {
@@ -22,10 +22,8 @@ const Deno = (globalThis as unknown as {
 
 const ENTRIES = 100_000;
 /** Timed calls per side (after compare's 500 untimed ones), in 10 alternating rounds. */
-const ITERATIONS = 10_000;
+const ITERATIONS = sized(5_000, 2_000);
 const PAGE = 50;
-const APP_ID = "wxbench0000000001";
-const TEXT = "你好，我想咨询一下订单 #20240425-0042 的发货时间，谢谢！";
 
 function push(key: string): AcceptInput {
   return {

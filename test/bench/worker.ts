@@ -3,18 +3,25 @@
 //    shipped (main worker/index.ts, minify = true), gzipped as wrangler reports it (node:zlib,
 //    default level), against a hello-world Hono worker built the same way (target <= 50 KiB
 //    gzip), and the largest parts of the bundle from esbuild's metafile;
-// 2. encrypted push requests per second through that bundle on workerd (miniflare, loopback),
-//    against the hello-world bundle in the same harness, alternating in rounds (target >= 0.7x
-//    the hello world); then the same app on Bun (worker/bun.ts) and on Deno (worker/deno.ts)
-//    against a hello-world Hono on the same runtime.
-//    On workerd the app runs as shipped: push claims, dedupe marks and the send window in the
-//    KEFU_STORE Durable Objects (SQLite-backed, local in miniflare). A second hello world does
-//    the same four Durable Object operations per push as the app (claim, window read, window
-//    write, done mark) on the same KefuStore class: the app against it is what the app costs
-//    beyond the storage it must do (target >= 0.9x).
-//    Diagnostic rows: the app with KV only (no Durable Object) against a hello world doing the
-//    same KV calls, and the app's own code with the in-memory dedupe store;
-// 3. time to answer WeChat with a handler that takes 1 s (a FORWARD_URL that answers after
+// 2. Durable Object calls per push, counted at the stub (every call on a KEFU_STORE stub,
+//    also those after WeChat was answered: see _do_calls.ts), in the shipped app and in the app
+//    before conversations (createApp with `conversations: () => undefined`), in one run:
+//    with a FORWARD_URL answering at once (targets: <= 2 while WeChat waits; in queue mode 1
+//    before the answer and <= 2 in the consumer) and with no handler configured (diagnostic);
+//    and the calls of one history page of 50 entries (target 1);
+// 3. encrypted push requests per second through the shipped bundle on workerd (miniflare,
+//    loopback), against the hello-world bundle in the same harness, alternating in rounds
+//    (target >= 0.6x the hello world); then the same app on Bun (worker/bun.ts) and on Deno
+//    (worker/deno.ts: conversations and its queue on Deno KV; target >= 0.4x) against a
+//    hello-world Hono on the same runtime.
+//    On workerd the app runs as shipped: each user's conversation (push claims, send window,
+//    history) in the KEFU_STORE Durable Objects (SQLite-backed, local in miniflare). A second
+//    hello world makes the same Durable Object calls per push as the app was counted making
+//    in 2. (same methods, like arguments) on the same KefuStore class: the app against it is
+//    what the app costs beyond the storage it must do (target >= 0.9x).
+//    Diagnostic rows: the app before conversations, the app with KV only (no Durable Object)
+//    against a hello world doing the same KV calls, and the app with the in-memory dedupe store;
+// 4. time to answer WeChat with a handler that takes 1 s (a FORWARD_URL that answers after
 //    1 s): queue mode (KEFU_QUEUE bound: the push is enqueued and answered, the queue consumer
 //    runs the handler) against handling while WeChat waits, p50 and p99 over the same pushes.
 //
@@ -23,7 +30,7 @@
 //
 // Run: `npm run bench`, or alone: `node --expose-gc --import tsx test/bench/worker.ts`.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
@@ -34,16 +41,14 @@ import { promisify } from "node:util";
 import { gzipSync } from "node:zlib";
 import { Miniflare } from "miniflare";
 import { createEmulator } from "../../src/testing/mod.ts";
-import { median, printTable, type Row } from "./_lib.ts";
+import { AES_KEY, APP_ID, median, OPEN_ID, printTable, type Row, sized, TEXT, TOKEN } from "./_lib.ts";
+import { callsPerPush, callsPerRequest, countingWorkerSource, type PerPush } from "./_do_calls.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const BIN = join(ROOT, "node_modules", ".bin");
 const WRANGLER = join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
 const HONO = join(ROOT, "node_modules", "hono", "dist", "index.js");
 
-const APP_ID = "wxbench0000000001";
-const TOKEN = "benchToken123";
-const AES_KEY = "kefuEdgeBenchKey0123456789abcdefghijklmnopq";
 /** What the app needs to answer pushes (and /api); no TRANSFER_TO_KF, WELCOME_TEXT or FORWARD_URL. */
 const APP_VARS = {
   WECHAT_APPID: APP_ID,
@@ -54,13 +59,14 @@ const APP_VARS = {
 };
 /** Variables that would change what the default handler does; never passed on. */
 const HANDLER_VARS = ["TRANSFER_TO_KF", "WELCOME_TEXT", "FORWARD_URL", "FORWARD_SECRET", "WECHAT_EMULATOR"];
-const OPEN_IDS = ["o9AgO5Kd5ggOC-bXrbNODIiE3bGY", "o9AgO5Kd5ggOC-bXrbNODIiE3bGZ", "o9AgO5Kd5ggOC-bXrbNODIiE3bGa"];
-const TEXT = "你好，我想咨询一下订单 #20240425-0042 的发货时间，谢谢！";
+const OPEN_IDS = [OPEN_ID, "o9AgO5Kd5ggOC-bXrbNODIiE3bGZ", "o9AgO5Kd5ggOC-bXrbNODIiE3bGa"];
 
 const TARGET_GZIP_KIB = 50;
 /** How many of the bundle's largest parts get a row. */
 const LARGEST_PARTS = 4;
-const TARGET_RATIO = 0.7;
+const TARGET_RATIO = 0.6;
+/** The Deno server on Deno KV against a hello world on Deno. */
+const TARGET_DENO_RATIO = 0.4;
 /** The app against a hello world doing the same storage operations. */
 const TARGET_RATIO_SAME_STORAGE = 0.9;
 /** The shipped bindings: KV for tokens, the KefuStore Durable Objects for claims and windows. */
@@ -68,20 +74,31 @@ const AS_SHIPPED: Storage = { kv: true, durableObject: true };
 /** How long the handler of the answer-time rows takes. */
 const HANDLER_MS = 1000;
 /** Timed pushes per mode in the answer-time rows (after ANSWER_WARMUP untimed ones). */
-const ANSWER_PUSHES = 320;
-const ANSWER_WARMUP = 32;
+const ANSWER_PUSHES = sized(160, 80);
+const ANSWER_WARMUP = sized(32, 16);
 /**
- * Timed requests per server on workerd, split into rounds: local KV and Durable Objects make
- * these servers slow, and rounds of a few hundred requests are too noisy to compare.
+ * Timed requests per server on workerd, split into ROUNDS rounds: local Durable Objects make
+ * these servers slow, and the suite must stay within minutes. Rounds of 200 move with the
+ * machine's load; the CPU rows (time workerd spent per push) move much less.
  */
-const REQUESTS = 4000;
+const REQUESTS = sized(2000, 800);
 /** Timed requests per server on Bun and Deno: they are faster, and short rounds are noisy. */
-const REQUESTS_FAST = 4000;
+const REQUESTS_FAST = sized(4000, 1000);
+/** Timed requests per server with miniflare's local KV as the store (the slowest on workerd), and their warm-up. */
+const KV_REQUESTS = sized(600, 300);
+const KV_WARMUP = sized(100, 50);
+/**
+ * Timed requests per server on Deno: each push commits to a Deno KV database on a file, which
+ * makes the Deno server the slowest target here; fewer keep the suite within minutes.
+ */
+const DENO_REQUESTS = sized(1500, 500);
 const ROUNDS = 10;
 /** Untimed requests per server first (JIT, connections, KV). */
-const WARMUP = 300;
+const WARMUP = sized(300, 100);
 const CONCURRENCY = 16;
 const START_TIMEOUT_MS = 30_000;
+/** Linux's USER_HZ, the unit of CPU times in /proc/<pid>/stat (100 on every common build). */
+const CLOCK_TICKS = 100;
 
 // The hello world of the issue, plus a push route that reads the body and answers "success"
 // (a server that leaves the body unread is slower on Deno, and would flatter the app).
@@ -121,35 +138,72 @@ app.post("/wechat/callback", async (c) => {
 export default app;
 `;
 
-// The hello world plus the Durable Object traffic of one push as the app does it when
-// KEFU_STORE is bound: the claim (setIfAbsent), the send window's read and write, and the done
-// mark, on the user's own object of the same KefuStore class, one new stub per operation.
+// The hello world plus the Durable Object traffic of one push as the app makes it when
+// KEFU_STORE is bound: the calls the app was counted making per push in this run (CALLS, e.g.
+// "accept,replaceClaim"), each on a new stub of the user's object of the same KefuStore class,
+// with arguments like the app's (the push accepted into the conversation with its text, the
+// claim replaced by the done mark).
 const HELLO_DO_WORKER = `import { Hono } from "hono";
 export { KefuStore } from ${JSON.stringify(join(ROOT, "worker", "store_object.ts"))};
+import { settingsOf } from ${JSON.stringify(join(ROOT, "src", "internal", "conversation_rules.ts"))};
+const settings = settingsOf({});
+const TEXT = ${JSON.stringify(TEXT)};
+interface Stub {
+  accept(input: unknown, settings: unknown): Promise<unknown>;
+  replaceClaim(key: string, expected: string, value: string | null, ttlSeconds: number): Promise<boolean>;
+  claim(key: string): Promise<string | null>;
+  window(): Promise<unknown>;
+  fetch(url: string, init: RequestInit): Promise<Response>;
+}
 interface Namespace {
   idFromName(name: string): unknown;
-  get(id: unknown): { fetch(url: string, init: RequestInit): Promise<Response> };
+  get(id: unknown): Stub;
 }
-const app = new Hono<{ Bindings: { KEFU_STORE: Namespace } }>();
+const app = new Hono<{ Bindings: { KEFU_STORE: Namespace; CALLS: string } }>();
 app.post("/wechat/callback", async (c) => {
   await c.req.text();
   const ns = c.env.KEFU_STORE;
-  const user = "u." + c.req.query("openid");
-  const id = ns.idFromName("user:bench:" + user);
-  const op = async (operation: object) => {
-    const res = await ns.get(id).fetch("https://kefu-store/", { method: "POST", body: JSON.stringify(operation) });
-    return await res.json() as { written?: boolean; value?: string | null };
-  };
-  const key = "kefu-edge:push:bench:" + user + ":msg:" + c.req.query("msg_signature");
-  const window = "kefu-edge:window:bench:" + user;
-  if ((await op({ op: "setIfAbsent", key, value: "lease:0", ttlSeconds: 60 })).written) {
-    await op({ op: "get", key: window });
-    await op({ op: "set", key: window, value: '{"kind":"message","count":0}', ttlSeconds: 172800 });
-    await op({ op: "set", key, value: "done:success", ttlSeconds: 660 });
+  const id = ns.idFromName("user:bench:u." + c.req.query("openid"));
+  const key = "kefu-edge:push:bench:" + c.req.query("msg_signature");
+  const claim = "lease:" + crypto.randomUUID();
+  const at = Date.now();
+  for (const call of c.env.CALLS.split(",")) {
+    const stub = ns.get(id);
+    switch (call) {
+      case "accept": {
+        const entry = { sender: "user", type: "message", msgType: "text", text: TEXT, deliveryId: key };
+        await stub.accept({ key, claim, ttlSeconds: 60, entry, action: { kind: "message", at } }, settings);
+        break;
+      }
+      case "replaceClaim":
+        await stub.replaceClaim(key, claim, "done:success", 660);
+        break;
+      case "claim":
+        await stub.claim(key);
+        break;
+      case "window":
+        await stub.window();
+        break;
+      case "fetch": {
+        const op = { op: "setIfAbsent", key: key + ":run", value: claim, ttlSeconds: 60 };
+        await (await stub.fetch("https://kefu-store/", { method: "POST", body: JSON.stringify(op) })).json();
+        break;
+      }
+      default:
+        throw new Error("hello+DO has no stand-in for the app's call " + call);
+    }
   }
   return c.text("success");
 });
 export default app;
+`;
+
+// The app as it was before conversations: push claims, dedupe marks and send windows through the
+// key-value layer (DurableObjectStore over the same KefuStore objects), as `createApp` did.
+const APP_BEFORE_CONVERSATIONS_WORKER = `import { createApp } from ${JSON.stringify(join(ROOT, "worker", "app.ts"))};
+import { kvStore } from ${JSON.stringify(join(ROOT, "worker", "kv_binding.ts"))};
+export { KefuStore } from ${JSON.stringify(join(ROOT, "worker", "store_object.ts"))};
+export default createApp({ store: kvStore, conversations: () => undefined });
 `;
 
 // The app's own code with the in-memory dedupe store (no KV binding): what the app costs
@@ -187,6 +241,8 @@ interface Push {
 interface Server {
   base: string;
   stop(): Promise<void>;
+  /** CPU time its processes have used so far, in ms, where the system tells (Linux). */
+  cpuMs?: () => number;
 }
 
 export interface Bundle {
@@ -365,6 +421,8 @@ interface Measured {
   ratio: number;
   /** req/s of each round. */
   rounds: number[];
+  /** The server's CPU time per request of each round, in ms (when known). */
+  cpu?: number[];
 }
 
 /** `a` against `b` measured in the same rounds: median of the per-round ratios. */
@@ -377,27 +435,36 @@ function versus(a: Measured, b: Measured): Measured {
  * rotates each round, so drift on this shared machine hits all alike), and stops them all.
  * The first target is the baseline of the ratios.
  */
-async function measure(targets: readonly Target[], pushes: readonly Push[], requests: number): Promise<Measured[]> {
-  if (pushes.length < WARMUP + requests) throw new Error(`${WARMUP + requests} pushes needed`);
+async function measure(
+  targets: readonly Target[],
+  pushes: readonly Push[],
+  requests: number,
+  warmup = WARMUP,
+): Promise<Measured[]> {
+  if (pushes.length < warmup + requests) throw new Error(`${warmup + requests} pushes needed`);
   const servers: Server[] = [];
   try {
     for (const target of targets) servers.push(await target.start());
-    const warm = pushes.slice(0, WARMUP);
+    const warm = pushes.slice(0, warmup);
     for (const [i, server] of servers.entries()) await drive(targets[i]!.label, server.base, warm);
     const per = Math.ceil(requests / ROUNDS);
     const rps: number[][] = targets.map(() => []);
+    const cpu: number[][] = targets.map(() => []);
     for (let r = 0; r < ROUNDS; r++) {
-      const slice = pushes.slice(WARMUP + r * per, WARMUP + (r + 1) * per);
+      const slice = pushes.slice(warmup + r * per, warmup + (r + 1) * per);
       for (let k = 0; k < targets.length; k++) {
         const i = (r + k) % targets.length;
+        const cpuBefore = servers[i]!.cpuMs?.();
         rps[i]!.push(await drive(targets[i]!.label, servers[i]!.base, slice));
+        if (cpuBefore !== undefined) cpu[i]!.push((servers[i]!.cpuMs!() - cpuBefore) / slice.length);
       }
     }
     const base = rps[0]!;
-    return rps.map((values) => ({
+    return rps.map((values, i) => ({
       rps: median(values),
       ratio: median(values.map((v, r) => v / base[r]!)),
       rounds: values,
+      ...(cpu[i]!.length === ROUNDS ? { cpu: cpu[i] } : {}),
     }));
   } finally {
     for (const server of servers.reverse()) await server.stop().catch(() => {});
@@ -425,6 +492,8 @@ async function startWorkerd(
   bindings: Record<string, string>,
   storage: Storage = {},
 ): Promise<Server> {
+  // Miniflare starts workerd as a child: the new one is this server's (targets start one at a time).
+  const before = new Set(childProcesses());
   const mf = new Miniflare({
     modules: true,
     scriptPath,
@@ -447,10 +516,56 @@ async function startWorkerd(
   });
   try {
     const url = await mf.ready;
-    return { base: url.origin, stop: () => mf.dispose() };
+    const started = childProcesses().filter((pid) => !before.has(pid) && processName(pid) === "workerd");
+    return {
+      base: url.origin,
+      stop: () => mf.dispose(),
+      ...(started.length === 0 ? {} : { cpuMs: () => started.reduce((sum, pid) => sum + processCpuMs(pid), 0) }),
+    };
   } catch (err) {
     await mf.dispose().catch(() => {});
     throw err;
+  }
+}
+
+/** This process's descendants, from Linux's /proc; none elsewhere. */
+function childProcesses(pid = process.pid): number[] {
+  const found: number[] = [];
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return found;
+  }
+  for (const task of tasks) {
+    let children = "";
+    try {
+      children = readFileSync(`/proc/${pid}/task/${task}/children`, "utf8");
+    } catch {
+      continue;
+    }
+    for (const child of children.trim().split(/\s+/).filter(Boolean).map(Number)) {
+      found.push(child, ...childProcesses(child));
+    }
+  }
+  return found;
+}
+
+function processName(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+  } catch {
+    return "";
+  }
+}
+
+/** User plus system CPU time of a process, in ms (Linux's clock ticks are 10 ms here). */
+function processCpuMs(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * (1000 / CLOCK_TICKS);
+  } catch {
+    return 0;
   }
 }
 
@@ -528,6 +643,23 @@ function pushRow(
   };
 }
 
+/**
+ * workerd's CPU time per push of `result` against `baseline`'s, in the same rounds: what the
+ * shared machine's load does to wall time hardly moves it. `undefined` where CPU times are not known.
+ */
+function cpuRow(metric: string, baseline: Measured, result: Measured, baselineName: string): Row | undefined {
+  if (baseline.cpu === undefined || result.cpu === undefined) return undefined;
+  const base = baseline.cpu;
+  return {
+    bench: "push",
+    metric,
+    value: median(result.cpu) * 1000,
+    unit: "µs",
+    baseline: `${baselineName} ${(median(base) * 1000).toFixed(0)} µs`,
+    ratio: median(result.cpu.map((v, r) => v / base[r]!)),
+  };
+}
+
 /** A temp dir with a worker entry, a minimal wrangler.toml and this repo's node_modules. */
 async function workerDir(dir: string, source: string, compatibilityDate: string): Promise<string> {
   await mkdir(dir);
@@ -543,14 +675,16 @@ async function workerDir(dir: string, source: string, compatibilityDate: string)
 
 // ---------------------------------------------------------------- answer times
 
-/** A FORWARD_URL on loopback that reads the forward and answers 200 after HANDLER_MS. */
-async function slowReceiver(): Promise<{ url: string; received: () => number; stop(): Promise<void> }> {
+/** A FORWARD_URL on loopback that reads the forward and answers 200 after `delayMs`. */
+async function forwardReceiver(
+  delayMs: number,
+): Promise<{ url: string; received: () => number; stop(): Promise<void> }> {
   let received = 0;
   const server = createServer((req, res) => {
     req.resume();
     req.on("end", () => {
       received++;
-      setTimeout(() => res.writeHead(200).end("ok"), HANDLER_MS);
+      setTimeout(() => res.writeHead(200).end("ok"), delayMs);
     });
     req.on("error", () => {});
   });
@@ -579,7 +713,7 @@ function percentile(values: readonly number[], p: number): number {
  * pushes, CONCURRENCY in flight, and every answer to WeChat is timed.
  */
 async function answerTimes(file: string, compatibilityDate: string, appVars: Record<string, string>): Promise<Row[]> {
-  const receiver = await slowReceiver();
+  const receiver = await forwardReceiver(HANDLER_MS);
   const vars = { ...appVars, FORWARD_URL: receiver.url, FORWARD_SECRET: "bench-forward-secret" };
   const modes = [
     { label: "app while WeChat waits, 1 s handler", storage: AS_SHIPPED },
@@ -620,6 +754,127 @@ async function answerTimes(file: string, compatibilityDate: string, appVars: Rec
   }
 }
 
+// ---------------------------------------------------------------- Durable Object calls
+
+/** Calls per push while WeChat waits (before and after the answer). */
+const TARGET_SYNC_CALLS = 2;
+/** Calls per push in queue mode before WeChat is answered. */
+const TARGET_QUEUE_ANSWER_CALLS = 1;
+/** Calls per push in queue mode after WeChat was answered (the consumer). */
+const TARGET_QUEUE_CONSUMER_CALLS = 2;
+/** Counted pushes per worker and mode (after one uncounted): each takes the same path. */
+const COUNTED_PUSHES = sized(20, 5);
+/** In queue mode each push waits for its batch (max_batch_timeout = 1 s): fewer. */
+const COUNTED_QUEUED_PUSHES = 3;
+/** Entries in the history page whose calls are counted. */
+const HISTORY_PAGE = 50;
+
+interface CallCounts {
+  /** The shipped app with FORWARD_URL set, while WeChat waits and in queue mode. */
+  forwarding: { sync: PerPush; queue: PerPush };
+  /** The same app with no handler configured (what the throughput rows run). */
+  plain: { sync: PerPush; queue: PerPush };
+  /** Calls of `GET /api/users/:openId/messages?limit=50`. */
+  history: string[];
+}
+
+/**
+ * Counts the Durable Object calls per push of an app (a counting entry, see _do_calls.ts),
+ * with a FORWARD_URL that answers at once and with no handler, while WeChat waits and in
+ * queue mode; for the shipped app also the calls of one history page of 50 entries.
+ */
+async function countCalls(
+  file: string,
+  compatibilityDate: string,
+  appVars: Record<string, string>,
+  history: boolean,
+): Promise<CallCounts> {
+  const receiver = await forwardReceiver(0);
+  try {
+    const forwardVars = { ...appVars, FORWARD_URL: receiver.url, FORWARD_SECRET: "bench-forward-secret" };
+    const count = async (vars: Record<string, string>, queue: boolean, openHistory = false) => {
+      const server = await startWorkerd(file, compatibilityDate, vars, queue ? { ...AS_SHIPPED, queue } : AS_SHIPPED);
+      try {
+        // Enough pushes that the first user has a page of HISTORY_PAGE entries (users take turns).
+        const n = queue ? COUNTED_QUEUED_PUSHES : Math.max(COUNTED_PUSHES, HISTORY_PAGE * OPEN_IDS.length + 2);
+        const perPush = await callsPerPush(server.base, await buildPushes(1 + n), { queue, warmup: 1 });
+        if (!openHistory) return { perPush, history: [] };
+        const path = `/api/users/${OPEN_IDS[0]}/messages?limit=${HISTORY_PAGE}`;
+        const page = await callsPerRequest(server.base, path, APP_VARS.API_KEY);
+        const entries = (page.body as { entries?: unknown[] }).entries?.length;
+        if (entries !== HISTORY_PAGE) throw new Error(`the history page has ${entries} entries, not ${HISTORY_PAGE}`);
+        return { perPush, history: page.calls };
+      } finally {
+        await server.stop();
+      }
+    };
+    const plainSync = await count(appVars, false, history);
+    return {
+      forwarding: { sync: (await count(forwardVars, false)).perPush, queue: (await count(forwardVars, true)).perPush },
+      plain: { sync: plainSync.perPush, queue: (await count(appVars, true)).perPush },
+      history: plainSync.history,
+    };
+  } finally {
+    await receiver.stop();
+  }
+}
+
+/** The rows of the counts: the shipped app against the app before conversations, in the same run. */
+function callRows(now: CallCounts, before: CallCounts): Row[] {
+  const list = (calls: readonly string[]) => calls.length === 0 ? "none" : calls.join(", ");
+  const row = (metric: string, value: number, old: number, calls: string[], target?: [string, boolean]): Row => ({
+    bench: "calls",
+    metric: `${metric} (${list(calls)})`,
+    value,
+    unit: "calls",
+    baseline: `before conversations ${old.toFixed(0)} calls`,
+    ...(old === 0 ? {} : { ratio: value / old }),
+    ...(target === undefined ? {} : { target: target[0], met: target[1] }),
+  });
+  const rowsOf = (config: "forwarding" | "plain", label: string, targets: boolean): Row[] => {
+    const { sync, queue } = now[config];
+    const old = before[config];
+    const syncCalls = sync.answer + sync.after + sync.consumer;
+    const queueAfter = queue.after + queue.consumer;
+    const prefix = targets ? "" : "diagnostic: ";
+    return [
+      row(
+        `${prefix}Durable Object calls per push, handled while WeChat waits, ${label}`,
+        syncCalls,
+        old.sync.answer + old.sync.after + old.sync.consumer,
+        [...sync.methods.answer, ...sync.methods.after, ...sync.methods.consumer],
+        targets ? [`<= ${TARGET_SYNC_CALLS}`, syncCalls <= TARGET_SYNC_CALLS] : undefined,
+      ),
+      row(
+        `${prefix}Durable Object calls per push, queue mode, before WeChat is answered, ${label}`,
+        queue.answer,
+        old.queue.answer,
+        queue.methods.answer,
+        targets ? [`${TARGET_QUEUE_ANSWER_CALLS}`, queue.answer <= TARGET_QUEUE_ANSWER_CALLS] : undefined,
+      ),
+      row(
+        `${prefix}Durable Object calls per push, queue mode, after the answer (consumer), ${label}`,
+        queueAfter,
+        old.queue.after + old.queue.consumer,
+        [...queue.methods.after, ...queue.methods.consumer],
+        targets ? [`<= ${TARGET_QUEUE_CONSUMER_CALLS}`, queueAfter <= TARGET_QUEUE_CONSUMER_CALLS] : undefined,
+      ),
+    ];
+  };
+  return [
+    ...rowsOf("forwarding", "FORWARD_URL set", true),
+    ...rowsOf("plain", "no handler configured", false),
+    {
+      bench: "calls",
+      metric: `Durable Object calls of GET /api/users/:openId/messages?limit=${HISTORY_PAGE} (${list(now.history)})`,
+      value: now.history.length,
+      unit: "calls",
+      target: "1",
+      met: now.history.length === 1,
+    },
+  ];
+}
+
 // ---------------------------------------------------------------- the suite
 
 /** Runs both worker benchmarks and returns the rows. */
@@ -636,53 +891,96 @@ export async function run(): Promise<Row[]> {
 
   const tmp = await mkdtemp(join(tmpdir(), "kefu-bench-worker-"));
   try {
-    // 1. Bundles: the app as `wrangler deploy` builds it from this repo, the hello world, and
-    //    two diagnostic workers for the throughput rows.
-    const [appBundle, helloBundle, helloKvBundle, helloDoBundle, appMemoryBundle] = await Promise.all([
+    // 1. Bundles: the app as `wrangler deploy` builds it from this repo, the hello world, the
+    //    workers the throughput rows compare with, and the two counting entries.
+    const build = (name: string, source: string) =>
+      workerDir(join(tmp, name), source, compatibilityDate).then((dir) => wranglerBuild(dir, join(tmp, `${name}-out`)));
+    const [
+      appBundle,
+      helloBundle,
+      helloKvBundle,
+      helloDoBundle,
+      appMemoryBundle,
+      appBeforeBundle,
+      countingBundle,
+      countingBeforeBundle,
+    ] = await Promise.all([
       wranglerBuild(ROOT, join(tmp, "app-out")),
-      workerDir(join(tmp, "hello"), HELLO_WORKER, compatibilityDate).then((dir) =>
-        wranglerBuild(dir, join(tmp, "hello-out"))
-      ),
-      workerDir(join(tmp, "hello-kv"), HELLO_KV_WORKER, compatibilityDate).then((dir) =>
-        wranglerBuild(dir, join(tmp, "hello-kv-out"))
-      ),
-      workerDir(join(tmp, "hello-do"), HELLO_DO_WORKER, compatibilityDate).then((dir) =>
-        wranglerBuild(dir, join(tmp, "hello-do-out"))
-      ),
-      workerDir(join(tmp, "app-memory"), APP_MEMORY_WORKER, compatibilityDate).then((dir) =>
-        wranglerBuild(dir, join(tmp, "app-memory-out"))
-      ),
+      build("hello", HELLO_WORKER),
+      build("hello-kv", HELLO_KV_WORKER),
+      build("hello-do", HELLO_DO_WORKER),
+      build("app-memory", APP_MEMORY_WORKER),
+      build("app-before", APP_BEFORE_CONVERSATIONS_WORKER),
+      build("counting", countingWorkerSource(ROOT, "shipped")),
+      build("counting-before", countingWorkerSource(ROOT, "before-conversations")),
     ]);
     const rows = bundleRows(appBundle, helloBundle);
 
-    // 2. Throughput. Pushes are signed for now; the whole run stays well inside the 300 s skew.
-    const pushes = await buildPushes(WARMUP + Math.max(REQUESTS, REQUESTS_FAST));
+    // 2. Durable Object calls per push, counted at the stub: the shipped app, and the app before
+    //    conversations in the same run.
     const appVars = { TRANSFER_TO_KF: "off", ...APP_VARS };
+    const calls = await countCalls(countingBundle.file, compatibilityDate, appVars, true);
+    const callsBefore = await countCalls(countingBeforeBundle.file, compatibilityDate, appVars, false);
+    rows.push(...callRows(calls, callsBefore));
+    // What the app did per push in the throughput rows' setting (no handler, while WeChat waits).
+    const { methods } = calls.plain.sync;
+    const storeCalls = [...methods.answer, ...methods.after, ...methods.consumer];
+
+    // 3. Throughput. Pushes are signed for now; the whole run stays well inside the 300 s skew.
+    const pushes = await buildPushes(WARMUP + Math.max(REQUESTS, REQUESTS_FAST));
     const workerd = (file: string, vars: Record<string, string>, storage?: Storage) => () =>
       startWorkerd(file, compatibilityDate, vars, storage);
-    const [hello, app, helloDo, appKv, helloKv, appMemory] = await measure(
+    const [hello, app, helloDo, appBefore, appMemory] = await measure(
       [
         { label: "hello on workerd", start: workerd(helloBundle.file, {}) },
         { label: "app on workerd", start: workerd(appBundle.file, appVars, AS_SHIPPED) },
-        { label: "hello+DO on workerd", start: workerd(helloDoBundle.file, {}, { durableObject: true }) },
-        { label: "app, KV only, on workerd", start: workerd(appBundle.file, appVars, { kv: true }) },
-        { label: "hello+KV on workerd", start: workerd(helloKvBundle.file, {}, { kv: true }) },
+        {
+          label: "hello+DO on workerd",
+          start: workerd(helloDoBundle.file, { CALLS: storeCalls.join(",") }, { durableObject: true }),
+        },
+        { label: "app before conversations on workerd", start: workerd(appBeforeBundle.file, appVars, AS_SHIPPED) },
         { label: "app, memory store, on workerd", start: workerd(appMemoryBundle.file, appVars) },
       ],
       pushes,
       REQUESTS,
     );
+    // KV alone (miniflare's local KV is slow): fewer requests, the hello world again in the same rounds.
+    const [helloAgain, appKv, helloKv] = await measure(
+      [
+        { label: "hello on workerd", start: workerd(helloBundle.file, {}) },
+        { label: "app, KV only, on workerd", start: workerd(appBundle.file, appVars, { kv: true }) },
+        { label: "hello+KV on workerd", start: workerd(helloKvBundle.file, {}, { kv: true }) },
+      ],
+      pushes,
+      KV_REQUESTS,
+      KV_WARMUP,
+    );
+    const n = storeCalls.length;
     rows.push(
-      pushRow("encrypted push req/s, workerd, as shipped (Durable Object claims)", hello!, app!, TARGET_RATIO),
-      pushRow("diagnostic: hello world + the same 4 Durable Object operations, workerd", hello!, helloDo!),
       pushRow(
-        "app vs hello world doing the same Durable Object operations, workerd",
+        "encrypted push req/s, workerd, as shipped (conversations in Durable Objects)",
+        hello!,
+        app!,
+        TARGET_RATIO,
+      ),
+      pushRow(
+        `diagnostic: hello world + the app's ${n} Durable Object calls (${storeCalls.join(", ")}), workerd`,
+        hello!,
+        helloDo!,
+      ),
+      pushRow(
+        "app vs hello world making the same Durable Object calls, workerd",
         helloDo!,
         versus(app!, helloDo!),
         TARGET_RATIO_SAME_STORAGE,
-        "hello world + Durable Object",
+        `hello world + ${n} Durable Object calls`,
       ),
-      pushRow("diagnostic: app with KV only (no Durable Object), workerd", hello!, appKv!),
+      pushRow(
+        "diagnostic: app before conversations (claims, window, marks as key-value calls), workerd",
+        hello!,
+        appBefore!,
+      ),
+      pushRow("diagnostic: app with KV only (no Durable Object), workerd", helloAgain!, appKv!),
       pushRow(
         "diagnostic: app with KV only vs hello world doing the same 5 KV calls, workerd",
         helloKv!,
@@ -692,8 +990,26 @@ export async function run(): Promise<Row[]> {
       ),
       pushRow("diagnostic: app, dedupe in memory (no storage), workerd", hello!, appMemory!),
     );
+    // Where the time goes, in CPU: the app's own work is what it adds to the same storage calls.
+    for (
+      const row of [
+        cpuRow(
+          "diagnostic: workerd CPU per push, app vs hello world making the same Durable Object calls",
+          helloDo!,
+          app!,
+          `hello world + ${n} calls`,
+        ),
+        cpuRow("diagnostic: workerd CPU per push, app vs hello world", hello!, app!, "hello-world Hono"),
+        cpuRow(
+          "diagnostic: workerd CPU per push, app with no storage vs hello world",
+          hello!,
+          appMemory!,
+          "hello-world Hono",
+        ),
+      ]
+    ) if (row !== undefined) rows.push(row);
 
-    // 3. Time to answer WeChat with a 1 s handler, queue mode against handling while WeChat waits.
+    // 4. Time to answer WeChat with a 1 s handler, queue mode against handling while WeChat waits.
     rows.push(...await answerTimes(appBundle.file, compatibilityDate, appVars));
 
     const helloServer = join(tmp, "hello-server.js");
@@ -718,25 +1034,37 @@ export async function run(): Promise<Row[]> {
 
     const deno = join(BIN, "deno");
     const kvPath = join(tmp, "deno-kv.sqlite3");
-    const [denoHello, denoApp] = await measure(
+    const denoApp = (label: string, extra: Record<string, string>) => ({
+      label,
+      start: () =>
+        startProcess(label, deno, ["run", "-A", "--unstable-kv", "worker/deno.ts"], {
+          cwd: ROOT,
+          env: appProcessEnv(extra),
+        }),
+    });
+    const [denoHello, denoShipped, denoNoQueue, denoMemory] = await measure(
       [
         {
           label: "hello on Deno",
           start: () => startProcess("hello on Deno", deno, ["run", "-A", helloServer], { cwd: tmp, env: helloEnv }),
         },
-        {
-          label: "app on Deno",
-          start: () =>
-            startProcess("app on Deno", deno, ["run", "-A", "--unstable-kv", "worker/deno.ts"], {
-              cwd: ROOT,
-              env: appProcessEnv({ DENO_KV_PATH: kvPath }),
-            }),
-        },
+        denoApp("app on Deno", { DENO_KV_PATH: kvPath }),
+        denoApp("app on Deno, no queue", { DENO_KV_PATH: `${kvPath}.sync`, KEFU_QUEUE: "off" }),
+        denoApp("app on Deno, KV in memory", { DENO_KV_PATH: ":memory:" }),
       ],
       pushes,
-      REQUESTS_FAST,
+      DENO_REQUESTS,
     );
-    rows.push(pushRow("encrypted push req/s, Deno (Deno KV)", denoHello!, denoApp!));
+    rows.push(
+      pushRow(
+        "encrypted push req/s, Deno server (worker/deno.ts: conversations and queue on Deno KV)",
+        denoHello!,
+        denoShipped!,
+        TARGET_DENO_RATIO,
+      ),
+      pushRow("diagnostic: Deno server with KEFU_QUEUE=off (Deno KV on a file)", denoHello!, denoNoQueue!),
+      pushRow("diagnostic: Deno server on an in-memory Deno KV (no disk writes; queue on)", denoHello!, denoMemory!),
+    );
     return rows;
   } finally {
     await rm(tmp, { recursive: true, force: true });

@@ -1,7 +1,7 @@
 import { env as workerEnv } from "cloudflare:workers";
 import { createExecutionContext, reset, waitOnExecutionContext } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
-import { MemoryStore, MessageCrypto, type PushMessage } from "../../mod.ts";
+import { MemoryConversationStore, MemoryStore, MessageCrypto, type PushMessage } from "../../mod.ts";
 import { buildPush, type PushTarget } from "../../src/testing/mod.ts";
 import type { AppOptions } from "../../worker/app.ts";
 import { verifyForward } from "../../worker/forward.ts";
@@ -404,6 +404,45 @@ describe("FORWARD_URL", () => {
     expect(request.headers.get("x-kefu-signature")).toBe(`sha256=${hex}`);
     expect(request.redirect).toBe("manual");
     expect(await verifyForward(request, FORWARD_SECRET)).toEqual({ body, deliveryId, timestamp: Number(timestamp) });
+  });
+
+  it("with conversations, the forward carries the window that accepting the push opened, not read again", async () => {
+    const kept = new MemoryConversationStore();
+    const reads: string[] = [];
+    // The conversation store as the app sees it, with its window reads counted.
+    const conversations = new Proxy(kept, {
+      get(target, name) {
+        const value = Reflect.get(target, name, target);
+        if (typeof value !== "function") return value;
+        return (...args: unknown[]) => {
+          if (name === "window") reads.push(String(name));
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const fake = upstream();
+    const message = textMessage("窗口");
+    const push = await buildPush(SAFE, message);
+    const called = await call(
+      app({ fetch: fake.fetch, conversations: () => conversations }),
+      push.request(),
+      undefined,
+      {
+        ...env(),
+        WECHAT_AES_KEY: AES_KEY,
+      },
+    );
+    expect(called.text).toBe("success");
+    const forwarded = fake.calls.filter((c) => c.url.hostname === "hooks.example.com");
+    expect(forwarded).toHaveLength(1);
+    expect(JSON.parse(forwarded[0]!.body).KefuWindow).toEqual({
+      kind: "message",
+      remaining: 5,
+      expiresAt: (Number(message.CreateTime) + 48 * 3600) * 1000,
+    });
+    // The same window as the conversation keeps, taken from accepting the push: no second read.
+    expect(await kept.window({ appId: APP_ID, openId: OPENID })).toEqual(JSON.parse(forwarded[0]!.body).KefuWindow);
+    expect(reads).toEqual([]);
   });
 
   it("a retried message carries the same X-Kefu-Delivery, another message another one", async () => {
