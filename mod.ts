@@ -24,6 +24,16 @@ export {
   type SubscribeMessageResult,
   subscribeMessageSchema,
 } from "./src/subscribe/subscribe_message.ts";
+export {
+  MSG_SEC_CHECK_LABELS,
+  MSG_SEC_CHECK_MAX_CHARS,
+  type MsgSecCheckDetail,
+  type MsgSecCheckInput,
+  type MsgSecCheckResult,
+  type MsgSecCheckScene,
+  type MsgSecCheckSuggest,
+  Security,
+} from "./src/security/msg_sec_check.ts";
 export { AccessToken, type TokenResponse, type TokenSource } from "./src/token/access_token.ts";
 export type { Logger } from "./src/logger.ts";
 export type { RetryOptions } from "./src/http/client.ts";
@@ -84,6 +94,7 @@ export {
   type WindowAction,
 } from "./src/customer_service/send_window.ts";
 export {
+  AI_MSG_CONTEXT,
   type AiMsgContext,
   type ImagePayload,
   type LinkPayload,
@@ -173,6 +184,7 @@ export {
   isSubscriptionRefused,
   isSystemBusy,
   isTypingWithoutInteraction,
+  isUserVisitExpired,
   MediaTooLargeError,
   OutOfWindowError,
   PushVerificationError,

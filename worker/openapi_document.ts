@@ -1358,19 +1358,6 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
           {
             "type": "object",
             "properties": {
-              "msgid": {
-                "type": "string",
-                "pattern": "^[A-Za-z0-9_-]{1,64}$",
-              },
-            },
-            "required": [
-              "msgid",
-            ],
-            "additionalProperties": false,
-          },
-          {
-            "type": "object",
-            "properties": {
               "is_ai_msg": {
                 "type": "number",
                 "const": 1,
@@ -1378,6 +1365,19 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
             },
             "required": [
               "is_ai_msg",
+            ],
+            "additionalProperties": false,
+          },
+          {
+            "type": "object",
+            "properties": {
+              "msgid": {
+                "type": "string",
+                "pattern": "^[A-Za-z0-9_-]{1,64}$",
+              },
+            },
+            "required": [
+              "msgid",
             ],
             "additionalProperties": false,
           },

@@ -31,6 +31,7 @@ export { createEmulator } from "./emulator.ts";
 export { withEmulator, type WithEmulatorOptions } from "./dev_server/with_emulator.ts";
 export { buildPush, type BuiltPush, deliverPush, type DeliverySettings, type PushTarget } from "./push.ts";
 export type {
+  ContentCheckOptions,
   DeliverOptions,
   DeliveryFailure,
   DeliveryOutcome,
