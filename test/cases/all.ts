@@ -27,3 +27,4 @@ import "./emulator_push.ts";
 import "./emulator_sdk.ts";
 import "./emulator_subscribe.ts";
 import "./content_check.ts";
+import "./ai_bot.ts";
