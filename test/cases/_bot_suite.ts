@@ -19,6 +19,8 @@ import {
   type FakeChatRequest,
   type InboxEntry,
 } from "../../src/testing/mod.ts";
+// The handler's conversation, built as the push receiver builds it, to replay a run by hand.
+import { conversationContext } from "../../src/conversation/context.ts";
 
 /** A fake model somewhere the bot can reach: its base URL, the fetch to reach it with, what it received. */
 export interface ModelUnderTest {
@@ -513,6 +515,29 @@ export const botCases: BotCase[] = [
       assert.equal(b.wechat.calls.filter((c) => c.errcode === 45047).length, 0);
     });
   }],
+
+  [
+    "a run redelivered after the answer went out (a consumer that died before marking it) answers nothing more",
+    async (start) => {
+      await using(start, { model: { answer: () => "答案" } }, async (b) => {
+        await b.says("问题");
+        const asked = (await b.conversations.history(b.ref, { limit: 10 }))!.entries.find((e) => e.sender === "user")!;
+        const conversation = conversationContext(
+          b.conversations,
+          b.ref,
+          undefined,
+          (openId, text, options) => b.mp.customerServiceMessage.sendText(openId, text, options),
+        );
+        const context = { encrypted: false, format: "json" as const, deliveryId: asked.deliveryId!, conversation };
+        await b.bot({ ...sample(), Content: "问题" }, { ...context, attempt: 2 });
+        assert.deepEqual([b.model.requests.length, b.texts()], [1, ["答案"]]);
+        assert.ok(b.logs.some((line) => JSON.parse(line).event === "kefu-edge.bot_skipped"));
+        // A first run is not second-guessed.
+        await b.bot({ ...sample(), Content: "问题" }, { ...context, attempt: 1 });
+        assert.equal(b.model.requests.length, 2);
+      });
+    },
+  ],
 
   ["without conversations the bot answers nothing and says why once", async (start) => {
     const model = await start({});
