@@ -82,6 +82,8 @@ export class ChatModelError extends Error {
   readonly status: number | undefined;
 
   /**
+   * Creates the error; its message says what went wrong, with the HTTP status.
+   *
    * @param failure what went wrong
    * @param status the HTTP status, for `http`
    */
