@@ -279,8 +279,8 @@ class Turn {
    */
   async answer(canReply = false): Promise<Reply | undefined> {
     const handoff = await this.#conversation.handoff();
-    // A person took it (or was asked for) since the push was queued.
-    if (handoff !== null && handoff.state !== "bot") return undefined;
+    // A person took it (or was asked for) since the push was queued, or the user was deleted.
+    if (handoff === null || handoff.state !== "bot") return undefined;
     if (this.#context.attempt > 1 && answered(await this.#conversation.history(50), this.#context.deliveryId)) {
       this.#log("kefu-edge.bot_skipped", { reason: "answered_before" });
       return undefined;
@@ -316,8 +316,7 @@ class Turn {
       return await this.handOff("model", { canReply, note: why });
     }
     if (text === "") return await this.#modelFailed(new ChatModelError("invalid_answer"), canReply);
-    await this.#deliver(text, canReply);
-    return undefined;
+    return await this.#deliver(text, canReply);
   }
 
   /** Hands the conversation to a person (or to WeChat's tool) and tells the user. Never throws. */
@@ -352,14 +351,14 @@ class Turn {
     return undefined;
   }
 
-  /** Checks and sends the answer, as much of it as the send window takes. */
-  async #deliver(text: string, canReply: boolean): Promise<void> {
+  /** Checks and sends the answer, as much of it as the send window takes (a transfer, when the check hands off). */
+  async #deliver(text: string, canReply: boolean): Promise<Reply | undefined> {
     const s = this.#settings;
     // Read again: other senders may have used the window while the model thought.
     const room = (await this.#window())?.remaining;
     if (room !== undefined && room <= 0) {
       await this.#outOfWindow();
-      return;
+      return undefined;
     }
     let parts = splitText(text);
     if (room !== undefined && parts.length > room) {
@@ -369,12 +368,19 @@ class Turn {
       parts[parts.length - 1] += suffix;
       this.#log("kefu-edge.bot_answer_cut", { parts: parts.length, window: room });
     }
-    if (s.check !== undefined && !await this.#checked(parts, s.check, canReply)) return;
-    for (const part of parts) if (!await this.#send(part)) return;
+    if (s.check !== undefined) {
+      const stopped = await this.#check(parts, s.check, canReply);
+      if (stopped !== "send") return stopped;
+    }
+    for (const part of parts) if (!await this.#send(part)) break;
+    return undefined;
   }
 
-  /** Runs the content check on every part; false when nothing may be sent (it handed off then). */
-  async #checked(parts: readonly string[], check: ContentCheck, canReply: boolean): Promise<boolean> {
+  /**
+   * Runs the content check on every part: `send`, or what handing off answered (nothing may
+   * be sent then).
+   */
+  async #check(parts: readonly string[], check: ContentCheck, canReply: boolean): Promise<"send" | Reply | undefined> {
     let review: number | undefined;
     for (const content of parts) {
       let verdict;
@@ -383,21 +389,17 @@ class Turn {
       } catch (err) {
         if (check.onError === "send") {
           this.#log("kefu-edge.bot_check_failed", { error: errorName(err), action: "send" });
-          return true;
+          return "send";
         }
-        await this.handOff("content_check_failed", { canReply, fields: { error: errorName(err) } });
-        return false;
+        return await this.handOff("content_check_failed", { canReply, fields: { error: errorName(err) } });
       }
       if (verdict.result.suggest === "risky") {
-        await this.handOff("content_risky", { canReply, fields: { label: verdict.result.label } });
-        return false;
+        return await this.handOff("content_risky", { canReply, fields: { label: verdict.result.label } });
       }
       if (verdict.result.suggest === "review") review ??= verdict.result.label;
     }
-    if (review === undefined) return true;
-    if (check.onReview === "send") return true;
-    await this.handOff("content_review", { canReply, fields: { label: review } });
-    return false;
+    if (review === undefined || check.onReview === "send") return "send";
+    return await this.handOff("content_review", { canReply, fields: { label: review } });
   }
 
   /** The send window as the conversation knows it; `undefined` when unknown (WeChat decides then). */

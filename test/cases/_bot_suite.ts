@@ -496,6 +496,21 @@ export const botCases: BotCase[] = [
     },
   ],
 
+  [
+    "transferToKf with the content check: a risky answer decided while WeChat waits is a transfer, nothing sent",
+    async (start) => {
+      await using(start, {
+        bot: { transferToKf: true, contentCheck: true },
+        model: { answer: () => "违禁的回答" },
+        emulator: { contentCheck: { risky: ["违禁"] } },
+      }, async (b) => {
+        const outcome = await b.says("问一下");
+        assert.ok(outcome.reply?.includes("transfer_customer_service"));
+        assert.deepEqual(b.texts(), []);
+      });
+    },
+  ],
+
   ["an empty window: nothing is attempted, or the configured subscribe message goes instead", async (start) => {
     await using(start, {
       bot: {
