@@ -24,6 +24,45 @@ export {
   type SubscribeMessageResult,
   subscribeMessageSchema,
 } from "./src/subscribe/subscribe_message.ts";
+export {
+  MSG_SEC_CHECK_LABELS,
+  MSG_SEC_CHECK_MAX_CHARS,
+  type MsgSecCheckDetail,
+  type MsgSecCheckInput,
+  type MsgSecCheckResult,
+  type MsgSecCheckScene,
+  type MsgSecCheckSuggest,
+  Security,
+} from "./src/security/msg_sec_check.ts";
+export {
+  type AiBot,
+  aiBot,
+  type AiBotContentCheck,
+  type AiBotContext,
+  type AiBotOptions,
+  type ChatAnswer,
+  chatCompletion,
+  chatCompletionsUrl,
+  type ChatMessage,
+  ChatModelError,
+  type ChatModelFailure,
+  type ChatModelSettings,
+  type ChatTool,
+  type ChatToolCall,
+  cleanAnswer,
+  type ContentCheckAction,
+  DEFAULT_BOT_CONTEXT_TOKENS,
+  DEFAULT_BOT_TIMEOUT_MS,
+  DEFAULT_BOT_TURNS,
+  DEFAULT_CONTINUE_TEXT,
+  DEFAULT_HANDOFF_KEYWORDS,
+  DEFAULT_HANDOFF_TEXT,
+  DEFAULT_SYSTEM_PROMPT,
+  DEFAULT_TRANSFER_TEXT,
+  estimateTokens,
+  HANDOFF_MARKER,
+  HANDOFF_TOOL,
+} from "./src/bot/mod.ts";
 export { AccessToken, type TokenResponse, type TokenSource } from "./src/token/access_token.ts";
 export type { Logger } from "./src/logger.ts";
 export type { RetryOptions } from "./src/http/client.ts";
@@ -93,6 +132,7 @@ export {
   type WindowAction,
 } from "./src/customer_service/send_window.ts";
 export {
+  AI_MSG_CONTEXT,
   type AiMsgContext,
   type ImagePayload,
   type LinkPayload,
@@ -187,6 +227,7 @@ export {
   isSubscriptionRefused,
   isSystemBusy,
   isTypingWithoutInteraction,
+  isUserVisitExpired,
   MediaTooLargeError,
   OutOfWindowError,
   PushVerificationError,

@@ -1,7 +1,12 @@
 // `npm start`: `wrangler dev` on dev/worker.ts in emulator mode, with the chat page's files as
 // assets, local KV, on loopback, offline, with no Cloudflare account. The dev variables live here, and only here: they
 // reach wrangler as `--var` flags, so no deployment of wrangler.toml ever carries them.
+// `npm start -- --fake-model` also starts an offline OpenAI-compatible model on loopback and
+// points the AI bot at it (BOT_URL), so the bot's loop runs with no account anywhere.
 import { type ChildProcess, spawn } from "node:child_process";
+import type { AddressInfo } from "node:net";
+import { serve } from "@hono/node-server";
+import { createFakeChatModel } from "../src/testing/mod.ts";
 import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { dirname, resolve } from "node:path";
@@ -36,28 +41,73 @@ export const DEV_ENTRY = "dev/worker.ts";
 /** The chat page's files, served by `wrangler dev --assets` (published with `kefu-edge/testing`). */
 export const PAGE_ASSETS = "src/testing/dev_server/assets";
 
-/** What `npm start` was asked for: the port, and flags passed through to `wrangler dev`. */
+/** The flag that starts the local fake model and points the AI bot at it. */
+export const FAKE_MODEL_FLAG = "--fake-model";
+/** The model name the bot asks the fake model for. */
+export const FAKE_MODEL_NAME = "kefu-fake-model";
+
+/** What `npm start` was asked for: the port, the fake model, and flags passed through to `wrangler dev`. */
 export interface StartOptions {
   port: number;
+  /** `--fake-model`: run the AI bot against a local fake model. */
+  fakeModel: boolean;
   /** E.g. `--persist-to <dir>` or `--var WELCOME_TEXT:Hi` (later `--var`s win). */
   wranglerFlags: string[];
 }
 
 /**
- * Reads `--port N` (or `--port=N`; default `PORT`, else 8787); every other argument is
- * handed to `wrangler dev`.
+ * Reads `--port N` (or `--port=N`; default `PORT`, else 8787) and `--fake-model`; every other
+ * argument is handed to `wrangler dev`.
  */
 export function parseStartArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): StartOptions {
   let port = env.PORT === undefined || env.PORT === "" ? DEFAULT_PORT : Number(env.PORT);
+  let fakeModel = false;
   const wranglerFlags: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === "--port") port = Number(argv[++i]);
     else if (arg.startsWith("--port=")) port = Number(arg.slice("--port=".length));
+    else if (arg === FAKE_MODEL_FLAG) fakeModel = true;
     else wranglerFlags.push(arg);
   }
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`Invalid port: ${port}`);
-  return { port, wranglerFlags };
+  return { port, fakeModel, wranglerFlags };
+}
+
+/** A running fake model: its base URL (`http://127.0.0.1:<port>/v1`). */
+export interface RunningFakeModel {
+  url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the fake OpenAI-compatible model (`createFakeChatModel`'s demo: it echoes the user and
+ * hands complaints and refunds to a person) on a free loopback port.
+ */
+export async function startFakeModel(): Promise<RunningFakeModel> {
+  const model = createFakeChatModel();
+  const server = serve({ fetch: (request: Request) => model.fetch(request), hostname: HOST, port: 0 });
+  await new Promise<void>((resolveListen, reject) => {
+    server.once("listening", () => resolveListen());
+    server.once("error", reject);
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://${HOST}:${port}/v1`,
+    close: () =>
+      new Promise<void>((resolveClose) => {
+        (server as unknown as { closeAllConnections(): void }).closeAllConnections();
+        server.close(() => resolveClose());
+      }),
+  };
+}
+
+/**
+ * The variables that point the AI bot at the fake model. `TRANSFER_TO_KF` goes off: with the bot
+ * it would hand keyword messages to WeChat's own tool, which the emulator does not have.
+ */
+export function fakeModelVars(url: string): string[] {
+  return ["--var", `BOT_URL:${url}`, "--var", `BOT_MODEL:${FAKE_MODEL_NAME}`, "--var", "TRANSFER_TO_KF:off"];
 }
 
 /** The `wrangler dev` arguments for `options`. */
@@ -131,8 +181,8 @@ export async function waitForHealth(url: string, child: ChildProcess, timeoutMs:
   return false;
 }
 
-/** What `npm start` prints once the server answers. */
-export function banner(url: string): string {
+/** What `npm start` prints once the server answers (and where the fake model runs, with `--fake-model`). */
+export function banner(url: string, fakeModelUrl?: string): string {
   return [
     "",
     "kefu-edge dev server — WeChat emulator mode, local KV, no WeChat account needed",
@@ -140,6 +190,7 @@ export function banner(url: string): string {
     `  Local URL        ${url}`,
     `  Chat simulator   ${url}/_emulator/`,
     `  Dev API key      ${DEV_VARS.API_KEY}   (dev only: never use these values in production)`,
+    ...(fakeModelUrl === undefined ? [] : [`  AI bot           answers from a local fake model at ${fakeModelUrl}`]),
     "",
     "Next: open the chat simulator, or try the quick start (docs/quick-start.md):",
     `  curl -s ${url}/health`,
@@ -160,9 +211,14 @@ export async function start(argv: readonly string[]): Promise<number> {
     );
     return 1;
   }
+  // The fake model's variables go first: a --var given on the command line still wins.
+  const model = options.fakeModel ? await startFakeModel() : undefined;
+  const flags = model === undefined
+    ? options
+    : { ...options, wranglerFlags: [...fakeModelVars(model.url), ...options.wranglerFlags] };
   const cli = createRequire(import.meta.url).resolve("wrangler");
   // The same Node flags wrangler's own bin script passes.
-  const child = spawn(process.execPath, ["--no-warnings", "--experimental-vm-modules", cli, ...wranglerArgs(options)], {
+  const child = spawn(process.execPath, ["--no-warnings", "--experimental-vm-modules", cli, ...wranglerArgs(flags)], {
     cwd: ROOT,
     env: wranglerEnv(),
     stdio: "inherit",
@@ -173,7 +229,9 @@ export async function start(argv: readonly string[]): Promise<number> {
   const forward = (signal: NodeJS.Signals) => () => void child.kill(signal);
   process.on("SIGINT", forward("SIGINT"));
   process.on("SIGTERM", forward("SIGTERM"));
-  if (await waitForHealth(url, child, 60_000)) console.log(banner(url));
+  if (await waitForHealth(url, child, 60_000)) console.log(banner(url, model?.url));
   else if (child.exitCode === null) console.error(`kefu-edge: ${url}/health did not answer within 60 s`);
-  return await exited;
+  const code = await exited;
+  await model?.close();
+  return code;
 }

@@ -364,6 +364,10 @@ export const ErrCode = {
   InvalidTemplateData: 47003,
   /** 40037: invalid template_id. */
   InvalidTemplateId: 40037,
+  /** 40129: invalid scene (msgSecCheck's `scene` is not 1–4). */
+  InvalidScene: 40129,
+  /** 61010: the user has not used the mini program in the last 2 hours (msgSecCheck's `openid`). */
+  UserVisitExpired: 61010,
 } as const;
 
 /** What to do about a code whose fix is not in WeChat's errmsg. */
@@ -634,6 +638,22 @@ export function isInvalidTemplateData(err: unknown): err is WeChatApiError {
  */
 export function isInvalidTemplateId(err: unknown): err is WeChatApiError {
   return hasCode(err, ErrCode.InvalidTemplateId);
+}
+
+/**
+ * True when `err` is 61010: the user has not used the mini program in the last 2 hours, so
+ * WeChat will not check content for them (`mp.security.msgSecCheck`).
+ *
+ * @param err anything caught
+ * @returns whether it is a 61010 API error
+ * @example
+ * ```ts
+ * import { isUserVisitExpired } from "@kefu/edge";
+ * console.log(isUserVisitExpired(undefined)); // false
+ * ```
+ */
+export function isUserVisitExpired(err: unknown): err is WeChatApiError {
+  return hasCode(err, ErrCode.UserVisitExpired);
 }
 
 /**

@@ -25,6 +25,7 @@ import {
 import { type PushOptions, PushReceiver } from "./push/receiver.ts";
 import type { ConversationStore } from "./conversation/types.ts";
 import { OutboundRecorder } from "./conversation/outbound.ts";
+import { Security } from "./security/msg_sec_check.ts";
 
 /** Options of {@link MiniProgram}. */
 export interface MiniProgramOptions {
@@ -119,6 +120,8 @@ export class MiniProgram {
   readonly push: PushReceiver;
   /** Subscribe messages: `send` — the fallback outside the send window. */
   readonly subscribeMessage: SubscribeMessage;
+  /** Content security: `msgSecCheck` — WeChat's check of a text before users see it. */
+  readonly security: Security;
   /** The send-window tracker the push receiver feeds and `send` consults (without `conversations`). */
   readonly sendWindows: SendWindowTracker;
   /** The users' conversations, when configured. */
@@ -189,6 +192,7 @@ export class MiniProgram {
       logger,
     });
     this.subscribeMessage = new SubscribeMessage(http, { conversations: recorder });
+    this.security = new Security(http);
     this.push = new PushReceiver({
       ...options.push,
       dedupeStore,

@@ -37,6 +37,7 @@ import { type DeadLetterStore, kvDeadLetters, type KvListNamespace, memoryDeadLe
 import { miniProgramCache, type Needs } from "./wechat.ts";
 import { MediaCopies } from "./media_copies.ts";
 import type { MediaBucketLike } from "./media_keys.ts";
+import { type BotAppOptions, botCache } from "./bot/mod.ts";
 
 /** Options of {@link createApp}. */
 export interface AppOptions {
@@ -70,6 +71,12 @@ export interface AppOptions {
    * `/handoff` and `DELETE /api/users/:openId` work.
    */
   conversations?: ((env: Env) => ConversationStore | undefined) | undefined;
+  /**
+   * The AI bot's settings beyond its variables (`BOT_URL`, `BOT_MODEL`, `BOT_API_KEY`...): the
+   * content check's handling of `review` and of its own failures, texts, turns... Used when
+   * `BOT_URL` is set and `onMessage` is not.
+   */
+  bot?: BotAppOptions | undefined;
   /** Claim settings of the push receiver (`leaseSeconds`, `claimWaitMs`, `dedupeKey`). */
   push?: Pick<PushOptions, "leaseSeconds" | "claimWaitMs" | "dedupeKey"> | undefined;
   /** Transport for every outbound request (WeChat API, forwards); default `globalThis.fetch`. Tests inject one. */
@@ -169,16 +176,27 @@ export function createApp(options: AppOptions = {}): KefuApp {
   const keptInMemory = memoryDeadLetters(now);
   const deadLetters = options.deadLetters ??
     ((env: Env) => env.WECHAT_KV ? kvDeadLetters(env.WECHAT_KV as unknown as KvListNamespace) : keptInMemory);
+  const bots = botCache({ fetch: fetchFn, logger, options: options.bot, conversations });
   let warnedBestEffort = false;
   const push: PushRuntime = {
-    // Your onMessage replaces the env-configured behaviour (forward, welcome, transfer) whole.
+    // Your onMessage replaces the env-configured behaviour (forward, bot, welcome, transfer) whole.
     handlers: (env) => {
       const purging = (onMessage: AppPushHandler) => purgingDeadLetters(onMessage, () => deadLetters(env), logger);
       if (options.onMessage !== undefined) return { onMessage: purging(options.onMessage), onReply: options.onReply };
       const settings = defaultHandlerSettings(env);
+      const handler = defaultPushHandler(settings, { fetch: fetchFn, now, logger });
+      const bot = bots.get(env);
+      if (bot === undefined) {
+        return { onMessage: purging(handler), onReply: options.onReply ?? defaultReplyDecider(settings) };
+      }
+      // The bot answers users; the welcome text still greets them. TRANSFER_TO_KF is the bot's
+      // handoff then, not a transfer of every message.
       return {
-        onMessage: purging(defaultPushHandler(settings, { fetch: fetchFn, now, logger })),
-        onReply: options.onReply ?? defaultReplyDecider(settings),
+        onMessage: purging(async (message, context) => {
+          await handler(message, context);
+          return await bot.onMessage(message, context);
+        }),
+        onReply: options.onReply ?? bot.onReply,
       };
     },
     miniProgram: (env) => {

@@ -74,6 +74,25 @@ export interface Env {
   DEAD_LETTER_DAYS?: string;
   /** Days a conversation's history is kept (the store deletes older entries itself); 1–3650, default 30. */
   HISTORY_DAYS?: string;
+  /**
+   * The AI bot's model: an OpenAI-compatible Chat Completions base URL (`https://api.deepseek.com/v1`).
+   * Set, the bot answers users (it needs conversations: `KEFU_STORE`, or the Deno server).
+   */
+  BOT_URL?: string;
+  /** The model's name (`deepseek-chat`, `qwen-plus`...); required with `BOT_URL`. */
+  BOT_MODEL?: string;
+  /** The model's API key (a secret); unset for a local model that takes none. */
+  BOT_API_KEY?: string;
+  /** The bot's instructions; default a Chinese prompt: an AI assistant of this mini program that asks for a person when it cannot help. */
+  BOT_SYSTEM_PROMPT?: string;
+  /** Longest wait for the model, in ms: an integer from 1000 to 600000; default 25000. */
+  BOT_TIMEOUT_MS?: string | number;
+  /** Sent once when the model fails or times out; unset: the conversation goes to a person. */
+  BOT_FALLBACK_TEXT?: string;
+  /** `off`: the bot's messages are not labelled AI-generated (`aimsgcontext`); default `on`. */
+  AI_LABEL?: string;
+  /** `on`: each answer is checked with WeChat's msgSecCheck before it goes out; default `off`. */
+  BOT_CONTENT_CHECK?: string;
 }
 
 /** Names of the string variables of {@link Env}. */
@@ -135,6 +154,16 @@ export const envSchema: z.ZodMiniObject<{ [K in EnvVar]: z.ZodMiniType }> = z.ob
     z.string().check(z.regex(/^(?:[1-9]|[1-8]\d|90)$/, "must be a whole number of days from 1 to 90")),
     z.transform(Number),
   ),
+  // The SDK's baseUrl check: a key belongs in BOT_API_KEY, never in a URL that logs may show.
+  BOT_URL: apiBaseSchema,
+  BOT_MODEL: z.string().check(z.regex(/^\S{1,200}$/, "must be a model name without spaces")),
+  // A header carries it: printable ASCII only.
+  BOT_API_KEY: z.string().check(z.regex(/^[\x21-\x7e]+$/, "must be printable ASCII without spaces")),
+  BOT_SYSTEM_PROMPT: text,
+  BOT_TIMEOUT_MS: milliseconds(1000, 600_000),
+  BOT_FALLBACK_TEXT: text,
+  AI_LABEL: flag,
+  BOT_CONTENT_CHECK: flag,
 });
 
 /** Why a configuration value cannot be used. */
@@ -217,6 +246,14 @@ export interface EnvValues {
   CHECK_WINDOW: "on" | "off";
   DEAD_LETTER_DAYS: number;
   HISTORY_DAYS: number;
+  BOT_URL: string;
+  BOT_MODEL: string;
+  BOT_API_KEY: string;
+  BOT_SYSTEM_PROMPT: string;
+  BOT_TIMEOUT_MS: number;
+  BOT_FALLBACK_TEXT: string;
+  AI_LABEL: "on" | "off";
+  BOT_CONTENT_CHECK: "on" | "off";
 }
 
 /**
@@ -289,6 +326,13 @@ export function lenientVar<K extends EnvVar>(env: Env, name: K): EnvValues[K] | 
  * ```
  */
 export function secretValues(env: Env): string[] {
-  const names = ["WECHAT_SECRET", "WECHAT_TOKEN", "WECHAT_AES_KEY", "API_KEY", "FORWARD_SECRET"] as const;
+  const names = [
+    "WECHAT_SECRET",
+    "WECHAT_TOKEN",
+    "WECHAT_AES_KEY",
+    "API_KEY",
+    "FORWARD_SECRET",
+    "BOT_API_KEY",
+  ] as const;
   return names.map((name) => env[name]).filter((v): v is string => typeof v === "string" && v !== "");
 }

@@ -60,6 +60,7 @@ export {
   memoryDeadLetters,
 } from "./dead_letters/mod.ts";
 export { ConfigError, type ConfigProblem, type Env, type EnvVar } from "./env.ts";
+export type { BotAppOptions } from "./bot/mod.ts";
 export { type ErrorBody, HttpError } from "./errors.ts";
 export {
   DEFAULT_MAX_FORWARD_BYTES,

@@ -1434,19 +1434,6 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
           {
             "type": "object",
             "properties": {
-              "msgid": {
-                "type": "string",
-                "pattern": "^[A-Za-z0-9_-]{1,64}$",
-              },
-            },
-            "required": [
-              "msgid",
-            ],
-            "additionalProperties": false,
-          },
-          {
-            "type": "object",
-            "properties": {
               "is_ai_msg": {
                 "type": "number",
                 "const": 1,
@@ -1454,6 +1441,19 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
             },
             "required": [
               "is_ai_msg",
+            ],
+            "additionalProperties": false,
+          },
+          {
+            "type": "object",
+            "properties": {
+              "msgid": {
+                "type": "string",
+                "pattern": "^[A-Za-z0-9_-]{1,64}$",
+              },
+            },
+            "required": [
+              "msgid",
             ],
             "additionalProperties": false,
           },

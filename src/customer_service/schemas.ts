@@ -118,11 +118,30 @@ const _inferred: Same<keyof typeof payloadSchemas, MsgType> & (false extends Inf
 void _inferred;
 
 /**
- * `aimsgcontext` of a send: marks the message as AI-generated (shown as "内容由第三方AI生成").
- * [UNCERTAIN] its mini-program shape: `{ msgid }` (the user message it answers) is seen in one
- * SDK, `{ is_ai_msg: 1 }` in Official Account code; both are accepted and sent as given.
+ * `aimsgcontext` of a send: marks the message as AI-generated (WeChat shows "内容由第三方AI生成"
+ * under it). Use `{ is_ai_msg: 1 }` ({@link AI_MSG_CONTEXT}), the documented shape.
+ * [UNCERTAIN] `{ msgid }` (the user message it answers) comes from a single SDK and no WeChat
+ * page; it is still accepted and sent as given, for code written against it.
  */
-export type AiMsgContext = { msgid: string } | { is_ai_msg: 1 };
+export type AiMsgContext = { is_ai_msg: 1 } | { msgid: string };
+
+/**
+ * The `aimsgcontext` that labels a message as AI-generated: `{ is_ai_msg: 1 }`.
+ *
+ * @example Label an AI answer
+ * ```ts
+ * import { AI_MSG_CONTEXT, MiniProgram } from "@kefu/edge";
+ * import { createEmulator } from "@kefu/edge/testing";
+ * const wechat = createEmulator({ appId: "wx123", appSecret: "secret" });
+ * await wechat.user("OPENID").says("几点开门？");
+ * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret", fetch: wechat.fetch });
+ *
+ * await mp.customerServiceMessage.send("OPENID", "text", { content: "早上九点。" }, { aiMsgContext: AI_MSG_CONTEXT });
+ * const [entry] = wechat.inbox("OPENID");
+ * console.log(entry?.kind === "message" && entry.aiMsgContext); // { is_ai_msg: 1 }
+ * ```
+ */
+export const AI_MSG_CONTEXT: { readonly is_ai_msg: 1 } = Object.freeze({ is_ai_msg: 1 as const });
 
 /** The fourth argument of `send`. */
 export interface SendOptions {
@@ -133,7 +152,7 @@ export interface SendOptions {
   checkWindow?: boolean | undefined;
   /** A 客服子商户 id: the message goes to `/cgi-bin/message/custom/business/send` with `businessid`. */
   businessId?: string | undefined;
-  /** Marks the message as AI-generated (`aimsgcontext`). */
+  /** Marks the message as AI-generated (`aimsgcontext`): pass {@link AI_MSG_CONTEXT}, `{ is_ai_msg: 1 }`. */
   aiMsgContext?: AiMsgContext | undefined;
   /**
    * Who sends it, for the conversation's history (with `conversations` configured): `bot`,

@@ -101,7 +101,7 @@ export const businessIdSchema: z.ZodMiniType<string> = z.string().check(
 );
 
 /**
- * `aimsgcontext`: `{ msgid }` or `{ is_ai_msg: 1 }` (see {@link AiMsgContext}).
+ * `aimsgcontext`: `{ is_ai_msg: 1 }`, or `{ msgid }` still accepted (see {@link AiMsgContext}).
  *
  * @example
  * ```ts
@@ -110,9 +110,9 @@ export const businessIdSchema: z.ZodMiniType<string> = z.string().check(
  * ```
  */
 export const aiMsgContextSchema: z.ZodMiniType<AiMsgContext> = z.union([
-  z.strictObject({ msgid: z.string().check(z.regex(/^[A-Za-z0-9_-]{1,64}$/, "must be a message id")) }),
   z.strictObject({ is_ai_msg: z.literal(1) }),
-], { error: "must be { msgid } or { is_ai_msg: 1 }" });
+  z.strictObject({ msgid: z.string().check(z.regex(/^[A-Za-z0-9_-]{1,64}$/, "must be a message id")) }),
+], { error: "must be { is_ai_msg: 1 } (or { msgid })" });
 
 /**
  * `setTyping` commands.

@@ -103,8 +103,8 @@ function businessIdOf(value: unknown): string {
   throw new ApiFailure(47001);
 }
 
-// [UNCERTAIN] the mini-program shape of aimsgcontext: { msgid } (seen in one SDK) or
-// { is_ai_msg: 1 } (Official Account code); both are accepted, anything else is 47001.
+// [UNCERTAIN] the mini-program shape of aimsgcontext: { is_ai_msg: 1 } (the documented one, and
+// the SDK's) or { msgid } (from a single SDK); both are accepted, anything else is 47001.
 function aiMsgContextOf(value: unknown): Record<string, unknown> {
   if (!isRecord(value)) throw new ApiFailure(47001);
   const keys = Object.keys(value);

@@ -21,6 +21,7 @@ const ERRMSG: Record<number, string> = {
   40037: "invalid template_id",
   40101: "missing parameter",
   40125: "invalid appsecret",
+  40129: "invalid scene",
   41001: "access_token missing",
   41002: "appid missing",
   41004: "appsecret missing",
@@ -43,6 +44,8 @@ const ERRMSG: Record<number, string> = {
   45081: "已经在输入状态,不可重复下发",
   47001: "data format error",
   47003: "argument invalid! data.thing1.value invalid",
+  // As community reports quote WeChat's answer to a user without a recent visit.
+  61010: "code is expired",
 };
 
 /** Thrown inside a handler to answer with an errcode; the router turns it into the JSON answer. */

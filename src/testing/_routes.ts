@@ -5,6 +5,7 @@ import type { ParsedBody } from "./_request.ts";
 import { ApiFailure, jsonResponse, okResponse } from "./_responses.ts";
 import type { TokenAuthority } from "./_tokens.ts";
 import type { UserState } from "./_user_state.ts";
+import { checkText, type ContentCheck } from "./_sec_check.ts";
 
 /** One request, parsed once. */
 export interface RouteContext {
@@ -22,6 +23,10 @@ export interface RouteState {
   readonly media: MediaStore;
   /** Subscribe-message templates (template_id → field names), or undefined to accept any. */
   readonly templates: Readonly<Record<string, readonly string[]>> | undefined;
+  /** How `/wxa/msg_sec_check` judges text. */
+  readonly contentCheck: ContentCheck;
+  /** The emulator's clock, ms. */
+  now(): number;
   /** The next message id (a 64-bit integer, as a string). */
   nextMsgId(): string;
   /** The known user with this OpenID, or undefined (40003). */
@@ -98,6 +103,13 @@ export function routes(state: RouteState): Map<string, Route> {
     [
       "/cgi-bin/media/upload",
       authorized("POST", ({ url, body }) => media.upload(url.searchParams.get("type"), body.form)),
+    ],
+    [
+      "/wxa/msg_sec_check",
+      authorized(
+        "POST",
+        ({ body }) => jsonResponse(checkText(body.text, state.contentCheck, state.userState, state.now())),
+      ),
     ],
     ["/cgi-bin/media/get", authorized("GET", ({ url }) => media.download(url.searchParams.get("media_id")))],
   ]);

@@ -88,6 +88,10 @@ export class User implements EmulatedUser {
     }, options);
   }
 
+  visits(): void {
+    this.#state.visit();
+  }
+
   entersSession(sessionFrom = "", options?: PushBuildOptions): Promise<PushAction> {
     this.#state.act("session");
     return this.#push("user_enter_tempsession", { SessionFrom: sessionFrom }, options);

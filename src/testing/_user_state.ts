@@ -19,6 +19,7 @@ export class UserState {
   readonly #now: () => number;
   #grant: { kind: UserAction; remaining: number; expiresAt: number } | undefined;
   #lastInteractionAt = Number.NEGATIVE_INFINITY;
+  #lastVisitAt = Number.NEGATIVE_INFINITY;
   #typingUntil = Number.NEGATIVE_INFINITY;
 
   readonly #maxEntries: number;
@@ -45,12 +46,23 @@ export class UserState {
     return this.#now() < this.#typingUntil;
   }
 
+  /** When the user last used the mini program (wrote, entered the session, answered a popup), ms. */
+  get lastVisitAt(): number {
+    return this.#lastVisitAt;
+  }
+
+  /** The user uses the mini program now (what msgSecCheck's 2-hour rule counts). */
+  visit(): void {
+    this.#lastVisitAt = this.#now();
+  }
+
   /**
    * A user action opens or renews the window, by the rules the SDK's tracker follows too
    * (`openWindow` in src/customer_service/send_window.ts): quotas do not accumulate.
    */
   act(kind: UserAction): void {
     const now = this.#now();
+    this.#lastVisitAt = now;
     this.#grant = { ...openWindow(this.window, kind, now) };
     // [UNCERTAIN] "message interaction" for typing: we count the user's messages and session
     // entries, not the messages we send them; the strict reading catches typing sent too late.
@@ -83,6 +95,7 @@ export class UserState {
 
   /** The user's answer to the popup for a template: accepted ones allow sends, rejected ones none. */
   subscribe(templateId: string, status: "accept" | "reject", longTerm: boolean): void {
+    this.visit(); // the popup and the settings page are in the mini program
     if (status === "reject") {
       this.#subscriptions.delete(templateId);
       return;

@@ -11,6 +11,7 @@ import { cryptoFor } from "./push.ts";
 import { readBody } from "./_request.ts";
 import { ApiFailure, errorResponse } from "./_responses.ts";
 import { type Route, routes } from "./_routes.ts";
+import { contentCheckOf } from "./_sec_check.ts";
 import { TokenAuthority } from "./_tokens.ts";
 import { User, type UserContext } from "./_user.ts";
 import { UserState } from "./_user_state.ts";
@@ -85,6 +86,8 @@ class WeChatEmulator implements Emulator {
       tokens,
       media,
       templates: options.templates,
+      contentCheck: contentCheckOf(options.contentCheck),
+      now: this.#now,
       nextMsgId,
       userState: (openId) => this.#known(openId),
     });

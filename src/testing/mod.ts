@@ -28,9 +28,17 @@
  * @module
  */
 export { createEmulator } from "./emulator.ts";
+export {
+  createFakeChatModel,
+  type FakeChatAnswer,
+  type FakeChatModel,
+  type FakeChatModelOptions,
+  type FakeChatRequest,
+} from "./fake_chat_model.ts";
 export { withEmulator, type WithEmulatorOptions } from "./dev_server/with_emulator.ts";
 export { buildPush, type BuiltPush, deliverPush, type DeliverySettings, type PushTarget } from "./push.ts";
 export type {
+  ContentCheckOptions,
   DeliverOptions,
   DeliveryFailure,
   DeliveryOutcome,

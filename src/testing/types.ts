@@ -56,6 +56,22 @@ export interface EmulatorOptions {
    * without exactly those fields 47003; without, any well-formed template is accepted.
    */
   templates?: Readonly<Record<string, readonly string[]>>;
+  /**
+   * How `/wxa/msg_sec_check` (`mp.security.msgSecCheck`) judges text: word lists stand in for
+   * WeChat's model. Default: `emulator-risky` and WeChat's own test sample are risky,
+   * `emulator-review` goes to review, anything else passes.
+   */
+  contentCheck?: ContentCheckOptions;
+}
+
+/** How the emulator's text check judges (see {@link EmulatorOptions.contentCheck}). */
+export interface ContentCheckOptions {
+  /** A text containing one of these is `risky`; replaces the default list. */
+  risky?: readonly string[];
+  /** A text containing one of these (and none of `risky`) goes to `review`; replaces the default list. */
+  review?: readonly string[];
+  /** The label a hit carries; default 21000 (其他). */
+  label?: number;
 }
 
 /** How a user answers the subscription popup for a template (`wx.requestSubscribeMessage`). */
@@ -433,6 +449,11 @@ export interface EmulatedUser {
    * @returns the push WeChat sends for it
    */
   sendsMiniProgramPage(page: MiniProgramPageInput, options?: PushBuildOptions): Promise<PushAction>;
+  /**
+   * The user opens the mini program (no message, no push): what the text check's rule that
+   * the user has used it in the last 2 hours counts, like any of the user's actions.
+   */
+  visits(): void;
   /**
    * The user enters the customer-service session (`user_enter_tempsession`).
    *

@@ -26,3 +26,5 @@ import "./emulator_api.ts";
 import "./emulator_push.ts";
 import "./emulator_sdk.ts";
 import "./emulator_subscribe.ts";
+import "./content_check.ts";
+import "./ai_bot.ts";

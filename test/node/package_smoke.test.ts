@@ -36,7 +36,7 @@ beforeAll(async () => {
   await run("npm", ["install", join(dir, packed!.filename), "--no-audit", "--no-fund", "--prefer-offline"], {
     cwd: app,
   });
-  for (const name of ["node.mjs", "bun.ts", "conversation-bot.mjs"]) {
+  for (const name of ["node.mjs", "bun.ts", "conversation-bot.mjs", "ai-bot.mjs"]) {
     await copyFile(join(repo, "examples", name), join(app, name));
   }
 }, 180_000);
@@ -68,15 +68,22 @@ test("plain node imports kefu-edge and kefu-edge/testing from the tarball and se
   assert.deepEqual(JSON.parse(stdout), [{ content: "Hi from node 👋" }]);
 });
 
-test("docs/conversations.md's example runs as shown from the installed package and prints what the page says", async () => {
-  const page = await readFile(join(repo, "docs", "conversations.md"), "utf8");
-  const source = await readFile(join(repo, "examples", "conversation-bot.mjs"), "utf8");
-  assert.ok(page.includes(source.trim()), "docs/conversations.md contains examples/conversation-bot.mjs");
+/** A docs page holds the example whole, which prints, run from the installed package, what the page shows. */
+async function runsAsShown(doc: string, example: string): Promise<void> {
+  const page = await readFile(join(repo, "docs", doc), "utf8");
+  const source = await readFile(join(repo, "examples", example), "utf8");
+  assert.ok(page.includes(source.trim()), `docs/${doc} contains examples/${example}`);
   const printed = page.slice(page.indexOf("It prints:")).match(/```text\n([\s\S]*?)```/)?.[1];
   assert.ok(printed !== undefined, "the page shows the output");
-  const { stdout } = await run(process.execPath, ["conversation-bot.mjs"], { cwd: app });
+  const { stdout } = await run(process.execPath, [example], { cwd: app });
   assert.equal(stdout, printed);
-});
+}
+
+test("docs/conversations.md's example runs as shown from the installed package and prints what the page says", () =>
+  runsAsShown("conversations.md", "conversation-bot.mjs"));
+
+test("docs/ai-bot.md's example runs as shown from the installed package and prints what the page says", () =>
+  runsAsShown("ai-bot.md", "ai-bot.mjs"));
 
 test("node serves the app from the installed package: dist/worker/node.js, and serveNode from kefu-edge/worker/node", async () => {
   const entry = join(app, "node_modules", pkg, "dist", "worker", "node.js");
