@@ -19,7 +19,8 @@ import {
   type RetryOptions,
 } from "../mod.ts";
 import { apiRoutes } from "./api.ts";
-import { type Env, optionalVar } from "./env.ts";
+import { type Env, lenientVar, optionalVar } from "./env.ts";
+import { ChatwootBridge, type ChatwootOptions } from "./chatwoot/mod.ts";
 import { answerErrors, HttpError } from "./errors.ts";
 import {
   type AppPushHandler,
@@ -82,6 +83,11 @@ export interface AppOptions {
   dedupeStore?: ((env: Env) => KeyValueStore) | undefined;
   /** Supplies the in-process emulator as the upstream when `WECHAT_EMULATOR=on` (local development). */
   emulator?: EmulatorUpstream | undefined;
+  /**
+   * Timing of the Chatwoot bridge (retries, time limits, typing throttle); the bridge itself is
+   * on when `CHATWOOT_URL` is set (see docs/chatwoot.md).
+   */
+  chatwoot?: ChatwootOptions | undefined;
   /** Largest accepted upload, in bytes; default 10 MiB. */
   maxUploadBytes?: number | undefined;
   /** `GET /api/media/:mediaId` ends a download WeChat stops sending for this long, in ms; default 30,000. */
@@ -97,6 +103,7 @@ export interface AppOptions {
 }
 
 const PUSH: Needs = { secret: false, push: true };
+const API: Needs = { secret: true, push: false };
 const NO_ENV: Env = {};
 
 /**
@@ -142,16 +149,35 @@ export function createApp(options: AppOptions = {}): KefuApp {
     mediaIdleTimeoutMs: options.mediaIdleTimeoutMs,
     push: options.push,
     conversations,
+    // The Chatwoot bridge mirrors every message, those a person answers too.
+    handleWhileHeld: (env) => lenientVar(env, "CHATWOOT_URL") !== undefined,
     logger,
   });
   const keptInMemory = memoryDeadLetters(now);
   const deadLetters = options.deadLetters ??
     ((env: Env) => env.WECHAT_KV ? kvDeadLetters(env.WECHAT_KV as unknown as KvListNamespace) : keptInMemory);
   let warnedBestEffort = false;
+  const queue = options.queue ?? ((env: Env) => env.KEFU_QUEUE);
+  const chatwoot = new ChatwootBridge({
+    conversations: (env) => conversations(env),
+    store: dedupeStore,
+    queue,
+    miniProgram: (env) => programs.get(env, API),
+    maxMediaBytes: maxUploadBytes,
+    fetch: fetchFn,
+    now,
+    logger,
+    options: options.chatwoot,
+  });
   const push: PushRuntime = {
     // Your onMessage replaces the env-configured behaviour (forward, welcome, transfer) whole.
     handlers: (env) => {
-      const purging = (onMessage: AppPushHandler) => purgingDeadLetters(onMessage, () => deadLetters(env), logger);
+      // A half-configured bridge answers 503 naming what is missing, before anything is handled.
+      const bridged = chatwoot.enabled(env);
+      const purging = (onMessage: AppPushHandler) => {
+        const handler = purgingDeadLetters(onMessage, () => deadLetters(env), logger);
+        return bridged ? chatwoot.wrap(handler) : handler;
+      };
       if (options.onMessage !== undefined) return { onMessage: purging(options.onMessage), onReply: options.onReply };
       const settings = defaultHandlerSettings(env);
       return {
@@ -172,14 +198,18 @@ export function createApp(options: AppOptions = {}): KefuApp {
     },
     deadLetters,
     logger,
-    queue: options.queue ?? ((env) => env.KEFU_QUEUE),
+    queue,
     deadLetterQueue: options.deadLetterQueue,
+    otherJobs: (message, env, dead) => chatwoot.consume(message, env, dead),
   };
 
   const app = new Hono<AppEnv>();
   app.get("/health", (c) => c.json({ status: "ok" }, 200, { "cache-control": "no-store" }));
   app.get("/openapi.json", (c) => c.json(OPENAPI_DOCUMENT, 200, { "cache-control": "public, max-age=300" }));
   app.route("/wechat", wechatRoutes(push));
+  app.route("/chatwoot", chatwoot.routes());
+  // Changes made over /api (a handoff, a send, a deletion) reach Chatwoot too.
+  app.use("/api/*", chatwoot.afterApi);
   app.route(
     "/api",
     apiRoutes({

@@ -80,6 +80,11 @@ export interface PushRuntime {
   queue(env: Env): QueueLike | undefined;
   /** The name of the dead-letter queue; default: a queue whose name ends in `-dlq`. */
   deadLetterQueue: string | undefined;
+  /**
+   * Runs a queue message that is not a push (the Chatwoot bridge's mirroring jobs) and resolves
+   * `true`, or resolves `false` to leave it to the push consumer.
+   */
+  otherJobs?: ((message: QueueMessageLike, env: Env, dead: boolean) => Promise<boolean>) | undefined;
 }
 
 /**
@@ -144,6 +149,7 @@ export async function consumePushes(batch: QueueBatchLike, env: Env, runtime: Pu
     ? batch.queue.endsWith("-dlq")
     : batch.queue === runtime.deadLetterQueue;
   for (const message of batch.messages) {
+    if (await runtime.otherJobs?.(message, env, dead)) continue;
     if (dead) await keepDeadLetter(message, env, runtime);
     else await consumeOne(message, env, runtime);
   }

@@ -47,6 +47,8 @@ export interface MiniProgramFactoryOptions {
   push?: Pick<PushOptions, "leaseSeconds" | "claimWaitMs" | "dedupeKey"> | undefined;
   /** The conversations of an env, if kept. */
   conversations?: ((env: Env) => ConversationStore | undefined) | undefined;
+  /** Whether the push handler runs for messages a person holds too (the Chatwoot bridge mirrors them). */
+  handleWhileHeld?: ((env: Env) => boolean) | undefined;
   logger: Logger;
 }
 
@@ -117,6 +119,7 @@ export function miniProgramCache(options: MiniProgramFactoryOptions): {
       const settings = wechatSettings(env, needs);
       const emulator = settings.emulator ? options.emulator ?? injectedEmulator(env) : undefined;
       const conversations = options.conversations?.(env);
+      const handleWhileHeld = options.handleWhileHeld?.(env) === true;
       const key = JSON.stringify([
         settings.appId,
         settings.appSecret,
@@ -126,10 +129,11 @@ export function miniProgramCache(options: MiniProgramFactoryOptions): {
         settings.emulator,
         objectId(emulator),
         objectId(conversations),
+        handleWhileHeld,
       ]);
       let mp = cache.get(key);
       if (mp === undefined) {
-        mp = build(settings, env, options, emulator, conversations);
+        mp = build(settings, env, options, emulator, conversations, handleWhileHeld);
         // Configurations change only on redeploy; keep a few for isolates that see several.
         if (cache.size >= 8) cache.delete(cache.keys().next().value!);
         cache.set(key, mp);
@@ -145,6 +149,7 @@ function build(
   options: MiniProgramFactoryOptions,
   emulator: EmulatorUpstream | undefined,
   conversations: ConversationStore | undefined,
+  handleWhileHeld: boolean,
 ): MiniProgram {
   const upstream = selectUpstream(settings, { fetch: options.fetch, emulator });
   const push = pushSettings(settings);
@@ -164,7 +169,7 @@ function build(
     retry: options.retry,
     maxUploadBytes: options.maxUploadBytes,
     mediaIdleTimeoutMs: options.mediaIdleTimeoutMs,
-    push: push === undefined ? undefined : { ...push, ...options.push, dedupeStore },
+    push: push === undefined ? undefined : { ...push, ...options.push, dedupeStore, handleWhileHeld },
     conversations,
   });
 }
