@@ -290,7 +290,10 @@ function refused(status: number, description: string): Response {
 const MESSAGE_TYPE_NUMBER = { incoming: 0, outgoing: 1, activity: 2 } as const;
 
 /** A fault the next requests meet. */
-type Fault = { kind: "status"; status: number; retryAfter?: string | undefined } | { kind: "hang" };
+type Fault =
+  | { kind: "status"; status: number; retryAfter?: string | undefined }
+  | { kind: "hang" }
+  | { kind: "lose-answer" };
 
 /**
  * The fake Chatwoot: `fetch` is its API (pass it, or a router over it, as the worker's
@@ -324,7 +327,8 @@ export class ChatwootFake {
   duplicate = false;
   #faults: Fault[] = [];
   #down = false;
-  #ids = 100;
+  // Ids start somewhere new for each fake: the worker's store outlives a test, Chatwoot's ids never repeat.
+  #ids = 1000 + Math.floor(Math.random() * 1e9);
   readonly #pending: Promise<unknown>[] = [];
 
   constructor(options: ChatwootFakeOptions) {
@@ -352,6 +356,11 @@ export class ChatwootFake {
       if (fault.retryAfter !== undefined) headers["retry-after"] = fault.retryAfter;
       return new Response(JSON.stringify({ error: `HTTP ${fault.status}` }), { status: fault.status, headers });
     }
+    if (fault?.kind === "lose-answer") {
+      // Chatwoot acts, then the connection drops before the answer arrives.
+      await this.#route(request, path);
+      throw new TypeError("fetch failed: connection reset (after Chatwoot acted)");
+    }
     // Stored files are served by their (signed) storage URL, without the API token.
     if (request.method === "GET" && path.startsWith("/rails/active_storage/")) {
       return this.attachmentResponse(request.url) ?? new Response("Not Found", { status: 404 });
@@ -369,6 +378,11 @@ export class ChatwootFake {
   /** The next request never answers (until the caller gives up). */
   hangNext(): void {
     this.#faults.push({ kind: "hang" });
+  }
+
+  /** The next request is carried out and its answer lost (the connection drops): the caller cannot know it worked. */
+  loseNextAnswer(): void {
+    this.#faults.push({ kind: "lose-answer" });
   }
 
   /** Chatwoot goes down: every request fails to connect until {@link up}. */
@@ -512,7 +526,8 @@ export class ChatwootFake {
       refused(400, err instanceof Error ? err.message : String(err))
     );
     if (answer.status === 400 || answer.status === 422) {
-      this.refusals.push(`${request.method} ${rest}: ${(await answer.clone().json()).description}`);
+      const { description } = await answer.clone().json() as { description: string };
+      this.refusals.push(`${request.method} ${rest}: ${description}`);
     }
     return this.#seen(request, rest, answer);
   }

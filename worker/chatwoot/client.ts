@@ -21,7 +21,7 @@ export interface ChatwootClientOptions {
   fetch?: typeof fetch | undefined;
   /** Time limit of each attempt, in ms; default 10,000. */
   timeoutMs?: number | undefined;
-  /** Attempts of a call Chatwoot answers 429 or 5xx (or that fails to connect); default 3. */
+  /** Attempts of a call Chatwoot answers 429 or 5xx (or does not answer, when it is safe to repeat); default 3. */
   attempts?: number | undefined;
   /** The first backoff, in ms, doubled each attempt (a `Retry-After` up to 10 s wins); default 500. */
   retryBaseMs?: number | undefined;
@@ -97,7 +97,7 @@ export class ChatwootError extends Error {
 }
 
 // A call that creates something is tried again only when Chatwoot surely did not act on it
-// (429, 502, 503, or no connection): a 500 or a time limit may come after it did, and a second
+// (429, 502, 503): a 500, a dropped connection or a time limit may come after it did, and a second
 // message would then show twice. Calls that are safe to repeat are tried again on any of those.
 const RETRY_ONCE_DONE = new Set([429, 502, 503]);
 const RETRY_SAFE = new Set([408, 429, 500, 502, 503, 504]);
@@ -288,11 +288,10 @@ export class ChatwootClient {
       try {
         response = await this.#fetch(url, { ...init, signal: AbortSignal.timeout(this.#timeoutMs) });
       } catch (err) {
-        // A time limit may have passed after Chatwoot acted; a refused connection never reached it.
-        const timedOut = err instanceof DOMException && (err.name === "TimeoutError" || err.name === "AbortError");
-        if (attempt >= this.#attempts || (timedOut && !safeToRepeat)) {
-          throw new ChatwootError(operation, undefined, err);
-        }
+        // No answer: Chatwoot may have acted before the connection dropped or the time ran out, so
+        // only a call that is safe to repeat is tried again here (a creation is looked up first, by
+        // the next run).
+        if (attempt >= this.#attempts || !safeToRepeat) throw new ChatwootError(operation, undefined, err);
         await sleep(this.#backoff(attempt, null));
         continue;
       }
