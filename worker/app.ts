@@ -178,11 +178,14 @@ export function createApp(options: AppOptions = {}): KefuApp {
         const handler = purgingDeadLetters(onMessage, () => deadLetters(env), logger);
         return bridged ? chatwoot.wrap(handler) : handler;
       };
-      if (options.onMessage !== undefined) return { onMessage: purging(options.onMessage), onReply: options.onReply };
+      const replying = (onReply: AppReplyDecider | undefined) => bridged ? chatwoot.wrapReply(onReply) : onReply;
+      if (options.onMessage !== undefined) {
+        return { onMessage: purging(options.onMessage), onReply: replying(options.onReply) };
+      }
       const settings = defaultHandlerSettings(env);
       return {
         onMessage: purging(defaultPushHandler(settings, { fetch: fetchFn, now, logger })),
-        onReply: options.onReply ?? defaultReplyDecider(settings),
+        onReply: replying(options.onReply ?? defaultReplyDecider(settings)),
       };
     },
     miniProgram: (env) => {

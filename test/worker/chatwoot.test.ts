@@ -5,9 +5,15 @@
 import { env as workerEnv } from "cloudflare:workers";
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { MemoryConversationStore } from "../../mod.ts";
+import { MemoryConversationStore, Reply } from "../../mod.ts";
 import { buildPush, createEmulator } from "../../src/testing/mod.ts";
-import { type AppPushHandler, createApp, type KefuApp, type QueueMessageLike } from "../../worker/mod.ts";
+import {
+  type AppOptions,
+  type AppPushHandler,
+  createApp,
+  type KefuApp,
+  type QueueMessageLike,
+} from "../../worker/mod.ts";
 import type { Env } from "../../worker/env.ts";
 import { AES_KEY, APP_ID, AUTH, PUSH_TOKEN, recordingLogger, SECRET, testEnv } from "./_helpers.ts";
 import { ChatwootFake, type Delivered } from "./_chatwoot_fake.ts";
@@ -65,6 +71,7 @@ interface WorldOptions {
   clock?: boolean;
   queue?: boolean;
   onMessage?: AppPushHandler;
+  onReply?: AppOptions["onReply"];
   env?: Parameters<typeof testEnv>[0];
 }
 
@@ -120,6 +127,7 @@ function world(options: WorldOptions = {}) {
     logger,
     now,
     onMessage: bot,
+    onReply: options.onReply,
     queue: queue === undefined ? undefined : () => queue,
     conversations: conversations === undefined ? undefined : () => conversations,
     chatwoot: { retryBaseMs: 5, timeoutMs: 2000, typingIntervalMs: 10_000 },
@@ -461,6 +469,16 @@ describe("the Chatwoot bridge", () => {
     expect(w.sentToUser().at(-1)?.message.content).toBe("欢迎回来");
     expect(w.cw.refusals).toEqual([]);
     expectNoSecrets(w);
+  });
+
+  it("a message a person holds gets no passive reply (TRANSFER_TO_KF), as before the bridge", async () => {
+    const w = world({ onReply: () => Reply.transferCustomerService() });
+    const first = await w.push(w.user.says("机器人在吗"));
+    expect(first.reply).toContain("transfer_customer_service");
+    await w.cw.agentReplies(w.conversation().id, "我是人工客服");
+    const held = await w.push(w.user.says("好的"));
+    expect([held.ok, held.reply]).toEqual([true, undefined]);
+    expect(w.contents().at(-1)).toBe("incoming:好的");
   });
 
   it("WeChat's deletion event and DELETE /api/users/:openId delete the user's contact in Chatwoot", async () => {

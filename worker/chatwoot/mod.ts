@@ -34,7 +34,7 @@ import { ConfigError, type Env, optionalVar, requireVar, secretValues } from "..
 import { describeError, HttpError } from "../errors.ts";
 import { ChatwootError } from "./client.ts";
 import { afterResponse, executionContext } from "../background.ts";
-import type { AppPushHandler } from "../push_handler.ts";
+import type { AppPushHandler, AppReplyDecider } from "../push_handler.ts";
 import { retryDelaySeconds } from "../push_route.ts";
 import type { QueueLike, QueueMessageLike } from "../queue_types.ts";
 import { ChatwootClient } from "./client.ts";
@@ -211,6 +211,18 @@ export class ChatwootBridge {
         queue === undefined ? this.#syncLogged(env, openId) : this.#enqueue(queue, parts.appId, openId)
       );
       return result;
+    };
+  }
+
+  /**
+   * Wraps the passive reply decision (`TRANSFER_TO_KF`, your `onReply`): no passive reply for a
+   * message a person holds, which the handler now sees too (it did not before the bridge).
+   */
+  wrapReply(onReply: AppReplyDecider | undefined): AppReplyDecider | undefined {
+    if (onReply === undefined) return undefined;
+    return async (message, context) => {
+      const state = (await context.conversation?.handoff())?.state;
+      return state === "human" || state === "waiting" ? undefined : await onReply(message, context);
     };
   }
 
