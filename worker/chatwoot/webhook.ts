@@ -382,7 +382,9 @@ async function conversationChanged(
       acted = true;
     }
   }
-  if (changed.has("assignee_id") && assignee !== undefined && assignee !== null && by !== "api") {
+  // Assigned to a person (an agent bot's assignment is not a takeover).
+  const person = assignee !== undefined && assignee !== null && (assignee.type ?? "user") === "user";
+  if (changed.has("assignee_id") && person && by !== "api") {
     const name = by.slice("agent:".length);
     await settings.conversations.setHandoff(ref, { state: "human", by, reason: `${FROM_CHATWOOT}assigned to ${name}` });
     acted = true;
