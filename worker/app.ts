@@ -19,7 +19,8 @@ import {
   type RetryOptions,
 } from "../mod.ts";
 import { apiRoutes } from "./api.ts";
-import { type Env, optionalVar } from "./env.ts";
+import { type Env, lenientVar, optionalVar } from "./env.ts";
+import { ChatwootBridge, type ChatwootOptions } from "./chatwoot/mod.ts";
 import { answerErrors, HttpError } from "./errors.ts";
 import {
   type AppPushHandler,
@@ -98,6 +99,11 @@ export interface AppOptions {
   dedupeStore?: ((env: Env) => KeyValueStore) | undefined;
   /** Supplies the in-process emulator as the upstream when `WECHAT_EMULATOR=on` (local development). */
   emulator?: EmulatorUpstream | undefined;
+  /**
+   * Timing of the Chatwoot bridge (retries, time limits, typing throttle); the bridge itself is
+   * on when `CHATWOOT_URL` is set (see docs/chatwoot.md).
+   */
+  chatwoot?: ChatwootOptions | undefined;
   /** Largest accepted upload, in bytes; default 10 MiB. */
   maxUploadBytes?: number | undefined;
   /** `GET /api/media/:mediaId` ends a download WeChat stops sending for this long, in ms; default 30,000. */
@@ -171,6 +177,8 @@ export function createApp(options: AppOptions = {}): KefuApp {
     push: options.push,
     conversations,
     uploads: (env) => mediaCopies.uploadHook(env),
+    // The Chatwoot bridge mirrors every message, those a person answers too.
+    handleWhileHeld: (env) => lenientVar(env, "CHATWOOT_URL") !== undefined,
     logger,
   });
   const keptInMemory = memoryDeadLetters(now);
@@ -178,16 +186,36 @@ export function createApp(options: AppOptions = {}): KefuApp {
     ((env: Env) => env.WECHAT_KV ? kvDeadLetters(env.WECHAT_KV as unknown as KvListNamespace) : keptInMemory);
   const bots = botCache({ fetch: fetchFn, logger, options: options.bot, conversations });
   let warnedBestEffort = false;
+  const queue = options.queue ?? ((env: Env) => env.KEFU_QUEUE);
+  const chatwoot = new ChatwootBridge({
+    conversations: (env) => conversations(env),
+    store: dedupeStore,
+    queue,
+    miniProgram: (env) => programs.get(env, API),
+    maxMediaBytes: maxUploadBytes,
+    fetch: fetchFn,
+    now,
+    logger,
+    options: options.chatwoot,
+  });
   const push: PushRuntime = {
     // Your onMessage replaces the env-configured behaviour (forward, bot, welcome, transfer) whole.
     handlers: (env) => {
-      const purging = (onMessage: AppPushHandler) => purgingDeadLetters(onMessage, () => deadLetters(env), logger);
-      if (options.onMessage !== undefined) return { onMessage: purging(options.onMessage), onReply: options.onReply };
+      // A half-configured bridge answers 503 naming what is missing, before anything is handled.
+      const bridged = chatwoot.enabled(env);
+      const purging = (onMessage: AppPushHandler) => {
+        const handler = purgingDeadLetters(onMessage, () => deadLetters(env), logger);
+        return bridged ? chatwoot.wrap(handler) : handler;
+      };
+      const replying = (onReply: AppReplyDecider | undefined) => bridged ? chatwoot.wrapReply(onReply) : onReply;
+      if (options.onMessage !== undefined) {
+        return { onMessage: purging(options.onMessage), onReply: replying(options.onReply) };
+      }
       const settings = defaultHandlerSettings(env);
       const handler = defaultPushHandler(settings, { fetch: fetchFn, now, logger });
       const bot = bots.get(env);
       if (bot === undefined) {
-        return { onMessage: purging(handler), onReply: options.onReply ?? defaultReplyDecider(settings) };
+        return { onMessage: purging(handler), onReply: replying(options.onReply ?? defaultReplyDecider(settings)) };
       }
       // The bot answers users; the welcome text still greets them. TRANSFER_TO_KF is the bot's
       // handoff then, not a transfer of every message.
@@ -196,7 +224,7 @@ export function createApp(options: AppOptions = {}): KefuApp {
           await handler(message, context);
           return await bot.onMessage(message, context);
         }),
-        onReply: options.onReply ?? bot.onReply,
+        onReply: replying(options.onReply ?? bot.onReply),
       };
     },
     miniProgram: (env) => {
@@ -212,15 +240,19 @@ export function createApp(options: AppOptions = {}): KefuApp {
     },
     deadLetters,
     logger,
-    queue: options.queue ?? ((env) => env.KEFU_QUEUE),
+    queue,
     deadLetterQueue: options.deadLetterQueue,
     media: mediaCopies,
+    otherJobs: (message, env, dead) => chatwoot.consume(message, env, dead),
   };
 
   const app = new Hono<AppEnv>();
   app.get("/health", (c) => c.json({ status: "ok" }, 200, { "cache-control": "no-store" }));
   app.get("/openapi.json", (c) => c.json(OPENAPI_DOCUMENT, 200, { "cache-control": "public, max-age=300" }));
   app.route("/wechat", wechatRoutes(push));
+  app.route("/chatwoot", chatwoot.routes());
+  // Changes made over /api (a handoff, a send, a deletion) reach Chatwoot too.
+  app.use("/api/*", chatwoot.afterApi);
   app.route(
     "/api",
     apiRoutes({

@@ -93,6 +93,19 @@ export interface Env {
   AI_LABEL?: string;
   /** `on`: each answer is checked with WeChat's msgSecCheck before it goes out; default `off`. */
   BOT_CONTENT_CHECK?: string;
+  /**
+   * Your Chatwoot's address (`https://chat.example.com`): when set, every conversation is
+   * mirrored to Chatwoot and agents answer from there (see docs/chatwoot.md).
+   */
+  CHATWOOT_URL?: string;
+  /** The Chatwoot account's id (the number after `/app/accounts/` in Chatwoot's addresses). */
+  CHATWOOT_ACCOUNT_ID?: string | number;
+  /** The id of the API inbox mini-program users appear in. */
+  CHATWOOT_INBOX_ID?: string | number;
+  /** A Chatwoot user's access token (Profile settings → Access Token) the bridge calls Chatwoot with (a secret). */
+  CHATWOOT_API_TOKEN?: string;
+  /** The API inbox's webhook secret, which signs Chatwoot's webhooks (a secret). Unset: the webhook route is closed. */
+  CHATWOOT_WEBHOOK_SECRET?: string;
 }
 
 /** Names of the string variables of {@link Env}. */
@@ -119,6 +132,16 @@ const milliseconds = (min: number, max: number) => {
     z.int({ error }).check(z.minimum(min, error), z.maximum(max, error)),
   );
 };
+
+// An id Chatwoot shows in its addresses: a string of digits (secrets, the process environment)
+// or a number ([vars] in wrangler.toml).
+const positiveId = z.pipe(
+  z.transform((value: unknown) => (typeof value === "string" && /^\s*\d+\s*$/.test(value) ? Number(value) : value)),
+  z.int({ error: "must be a whole number from 1 (Chatwoot's id)" }).check(
+    z.minimum(1, "must be a whole number from 1 (Chatwoot's id)"),
+    z.maximum(Number.MAX_SAFE_INTEGER, "must be a whole number from 1 (Chatwoot's id)"),
+  ),
+);
 
 /**
  * The zod schema of every variable. Messages describe the expected shape only:
@@ -164,6 +187,11 @@ export const envSchema: z.ZodMiniObject<{ [K in EnvVar]: z.ZodMiniType }> = z.ob
   BOT_FALLBACK_TEXT: text,
   AI_LABEL: flag,
   BOT_CONTENT_CHECK: flag,
+  CHATWOOT_URL: apiBaseSchema,
+  CHATWOOT_ACCOUNT_ID: positiveId,
+  CHATWOOT_INBOX_ID: positiveId,
+  CHATWOOT_API_TOKEN: z.string().check(z.regex(/^\S+$/, "must be the access token alone, without spaces")),
+  CHATWOOT_WEBHOOK_SECRET: z.string().check(z.regex(/^\S+$/, "must be the webhook secret alone, without spaces")),
 });
 
 /** Why a configuration value cannot be used. */
@@ -254,6 +282,11 @@ export interface EnvValues {
   BOT_FALLBACK_TEXT: string;
   AI_LABEL: "on" | "off";
   BOT_CONTENT_CHECK: "on" | "off";
+  CHATWOOT_URL: string;
+  CHATWOOT_ACCOUNT_ID: number;
+  CHATWOOT_INBOX_ID: number;
+  CHATWOOT_API_TOKEN: string;
+  CHATWOOT_WEBHOOK_SECRET: string;
 }
 
 /**
@@ -333,6 +366,8 @@ export function secretValues(env: Env): string[] {
     "API_KEY",
     "FORWARD_SECRET",
     "BOT_API_KEY",
+    "CHATWOOT_API_TOKEN",
+    "CHATWOOT_WEBHOOK_SECRET",
   ] as const;
   return names.map((name) => env[name]).filter((v): v is string => typeof v === "string" && v !== "");
 }

@@ -59,6 +59,17 @@ export {
   type KvListNamespace,
   memoryDeadLetters,
 } from "./dead_letters/mod.ts";
+export {
+  CHATWOOT_DELIVERY_HEADER,
+  CHATWOOT_MAX_SKEW_SECONDS,
+  CHATWOOT_SIGNATURE_HEADER,
+  CHATWOOT_TIMESTAMP_HEADER,
+  type ChatwootOptions,
+  type ChatwootSettings,
+  chatwootSettings,
+  type ChatwootWebhookCheck,
+  verifyChatwootWebhook,
+} from "./chatwoot/mod.ts";
 export { ConfigError, type ConfigProblem, type Env, type EnvVar } from "./env.ts";
 export type { BotAppOptions } from "./bot/mod.ts";
 export { type ErrorBody, HttpError } from "./errors.ts";

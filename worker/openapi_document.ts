@@ -33,6 +33,10 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
       "description": "WeChat calls this (开发管理 → 消息推送)",
     },
     {
+      "name": "Chatwoot",
+      "description": "Chatwoot calls this (the API inbox's webhook), when the bridge is on",
+    },
+    {
       "name": "Service",
       "description": "Health and this document",
     },
@@ -339,6 +343,120 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
           "503": {
             "description":
               "`in_progress` (another delivery of the message is being handled; `Retry-After`), or a configuration error",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error",
+                },
+              },
+            },
+          },
+        },
+      },
+    },
+    "/chatwoot/webhook": {
+      "post": {
+        "tags": [
+          "Chatwoot",
+        ],
+        "summary": "A webhook delivery from Chatwoot",
+        "description":
+          "The Chatwoot bridge (on with `CHATWOOT_URL`; see docs/chatwoot.md). Signed by Chatwoot with the inbox's webhook secret (`CHATWOOT_WEBHOOK_SECRET`): `X-Chatwoot-Signature: sha256=<hex>` of `<X-Chatwoot-Timestamp>.<body>`, within 5 minutes of now. An agent's reply (outgoing, not private) is sent to the user once, after the send window was checked (a refusal marks the message failed in Chatwoot, with the reason); typing shows as typing; an assignment takes the conversation over, `pending` hands it back to the bot, `resolved` closes it. Echoes of what the bridge wrote and repeated deliveries are acknowledged and not acted on.",
+        "parameters": [
+          {
+            "name": "X-Chatwoot-Signature",
+            "in": "header",
+            "required": true,
+            "description": "`sha256=` and the hex HMAC-SHA256 of `<timestamp>.<raw body>`",
+            "schema": {
+              "type": "string",
+            },
+          },
+          {
+            "name": "X-Chatwoot-Timestamp",
+            "in": "header",
+            "required": true,
+            "description": "Unix seconds; more than 300 s from the worker's clock is refused",
+            "schema": {
+              "type": "string",
+            },
+          },
+          {
+            "name": "X-Chatwoot-Delivery",
+            "in": "header",
+            "required": false,
+            "description": "The delivery's id, the same on Chatwoot's retries",
+            "schema": {
+              "type": "string",
+            },
+          },
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "type": "object",
+              },
+            },
+          },
+        },
+        "responses": {
+          "200": {
+            "description":
+              "Handled: `status` says what was done (`sent`, `failed`, `typing`, `handoff`, `accepted` when the send goes on after the answer, or `ignored:<why>`)",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "properties": {
+                    "status": {
+                      "type": "string",
+                    },
+                  },
+                  "required": [
+                    "status",
+                  ],
+                },
+              },
+            },
+          },
+          "400": {
+            "description": "`bad_request`: the body is not a JSON object",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error",
+                },
+              },
+            },
+          },
+          "401": {
+            "description": "`bad_signature` (forged, altered or unsigned) or `stale_timestamp`",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error",
+                },
+              },
+            },
+          },
+          "413": {
+            "description": "`payload_too_large`: over 1 MiB",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error",
+                },
+              },
+            },
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError",
+          },
+          "503": {
+            "description":
+              "`config_missing` or `config_invalid` (`error.variable`): without `CHATWOOT_WEBHOOK_SECRET` the route is closed",
             "content": {
               "application/json": {
                 "schema": {
@@ -948,7 +1066,7 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
         ],
         "summary": "Delete everything of a user",
         "description":
-          "The conversation's history, window and handoff state; the user leaves `GET /api/conversations`. Idempotent. WeChat's `user_authorization_revoke` and `user_authorization_cancellation` events do the same by themselves.",
+          "The conversation's history, window and handoff state, and with the Chatwoot bridge on the user's contact in Chatwoot; the user leaves `GET /api/conversations`. Idempotent. WeChat's `user_authorization_revoke` and `user_authorization_cancellation` events do the same by themselves.",
         "security": [
           {
             "bearer": [],
@@ -978,6 +1096,9 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
           },
           "500": {
             "$ref": "#/components/responses/InternalError",
+          },
+          "502": {
+            "$ref": "#/components/responses/BadGateway",
           },
           "503": {
             "$ref": "#/components/responses/ServiceUnavailable",
@@ -1378,7 +1499,7 @@ export const OPENAPI_DOCUMENT: OpenApiDocument = {
       },
       "BadGateway": {
         "description":
-          "`wechat_api_error` (`error.errcode`: WeChat's errcode, e.g. 45015 outside the window), `upstream_http_error`, `upstream_unreachable` or `upstream_invalid_response`",
+          "`wechat_api_error` (`error.errcode`: WeChat's errcode, e.g. 45015 outside the window), `upstream_http_error`, `upstream_unreachable` or `upstream_invalid_response`; `chatwoot_unreachable` (deleted in kefu-edge, not yet in Chatwoot: send it again)",
         "content": {
           "application/json": {
             "schema": {

@@ -83,6 +83,11 @@ export interface PushRuntime {
   deadLetterQueue: string | undefined;
   /** Copies of media (users' images, uploads), made after the answer or in the consumer. */
   media?: MediaCopies | undefined;
+  /**
+   * Runs a queue message that is not a push (the Chatwoot bridge's mirroring jobs) and resolves
+   * `true`, or resolves `false` to leave it to the push consumer.
+   */
+  otherJobs?: ((message: QueueMessageLike, env: Env, dead: boolean) => Promise<boolean>) | undefined;
 }
 
 /**
@@ -154,6 +159,7 @@ export async function consumePushes(batch: QueueBatchLike, env: Env, runtime: Pu
     ? batch.queue.endsWith("-dlq")
     : batch.queue === runtime.deadLetterQueue;
   for (const message of batch.messages) {
+    if (await runtime.otherJobs?.(message, env, dead)) continue;
     if (isMediaJob(message.body)) await consumeMediaJob(message, env, runtime, dead);
     else if (dead) await keepDeadLetter(message, env, runtime);
     else await consumeOne(message, env, runtime);

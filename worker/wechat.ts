@@ -50,6 +50,8 @@ export interface MiniProgramFactoryOptions {
   conversations?: ((env: Env) => ConversationStore | undefined) | undefined;
   /** What `uploadTempMedia` tells of each upload, for an env (the same function for the same bucket). */
   uploads?: ((env: Env) => ((upload: UploadedMedia) => void) | undefined) | undefined;
+  /** Whether the push handler runs for messages a person holds too (the Chatwoot bridge mirrors them). */
+  handleWhileHeld?: ((env: Env) => boolean) | undefined;
   logger: Logger;
 }
 
@@ -121,6 +123,7 @@ export function miniProgramCache(options: MiniProgramFactoryOptions): {
       const emulator = settings.emulator ? options.emulator ?? injectedEmulator(env) : undefined;
       const conversations = options.conversations?.(env);
       const uploaded = options.uploads?.(env);
+      const handleWhileHeld = options.handleWhileHeld?.(env) === true;
       const key = JSON.stringify([
         settings.appId,
         settings.appSecret,
@@ -131,10 +134,11 @@ export function miniProgramCache(options: MiniProgramFactoryOptions): {
         objectId(emulator),
         objectId(conversations),
         objectId(uploaded),
+        handleWhileHeld,
       ]);
       let mp = cache.get(key);
       if (mp === undefined) {
-        mp = build(settings, env, options, emulator, conversations, uploaded);
+        mp = build(settings, env, options, emulator, conversations, uploaded, handleWhileHeld);
         // Configurations change only on redeploy; keep a few for isolates that see several.
         if (cache.size >= 8) cache.delete(cache.keys().next().value!);
         cache.set(key, mp);
@@ -151,6 +155,7 @@ function build(
   emulator: EmulatorUpstream | undefined,
   conversations: ConversationStore | undefined,
   uploaded: ((upload: UploadedMedia) => void) | undefined,
+  handleWhileHeld: boolean,
 ): MiniProgram {
   const upstream = selectUpstream(settings, { fetch: options.fetch, emulator });
   const push = pushSettings(settings);
@@ -170,7 +175,7 @@ function build(
     retry: options.retry,
     maxUploadBytes: options.maxUploadBytes,
     mediaIdleTimeoutMs: options.mediaIdleTimeoutMs,
-    push: push === undefined ? undefined : { ...push, ...options.push, dedupeStore },
+    push: push === undefined ? undefined : { ...push, ...options.push, dedupeStore, handleWhileHeld },
     conversations,
     onMediaUploaded: uploaded,
   });

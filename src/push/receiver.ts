@@ -77,6 +77,13 @@ export interface PushOptions {
    * before answering non-success (so WeChat retries), in ms; default 1500.
    */
   claimWaitMs?: number | undefined;
+  /**
+   * With conversations: call the handler for the messages of a conversation a person answers
+   * (`human`) or was asked for (`waiting`) too, instead of only keeping them in the history, for
+   * a bridge that shows every message to the people who answer (the worker's Chatwoot bridge).
+   * The handler then keeps the bot out itself (`context.conversation.handoff()`). Default `false`.
+   */
+  handleWhileHeld?: boolean | undefined;
 }
 
 /** Settings of {@link PushReceiver}: the push options plus what the mini program supplies. */
@@ -298,6 +305,7 @@ export class PushReceiver {
   readonly #conversations: ConversationStore | undefined;
   readonly #replyText: (openId: string, text: string, options: SendOptions) => Promise<unknown[]>;
   readonly #storeTimeoutMs: number;
+  readonly #handleWhileHeld: boolean;
   #jobKey: Promise<CryptoKey> | undefined;
 
   /**
@@ -336,6 +344,7 @@ export class PushReceiver {
     this.#replyText = options.replyText ??
       (() => Promise.reject(new ValidationError("push.replyText", "not configured: replies go through a MiniProgram")));
     this.#storeTimeoutMs = storeTimeoutMs;
+    this.#handleWhileHeld = options.handleWhileHeld === true;
   }
 
   /** Whether a push token is configured; when not, every request is answered 503. */
@@ -792,7 +801,7 @@ export class PushReceiver {
     const release = () => claims.release(key, lease.value, faults);
     if (!await this.#purge(delivery.message, release)) return { ok: false, busy: false } satisfies Outcome;
     // A person answers (or was asked for): the message is kept in the history, the bot stays out.
-    if (heldByPerson(conversation?.accepted?.handoff.state)) {
+    if (heldByPerson(conversation?.accepted?.handoff.state) && !this.#handleWhileHeld) {
       await done(undefined);
       return { ok: true, reply: undefined } satisfies Outcome;
     }
@@ -902,7 +911,7 @@ export class PushReceiver {
     if (!await this.#purge(delivery.message, () => claims.release(key, claim, faults))) {
       return { ok: false, busy: false };
     }
-    if (heldByPerson(conversation?.accepted?.handoff.state)) {
+    if (heldByPerson(conversation?.accepted?.handoff.state) && !this.#handleWhileHeld) {
       // Kept in the history for the person who answers; nothing for the bot's queue.
       await this.#mark(claims, key, claim, markValue("done", reply), QUEUED_MARK_TTL_SECONDS, faults);
       return { ok: true, reply };

@@ -84,6 +84,35 @@ test("conversations: while a person answers, the handler is not called and the m
   assert.equal(jobs.length, 0);
 });
 
+test("conversations: with handleWhileHeld the handler runs for a held conversation too, once, in both modes", async () => {
+  const conversations = new MemoryConversationStore();
+  const wechat = createEmulator({ appId: APP_ID, appSecret: SECRET, push: PUSH });
+  const mp = new MiniProgram({
+    appId: APP_ID,
+    appSecret: SECRET,
+    fetch: wechat.fetch,
+    push: { ...PUSH, handleWhileHeld: true },
+    conversations,
+  });
+  const ref = { appId: APP_ID, openId: OPENID };
+  const seen: string[] = [];
+  const handler = (request: Request) =>
+    mp.push.handle(request, async (message, { conversation }) => {
+      seen.push(`${message.Content}:${(await conversation?.handoff())?.state}`);
+    });
+  await (await wechat.user(OPENID).says("hello")).deliver(handler);
+  await conversations.setHandoff(ref, { state: "human", by: "agent:alice" });
+  const held = await wechat.user(OPENID).says("人呢？");
+  await held.deliver(handler);
+  await held.deliver(handler); // WeChat's retry
+  assert.deepEqual(seen, ["hello:bot", "人呢？:human"]);
+  const jobs: PushJob[] = [];
+  await (await wechat.user(OPENID).says("还在吗")).deliver((request) =>
+    mp.push.handleQueued(request, { enqueue: (job) => Promise.resolve(void jobs.push(job)) })
+  );
+  assert.equal(jobs.length, 1, "queued for the handler, which keeps the bot out itself");
+});
+
 test("conversations: a person takes over while the bot's handler runs: its reply never reaches the user", async () => {
   const { wechat, mp, conversations, ref } = setup();
   let release!: () => void;
