@@ -108,6 +108,7 @@ export {
   type OtherPushMessage,
   type ProcessOutcome,
   type ProcessResult,
+  type PushEcho,
   type PushFormat,
   type PushHandler,
   type PushHandlerContext,
@@ -117,6 +118,8 @@ export {
   type PushOptions,
   PushReceiver,
   type PushReceiverOptions,
+  type PushRefusal,
+  type PushRefusalReason,
   type QueuedPushOptions,
   Reply,
   type ReplyDecider,
@@ -129,6 +132,10 @@ export {
   type SubscribeMsgSentItem,
   type TextMessage,
   type UserEnterTempSessionEvent,
+  type VerifiedMessage,
+  verifyPush,
+  type VerifyPushOptions,
+  type VerifyPushResult,
 } from "./src/push/mod.ts";
 export {
   CloudflareKvStore,

@@ -21,6 +21,15 @@ export {
   type ReplyDecider,
 } from "./receiver.ts";
 export {
+  type PushEcho,
+  type PushRefusal,
+  type PushRefusalReason,
+  type VerifiedMessage,
+  verifyPush,
+  type VerifyPushOptions,
+  type VerifyPushResult,
+} from "./verify.ts";
+export {
   type ImageMessage,
   isPushMessage,
   type KnownPushMessages,

@@ -10,6 +10,7 @@ import "./core_stores.ts";
 import "./publish_exports.ts";
 import "./push_crypto.ts";
 import "./push_receiver.ts";
+import "./push_verify.ts";
 import "./push_fuzz.ts";
 import "./push_xml.ts";
 import "./security.ts";

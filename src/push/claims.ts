@@ -1,7 +1,7 @@
 /**
- * The push receiver's exactly-once handling of WeChat's pushes over a {@link KeyValueStore}.
- * Private to kefu-edge (see README.md beside this file). Each message has one entry, keyed by
- * its dedupe key, that moves through these states:
+ * Claims: the delivery's exactly-once handling of WeChat's pushes over a {@link KeyValueStore}
+ * (or a conversation shaped as one). Not part of the public API. Each message has one entry,
+ * keyed by its dedupe key, that moves through these states:
  *
  * - absent → `lease:<id>:<expiresAt>`: a delivery claimed it (atomically, with `setIfAbsent`)
  *   and runs the handler. The lease is short (5 s by default) and renewed while the handler
@@ -23,9 +23,9 @@
  * @module
  */
 import type { KeyValueStore, SetOptions } from "../stores/key_value_store.ts";
-import { uniqueId } from "./unique_id.ts";
-import { withDeadline } from "./deadline.ts";
-import { Reply } from "../push/reply.ts";
+import { uniqueId } from "../internal/unique_id.ts";
+import { withDeadline } from "../internal/deadline.ts";
+import { Reply } from "./reply.ts";
 
 /** What the store says about a message. */
 export type ClaimState =
