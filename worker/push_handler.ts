@@ -131,7 +131,7 @@ export function defaultPushHandler(
     if (settings.forward !== undefined) {
       // A message that opens the send window carries the window it opened, so your service
       // knows how many replies it has (advisory: see the README's send window section).
-      const opened = await openedWindow(message, context.miniProgram);
+      const opened = await openedWindow(message, context);
       const { url, secret, queueTimeoutMs } = settings.forward;
       await forwardMessage(opened === undefined ? message : { ...message, KefuWindow: opened.window }, {
         url,
@@ -165,11 +165,14 @@ function hasSender(message: PushMessage): boolean {
 
 async function openedWindow(
   message: PushMessage,
-  miniProgram: MiniProgram,
+  context: AppPushContext,
 ): Promise<{ window: SendWindow | null } | undefined> {
   if (actionOf(message) === undefined || !hasSender(message)) return undefined;
+  // With conversations, accepting the push (or the consumer taking it) returned the window:
+  // no second call to the store.
+  if (context.conversation !== undefined) return { window: context.conversation.window ?? null };
   try {
-    return { window: await miniProgram.customerServiceMessage.window(message.FromUserName) ?? null };
+    return { window: await context.miniProgram.customerServiceMessage.window(message.FromUserName) ?? null };
   } catch (err) {
     if (err instanceof ValidationError) return undefined; // a FromUserName that is not an OpenID
     throw err;

@@ -116,6 +116,8 @@ export async function handlePush(
   if (queue !== undefined && request.method === "POST") {
     return await mp.push.handleQueued(request, {
       enqueue: async (job) => void await queue.send(job, { contentType: "json" }),
+      // The marker that answers WeChat's retries is written after the answer.
+      waitUntil: ctx === undefined ? undefined : (promise) => ctx.waitUntil(promise),
       reply: onReply === undefined ? undefined : (message, context) => onReply(message, { ...context, env }),
     });
   }

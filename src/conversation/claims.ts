@@ -76,7 +76,8 @@ export class ConversationClaims implements KeyValueStore {
   readonly ref: ConversationRef;
   readonly #message: PushMessage;
   readonly #deliveryId: string;
-  /** What accepting the push found: who answers the conversation, its window. */
+  readonly #takeOver: readonly string[] | undefined;
+  /** What accepting the push found: who answers the conversation, its window, the claim found. */
   accepted: AcceptResult | undefined;
 
   /**
@@ -84,12 +85,20 @@ export class ConversationClaims implements KeyValueStore {
    * @param ref the push's conversation
    * @param message the push
    * @param deliveryId its delivery id
+   * @param takeOver live claims that accepting may take the place of, by how they start
    */
-  constructor(store: ConversationStore, ref: ConversationRef, message: PushMessage, deliveryId: string) {
+  constructor(
+    store: ConversationStore,
+    ref: ConversationRef,
+    message: PushMessage,
+    deliveryId: string,
+    takeOver?: readonly string[],
+  ) {
     this.#store = store;
     this.ref = ref;
     this.#message = message;
     this.#deliveryId = deliveryId;
+    this.#takeOver = takeOver;
   }
 
   /** The push's claim. */
@@ -97,7 +106,7 @@ export class ConversationClaims implements KeyValueStore {
     return this.#store.claim(this.ref, key);
   }
 
-  /** Accepts the push into its conversation with this claim. */
+  /** Accepts the push into its conversation with this claim (in the place of a claim `takeOver` names). */
   async setIfAbsent(key: string, value: string, options: SetOptions = {}): Promise<boolean> {
     const action = actionOf(this.#message);
     const result = await this.#store.accept(this.ref, {
@@ -106,6 +115,7 @@ export class ConversationClaims implements KeyValueStore {
       ttlSeconds: options.ttlSeconds ?? 60,
       entry: inboundEntry(this.#message, this.#deliveryId),
       action: action === undefined ? undefined : { kind: action, at: this.#message.CreateTime * 1000 },
+      takeOver: this.#takeOver,
     });
     this.accepted = result;
     return result.outcome === "claimed";

@@ -125,6 +125,12 @@ export interface AcceptInput {
   entry: EntryContent;
   /** The user action it counts as for the send window, and when it happened (ms). */
   action?: { kind: SendWindow["kind"]; at: number } | undefined;
+  /**
+   * Live claims this one may take the place of, by how their value starts (a queue's consumer
+   * takes a push from its `queued` or `enqueuing` marker): accepting over one is `claimed`,
+   * with the claim replaced in `current`.
+   */
+  takeOver?: readonly string[] | undefined;
 }
 
 /** What {@link ConversationStore.accept} found and did. */
@@ -134,7 +140,10 @@ export interface AcceptResult {
    * handled or queued already (`current` says which).
    */
   outcome: "claimed" | "taken";
-  /** The claim found, when `taken`. */
+  /**
+   * The claim found: when `taken`, the one that holds the push; when `claimed` over a claim
+   * `takeOver` allowed, the one replaced.
+   */
   current?: string | undefined;
   /** Who answers the conversation now (after the push reopened a closed one). */
   handoff: Handoff;

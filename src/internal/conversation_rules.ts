@@ -135,8 +135,9 @@ function settleIdle(head: ConversationHead, now: number, settings: ConversationS
 }
 
 /**
- * Accepting a push: a claim this delivery takes, or the one it finds; the first time, the
- * entry appended, the window opened, a closed conversation reopened as `bot`.
+ * Accepting a push: a claim this delivery takes (in the place of a free one, or of a live one
+ * `takeOver` names), or the one it finds; the first time, the entry appended, the window
+ * opened, a closed conversation reopened as `bot`.
  *
  * @param head the conversation (`undefined`: a new one)
  * @param row the push's claim row, if any
@@ -155,7 +156,10 @@ export function applyAccept(
   const next = head === undefined ? newHead(now) : structuredClone(head);
   const append: ConversationEntry[] = [];
   const live = row !== undefined && row.value !== null && row.expiresAt > now;
-  if (live) {
+  const replaced = live && input.takeOver?.some((start) => row.value!.startsWith(start)) === true
+    ? row.value!
+    : undefined;
+  if (live && replaced === undefined) {
     settleIdle(next, now, settings, append);
     const result = {
       outcome: "taken" as const,
@@ -187,7 +191,8 @@ export function applyAccept(
       if (opened.expiresAt > now) next.window = opened;
     }
   }
-  const result = { outcome: "claimed" as const, handoff: next.handoff, window: liveWindow(next.window, now) };
+  const result: AcceptResult = { outcome: "claimed", handoff: next.handoff, window: liveWindow(next.window, now) };
+  if (replaced !== undefined) result.current = replaced;
   // A push taken over from a holder that died changes only its claim (and a lapsed takeover).
   return { head: next, append, row: claimed, result, changed: first || append.length > 0 || head === undefined };
 }

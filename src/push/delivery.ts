@@ -114,6 +114,12 @@ export interface QueuedPushOptions {
   enqueueTimeoutMs?: number | undefined;
   /** The passive reply, decided before answering; default none (`success`). */
   reply?: ReplyDecider | undefined;
+  /**
+   * Keeps work alive after the answer (`ctx.waitUntil` on Workers). With it, the marker that
+   * answers WeChat's retries is written after WeChat is answered (still only once the queue
+   * has the job), so WeChat waits for one store call instead of two; without it, before.
+   */
+  waitUntil?: ((promise: Promise<unknown>) => void) | undefined;
   /** Longest time `reply` may take, in ms, before `success` is answered without it; default 3000. */
   replyBudgetMs?: number | undefined;
 }
@@ -163,6 +169,9 @@ const CLAIM_POLL_MS = 100;
 // WeChat's next try (5 s later).
 const ENQUEUING_SECONDS = 4;
 const JOB_KEY_LABEL = "kefu-edge push job v2";
+// What a queue's consumer takes a push from: its job is in the queue (the consumer holds it),
+// so a marker that says so, or one still waiting for the queue's answer, gives way to its run.
+const RUN_TAKES_OVER: readonly string[] = ["queued:", "enqueuing:"];
 
 /** What came of one delivery, shared by concurrent duplicates in an isolate. */
 export type Outcome =
@@ -403,51 +412,109 @@ export class PushDelivery {
       return { outcome: "refused", reason: refusal };
     }
     const faults = noFaults();
-    const marks = this.#claimsFor(job.message, job.deliveryId).claims;
+    const context: PushHandlerContext = {
+      encrypted: job.encrypted,
+      format: job.format,
+      deliveryId: job.deliveryId,
+      attempt: options.attempt ?? 1,
+    };
     try {
-      const raw = await marks.readRaw(job.key, faults);
-      const current = parseState(raw);
-      if (current.state === "done") return { outcome: "duplicate" };
-      const runKey = `${job.key}:run`;
-      const ttlSeconds = this.#leaseSeconds;
-      const lease = this.#claims.lease(ttlSeconds);
-      if (!await this.#claims.claim(runKey, lease.value, { ttlSeconds }, faults)) {
-        // Another consumer runs it, or ran it and died: its lease, no longer renewed then,
-        // runs out within leaseSeconds. Come back when it would have.
-        const holder = await this.#claims.read(runKey, faults);
-        const wait = remainingMs(holder, this.#now(), ttlSeconds * 1000);
-        return { outcome: "busy", retryAfterSeconds: Math.max(1, Math.ceil(wait / 1000)) };
-      }
-      const reply = current.state === "queued" ? current.reply : undefined;
-      const plain: PushHandlerContext = {
-        encrypted: job.encrypted,
-        format: job.format,
-        deliveryId: job.deliveryId,
-        attempt: options.attempt ?? 1,
-      };
-      const openId = this.#conversations === undefined ? undefined : conversationUser(job.message);
-      const context = openId === undefined
-        ? plain
-        : this.#withConversation(plain, { appId: this.#appId, openId }, undefined);
-      let result: unknown;
-      try {
-        const run = Promise.resolve().then(() => handler(job.message, context));
-        result = await this.#claims.hold(runKey, lease, ttlSeconds, faults, run);
-      } catch (err) {
-        // Counted on the queued marker, for the dead-letter log; then free for the retry.
-        const failed = markValue("queued", reply, options.attempt ?? 1);
-        await this.#mark(marks, job.key, raw, failed, QUEUED_MARK_TTL_SECONDS, faults);
-        await this.#claims.release(runKey, lease.value, faults);
-        throw err;
-      }
-      if (result instanceof Reply) {
-        this.#logger.warn(`Push handler replied ${result.type} from the queue: WeChat was answered already`);
-      }
-      // The done mark is checked before the run lease, which then runs out on its own.
-      await this.#mark(marks, job.key, raw, markValue("done", reply), QUEUED_MARK_TTL_SECONDS, faults);
-      return { outcome: "done" };
+      const { claims, conversation } = this.#claimsFor(job.message, job.deliveryId, RUN_TAKES_OVER);
+      return conversation === undefined
+        ? await this.#runFromStore(job, handler, context, faults)
+        : await this.#runInConversation(job, handler, context, faults, claims, conversation);
     } finally {
       this.#logFaults(faults, job.deliveryId);
+    }
+  }
+
+  /**
+   * A queued job in its user's conversation, in two calls: one operation takes the push from
+   * its `queued` (or still `enqueuing`) marker with a lease and returns the window, another
+   * marks it done (or, after a failure, queued again with the attempts counted). The lease is
+   * renewed while the handler runs, so a consumer that dies frees the push within leaseSeconds.
+   */
+  async #runInConversation(
+    job: PushJob,
+    handler: PushHandler,
+    plain: PushHandlerContext,
+    faults: StoreFaults,
+    claims: Claims,
+    conversation: ConversationClaims,
+  ): Promise<ProcessResult> {
+    const ttlSeconds = this.#leaseSeconds;
+    const lease = claims.lease(ttlSeconds);
+    if (!await claims.claim(job.key, lease.value, { ttlSeconds }, faults, "run")) {
+      const holder = parseState(conversation.accepted?.current ?? null);
+      if (holder.state === "done") return { outcome: "duplicate" };
+      // Another consumer runs it, or ran it and died: its lease, no longer renewed then,
+      // runs out within leaseSeconds. Come back when it would have.
+      const wait = remainingMs(holder, this.#now(), ttlSeconds * 1000);
+      return { outcome: "busy", retryAfterSeconds: Math.max(1, Math.ceil(wait / 1000)) };
+    }
+    const previous = parseState(conversation.accepted?.current ?? null);
+    const reply = previous.state === "queued" || previous.state === "enqueuing" ? previous.reply : undefined;
+    const context = this.#withConversation(plain, conversation.ref, conversation.accepted?.window);
+    let result: unknown;
+    try {
+      const run = Promise.resolve().then(() => handler(job.message, context));
+      result = await claims.hold(job.key, lease, ttlSeconds, faults, run);
+    } catch (err) {
+      // Queued again, with the attempts counted for the dead-letter log: free for the retry.
+      const failed = markValue("queued", reply, plain.attempt);
+      await this.#mark(claims, job.key, lease.value, failed, QUEUED_MARK_TTL_SECONDS, faults);
+      throw err;
+    }
+    this.#warnQueuedReply(result);
+    await this.#mark(claims, job.key, lease.value, markValue("done", reply), QUEUED_MARK_TTL_SECONDS, faults);
+    return { outcome: "done" };
+  }
+
+  /**
+   * A queued job without a conversation: the push's marker is read, a second claim
+   * (`<key>:run`) is the consumer's lease, and the marker is marked done.
+   */
+  async #runFromStore(
+    job: PushJob,
+    handler: PushHandler,
+    context: PushHandlerContext,
+    faults: StoreFaults,
+  ): Promise<ProcessResult> {
+    const marks = this.#claims;
+    const raw = await marks.readRaw(job.key, faults);
+    const current = parseState(raw);
+    if (current.state === "done") return { outcome: "duplicate" };
+    const runKey = `${job.key}:run`;
+    const ttlSeconds = this.#leaseSeconds;
+    const lease = this.#claims.lease(ttlSeconds);
+    if (!await this.#claims.claim(runKey, lease.value, { ttlSeconds }, faults)) {
+      // Another consumer runs it, or ran it and died: its lease, no longer renewed then,
+      // runs out within leaseSeconds. Come back when it would have.
+      const holder = await this.#claims.read(runKey, faults);
+      const wait = remainingMs(holder, this.#now(), ttlSeconds * 1000);
+      return { outcome: "busy", retryAfterSeconds: Math.max(1, Math.ceil(wait / 1000)) };
+    }
+    const reply = current.state === "queued" ? current.reply : undefined;
+    let result: unknown;
+    try {
+      const run = Promise.resolve().then(() => handler(job.message, context));
+      result = await this.#claims.hold(runKey, lease, ttlSeconds, faults, run);
+    } catch (err) {
+      // Counted on the queued marker, for the dead-letter log; then free for the retry.
+      const failed = markValue("queued", reply, context.attempt);
+      await this.#mark(marks, job.key, raw, failed, QUEUED_MARK_TTL_SECONDS, faults);
+      await this.#claims.release(runKey, lease.value, faults);
+      throw err;
+    }
+    this.#warnQueuedReply(result);
+    // The done mark is checked before the run lease, which then runs out on its own.
+    await this.#mark(marks, job.key, raw, markValue("done", reply), QUEUED_MARK_TTL_SECONDS, faults);
+    return { outcome: "done" };
+  }
+
+  #warnQueuedReply(result: unknown): void {
+    if (result instanceof Reply) {
+      this.#logger.warn(`Push handler replied ${result.type} from the queue: WeChat was answered already`);
     }
   }
 
@@ -508,7 +575,7 @@ export class PushDelivery {
     // Claim first: a new message (the common case) then costs one store operation.
     for (let polls = 0;; polls++) {
       if (await claims.claim(key, lease.value, { ttlSeconds }, faults)) break;
-      const current = await claims.read(key, faults);
+      const current = await this.#holder(claims, conversation, key, faults);
       const settled = answerOf(current);
       if (settled !== undefined) return settled;
       // Another delivery holds the message: wait a little for its outcome.
@@ -551,13 +618,32 @@ export class PushDelivery {
    * Where a push's claims live: in its user's conversation when conversations are kept (so
    * claiming it also appends it and opens the window, in one operation), else the dedupe store.
    */
-  #claimsFor(message: PushMessage, deliveryId: string): { claims: Claims; conversation?: ConversationClaims } {
+  #claimsFor(
+    message: PushMessage,
+    deliveryId: string,
+    takeOver?: readonly string[],
+  ): { claims: Claims; conversation?: ConversationClaims } {
     const openId = this.#conversations === undefined ? undefined : conversationUser(message);
     if (openId === undefined) return { claims: this.#claims };
     const ref = { appId: this.#appId, openId };
-    const conversation = new ConversationClaims(this.#conversations!, ref, message, deliveryId);
+    const conversation = new ConversationClaims(this.#conversations!, ref, message, deliveryId, takeOver);
     const claims = new Claims(conversation, { timeoutMs: this.#storeTimeoutMs, now: this.#now });
     return { claims, conversation };
+  }
+
+  /**
+   * Who holds a push that could not be claimed: what accepting it into the conversation found
+   * (no second call), else read from the store.
+   */
+  async #holder(
+    claims: Claims,
+    conversation: ConversationClaims | undefined,
+    key: string,
+    faults: StoreFaults,
+  ): Promise<ClaimState> {
+    const found = conversation?.accepted;
+    if (found?.outcome === "taken" && found.current !== undefined) return parseState(found.current);
+    return await claims.read(key, faults);
   }
 
   /** The handler's context with the user's conversation (the delivery's own context is shared with its duplicates). */
@@ -618,7 +704,7 @@ export class PushDelivery {
     const claim = claims.enqueuing(ENQUEUING_SECONDS, reply);
     for (let polls = 0;; polls++) {
       if (await claims.claim(key, claim, { ttlSeconds: ENQUEUING_SECONDS }, faults)) break;
-      const current = await claims.read(key, faults);
+      const current = await this.#holder(claims, conversation, key, faults);
       const settled = answerOf(current);
       if (settled !== undefined) return settled;
       // A synchronous holder (a deploy mixing modes) handles it: WeChat may stop retrying.
@@ -633,7 +719,7 @@ export class PushDelivery {
     }
     if (heldByPerson(conversation?.accepted?.handoff.state)) {
       // Kept in the history for the person who answers; nothing for the bot's queue.
-      await this.#mark(claims, key, claim, markValue("done", reply), QUEUED_MARK_TTL_SECONDS, faults);
+      await this.#markAfterAnswer(delivery, options, claims, claim, markValue("done", reply), faults);
       return { ok: true, reply };
     }
     const receivedAt = this.#now();
@@ -659,8 +745,36 @@ export class PushDelivery {
       await claims.release(key, claim, faults);
       return { ok: false, busy: false };
     }
-    await this.#mark(claims, key, claim, markValue("queued", reply), QUEUED_MARK_TTL_SECONDS, faults);
+    await this.#markAfterAnswer(delivery, options, claims, claim, markValue("queued", reply), faults);
     return { ok: true, reply };
+  }
+
+  /**
+   * Replaces the `enqueuing` claim with the marker that answers WeChat's retries, once the
+   * queue has the job (or nothing is left to queue). With `waitUntil` it is written after
+   * WeChat is answered, so WeChat waits for one store call, not two: WeChat retries only what
+   * got no answer, and a retry meanwhile finds the `enqueuing` claim and waits for the marker.
+   * A marker never written leaves that claim to run out (the queue's consumer takes the push
+   * from it, and a retry after it enqueues again: a duplicate the consumer's done check absorbs).
+   */
+  async #markAfterAnswer(
+    delivery: Delivery,
+    options: QueuedPushOptions,
+    claims: Claims,
+    claim: string,
+    value: string,
+    faults: StoreFaults,
+  ): Promise<void> {
+    const { key } = delivery;
+    if (options.waitUntil === undefined) {
+      return await this.#mark(claims, key, claim, value, QUEUED_MARK_TTL_SECONDS, faults);
+    }
+    // On a later task: the answer is handed back first. Its own failures, its own log line.
+    const late = noFaults();
+    const marked = new Promise<void>((resolve) => setTimeout(resolve, 0))
+      .then(() => this.#mark(claims, key, claim, value, QUEUED_MARK_TTL_SECONDS, late))
+      .finally(() => this.#logFaults(late, delivery.context.deliveryId));
+    options.waitUntil(marked);
   }
 
   async #decideReply(delivery: Delivery, options: QueuedPushOptions): Promise<Reply | undefined> {

@@ -92,6 +92,28 @@ export const conversationCases: ConversationCase[] = [
     assert.equal((await store.accept(ref, { ...userText("m1", "one"), claim: "lease:m1:3" })).outcome, "claimed");
     assert.equal((await store.history(ref, { limit: 10 }))?.entries.length, 1);
   }],
+  ["accept: `takeOver` takes a live claim by how it starts, says what it replaced, and nothing else", async (make) => {
+    const { store } = await make();
+    const ref = freshRef();
+    await store.accept(ref, { ...userText("m1", "one"), claim: "queued:success", ttlSeconds: 300 });
+    const run = { ...userText("m1", "one"), claim: "lease:run:1", takeOver: ["queued:", "enqueuing:"] };
+    const taken = await store.accept(ref, run);
+    assert.deepEqual([taken.outcome, taken.current, taken.window?.kind], ["claimed", "queued:success", "message"]);
+    assert.equal(await store.claim(ref, "m1"), "lease:run:1");
+    // A live lease (another run) and a done mark are not in `takeOver`: found, not replaced.
+    const busy = await store.accept(ref, { ...run, claim: "lease:run:2" });
+    assert.deepEqual([busy.outcome, busy.current], ["taken", "lease:run:1"], "while another run holds it");
+    assert.equal(await store.replaceClaim(ref, "m1", "lease:run:1", "done:success", 300), true);
+    const done = await store.accept(ref, { ...run, claim: "lease:run:3" });
+    assert.deepEqual([done.outcome, done.current], ["taken", "done:success"], "once done");
+    assert.equal((await store.history(ref, { limit: 10 }))?.entries.length, 1, "appended once");
+    // Ten consumers at once: one takes it.
+    await store.accept(ref, { ...userText("m2", "two"), claim: "enqueuing:e:1:success", ttlSeconds: 300 });
+    const runs = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => store.accept(ref, { ...run, key: "m2", claim: `lease:run:${i}` })),
+    );
+    assert.equal(runs.filter((r) => r.outcome === "claimed").length, 1, "one of ten consumers");
+  }],
   ["accept: of 20 concurrent deliveries of one push exactly one claims it; one entry", async (make) => {
     const { store } = await make();
     const ref = freshRef();
