@@ -107,6 +107,7 @@ export {
   type MiniProgramPageMessage,
   type OtherPushMessage,
   type ProcessOutcome,
+  type ProcessQueuedOptions,
   type ProcessResult,
   type PushEcho,
   type PushFormat,

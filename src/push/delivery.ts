@@ -27,7 +27,7 @@ import {
   remainingMs,
   type StoreFaults,
 } from "./claims.ts";
-import { ConversationClaims, conversationUser, purgedUser } from "../conversation/claims.ts";
+import { ConversationClaims, conversationUser, orderKey, purgedUser } from "../conversation/claims.ts";
 import type { ConversationStore, HandoffState } from "../conversation/types.ts";
 import { type ConversationContext, conversationContext } from "../conversation/context.ts";
 import type { SendOptions } from "../customer_service/schemas.ts";
@@ -124,13 +124,27 @@ export interface QueuedPushOptions {
   replyBudgetMs?: number | undefined;
 }
 
+/** Settings of {@link PushReceiver.processQueued}. */
+export interface ProcessQueuedOptions {
+  /** How many times the queue has delivered the job (1 the first time). */
+  attempt?: number | undefined;
+  /**
+   * When the queue delivers the job again if the handler fails, in seconds (the delay you pass
+   * to the queue's retry): the user's later messages wait for it until then, to keep their order.
+   */
+  retryDelaySeconds?: number | undefined;
+}
+
 /** What {@link PushReceiver.processQueued} did with a job. */
 export type ProcessOutcome =
   /** The handler ran and succeeded; the message is marked handled. */
   | "done"
   /** The message was already handled: nothing ran. */
   | "duplicate"
-  /** Another consumer is running this message's handler right now: retry the job after `retryAfterSeconds`. */
+  /**
+   * Another consumer is running this message's handler right now, or (`reason: "order"`) an
+   * earlier message of the same user is still pending: retry the job after `retryAfterSeconds`.
+   */
   | "busy"
   /** Not a job of this receiver (malformed, forged, or from an older version): nothing ran; don't retry it. */
   | "refused";
@@ -139,9 +153,15 @@ export type ProcessOutcome =
 export interface ProcessResult {
   /** What was done. */
   outcome: ProcessOutcome;
-  /** `busy`: when the other consumer's claim runs out if it is not renewed (its holder died), in seconds. */
+  /**
+   * `busy`: when to deliver the job again, in seconds: when the other consumer's claim runs out
+   * if it is not renewed (its holder died), or when the earlier message it waits for is due.
+   */
   retryAfterSeconds?: number | undefined;
-  /** `refused`: why (`malformed`, `unsigned`, `foreign_key`, `key_mismatch`, `bad_signature`). */
+  /**
+   * `refused`: why (`malformed`, `unsigned`, `foreign_key`, `key_mismatch`, `bad_signature`);
+   * `busy`: `order` when an earlier message of the same user is still pending.
+   */
   reason?: string | undefined;
 }
 
@@ -171,7 +191,13 @@ const ENQUEUING_SECONDS = 4;
 const JOB_KEY_LABEL = "kefu-edge push job v2";
 // What a queue's consumer takes a push from: its job is in the queue (the consumer holds it),
 // so a marker that says so, or one still waiting for the queue's answer, gives way to its run.
-const RUN_TAKES_OVER: readonly string[] = ["queued:", "enqueuing:"];
+const RUN_TAKES_OVER: readonly string[] = ["queued:", "enqueuing:", "dead:"];
+/**
+ * A user's message waits for an earlier one still pending until that one is this late for its
+ * next step (its claim running out, its queue retry coming), then goes ahead: in queue mode the
+ * wait follows the earlier message's retries, so a backend outage keeps the order.
+ */
+export const ORDER_GRACE_MS = 60_000;
 
 /** What came of one delivery, shared by concurrent duplicates in an isolate. */
 export type Outcome =
@@ -404,7 +430,7 @@ export class PushDelivery {
    * @returns what was done
    * @throws what the handler threw
    */
-  async processQueued(job: PushJob, handler: PushHandler, options: { attempt?: number } = {}): Promise<ProcessResult> {
+  async processQueued(job: PushJob, handler: PushHandler, options: ProcessQueuedOptions = {}): Promise<ProcessResult> {
     const refusal = await this.#checkJob(job);
     if (refusal !== undefined) {
       const deliveryId = typeof job?.deliveryId === "string" ? job.deliveryId.slice(0, 64) : undefined;
@@ -419,10 +445,13 @@ export class PushDelivery {
       attempt: options.attempt ?? 1,
     };
     try {
-      const { claims, conversation } = this.#claimsFor(job.message, job.deliveryId, RUN_TAKES_OVER);
+      const { claims, conversation } = this.#claimsFor(job.message, job.deliveryId, {
+        takeOver: RUN_TAKES_OVER,
+        wait: true,
+      });
       return conversation === undefined
         ? await this.#runFromStore(job, handler, context, faults)
-        : await this.#runInConversation(job, handler, context, faults, claims, conversation);
+        : await this.#runInConversation(job, handler, context, faults, claims, conversation, options.retryDelaySeconds);
     } finally {
       this.#logFaults(faults, job.deliveryId);
     }
@@ -441,17 +470,25 @@ export class PushDelivery {
     faults: StoreFaults,
     claims: Claims,
     conversation: ConversationClaims,
+    retryDelaySeconds: number | undefined,
   ): Promise<ProcessResult> {
     const ttlSeconds = this.#leaseSeconds;
     const lease = claims.lease(ttlSeconds);
     if (!await claims.claim(job.key, lease.value, { ttlSeconds }, faults, "run")) {
-      const holder = parseState(conversation.accepted?.current ?? null);
+      const accepted = conversation.accepted;
+      if (accepted?.outcome === "waiting") {
+        // An earlier message of the user is still pending: come back once it is due to have moved.
+        const wait = Math.max(0, (accepted.retryAt ?? this.#now()) - this.#now());
+        return { outcome: "busy", reason: "order", retryAfterSeconds: Math.max(1, Math.ceil(wait / 1000) + 1) };
+      }
+      const holder = parseState(accepted?.current ?? null);
       if (holder.state === "done") return { outcome: "duplicate" };
       // Another consumer runs it, or ran it and died: its lease, no longer renewed then,
       // runs out within leaseSeconds. Come back when it would have.
       const wait = remainingMs(holder, this.#now(), ttlSeconds * 1000);
       return { outcome: "busy", retryAfterSeconds: Math.max(1, Math.ceil(wait / 1000)) };
     }
+    this.#logPassed(conversation, job.deliveryId);
     const previous = parseState(conversation.accepted?.current ?? null);
     const reply = previous.state === "queued" || previous.state === "enqueuing" ? previous.reply : undefined;
     const context = this.#withConversation(plain, conversation.ref, conversation.accepted?.window);
@@ -460,8 +497,10 @@ export class PushDelivery {
       const run = Promise.resolve().then(() => handler(job.message, context));
       result = await claims.hold(job.key, lease, ttlSeconds, faults, run);
     } catch (err) {
-      // Queued again, with the attempts counted for the dead-letter log: free for the retry.
-      const failed = markValue("queued", reply, plain.attempt);
+      // Queued again, with the attempts counted for the dead-letter log and when the queue
+      // brings it back (the user's later messages wait for it until then): free for the retry.
+      const retryAt = retryDelaySeconds === undefined ? undefined : this.#now() + retryDelaySeconds * 1000;
+      const failed = markValue("queued", reply, plain.attempt, retryAt);
       await this.#mark(claims, job.key, lease.value, failed, QUEUED_MARK_TTL_SECONDS, faults);
       throw err;
     }
@@ -562,6 +601,27 @@ export class PushDelivery {
     return state.state === "queued" ? state.failedAttempts : undefined;
   }
 
+  /**
+   * Marks a queued job that reached the dead-letter queue (see {@link PushReceiver.deadLettered}):
+   * the user's later messages stop waiting for it; a replay still runs it once.
+   *
+   * @param job the job
+   * @returns the number of failed attempts recorded, or `undefined`
+   */
+  async deadLettered(job: PushJob): Promise<number | undefined> {
+    if (typeof job?.key !== "string" || typeof job.message !== "object" || job.message === null) return undefined;
+    const faults = noFaults();
+    const { claims } = this.#claimsFor(job.message, job.deliveryId);
+    const raw = await claims.readRaw(job.key, faults);
+    const state = parseState(raw);
+    if (raw !== null && state.state === "queued" && state.dead !== true) {
+      const dead = markValue("dead", state.reply, state.failedAttempts ?? 0);
+      await claims.replace(job.key, raw, dead, { ttlSeconds: QUEUED_MARK_TTL_SECONDS }, faults, "mark");
+    }
+    this.#logFaults(faults, job.deliveryId);
+    return state.state === "queued" ? state.failedAttempts : undefined;
+  }
+
   async #runOnce(
     delivery: Delivery,
     handler: PushHandler,
@@ -569,20 +629,29 @@ export class PushDelivery {
     answered: Promise<void>,
   ): Promise<Outcome> {
     const { key } = delivery;
-    const { claims, conversation } = this.#claimsFor(delivery.message, delivery.context.deliveryId);
+    const { claims, conversation } = this.#claimsFor(delivery.message, delivery.context.deliveryId, { wait: true });
     const ttlSeconds = this.#leaseSeconds;
     const lease = claims.lease(ttlSeconds);
+    const waitingSince = Date.now();
     // Claim first: a new message (the common case) then costs one store operation.
-    for (let polls = 0;; polls++) {
+    for (let held = 0;;) {
       if (await claims.claim(key, lease.value, { ttlSeconds }, faults)) break;
+      if (conversation?.accepted?.outcome === "waiting") {
+        // An earlier message of the user is still being handled: WeChat's 5 s leave no more
+        // than claimWaitMs to wait for it; after that this one goes ahead (logged).
+        if (Date.now() - waitingSince + CLAIM_POLL_MS >= this.#claimWaitMs) conversation.order!.wait = false;
+        await sleep(CLAIM_POLL_MS);
+        continue;
+      }
       const current = await this.#holder(claims, conversation, key, faults);
       const settled = answerOf(current);
       if (settled !== undefined) return settled;
       // Another delivery holds the message: wait a little for its outcome.
-      if (polls * CLAIM_POLL_MS >= this.#claimWaitMs) return { ok: false, busy: true } satisfies Outcome;
+      if (held++ * CLAIM_POLL_MS >= this.#claimWaitMs) return { ok: false, busy: true } satisfies Outcome;
       await sleep(CLAIM_POLL_MS);
     }
     if (conversation === undefined) await this.#recordAction(delivery.message, faults);
+    else this.#logPassed(conversation, delivery.context.deliveryId);
     const done = (reply: Reply | undefined) =>
       this.#mark(claims, key, lease.value, markValue("done", reply), this.#dedupeTtlSeconds, faults);
     const release = () => claims.release(key, lease.value, faults);
@@ -621,14 +690,26 @@ export class PushDelivery {
   #claimsFor(
     message: PushMessage,
     deliveryId: string,
-    takeOver?: readonly string[],
+    options: { takeOver?: readonly string[]; wait?: boolean } = {},
   ): { claims: Claims; conversation?: ConversationClaims } {
     const openId = this.#conversations === undefined ? undefined : conversationUser(message);
     if (openId === undefined) return { claims: this.#claims };
     const ref = { appId: this.#appId, openId };
-    const conversation = new ConversationClaims(this.#conversations!, ref, message, deliveryId, takeOver);
+    const key = orderKey(message);
+    const order = key === undefined ? undefined : { key, wait: options.wait ?? false, graceMs: ORDER_GRACE_MS };
+    const conversation = new ConversationClaims(this.#conversations!, ref, message, deliveryId, {
+      takeOver: options.takeOver,
+      order,
+    });
     const claims = new Claims(conversation, { timeoutMs: this.#storeTimeoutMs, now: this.#now });
     return { claims, conversation };
+  }
+
+  /** One line when a message went ahead of earlier ones of its user still pending (never the user or content). */
+  #logPassed(conversation: ConversationClaims, deliveryId: string): void {
+    const passed = conversation.accepted?.passed;
+    if (passed === undefined || passed === 0) return;
+    this.#logger.warn(JSON.stringify({ event: "kefu-edge.order_skipped", deliveryId, passed }));
   }
 
   /**

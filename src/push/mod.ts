@@ -10,6 +10,7 @@ export type { PushFormat } from "./parse.ts";
 export { Reply, type ReplyType } from "./reply.ts";
 export {
   type ProcessOutcome,
+  type ProcessQueuedOptions,
   type ProcessResult,
   type PushHandler,
   type PushHandlerContext,

@@ -29,6 +29,7 @@ import {
   type Delivery,
   type DeliveryMode,
   type Outcome,
+  type ProcessQueuedOptions,
   type ProcessResult,
   PushDelivery,
   type PushHandler,
@@ -46,6 +47,7 @@ export {
   DEFAULT_REPLY_BUDGET_MS,
   DEFAULT_STORE_TIMEOUT_MS,
   type ProcessOutcome,
+  type ProcessQueuedOptions,
   type ProcessResult,
   type PushHandler,
   type PushHandlerContext,
@@ -262,7 +264,8 @@ export class PushReceiver {
    *
    * @param job the job, as enqueued
    * @param handler the push handler (its passive replies are ignored: WeChat was answered already)
-   * @param options `attempt`: how many times the queue has delivered the job (1 the first time)
+   * @param options `attempt`: how many times the queue has delivered the job (1 the first time);
+   *   `retryDelaySeconds`: when the queue delivers it again if the handler fails
    * @returns what was done
    * @throws what the handler threw
    * @example A queue consumer
@@ -284,7 +287,7 @@ export class PushReceiver {
    * console.log((await mp.push.processQueued(job, handler, { attempt: 2 })).outcome); // "duplicate"
    * ```
    */
-  processQueued(job: PushJob, handler: PushHandler, options: { attempt?: number } = {}): Promise<ProcessResult> {
+  processQueued(job: PushJob, handler: PushHandler, options: ProcessQueuedOptions = {}): Promise<ProcessResult> {
     return this.#delivery.processQueued(job, handler, options);
   }
 
@@ -313,6 +316,32 @@ export class PushReceiver {
    */
   failedAttempts(job: PushJob): Promise<number | undefined> {
     return this.#delivery.failedAttempts(job);
+  }
+  /**
+   * Marks a queued job that reached the dead-letter queue, for a dead-letter consumer: the
+   * user's later messages, which wait for earlier ones still pending to keep their order, stop
+   * waiting for it; a replay of the job still runs its handler once.
+   *
+   * @param job the job
+   * @returns how many times the consumer's handler failed on it (see {@link PushReceiver.failedAttempts})
+   * @example
+   * ```ts
+   * import { MiniProgram, type PushJob } from "@kefu/edge";
+   * import { createEmulator } from "@kefu/edge/testing";
+   * const mp = new MiniProgram({ appId: "wx123", appSecret: "secret", push: { token: "TOKEN" } });
+   * const jobs: PushJob[] = [];
+   * const wechat = createEmulator({ appId: "wx123", appSecret: "secret", push: { token: "TOKEN" } });
+   * await (await wechat.user("OPENID").says("Hello")).deliver((request) =>
+   *   mp.push.handleQueued(request, { enqueue: async (job) => void jobs.push(job) })
+   * );
+   * await mp.push.processQueued(jobs[0]!, () => { throw new Error("backend down"); }).catch(() => {});
+   * console.log(await mp.push.deadLettered(jobs[0]!)); // 1
+   * // A replay of the dead letter runs the handler, once.
+   * console.log((await mp.push.processQueued(jobs[0]!, () => {})).outcome); // "done"
+   * ```
+   */
+  deadLettered(job: PushJob): Promise<number | undefined> {
+    return this.#delivery.deadLettered(job);
   }
 
   async #entry(request: Request, mode: DeliveryMode): Promise<Response> {

@@ -5,7 +5,11 @@
  * @module
  */
 import type { SendWindow } from "../customer_service/send_window.ts";
-import { type ConversationSettings, type ConversationSettingsOptions, settingsOf } from "../internal/conversation_rules.ts";
+import {
+  type ConversationSettings,
+  type ConversationSettingsOptions,
+  settingsOf,
+} from "../internal/conversation_rules.ts";
 import { userPart } from "../internal/store_keys.ts";
 import type {
   AcceptInput,

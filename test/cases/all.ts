@@ -15,6 +15,7 @@ import "./push_fuzz.ts";
 import "./push_xml.ts";
 import "./security.ts";
 import "./push_claims.ts";
+import "./push_order.ts";
 import "./conversation.ts";
 import "./conversation_push.ts";
 import "./push_subscribe.ts";

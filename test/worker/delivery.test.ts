@@ -22,12 +22,22 @@ import {
   takeLogs,
   testApp,
   testEnv,
-  textMessage,
+  textMessage as userText,
 } from "./_helpers.ts";
 
 const SAFE: PushTarget = { appId: APP_ID, token: PUSH_TOKEN, encodingAESKey: AES_KEY, format: "xml" };
 const FORWARD_URL = "https://hooks.example.com/kefu";
 const FORWARD_SECRET = "forward-secret-0123456789";
+let users = 0;
+
+/**
+ * A text from a user of its own: a user's messages are handled in the order sent, so the jobs
+ * a test leaves in its queue on purpose must not hold back the next test's messages.
+ */
+function textMessage(content?: string): Record<string, string | number> {
+  return { ...userText(content), FromUserName: `o-delivery-${Date.now().toString(36)}-${users++}` };
+}
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
