@@ -39,6 +39,7 @@ import {
   liveWindow,
   RELEASED_CLAIM_MS,
   retentionCutoff,
+  settlePending,
 } from "../src/internal/conversation_rules.ts";
 
 /** The part of a Durable Object's SQLite database that the object uses. */
@@ -77,6 +78,7 @@ export const CONVERSATION_SQL = {
   readRetention: "SELECT retention_ms FROM conversation_head WHERE id = 1",
   writeHead: "INSERT INTO conversation_head (id, head, retention_ms) VALUES (1, ?, ?) " +
     "ON CONFLICT (id) DO UPDATE SET head = excluded.head, retention_ms = excluded.retention_ms",
+  updateHead: "UPDATE conversation_head SET head = ? WHERE id = 1",
   readClaim: "SELECT value, expires_at, seq FROM conversation_claims WHERE key = ?",
   writeClaim: "INSERT INTO conversation_claims (key, value, expires_at, seq) VALUES (?, ?, ?, ?) " +
     "ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at, seq = excluded.seq",
@@ -197,7 +199,11 @@ export class ConversationTables {
   replaceClaim(key: string, expected: string, value: string | null, ttlSeconds: number, now: number): Done<boolean> {
     const expiresAt = value === null ? now + RELEASED_CLAIM_MS : now + ttlSeconds * 1000;
     const { rowsWritten } = this.#sql.exec(CONVERSATION_SQL.replaceClaim, value, expiresAt, key, expected, now);
-    return rowsWritten > 0 ? { result: true, due: expiresAt } : { result: false };
+    if (rowsWritten === 0) return { result: false };
+    // A pending push (see AcceptInput.order) moves on, or is settled, in the head.
+    const head = settlePending(this.#head(), key, value, expiresAt, now);
+    if (head !== undefined) this.#sql.exec(CONVERSATION_SQL.updateHead, JSON.stringify(head));
+    return { result: true, due: expiresAt };
   }
 
   /**

@@ -168,10 +168,9 @@ async function openedWindow(
   context: AppPushContext,
 ): Promise<{ window: SendWindow | null } | undefined> {
   if (actionOf(message) === undefined || !hasSender(message)) return undefined;
-  // Accepting the push into the user's conversation opened the window and returned it: the
-  // window this message opened, with no second read (none in a queue's consumer: read then).
-  const accepted = context.conversation?.window;
-  if (accepted !== undefined) return { window: accepted };
+  // With conversations, accepting the push (or the consumer taking it) returned the window:
+  // no second call to the store.
+  if (context.conversation !== undefined) return { window: context.conversation.window ?? null };
   try {
     return { window: await context.miniProgram.customerServiceMessage.window(message.FromUserName) ?? null };
   } catch (err) {

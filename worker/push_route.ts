@@ -124,6 +124,8 @@ export async function handlePush(
   if (queue !== undefined && request.method === "POST") {
     const response = await mp.push.handleQueued(request, {
       enqueue: async (job) => void await queue.send(job, { contentType: "json" }),
+      // The marker that answers WeChat's retries is written after the answer.
+      waitUntil: ctx === undefined ? undefined : (promise) => ctx.waitUntil(promise),
       reply: onReply === undefined ? undefined : (message, context) => onReply(message, { ...context, env }),
     });
     runtime.media?.afterAnswer(env, ctx);
@@ -189,7 +191,8 @@ async function consumeOne(message: QueueMessageLike, env: Env, runtime: PushRunt
     const result = await mp.push.processQueued(
       job,
       (pushed, context) => onMessage(pushed, appContext(context, env, mp, later)),
-      { attempt: message.attempts },
+      // When it comes back if it fails: the user's later messages wait for it until then.
+      { attempt: message.attempts, retryDelaySeconds: retryDelaySeconds(message.attempts) },
     );
     if (result.outcome === "busy") {
       // Another consumer holds it; if it died, its claim runs out in this many seconds.
@@ -217,8 +220,9 @@ async function keepDeadLetter(message: QueueMessageLike, env: Env, runtime: Push
   const job = message.body as PushJob;
   let attempts: number | undefined;
   try {
-    // The consumer counts its failed runs on the message's queued marker.
-    attempts = await runtime.miniProgram(env).push.failedAttempts(job);
+    // The consumer counts its failed runs on the message's queued marker; marked dead-lettered,
+    // the user's later messages stop waiting for it.
+    attempts = await runtime.miniProgram(env).push.deadLettered(job);
   } catch {
     attempts = undefined;
   }

@@ -8,7 +8,21 @@
 import type { KeyValueStore, SetOptions } from "../stores/key_value_store.ts";
 import { actionOf } from "../customer_service/send_window.ts";
 import type { PushMessage } from "../push/types.ts";
-import type { AcceptResult, ConversationRef, ConversationStore, EntryContent } from "./types.ts";
+import type { AcceptInput, AcceptResult, ConversationRef, ConversationStore, EntryContent } from "./types.ts";
+
+/**
+ * Where a push stands in the order its user sent: `CreateTime`, then `MsgId`, as a string
+ * that sorts alike; `undefined` for pushes that are not the user's messages (events).
+ *
+ * @param message a verified push
+ * @returns the sort key
+ */
+export function orderKey(message: PushMessage): string | undefined {
+  const msgId = message.MsgId;
+  if (typeof msgId !== "string" || !/^\d{1,20}$/.test(msgId)) return undefined;
+  if (!Number.isSafeInteger(message.CreateTime) || message.CreateTime < 0) return undefined;
+  return `${String(message.CreateTime).padStart(16, "0")}:${msgId.padStart(20, "0")}`;
+}
 
 /** The user a push belongs to, or `undefined` for pushes kept outside conversations. */
 export function conversationUser(message: PushMessage): string | undefined {
@@ -85,7 +99,10 @@ export class ConversationClaims implements KeyValueStore {
   readonly ref: ConversationRef;
   readonly #message: PushMessage;
   readonly #deliveryId: string;
-  /** What accepting the push found: who answers the conversation, its window. */
+  readonly #takeOver: readonly string[] | undefined;
+  /** The push's place in the user's order, and whether accepting it waits for earlier ones (see `AcceptInput.order`). */
+  order: AcceptInput["order"];
+  /** What accepting the push found: who answers the conversation, its window, the claim found. */
   accepted: AcceptResult | undefined;
 
   /**
@@ -93,12 +110,22 @@ export class ConversationClaims implements KeyValueStore {
    * @param ref the push's conversation
    * @param message the push
    * @param deliveryId its delivery id
+   * @param options `takeOver`: live claims that accepting may take the place of, by how they
+   *   start; `order`: the push's place in the user's order
    */
-  constructor(store: ConversationStore, ref: ConversationRef, message: PushMessage, deliveryId: string) {
+  constructor(
+    store: ConversationStore,
+    ref: ConversationRef,
+    message: PushMessage,
+    deliveryId: string,
+    options: { takeOver?: readonly string[] | undefined; order?: AcceptInput["order"] } = {},
+  ) {
     this.#store = store;
     this.ref = ref;
     this.#message = message;
     this.#deliveryId = deliveryId;
+    this.#takeOver = options.takeOver;
+    this.order = options.order;
   }
 
   /** The push's claim. */
@@ -106,7 +133,7 @@ export class ConversationClaims implements KeyValueStore {
     return this.#store.claim(this.ref, key);
   }
 
-  /** Accepts the push into its conversation with this claim. */
+  /** Accepts the push into its conversation with this claim (in the place of a claim `takeOver` names). */
   async setIfAbsent(key: string, value: string, options: SetOptions = {}): Promise<boolean> {
     const action = actionOf(this.#message);
     const result = await this.#store.accept(this.ref, {
@@ -115,6 +142,8 @@ export class ConversationClaims implements KeyValueStore {
       ttlSeconds: options.ttlSeconds ?? 60,
       entry: inboundEntry(this.#message, this.#deliveryId),
       action: action === undefined ? undefined : { kind: action, at: this.#message.CreateTime * 1000 },
+      takeOver: this.#takeOver,
+      order: this.order,
     });
     this.accepted = result;
     return result.outcome === "claimed";

@@ -53,7 +53,7 @@ export function chatTurns(entries: readonly ConversationEntry[]): ChatTurn[] {
 export interface ConversationContext {
   /** The user. */
   readonly openId: string;
-  /** The send window when the push was accepted (`undefined` in a queue's consumer: see `window()`). */
+  /** The send window when the push was accepted (in a queue's consumer: when the consumer took it). */
   readonly window: SendWindow | undefined;
   /** The history, newest first, up to `limit` entries (default 20, at most 200). */
   history(limit?: number): Promise<ConversationEntry[]>;

@@ -20,6 +20,7 @@ import {
   liveWindow,
   retentionCutoff,
   settingsOf,
+  settlePending,
 } from "../internal/conversation_rules.ts";
 import {
   after,
@@ -146,10 +147,14 @@ export class MemoryConversationStore implements ConversationStore {
     value: string | null,
     ttlSeconds: number,
   ): Promise<boolean> {
-    const claims = this.#kept.get(id(ref))?.claims;
-    const row = applyReplaceClaim(claims?.get(key), expected, value, ttlSeconds, this.#now());
-    if (row !== undefined) claims!.set(key, row);
-    return Promise.resolve(row !== undefined);
+    const kept = this.#kept.get(id(ref));
+    const now = this.#now();
+    const row = applyReplaceClaim(kept?.claims.get(key), expected, value, ttlSeconds, now);
+    if (row === undefined) return Promise.resolve(false);
+    kept!.claims.set(key, row);
+    const head = settlePending(kept!.head, key, value, row.expiresAt, now);
+    if (head !== undefined) kept!.head = head;
+    return Promise.resolve(true);
   }
 
   /**

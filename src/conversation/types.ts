@@ -176,16 +176,38 @@ export interface AcceptInput {
   entry: EntryContent;
   /** The user action it counts as for the send window, and when it happened (ms). */
   action?: { kind: SendWindow["kind"]; at: number } | undefined;
+  /**
+   * Live claims this one may take the place of, by how their value starts (a queue's consumer
+   * takes a push from its `queued` or `enqueuing` marker): accepting over one is `claimed`,
+   * with the claim replaced in `current`.
+   */
+  takeOver?: readonly string[] | undefined;
+  /**
+   * The push's place among the user's messages, to hand them over in the order the user sent
+   * them: `key` sorts as they were sent (`CreateTime`, then `MsgId`). The push is kept among
+   * the conversation's pending pushes until its claim is done; with `wait`, accepting it while
+   * an earlier one is still pending (and not more than `graceMs` past when it was due to move
+   * on) claims nothing and is `waiting`.
+   */
+  order?: { key: string; wait: boolean; graceMs: number } | undefined;
 }
 
 /** What {@link ConversationStore.accept} found and did. */
 export interface AcceptResult {
   /**
    * `claimed`: this delivery holds the push now; `taken`: another delivery holds it, or it was
-   * handled or queued already (`current` says which).
+   * handled or queued already (`current` says which); `waiting`: an earlier push of the user
+   * is still pending (see `AcceptInput.order`): nothing was claimed, try again at `retryAt`.
    */
-  outcome: "claimed" | "taken";
-  /** The claim found, when `taken`. */
+  outcome: "claimed" | "taken" | "waiting";
+  /** `waiting`: when the earliest push it waits for is due to move on, ms. */
+  retryAt?: number | undefined;
+  /** `claimed` with `order`: how many earlier pushes of the user, still pending, it went ahead of. */
+  passed?: number | undefined;
+  /**
+   * The claim found: when `taken`, the one that holds the push; when `claimed` over a claim
+   * `takeOver` allowed, the one replaced.
+   */
   current?: string | undefined;
   /** Who answers the conversation now (after the push reopened a closed one). */
   handoff: Handoff;

@@ -38,6 +38,20 @@ export interface ConversationHead {
   agentAt: number | undefined;
   /** The last message either way (not a send WeChat refused), for the conversation list. */
   last: ConversationEntry | undefined;
+  /** The user's messages accepted and not yet handled, for their order (absent: none). */
+  pending?: PendingPush[] | undefined;
+}
+
+/** A user's message accepted and not yet handled (see `AcceptInput.order`). */
+export interface PendingPush {
+  /** Its dedupe key. */
+  key: string;
+  /** Its place in the order the user sent (sorts as sent). */
+  order: string;
+  /** When it is due to move on (its claim runs out, its queue retry comes), ms. */
+  due: number;
+  /** Whether it is itself waiting for an earlier one (it moves when that one does). */
+  waiting?: boolean | undefined;
 }
 
 /** A push's claim as a conversation keeps it. */
@@ -66,6 +80,13 @@ export const DEFAULT_CONVERSATION_SETTINGS: ConversationSettings = { idleMs: 30 
 
 /** How long WeChat keeps a temporary media file (a user's image, an upload): 3 days. */
 export const MEDIA_LIFETIME_MS = 3 * 24 * 3600 * 1000;
+
+/** A released push is due again when WeChat's next try comes (about 5 s later). */
+const RELEASED_DUE_MS = 5000;
+/** A pending push this far past its due is forgotten (passed over long before). */
+const PENDING_FORGET_MS = 10 * 60_000;
+/** At most this many pending pushes are kept (the latest by order). */
+const PENDING_MAX = 64;
 
 /** How long a released claim row is kept, so WeChat's retries of a push append nothing again. */
 export const RELEASED_CLAIM_MS = 15 * 60_000;
@@ -144,8 +165,9 @@ function settleIdle(head: ConversationHead, now: number, settings: ConversationS
 }
 
 /**
- * Accepting a push: a claim this delivery takes, or the one it finds; the first time, the
- * entry appended, the window opened, a closed conversation reopened as `bot`.
+ * Accepting a push: a claim this delivery takes (in the place of a free one, or of a live one
+ * `takeOver` names), or the one it finds; the first time, the entry appended, the window
+ * opened, a closed conversation reopened as `bot`.
  *
  * @param head the conversation (`undefined`: a new one)
  * @param row the push's claim row, if any
@@ -164,7 +186,10 @@ export function applyAccept(
   const next = head === undefined ? newHead(now) : structuredClone(head);
   const append: ConversationEntry[] = [];
   const live = row !== undefined && row.value !== null && row.expiresAt > now;
-  if (live) {
+  const replaced = live && input.takeOver?.some((start) => row.value!.startsWith(start)) === true
+    ? row.value!
+    : undefined;
+  if (live && replaced === undefined) {
     settleIdle(next, now, settings, append);
     const result = {
       outcome: "taken" as const,
@@ -179,6 +204,16 @@ export function applyAccept(
   // (a failed or dead handler) was appended then.
   const first = row === undefined;
   settleIdle(next, now, settings, append);
+  const order = input.order === undefined ? undefined : inOrder(next, input.key, input.order, now);
+  if (order?.retryAt !== undefined) {
+    // Waiting for an earlier push: nothing claimed. The first time, the push is kept (its row
+    // released, so its next try claims it without a second entry) and counted as pending.
+    setPending(next, { key: input.key, order: input.order!.key, due: order.retryAt, waiting: true });
+    claimed.value = null;
+    claimed.expiresAt = now + RELEASED_CLAIM_MS;
+  } else if (input.order !== undefined) {
+    setPending(next, { key: input.key, order: input.order.key, due: claimed.expiresAt });
+  }
   if (first) {
     if (next.handoff.state === "closed" && input.entry.sender === "user" && input.entry.type === "message") {
       append.push(handoffEntry(next, "closed", "bot", "user", "the user wrote again", now));
@@ -200,14 +235,84 @@ export function applyAccept(
       if (opened.expiresAt > now) next.window = opened;
     }
   }
-  const result = {
-    outcome: "claimed" as const,
-    handoff: next.handoff,
-    window: liveWindow(next.window, now),
-    ...(first ? { seq: claimed.seq } : {}),
-  };
+  const window = liveWindow(next.window, now);
+  // The entry this push appended, for a copy of its media to be recorded on later.
+  const seq = first ? { seq: claimed.seq } : {};
+  if (order?.retryAt !== undefined) {
+    const result: AcceptResult = { outcome: "waiting", retryAt: order.retryAt, handoff: next.handoff, window, ...seq };
+    return { head: next, append, row: first ? claimed : undefined, result, changed: true };
+  }
+  const result: AcceptResult = { outcome: "claimed", handoff: next.handoff, window, ...seq };
+  if (replaced !== undefined) result.current = replaced;
+  if (order !== undefined && order.passed > 0) result.passed = order.passed;
   // A push taken over from a holder that died changes only its claim (and a lapsed takeover).
-  return { head: next, append, row: claimed, result, changed: first || append.length > 0 || head === undefined };
+  const changed = first || append.length > 0 || head === undefined || input.order !== undefined;
+  return { head: next, append, row: claimed, result, changed };
+}
+
+/**
+ * Where a push stands among the user's pending pushes: `retryAt` when it is to wait (`wait`,
+ * and an earlier one is pending and not more than `graceMs` past due: the earliest due time
+ * among those), and how many earlier ones it goes ahead of otherwise.
+ */
+function inOrder(
+  head: ConversationHead,
+  key: string,
+  order: NonNullable<AcceptInput["order"]>,
+  now: number,
+): { retryAt?: number; passed: number } {
+  head.pending = (head.pending ?? []).filter((p) => now <= p.due + PENDING_FORGET_MS);
+  const earlier = head.pending.filter((p) => p.key !== key && p.order < order.key);
+  const blocking = earlier.filter((p) => now <= p.due + order.graceMs);
+  if (!order.wait || blocking.length === 0) return { passed: earlier.length };
+  // Back when the earliest of those that move on their own is due (the waiting ones follow it).
+  const moving = blocking.filter((p) => p.waiting !== true);
+  const due = Math.min(...(moving.length > 0 ? moving : blocking).map((p) => p.due));
+  return { retryAt: Math.max(now, due), passed: 0 };
+}
+
+/** Adds or updates a pending push, keeping the list bounded (the latest by order). */
+function setPending(head: ConversationHead, push: PendingPush): void {
+  const others = (head.pending ?? []).filter((p) => p.key !== push.key);
+  others.push(push);
+  others.sort((a, b) => (a.order < b.order ? -1 : a.order > b.order ? 1 : 0));
+  head.pending = others.slice(-PENDING_MAX);
+}
+
+/**
+ * A pending push after its claim was replaced: due when its new claim says it moves on, or gone
+ * once handled. The claim values are the push receiver's: a `lease` or `enqueuing` claim is due
+ * when it runs out; a `queued` marker when its queue retry comes (its fourth field, when known)
+ * or now (waiting for its first delivery); a released claim when WeChat's next try comes; a
+ * `done` or `dead` one is settled.
+ *
+ * @param head the conversation
+ * @param key the push's dedupe key
+ * @param value its new claim (`null`: released)
+ * @param expiresAt when the new claim expires, ms
+ * @param now the store's clock, ms
+ * @returns the new head, or `undefined` when the push is not pending (nothing to write)
+ */
+export function settlePending(
+  head: ConversationHead | undefined,
+  key: string,
+  value: string | null,
+  expiresAt: number,
+  now: number,
+): ConversationHead | undefined {
+  const found = head?.pending?.find((p) => p.key === key);
+  if (head === undefined || found === undefined) return undefined;
+  const next = structuredClone(head);
+  const kind = value === null ? "released" : value.slice(0, value.indexOf(":"));
+  const { order } = found;
+  if (kind === "lease" || kind === "enqueuing") setPending(next, { key, order, due: expiresAt });
+  else if (kind === "released") setPending(next, { key, order, due: now + RELEASED_DUE_MS });
+  else if (kind === "queued") {
+    const retryAt = Number(value!.split(":")[3]);
+    setPending(next, { key, order, due: Number.isFinite(retryAt) && retryAt > now ? retryAt : now });
+  } else next.pending = next.pending!.filter((p) => p.key !== key);
+  if (next.pending!.length === 0) delete next.pending;
+  return next;
 }
 
 /**

@@ -10,6 +10,7 @@ export type { PushFormat } from "./parse.ts";
 export { Reply, type ReplyType } from "./reply.ts";
 export {
   type ProcessOutcome,
+  type ProcessQueuedOptions,
   type ProcessResult,
   type PushHandler,
   type PushHandlerContext,
@@ -20,6 +21,15 @@ export {
   type QueuedPushOptions,
   type ReplyDecider,
 } from "./receiver.ts";
+export {
+  type PushEcho,
+  type PushRefusal,
+  type PushRefusalReason,
+  type VerifiedMessage,
+  verifyPush,
+  type VerifyPushOptions,
+  type VerifyPushResult,
+} from "./verify.ts";
 export {
   type ImageMessage,
   isPushMessage,

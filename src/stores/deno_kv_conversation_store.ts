@@ -19,9 +19,11 @@ import {
   effectiveHandoff,
   liveClaim,
   liveWindow,
+  newHead,
   RELEASED_CLAIM_MS,
   retentionCutoff,
   settingsOf,
+  settlePending,
 } from "../internal/conversation_rules.ts";
 import {
   checkListOptions,
@@ -201,7 +203,8 @@ export class DenoKvConversationStore implements ConversationStore {
   }
 
   /**
-   * Replaces a claim that still holds `expected`, checked on the claim read.
+   * Replaces a claim that still holds `expected`, checked on the claim and the head read (a
+   * pending push moves on, or is settled, in the head).
    *
    * @param ref the conversation
    * @param key the push's dedupe key
@@ -218,15 +221,19 @@ export class DenoKvConversationStore implements ConversationStore {
     ttlSeconds: number,
   ): Promise<boolean> {
     const claimKey = [...prefix(ref), "claim", key];
-    for (let conflicts = 0;; conflicts++) {
-      const found = await whenUnlocked(() => this.#kv.get(claimKey));
-      const now = this.#now();
-      const row = applyReplaceClaim(claimRow(found.value), expected, value, ttlSeconds, now);
-      if (row === undefined) return false;
-      const write = this.#kv.atomic().check({ key: claimKey, versionstamp: found.versionstamp });
-      if ((await whenUnlocked(() => setClaim(write, claimKey, row, now).commit())).ok) return true;
-      tooBusy(conflicts);
-    }
+    // The head is read too: a pending push (see AcceptInput.order) moves on or is settled in it.
+    return await this.#change(ref, [claimKey], ([found], head, now) => {
+      const row = applyReplaceClaim(claimRow(found?.value), expected, value, ttlSeconds, now);
+      if (row === undefined) return { head: head ?? newHead(now), append: [], result: false, changed: false };
+      const settled = settlePending(head, key, value, row.expiresAt, now);
+      return {
+        head: settled ?? head ?? newHead(now),
+        append: [],
+        result: true,
+        changed: settled !== undefined,
+        claims: [{ key: claimKey, row }],
+      };
+    });
   }
 
   /**

@@ -155,6 +155,75 @@ export const conversationCases: ConversationCase[] = [
     assert.equal((await store.accept(ref, { ...userText("m1", "one"), claim: "lease:m1:3" })).outcome, "claimed");
     assert.equal((await store.history(ref, { limit: 10 }))?.entries.length, 1);
   }],
+  ["accept: `takeOver` takes a live claim by how it starts, says what it replaced, and nothing else", async (make) => {
+    const { store } = await make();
+    const ref = freshRef();
+    await store.accept(ref, { ...userText("m1", "one"), claim: "queued:success", ttlSeconds: 300 });
+    const run = { ...userText("m1", "one"), claim: "lease:run:1", takeOver: ["queued:", "enqueuing:"] };
+    const taken = await store.accept(ref, run);
+    assert.deepEqual([taken.outcome, taken.current, taken.window?.kind], ["claimed", "queued:success", "message"]);
+    assert.equal(await store.claim(ref, "m1"), "lease:run:1");
+    // A live lease (another run) and a done mark are not in `takeOver`: found, not replaced.
+    const busy = await store.accept(ref, { ...run, claim: "lease:run:2" });
+    assert.deepEqual([busy.outcome, busy.current], ["taken", "lease:run:1"], "while another run holds it");
+    assert.equal(await store.replaceClaim(ref, "m1", "lease:run:1", "done:success", 300), true);
+    const done = await store.accept(ref, { ...run, claim: "lease:run:3" });
+    assert.deepEqual([done.outcome, done.current], ["taken", "done:success"], "once done");
+    assert.equal((await store.history(ref, { limit: 10 }))?.entries.length, 1, "appended once");
+    // Ten consumers at once: one takes it.
+    await store.accept(ref, { ...userText("m2", "two"), claim: "enqueuing:e:1:success", ttlSeconds: 300 });
+    const runs = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => store.accept(ref, { ...run, key: "m2", claim: `lease:run:${i}` })),
+    );
+    assert.equal(runs.filter((r) => r.outcome === "claimed").length, 1, "one of ten consumers");
+  }],
+  [
+    "order: a later push waits while an earlier one is pending (kept, not claimed), then goes once it is done",
+    async (make) => {
+      const { store } = await make();
+      const ref = freshRef();
+      const inOrder = (key: string, wait: boolean) => ({ key, wait, graceMs: 60_000 });
+      const before = Date.now();
+      await store.accept(ref, { ...userText("m1", "one"), order: inOrder("0001:01", false) });
+      const waiting = await store.accept(ref, { ...userText("m2", "two"), order: inOrder("0001:02", true) });
+      assert.equal(waiting.outcome, "waiting");
+      const due = waiting.retryAt ?? 0;
+      assert.equal(due >= before + 4000 && due <= Date.now() + 5000, true, "back when the earlier lease runs out");
+      assert.equal(await store.claim(ref, "m2"), null, "nothing claimed");
+      assert.equal(
+        (await store.accept(ref, { ...userText("m2", "two"), order: inOrder("0001:02", true) })).outcome,
+        "waiting",
+      );
+      // An earlier push that is not pending any more holds nothing back: done settles it.
+      assert.equal(await store.replaceClaim(ref, "m1", "lease:m1:1", "done:success", 300), true);
+      const goes = await store.accept(ref, { ...userText("m2", "two"), order: inOrder("0001:02", true) });
+      assert.deepEqual([goes.outcome, goes.passed], ["claimed", undefined]);
+      const texts = (await store.history(ref, { limit: 10 }))?.entries.map((e) => e.text);
+      assert.deepEqual(texts, ["two", "one"], "each kept once, in arrival order");
+    },
+  ],
+  [
+    "order: a queued retry holds later pushes until its time; dead settles it; one overdue past graceMs is passed",
+    async (make) => {
+      const { store, advance } = await make();
+      const ref = freshRef();
+      const inOrder = (key: string, wait: boolean, graceMs = 60_000) => ({ key, wait, graceMs });
+      await store.accept(ref, { ...userText("m1", "one"), order: inOrder("0001:01", false) });
+      const retryAt = Date.now() + 3_600_000;
+      assert.equal(await store.replaceClaim(ref, "m1", "lease:m1:1", `queued:success:1:${retryAt}`, 300), true);
+      const waiting = await store.accept(ref, { ...userText("m2", "two"), order: inOrder("0001:02", true) });
+      assert.deepEqual([waiting.outcome, waiting.retryAt], ["waiting", retryAt], "until the queue brings it back");
+      assert.equal(await store.replaceClaim(ref, "m1", `queued:success:1:${retryAt}`, "dead:success:1", 300), true);
+      const released = await store.accept(ref, { ...userText("m2", "two"), order: inOrder("0001:02", true) });
+      assert.equal(released.outcome, "claimed", "a dead letter releases the ones behind it");
+      assert.equal(await store.replaceClaim(ref, "m2", "lease:m2:1", "done:success", 300), true);
+      // m3's lease runs out unrenewed (its holder died): m4 waits no more than graceMs past that.
+      await store.accept(ref, { ...userText("m3", "three"), ttlSeconds: 0.2, order: inOrder("0002:03", false) });
+      await advance(400);
+      const passed = await store.accept(ref, { ...userText("m4", "four"), order: inOrder("0002:04", true, 100) });
+      assert.deepEqual([passed.outcome, passed.passed], ["claimed", 1], "m3, overdue, passed over");
+    },
+  ],
   ["accept: of 20 concurrent deliveries of one push exactly one claims it; one entry", async (make) => {
     const { store } = await make();
     const ref = freshRef();

@@ -309,3 +309,63 @@ test("conversations: a user deleted while the bot's handler runs gets no convers
   assert.equal(wechat.inbox(OPENID).length, 0, "nothing reached the user");
   assert.equal(await conversations.store.history(ref, { limit: 10 }), null, "nothing of the user is kept");
 });
+
+test("conversations, queue mode: one store call before the answer, the marker after it; two in the consumer", async () => {
+  const { wechat, mp, conversations } = setup();
+  const jobs: PushJob[] = [];
+  const later: Promise<unknown>[] = [];
+  const handler = (request: Request) =>
+    mp.push.handleQueued(request, {
+      enqueue: (job) => Promise.resolve(void jobs.push(job)),
+      waitUntil: (promise) => void later.push(promise),
+    });
+  const push = await wechat.user(OPENID).says("排队");
+  assert.equal((await push.deliver(handler)).responseText, "success");
+  assert.deepEqual(conversations.calls, ["accept"], "before the answer");
+  await Promise.all(later);
+  assert.deepEqual(conversations.calls, ["accept", "replaceClaim"], "the queued marker, after the answer");
+  conversations.calls.length = 0;
+  let runs = 0;
+  let window: unknown;
+  const result = await mp.push.processQueued(jobs[0]!, (_message, context) => {
+    runs++;
+    window = context.conversation?.window;
+  });
+  assert.equal(result.outcome, "done");
+  assert.deepEqual(conversations.calls, ["accept", "replaceClaim"], "in the consumer");
+  assert.equal((window as { kind?: string } | undefined)?.kind, "message", "the window, from the consumer's accept");
+  conversations.calls.length = 0;
+  assert.equal((await mp.push.processQueued(jobs[0]!, () => void runs++)).outcome, "duplicate");
+  assert.deepEqual(conversations.calls, ["accept"], "a redelivery: one call");
+  assert.equal(runs, 1);
+  assert.equal((await push.deliver(handler)).responseText, "success", "WeChat's retry, once done");
+  assert.equal(jobs.length, 1);
+});
+
+test("conversations, queue mode: a marker never written after the answer: the consumer takes the push over once", async () => {
+  const { wechat, mp, conversations } = setup();
+  const jobs: PushJob[] = [];
+  // The isolate is cut off after the answer: nothing keeps the marker's write alive.
+  const cutOff = (request: Request) =>
+    mp.push.handleQueued(request, { enqueue: (job) => Promise.resolve(void jobs.push(job)), waitUntil: () => {} });
+  let markers = 0;
+  const replaceClaim = conversations.store.replaceClaim.bind(conversations.store);
+  conversations.store.replaceClaim = (ref, key, expected, value, ttl) => {
+    // The marker that would have been written after the answer never lands.
+    if (value?.startsWith("queued:") && expected.startsWith("enqueuing:")) {
+      markers++;
+      return Promise.resolve(false);
+    }
+    return replaceClaim(ref, key, expected, value, ttl);
+  };
+  const push = await wechat.user(OPENID).says("被截断");
+  assert.equal((await push.deliver(cutOff)).responseText, "success");
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  let runs = 0;
+  assert.equal((await mp.push.processQueued(jobs[0]!, () => void runs++)).outcome, "done", "taken from `enqueuing`");
+  assert.equal((await mp.push.processQueued(jobs[0]!, () => void runs++)).outcome, "duplicate");
+  assert.equal(runs, 1);
+  assert.equal(markers, 1, "the marker's write was tried and lost");
+  assert.equal((await push.deliver(cutOff)).responseText, "success", "WeChat's retry finds it done");
+  assert.equal(jobs.length, 1, "and enqueues nothing again");
+});

@@ -1,12 +1,13 @@
 // Shared setup of the workerd tests: an env over the real KV binding, a call helper
 // that passes an ExecutionContext, and checks that no answer leaks a credential.
 import { env as workerEnv } from "cloudflare:workers";
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, getQueueResult, waitOnExecutionContext } from "cloudflare:test";
 import { expect } from "vitest";
 import type { Hono } from "hono";
 import { type AppEnv, type AppOptions, createApp, type KefuApp } from "../../worker/mod.ts";
 import type { Env } from "../../worker/env.ts";
 import type { ErrorBody } from "../../worker/errors.ts";
+import type { PushJob } from "../../mod.ts";
 
 export const APP_ID = "wx1234567890abcdef";
 export const SECRET = "APP_SECRET_VALUE_0123456789";
@@ -132,3 +133,63 @@ export const brokenKv = {
 };
 
 export { waitOnExecutionContext };
+
+/**
+ * A Durable Object namespace that counts what is asked of it: each stub made (`get`) and each
+ * method called on a stub (`fetch`, or a Workers RPC method), in order, by name.
+ */
+export function countingNamespace(ns: DurableObjectNamespace = workerEnv.KEFU_STORE): {
+  namespace: DurableObjectNamespace;
+  calls: string[];
+  stubs(): number;
+} {
+  const calls: string[] = [];
+  let stubs = 0;
+  const counting = {
+    idFromName: (name: string) => ns.idFromName(name),
+    get(id: DurableObjectId) {
+      stubs++;
+      const stub = ns.get(id) as unknown as Record<string, (...args: unknown[]) => unknown>;
+      // Every method called on the stub is counted, then called as it was asked for (a stub's
+      // methods are RPC stubs themselves: called, never `.apply`-ed). A stub is not a thenable.
+      return new Proxy(stub, {
+        get(target, method: string) {
+          if (method === "then") return undefined;
+          return (...args: unknown[]) => {
+            calls.push(method);
+            return target[method]!(...args);
+          };
+        },
+      });
+    },
+  };
+  return { namespace: counting as unknown as DurableObjectNamespace, calls, stubs: () => stubs };
+}
+
+/** A queue that records what the app enqueues, for the consumer to be fed by hand. */
+export function recordingQueue(): { sent: PushJob[]; queue: () => { send(body: unknown): Promise<void> } } {
+  const sent: PushJob[] = [];
+  return { sent, queue: () => ({ send: (body: unknown) => Promise.resolve(void sent.push(body as PushJob)) }) };
+}
+
+/** Feeds `job` to the app's consumer in a real MessageBatch; returns its ack/retry result and the retry delays asked. */
+export async function consume(app: KefuApp, env: Env, job: PushJob, attempts: number, queue?: string) {
+  const batch = createMessageBatch(queue ?? "kefu-edge-pushes", [
+    { id: `m-${attempts}`, timestamp: new Date(), attempts, body: job },
+  ]);
+  const delays: Array<number | undefined> = [];
+  // getQueueResult does not report delays: observe them on the way through.
+  const observed = {
+    queue: batch.queue,
+    messages: batch.messages.map((m) => ({
+      id: m.id,
+      body: m.body,
+      attempts: m.attempts,
+      ack: () => m.ack(),
+      retry: (options?: { delaySeconds?: number }) => (delays.push(options?.delaySeconds), m.retry(options)),
+    })),
+  };
+  const ctx = createExecutionContext();
+  await app.queue(observed, env, ctx);
+  return { ...(await getQueueResult(batch, ctx)), delays };
+}

@@ -20,6 +20,7 @@ import { CONVERSATION_SQL } from "../../worker/conversation_tables.ts";
 import { DIRECTORY_SQL, DirectoryTables } from "../../worker/conversation_directory.ts";
 import { WALK_MS } from "../../src/internal/conversation_list.ts";
 import type { KefuStore } from "../../worker/store_object.ts";
+import { countingNamespace } from "./_helpers.ts";
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const APP_ID = "wxconversation02";
@@ -123,27 +124,8 @@ describe("conversation contract (DurableObjectConversationStore, KefuStore objec
 
 describe("the conversation object", () => {
   it("makes exactly one RPC call, on a new stub, per ConversationStore operation", async () => {
-    const calls: string[] = [];
-    let stubs = 0;
-    const ns = workerEnv.KEFU_STORE;
-    const counting = {
-      idFromName: (name: string) => ns.idFromName(name),
-      get(id: DurableObjectId) {
-        stubs++;
-        const stub = ns.get(id) as unknown as Record<string, (...args: unknown[]) => unknown>;
-        // Every method the store calls on the stub is counted, then called as it was asked for
-        // (a stub's methods are RPC stubs themselves: called, never `.apply`-ed).
-        return new Proxy(stub, {
-          get(target, method: string) {
-            return (...args: unknown[]) => {
-              calls.push(method);
-              return target[method]!(...args);
-            };
-          },
-        });
-      },
-    };
-    const store = new DurableObjectConversationStore(counting as unknown as DurableObjectNamespace);
+    const { namespace, calls, stubs } = countingNamespace();
+    const store = new DurableObjectConversationStore(namespace);
     const ref = freshRef();
     const operations: Array<[string, () => Promise<unknown>]> = [
       ["accept", () => store.accept(ref, userText("m1", "hi"))],
@@ -164,10 +146,10 @@ describe("the conversation object", () => {
       ["purge", () => store.purge(ref)],
     ];
     for (const [method, run] of operations) {
-      const [before, stubsBefore] = [calls.length, stubs];
+      const [before, stubsBefore] = [calls.length, stubs()];
       await run();
       expect(calls.slice(before), method).toEqual([method]);
-      expect(stubs - stubsBefore, `${method}: stubs made`).toBe(1);
+      expect(stubs() - stubsBefore, `${method}: stubs made`).toBe(1);
     }
   });
 

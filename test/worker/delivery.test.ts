@@ -2,9 +2,8 @@
 // share nothing but the store (as two isolates do), and queue mode with the worker's own
 // consumer driven through real MessageBatch objects.
 import { env as workerEnv } from "cloudflare:workers";
-import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { DurableObjectStore, MessageCrypto, type PushJob, Reply } from "../../mod.ts";
+import { DurableObjectStore, MessageCrypto, Reply } from "../../mod.ts";
 import { buildPush, type PushTarget } from "../../src/testing/mod.ts";
 import type { AppOptions, KefuApp } from "../../worker/mod.ts";
 import { QUEUE_MAX_RETRIES, retryHorizonSeconds } from "../../worker/push_route.ts";
@@ -16,17 +15,29 @@ import {
   APP_ID,
   AUTH,
   call,
+  consume,
   errorOf,
   PUSH_TOKEN,
+  recordingQueue,
   takeLogs,
   testApp,
   testEnv,
-  textMessage,
+  textMessage as userText,
 } from "./_helpers.ts";
 
 const SAFE: PushTarget = { appId: APP_ID, token: PUSH_TOKEN, encodingAESKey: AES_KEY, format: "xml" };
 const FORWARD_URL = "https://hooks.example.com/kefu";
 const FORWARD_SECRET = "forward-secret-0123456789";
+let users = 0;
+
+/**
+ * A text from a user of its own: a user's messages are handled in the order sent, so the jobs
+ * a test leaves in its queue on purpose must not hold back the next test's messages.
+ */
+function textMessage(content?: string): Record<string, string | number> {
+  return { ...userText(content), FromUserName: `o-delivery-${Date.now().toString(36)}-${users++}` };
+}
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
@@ -182,34 +193,6 @@ describe("exactly once across isolates (claims on Durable Objects)", () => {
 function openReply(xml: string): Promise<string> {
   const encrypt = /<Encrypt><!\[CDATA\[([^\]]+)\]\]><\/Encrypt>/.exec(xml)?.[1] ?? "";
   return new MessageCrypto({ token: PUSH_TOKEN, encodingAESKey: AES_KEY, appId: APP_ID }).decrypt(encrypt);
-}
-
-/** A queue that records what the app enqueues, for the consumer to be fed by hand. */
-function recordingQueue() {
-  const sent: PushJob[] = [];
-  return { sent, queue: () => ({ send: (body: unknown) => Promise.resolve(void sent.push(body as PushJob)) }) };
-}
-
-/** Feeds `job` to the app's consumer in a real MessageBatch; returns its ack/retry result and the retry delays asked. */
-async function consume(app: KefuApp, env: ReturnType<typeof doEnv>, job: PushJob, attempts: number, queue?: string) {
-  const batch = createMessageBatch(queue ?? "kefu-edge-pushes", [
-    { id: `m-${attempts}`, timestamp: new Date(), attempts, body: job },
-  ]);
-  const delays: Array<number | undefined> = [];
-  // getQueueResult does not report delays: observe them on the way through.
-  const observed = {
-    queue: batch.queue,
-    messages: batch.messages.map((m) => ({
-      id: m.id,
-      body: m.body,
-      attempts: m.attempts,
-      ack: () => m.ack(),
-      retry: (options?: { delaySeconds?: number }) => (delays.push(options?.delaySeconds), m.retry(options)),
-    })),
-  };
-  const ctx = createExecutionContext();
-  await app.queue(observed, env, ctx);
-  return { ...(await getQueueResult(batch, ctx)), delays };
 }
 
 describe("queue mode", () => {

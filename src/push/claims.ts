@@ -1,7 +1,7 @@
 /**
- * The push receiver's exactly-once handling of WeChat's pushes over a {@link KeyValueStore}.
- * Private to kefu-edge (see README.md beside this file). Each message has one entry, keyed by
- * its dedupe key, that moves through these states:
+ * Claims: the delivery's exactly-once handling of WeChat's pushes over a {@link KeyValueStore}
+ * (or a conversation shaped as one). Not part of the public API. Each message has one entry,
+ * keyed by its dedupe key, that moves through these states:
  *
  * - absent → `lease:<id>:<expiresAt>`: a delivery claimed it (atomically, with `setIfAbsent`)
  *   and runs the handler. The lease is short (5 s by default) and renewed while the handler
@@ -9,7 +9,9 @@
  * - absent → `enqueuing:<id>:<expiresAt>:<reply>`: queue mode, while the job is being put on
  *   the queue; short, so a delivery cut off before the queue took the job leaves nothing that
  *   would answer WeChat's retries without enqueueing;
- * - `enqueuing` → `queued:<reply>`: the queue took the job; WeChat's retries get `<reply>`;
+ * - `enqueuing` → `queued:<reply>`: the queue took the job; WeChat's retries get `<reply>`
+ *   (after a failed run of the consumer, `queued:<reply>:<failed runs>:<when the job comes back>`);
+ * - `queued` → `dead:<reply>:<failed runs>`: the job reached the dead-letter queue;
  * - → `done:<reply>`: the handler succeeded; retries are answered with the same reply;
  * - a lease whose handler failed is released (deleted), so WeChat's retry runs it again.
  *
@@ -23,16 +25,16 @@
  * @module
  */
 import type { KeyValueStore, SetOptions } from "../stores/key_value_store.ts";
-import { uniqueId } from "./unique_id.ts";
-import { withDeadline } from "./deadline.ts";
-import { Reply } from "../push/reply.ts";
+import { uniqueId } from "../internal/unique_id.ts";
+import { withDeadline } from "../internal/deadline.ts";
+import { Reply } from "./reply.ts";
 
 /** What the store says about a message. */
 export type ClaimState =
   | { state: "absent" }
   | { state: "lease"; value: string; expiresAt: number | undefined }
   | { state: "enqueuing"; value: string; expiresAt: number; reply: Reply | undefined }
-  | { state: "queued"; reply: Reply | undefined; failedAttempts: number | undefined }
+  | { state: "queued"; reply: Reply | undefined; failedAttempts: number | undefined; dead?: boolean }
   | { state: "done"; reply: Reply | undefined };
 
 /** The store operations of one delivery that failed, logged once for the message. */
@@ -227,11 +229,18 @@ export class Claims {
 
 /**
  * The value of a done mark or queued marker, with the reply WeChat was (or will be) given and,
- * on a queued marker, how many runs of the consumer's handler have failed so far.
+ * on a queued marker, how many runs of the consumer's handler have failed so far and when the
+ * queue brings the job back. `dead`: the job reached the dead-letter queue (a replay runs it).
  */
-export function markValue(state: "done" | "queued", reply: Reply | undefined, failedAttempts?: number): string {
+export function markValue(
+  state: "done" | "queued" | "dead",
+  reply: Reply | undefined,
+  failedAttempts?: number,
+  retryAt?: number,
+): string {
   const base = `${state}:${reply?.type ?? "success"}`;
-  return failedAttempts === undefined ? base : `${base}:${failedAttempts}`;
+  if (failedAttempts === undefined) return base;
+  return retryAt === undefined ? `${base}:${failedAttempts}` : `${base}:${failedAttempts}:${Math.ceil(retryAt)}`;
 }
 
 /** How long a lease value says it has left at `now`, in ms (0 when expired; the full `fallbackMs` when it does not say). */
@@ -263,12 +272,13 @@ export function parseState(value: string | null): ClaimState {
   if (head === "enqueuing") {
     return { state: "enqueuing", value, expiresAt: Number(parts[2]) || 0, reply: Reply.fromType(parts[3] ?? "") };
   }
-  if (head === "queued") {
+  if (head === "queued" || head === "dead") {
     const failed = Number(parts[2]);
     return {
       state: "queued",
       reply: Reply.fromType(parts[1] ?? ""),
       failedAttempts: Number.isSafeInteger(failed) && failed > 0 ? failed : undefined,
+      dead: head === "dead",
     };
   }
   if (head === "done") return { state: "done", reply: Reply.fromType(parts[1] ?? "") };
