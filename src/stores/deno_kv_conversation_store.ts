@@ -450,7 +450,13 @@ export class DenoKvConversationStore implements ConversationStore {
       const numbered = claims.filter((claim) => claimRow(claim.value)?.seq !== undefined);
       if (found.versionstamp === null && entries.length === 0 && numbered.length === 0 && ghosts.length === 0) return;
       const now = this.#now();
-      let write = this.#kv.atomic().check({ key: headKey, versionstamp: found.versionstamp });
+      const last = entries.length < PURGE_ENTRIES && numbered.length <= PURGE_CLAIMS && ghosts.length < PURGE_GHOSTS;
+      // Only the last commit, which deletes the head, is checked on it: the batches before it
+      // delete entries and strip claims whatever the head does meanwhile, so pushes that keep
+      // arriving during a long purge cannot make every batch conflict.
+      let write = last
+        ? this.#kv.atomic().check({ key: headKey, versionstamp: found.versionstamp })
+        : this.#kv.atomic();
       for (const claim of numbered.slice(0, PURGE_CLAIMS)) {
         const { value, expiresAt } = claimRow(claim.value)!;
         const key = claim.key as DenoKvKey;
@@ -460,7 +466,6 @@ export class DenoKvConversationStore implements ConversationStore {
       for (const ghost of ghosts) {
         write = write.delete(ghost.key as DenoKvKey).delete(placeKey(ref, ghost.key[4] as number));
       }
-      const last = entries.length < PURGE_ENTRIES && numbered.length <= PURGE_CLAIMS && ghosts.length < PURGE_GHOSTS;
       if (last) {
         write = write.delete(headKey);
         const current = head(found.value);
