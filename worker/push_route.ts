@@ -122,13 +122,18 @@ export async function handlePush(
   const { onMessage, onReply } = runtime.handlers(env);
   const queue = runtime.queue(env);
   if (queue !== undefined && request.method === "POST") {
+    const marks: Promise<unknown>[] = [];
     const response = await mp.push.handleQueued(request, {
       enqueue: async (job) => void await queue.send(job, { contentType: "json" }),
       // The marker that answers WeChat's retries is written after the answer.
-      waitUntil: ctx === undefined ? undefined : (promise) => ctx.waitUntil(promise),
+      waitUntil: ctx === undefined ? undefined : (promise) => {
+        marks.push(promise);
+        ctx.waitUntil(promise);
+      },
       reply: onReply === undefined ? undefined : (message, context) => onReply(message, { ...context, env }),
     });
-    runtime.media?.afterAnswer(env, ctx);
+    // Copies of media once the marker is written: a copy waits for its push to be settled.
+    runtime.media?.afterAnswer(env, ctx, marks.length === 0 ? undefined : Promise.allSettled(marks));
     return response;
   }
   const later: Array<() => Promise<unknown>> = [];
