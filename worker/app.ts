@@ -100,8 +100,9 @@ export interface AppOptions {
   /** Supplies the in-process emulator as the upstream when `WECHAT_EMULATOR=on` (local development). */
   emulator?: EmulatorUpstream | undefined;
   /**
-   * Timing of the Chatwoot bridge (retries, time limits, typing throttle); the bridge itself is
-   * on when `CHATWOOT_URL` is set (see docs/chatwoot.md).
+   * Settings of the Chatwoot bridge (retries, time limits, typing throttle, the subscribe message
+   * sent instead of a reply the send window refused); the bridge itself is on when `CHATWOOT_URL`
+   * is set (see docs/chatwoot.md).
    */
   chatwoot?: ChatwootOptions | undefined;
   /** Largest accepted upload, in bytes; default 10 MiB. */

@@ -11,7 +11,12 @@
 // `baseUrl` with (so a WECHAT_API_BASE the SDK would refuse on every call is refused here, by name).
 import * as z from "../src/internal/zod.ts";
 import { apiBaseSchema, httpUrlSchema } from "../src/internal/field_schemas.ts";
-import type { DurableObjectNamespaceLike, KvNamespaceLike } from "../mod.ts";
+import {
+  type DurableObjectNamespaceLike,
+  type KvNamespaceLike,
+  type SubscribeMessagePayload,
+  subscribeMessageSchema,
+} from "../mod.ts";
 import type { QueueLike } from "./queue_types.ts";
 import type { MediaBucketLike } from "./media_keys.ts";
 
@@ -106,6 +111,12 @@ export interface Env {
   CHATWOOT_API_TOKEN?: string;
   /** The API inbox's webhook secret, which signs Chatwoot's webhooks (a secret). Unset: the webhook route is closed. */
   CHATWOOT_WEBHOOK_SECRET?: string;
+  /**
+   * A subscribe message sent instead of an agent's reply the send window refused, as JSON
+   * `{ "template_id", "page"?, "data": { "thing1": { "value": "{text}" } } }`: `{text}` is the
+   * reply cut to 20 characters. Unset: such a reply is only marked failed in Chatwoot.
+   */
+  CHATWOOT_SUBSCRIBE_TEMPLATE?: string | Record<string, unknown>;
 }
 
 /** Names of the string variables of {@link Env}. */
@@ -141,6 +152,32 @@ const positiveId = z.pipe(
     z.minimum(1, "must be a whole number from 1 (Chatwoot's id)"),
     z.maximum(Number.MAX_SAFE_INTEGER, "must be a whole number from 1 (Chatwoot's id)"),
   ),
+);
+
+// A subscribe message as JSON (a string: secrets, the process environment) or an inline table
+// ([vars] in wrangler.toml), checked as `mp.subscribeMessage.send` checks it. The messages name
+// the field and say what is wrong, never what the value was.
+const SUBSCRIBE_SHAPE = 'must be JSON like {"template_id": "…", "data": {"thing1": {"value": "{text}"}}}';
+const subscribeTemplate = z.pipe(
+  z.transform((value: unknown, ctx) => {
+    let parsed = value;
+    if (typeof value === "string") {
+      try {
+        parsed = JSON.parse(value);
+      } catch {
+        ctx.issues.push({ code: "custom", message: SUBSCRIBE_SHAPE, input: undefined });
+        return z.NEVER;
+      }
+    }
+    const result = subscribeMessageSchema.safeParse(parsed);
+    if (result.success) return result.data;
+    const issue = result.error.issues[0];
+    const path = issue?.path.join(".") ?? "";
+    const detail = path === "" ? issue?.message ?? SUBSCRIBE_SHAPE : `${path} ${issue?.message ?? "is invalid"}`;
+    ctx.issues.push({ code: "custom", message: `is not a valid subscribe message: ${detail}`, input: undefined });
+    return z.NEVER;
+  }),
+  z.custom<SubscribeMessagePayload>(),
 );
 
 /**
@@ -192,6 +229,7 @@ export const envSchema: z.ZodMiniObject<{ [K in EnvVar]: z.ZodMiniType }> = z.ob
   CHATWOOT_INBOX_ID: positiveId,
   CHATWOOT_API_TOKEN: z.string().check(z.regex(/^\S+$/, "must be the access token alone, without spaces")),
   CHATWOOT_WEBHOOK_SECRET: z.string().check(z.regex(/^\S+$/, "must be the webhook secret alone, without spaces")),
+  CHATWOOT_SUBSCRIBE_TEMPLATE: subscribeTemplate,
 });
 
 /** Why a configuration value cannot be used. */
@@ -287,6 +325,7 @@ export interface EnvValues {
   CHATWOOT_INBOX_ID: number;
   CHATWOOT_API_TOKEN: string;
   CHATWOOT_WEBHOOK_SECRET: string;
+  CHATWOOT_SUBSCRIBE_TEMPLATE: SubscribeMessagePayload;
 }
 
 /**

@@ -67,6 +67,7 @@ export {
   type ChatwootOptions,
   type ChatwootSettings,
   chatwootSettings,
+  type ChatwootSubscribeFallback,
   type ChatwootWebhookCheck,
   verifyChatwootWebhook,
 } from "./chatwoot/mod.ts";

@@ -1,7 +1,7 @@
 // The Chatwoot bridge inside workerd, against the contract fake of Chatwoot's API
 // (_chatwoot_fake.ts) and the WeChat emulator: a round trip, exactly once under duplicate
 // deliveries and echoes, Chatwoot down during a burst (queue mode), forged webhooks, and a reply
-// outside the 48-hour window.
+// outside the 48-hour window, and the subscribe message sent instead of it.
 import { env as workerEnv } from "cloudflare:workers";
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
@@ -10,6 +10,7 @@ import { buildPush, createEmulator } from "../../src/testing/mod.ts";
 import {
   type AppOptions,
   type AppPushHandler,
+  type ChatwootOptions,
   createApp,
   type KefuApp,
   type QueueMessageLike,
@@ -73,6 +74,8 @@ interface WorldOptions {
   onMessage?: AppPushHandler;
   onReply?: AppOptions["onReply"];
   env?: Parameters<typeof testEnv>[0];
+  /** Bridge settings besides the test's timings. */
+  chatwoot?: ChatwootOptions;
 }
 
 /** WeChat (the emulator), Chatwoot (the fake) and the worker between them. */
@@ -130,7 +133,7 @@ function world(options: WorldOptions = {}) {
     onReply: options.onReply,
     queue: queue === undefined ? undefined : () => queue,
     conversations: conversations === undefined ? undefined : () => conversations,
-    chatwoot: { retryBaseMs: 5, timeoutMs: 2000, typingIntervalMs: 10_000 },
+    chatwoot: { retryBaseMs: 5, timeoutMs: 2000, typingIntervalMs: 10_000, ...options.chatwoot },
     fetch: (input, init) => {
       const request = new Request(input, init);
       if (request.url.startsWith(`${BASE}/`)) return cw.fetch(request);
@@ -469,6 +472,153 @@ describe("the Chatwoot bridge", () => {
     expect(w.sentToUser().at(-1)?.message.content).toBe("欢迎回来");
     expect(w.cw.refusals).toEqual([]);
     expectNoSecrets(w);
+  });
+
+  it("the subscribe fallback (CHATWOOT_SUBSCRIBE_TEMPLATE): a reply outside the window sends one subscribe message instead", async () => {
+    const template = {
+      template_id: "TPL_AGENT_REPLY",
+      page: "pages/service/index",
+      data: { thing1: { value: "{text}" }, thing2: { value: "客服回复" } },
+    };
+    const w = world({ clock: true, env: { CHATWOOT_SUBSCRIBE_TEMPLATE: JSON.stringify(template) } });
+    await w.push(w.user.says("我的退款呢"));
+    // Long-term: a second send would be delivered too, so a duplicate would show.
+    await w.push(w.user.subscribes({ templateId: "TPL_AGENT_REPLY", longTerm: true }));
+    w.tick(49 * HOUR);
+    const customSends = () => w.wechatCalls.filter((p) => p.includes("/message/custom/")).length;
+    const before = customSends();
+    w.cw.duplicate = true; // the same delivery twice
+    const reply = "您的退款已经原路退回，预计三个工作日内到账，请注意查收";
+    const { message, delivered } = await w.cw.agentReplies(w.conversation().id, reply);
+    expect(statusOf(delivered)).toEqual([[200, "failed"], [200, "ignored:duplicate"]]);
+    // Another delivery of the same message (an account webhook too): the message's claim stops it.
+    const again = await w.cw.sendWebhook(w.cw.messageCreatedPayload(message));
+    expect(JSON.parse(again.body).status).toBe("ignored:duplicate");
+    await w.settle();
+
+    const subscribes = w.wechat.inbox(w.openId).filter((e) => e.kind === "subscribe");
+    expect(subscribes).toHaveLength(1);
+    expect(subscribes[0]).toMatchObject({
+      templateId: "TPL_AGENT_REPLY",
+      page: "pages/service/index",
+      // The reply cut to WeChat's 20 characters for a thing field: 19 and an ellipsis.
+      data: { thing1: { value: "您的退款已经原路退回，预计三个工作日内…" }, thing2: { value: "客服回复" } },
+    });
+    expect(message).toMatchObject({
+      status: "failed",
+      external_error:
+        "45015: outside the 48-hour window — the user has to write first; a subscribe message was sent instead",
+    });
+    expect(customSends()).toBe(before); // the window check stopped the reply before any call
+    // Recorded in kefu-edge's history as the agent's subscribe message.
+    const alice = w.cw.agents[0]!;
+    const history = await (await w.api(`/api/users/${w.openId}/messages?limit=1`)).json() as {
+      entries: { sender: string; type: string }[];
+    };
+    expect(history.entries.map((e) => [e.sender, e.type])).toEqual([[`agent:${alice.name}`, "subscribe"]]);
+    // Logged once, without the reply.
+    const logged = w.logger.lines.filter((l) => l.includes("kefu-edge.chatwoot_subscribe_fallback"));
+    expect(logged).toHaveLength(1);
+    expect(JSON.parse(logged[0]!)).toMatchObject({ sent: true, messageId: message.id });
+    for (const line of w.logger.lines) expect(line).not.toContain("退款");
+    expect(w.cw.refusals).toEqual([]);
+    expectNoSecrets(w);
+  });
+
+  it("the subscribe fallback (createApp option) after WeChat's own 45015, and a refused subscribe message (43101)", async () => {
+    const asked: [string, string][] = [];
+    let enabled = true;
+    const w = world({
+      onMessage: async () => {}, // no bot: nothing else writes to the user
+      chatwoot: {
+        subscribeFallback: (openId, text) => {
+          asked.push([openId, text]);
+          return enabled ? { template_id: "TPL_ONE_TIME", data: { thing1: { value: "客服回复了您" } } } : undefined;
+        },
+      },
+    });
+    await w.user.subscribes("TPL_ONE_TIME"); // one-time: allows one subscribe message
+    // The user's message reaches kefu-edge (its window is open) but not the emulated WeChat, whose
+    // window stays closed: WeChat itself refuses the reply with 45015.
+    const push = await buildPush({ appId: APP_ID, token: PUSH_TOKEN, encodingAESKey: AES_KEY, format: "xml" }, {
+      ToUserName: "gh_platform",
+      FromUserName: w.openId,
+      CreateTime: Math.floor(Date.now() / 1000),
+      MsgType: "text",
+      Content: "在吗",
+      MsgId: String(Date.now()),
+    });
+    const ctx = createExecutionContext();
+    expect(await (await w.app.fetch(push.request(), w.env, ctx)).text()).toBe("success");
+    await waitOnExecutionContext(ctx);
+    await w.settle();
+    const conversationId = w.conversation().id;
+
+    const first = await w.cw.agentReplies(conversationId, "您好，有什么可以帮您？");
+    expect(statusOf(first.delivered)).toEqual([[200, "failed"]]);
+    // WeChat refused it (after a 40001 when another test's access token was cached: the SDK refreshes it).
+    const answers = w.wechat.calls.filter((c) => c.path === "/cgi-bin/message/custom/send").map((c) => c.errcode);
+    expect(answers.filter((errcode) => errcode !== 40001)).toEqual([45015]);
+    expect(first.message.external_error).toBe(
+      "45015: outside the 48-hour window — the user has to write first; a subscribe message was sent instead",
+    );
+    expect(asked).toEqual([[w.openId, "您好，有什么可以帮您？"]]);
+    const subscribes = () => w.wechat.inbox(w.openId).filter((e) => e.kind === "subscribe");
+    expect(subscribes()).toHaveLength(1);
+
+    // WeChat's 45015 closed the window kefu-edge keeps: the bridge's own check stops the next reply
+    // (saying no reply is left), and the one-time acceptance is used up: WeChat refuses the next
+    // subscribe message with 43101.
+    const calls = w.wechatCalls.length;
+    const second = await w.cw.agentReplies(conversationId, "", { images: [PNG] });
+    expect(statusOf(second.delivered)).toEqual([[200, "failed"]]);
+    expect(w.wechatCalls.slice(calls)).toEqual(["/cgi-bin/message/subscribe/send"]);
+    expect(second.message.external_error).toBe(
+      "45047: the replies allowed since the user's last message are used up — the user has to write first; " +
+        "the subscribe message failed too: " +
+        "43101: the user has not accepted this template (or a one-time acceptance is used up)",
+    );
+    expect(asked.at(-1)).toEqual([w.openId, "[图片]"]);
+    expect(subscribes()).toHaveLength(1);
+    const refused = w.logger.lines.filter((l) => l.includes("kefu-edge.chatwoot_subscribe_fallback"));
+    expect(refused.map((l) => JSON.parse(l)).map((l) => [l.sent, l.errcode])).toEqual([[true, undefined], [
+      false,
+      43101,
+    ]]);
+
+    // A fallback that returns nothing: the reason alone, as without a fallback.
+    enabled = false;
+    const third = await w.cw.agentReplies(conversationId, "再试一次");
+    expect(third.message.external_error).toBe(
+      "45047: the replies allowed since the user's last message are used up — the user has to write first",
+    );
+    expect(subscribes()).toHaveLength(1);
+    for (const line of w.logger.lines) expect(line).not.toContain("有什么可以帮您");
+    expect(w.cw.refusals).toEqual([]);
+  });
+
+  it("a malformed CHATWOOT_SUBSCRIBE_TEMPLATE is named in a 503, never shown", async () => {
+    const cases = [
+      ["not JSON {text}-SECRETISH", "must be JSON like"],
+      [JSON.stringify({ template_id: "has spaces SECRETISH", data: { thing1: { value: "{text}" } } }), "template_id"],
+      [JSON.stringify({ template_id: "T1", data: {} }), "data"],
+    ] as const;
+    for (const [value, named] of cases) {
+      const w = world({ env: { CHATWOOT_SUBSCRIBE_TEMPLATE: value } });
+      const webhook = await w.cw.sendWebhook({ event: "message_created" });
+      expect(webhook.status).toBe(503);
+      const error = JSON.parse(webhook.body).error as { code: string; variable: string; message: string };
+      expect(error).toMatchObject({ code: "config_invalid", variable: "CHATWOOT_SUBSCRIBE_TEMPLATE" });
+      expect(error.message).toContain(named);
+      expect(webhook.body).not.toContain("SECRETISH");
+      // The push route answers so too: WeChat retries once it is fixed.
+      const outcome = await (await w.user.says("hi")).deliver((request) => w.app.fetch(request, w.env), {
+        retries: 0,
+      });
+      expect(outcome.status).toBe(503);
+      expect(JSON.parse(outcome.responseText!).error.variable).toBe("CHATWOOT_SUBSCRIBE_TEMPLATE");
+      for (const line of w.logger.lines) expect(line).not.toContain("SECRETISH");
+    }
   });
 
   it("a message a person holds gets no passive reply (TRANSFER_TO_KF), as before the bridge", async () => {

@@ -25,6 +25,7 @@ import {
   type MiniProgram,
   purgedUser,
   type PushMessage,
+  type SubscribeMessagePayload,
 } from "../../mod.ts";
 // Private helper (a documented exception, see src/internal/README.md): the bounded body read
 // the push receiver uses too.
@@ -39,9 +40,11 @@ import { retryDelaySeconds } from "../push_route.ts";
 import type { QueueLike, QueueMessageLike } from "../queue_types.ts";
 import { ChatwootClient } from "./client.ts";
 import { ChatwootMirror } from "./mirror.ts";
+import { type ChatwootSubscribeFallback, templateFallback } from "./fallback.ts";
 import { BridgeState } from "./state.ts";
 import { handleWebhook, verifyChatwootWebhook } from "./webhook.ts";
 
+export type { ChatwootSubscribeFallback } from "./fallback.ts";
 export {
   CHATWOOT_DELIVERY_HEADER,
   CHATWOOT_MAX_SKEW_SECONDS,
@@ -64,6 +67,13 @@ export interface ChatwootOptions {
   webhookBudgetMs?: number | undefined;
   /** Shortest time between two typing indicators shown to one user, in ms; default 10,000. */
   typingIntervalMs?: number | undefined;
+  /**
+   * A subscribe message sent instead of an agent's reply the send window refused (the user
+   * wrote more than 48 hours ago, never wrote, or the replies allowed since are used up): called
+   * with the user and the reply's text; `undefined` sends none. Takes the place of
+   * `CHATWOOT_SUBSCRIBE_TEMPLATE`. Default: that variable's template, or none.
+   */
+  subscribeFallback?: ChatwootSubscribeFallback | undefined;
 }
 
 /** The bridge's settings, read from the worker's variables. */
@@ -76,6 +86,8 @@ export interface ChatwootSettings {
   inboxId: number;
   /** `CHATWOOT_API_TOKEN`. */
   token: string;
+  /** `CHATWOOT_SUBSCRIBE_TEMPLATE`, when set. */
+  subscribeTemplate?: SubscribeMessagePayload | undefined;
 }
 
 /**
@@ -104,6 +116,7 @@ export function chatwootSettings(env: Env): ChatwootSettings | undefined {
     accountId: requireVar(env, "CHATWOOT_ACCOUNT_ID"),
     inboxId: requireVar(env, "CHATWOOT_INBOX_ID"),
     token: requireVar(env, "CHATWOOT_API_TOKEN"),
+    subscribeTemplate: optionalVar(env, "CHATWOOT_SUBSCRIBE_TEMPLATE"),
   };
 }
 
@@ -150,6 +163,8 @@ interface Parts {
   client: ChatwootClient;
   state: BridgeState;
   conversations: ConversationStore;
+  /** The createApp option's, else `CHATWOOT_SUBSCRIBE_TEMPLATE`'s, else none. */
+  subscribeFallback: ChatwootSubscribeFallback | undefined;
 }
 
 /**
@@ -336,6 +351,7 @@ export class ChatwootBridge {
         maxMediaBytes: this.#deps.maxMediaBytes,
         now: this.#deps.now,
         typingAllowed: (openId, on) => this.#typingAllowed(openId, on),
+        subscribeFallback: parts.subscribeFallback,
         logger: this.#deps.logger,
       });
       const outcome = await withinBudget(work, this.#deps.options?.webhookBudgetMs ?? 4000);
@@ -371,7 +387,10 @@ export class ChatwootBridge {
       // The bridge's memory outlives the history it mirrors by a week.
       const keepSeconds = ((optionalVar(env, "HISTORY_DAYS") ?? 30) + 7) * 86_400;
       const state = new BridgeState(this.#deps.store(env), appId, { keepSeconds });
-      byEnv.set(key, parts = { settings, appId, client, state, conversations });
+      const template = settings.subscribeTemplate;
+      const subscribeFallback = options?.subscribeFallback ??
+        (template === undefined ? undefined : templateFallback(template));
+      byEnv.set(key, parts = { settings, appId, client, state, conversations, subscribeFallback });
     }
     return parts;
   }

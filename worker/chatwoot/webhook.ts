@@ -4,7 +4,8 @@
  * unsigned, forged and stale deliveries (more than 5 minutes from now) are refused and logged.
  * An agent's reply (outgoing, not private, by an agent) is sent to the user once (a second
  * delivery of it, and the echoes of what the bridge itself wrote, are not), after the send
- * window was checked; what WeChat refused is marked failed in Chatwoot with the reason in words.
+ * window was checked; what WeChat refused is marked failed in Chatwoot with the reason in words,
+ * and a reply the window refused is replaced by a subscribe message when a fallback is configured.
  * Typing shows as typing; an agent's reply or assignment takes the conversation over, Chatwoot's
  * `pending` hands it back to the bot and `resolved` closes it.
  *
@@ -13,6 +14,8 @@
 import {
   type ConversationRef,
   type ConversationStore,
+  isOutOfWindow,
+  isQuotaExceeded,
   MediaTooLargeError,
   type MiniProgram,
   OutOfWindowError,
@@ -28,6 +31,7 @@ import { constantTimeEqual } from "../../src/internal/constant_time.ts";
 import type { AppLogger } from "../types.ts";
 import { type ChatwootClient, ChatwootError } from "./client.ts";
 import { FROM_CHATWOOT } from "./mirror.ts";
+import { type ChatwootSubscribeFallback, subscribeFailureReason } from "./fallback.ts";
 import type { BridgeState } from "./state.ts";
 
 /** The header Chatwoot puts the signature in: `sha256=<hex>`. */
@@ -149,6 +153,8 @@ export interface WebhookSettings {
   now(): number;
   /** Whether typing may be shown to the user now (the isolate's throttle). */
   typingAllowed(openId: string, on: boolean): boolean;
+  /** The subscribe message sent instead of a reply the send window refused; none when `undefined`. */
+  subscribeFallback?: ChatwootSubscribeFallback | undefined;
   logger: AppLogger;
 }
 
@@ -271,14 +277,22 @@ async function sendToUser(
       from: ["bot", "waiting", "closed"],
     });
   }
-  const closed = windowProblem(await conversations.window(ref), settings.now());
-  if (closed !== undefined) return await markFailed(conversationId, messageId, closed, settings);
   const content = typeof payload.content === "string" ? payload.content.trim() : "";
   const attachments = Array.isArray(payload.attachments) ? payload.attachments as Payload[] : [];
+  const text = content !== "" || attachments.length === 0 ? content : "[图片]";
+  const closed = windowProblem(await conversations.window(ref), settings.now());
+  if (closed !== undefined) {
+    const reason = await subscribeInstead(closed, ref.openId, by, text, messageId, settings);
+    return await markFailed(conversationId, messageId, reason, settings);
+  }
   const options = { sender: by, checkWindow: true } as const;
   const problems: string[] = [];
+  let delivered = 0;
   try {
-    if (content !== "") await miniProgram.customerServiceMessage.sendText(ref.openId, content, options);
+    if (content !== "") {
+      await miniProgram.customerServiceMessage.sendText(ref.openId, content, options);
+      delivered++;
+    }
     for (const attachment of attachments) {
       if (attachment.file_type !== "image" || typeof attachment.data_url !== "string") {
         problems.push(
@@ -294,19 +308,58 @@ async function sendToUser(
         filename: `image.${extension}`,
       });
       await miniProgram.customerServiceMessage.send(ref.openId, "image", { media_id: media.media_id }, options);
+      delivered++;
     }
   } catch (err) {
     // Whatever came after the failure was not sent either: the message is marked failed.
-    problems.unshift(failureReason(err));
     settings.logger.warn(JSON.stringify({
       event: "kefu-edge.chatwoot_send_failed",
       messageId,
       error: err instanceof Error ? err.name : typeof err,
       errcode: err instanceof WeChatApiError ? err.errcode : undefined,
     }));
+    const reason = failureReason(err);
+    // WeChat (or the SDK's own check) refused for the window before any of the reply went out:
+    // the subscribe fallback. A reply the user got part of spends no subscription on it.
+    const window = err instanceof OutOfWindowError || isOutOfWindow(err) || isQuotaExceeded(err);
+    problems.unshift(
+      window && delivered === 0 ? await subscribeInstead(reason, ref.openId, by, text, messageId, settings) : reason,
+    );
   }
   if (problems.length > 0) return await markFailed(conversationId, messageId, problems.join("; "), settings);
   return "sent";
+}
+
+/**
+ * The send window refused an agent's reply: with a fallback configured, the subscribe message is
+ * sent instead. Never throws; returns `reason` with what became of the subscribe message.
+ */
+async function subscribeInstead(
+  reason: string,
+  openId: string,
+  by: `agent:${string}`,
+  text: string,
+  messageId: number,
+  settings: WebhookSettings,
+): Promise<string> {
+  const build = settings.subscribeFallback;
+  if (build === undefined) return reason;
+  const log = (fields: Record<string, unknown>) =>
+    settings.logger.warn(JSON.stringify({ event: "kefu-edge.chatwoot_subscribe_fallback", messageId, ...fields }));
+  try {
+    const message = build(openId, text);
+    if (message === undefined) return reason;
+    await settings.miniProgram.subscribeMessage.send(openId, message, { sender: by });
+  } catch (err) {
+    log({
+      sent: false,
+      error: err instanceof Error ? err.name : typeof err,
+      errcode: err instanceof WeChatApiError ? err.errcode : undefined,
+    });
+    return `${reason}; the subscribe message failed too: ${subscribeFailureReason(err, failureReason)}`;
+  }
+  log({ sent: true });
+  return `${reason}; a subscribe message was sent instead`;
 }
 
 async function markFailed(
