@@ -275,31 +275,34 @@ export function createApp(options: AppOptions = {}): KefuApp {
 
 // Claims need an atomic store to hold across isolates: the Durable Objects when bound.
 function defaultDedupeStore(store: (env: Env) => KeyValueStore): (env: Env) => KeyValueStore {
-  const objects = new WeakMap<object, DurableObjectStore>();
-  return (env) => {
-    const namespace = env.KEFU_STORE;
-    if (namespace === undefined || namespace === null) return store(env);
-    let found = objects.get(namespace);
-    if (found === undefined) objects.set(namespace, found = new DurableObjectStore(namespace));
-    return found;
-  };
+  const objects = perBinding((namespace: NonNullable<Env["KEFU_STORE"]>) => new DurableObjectStore(namespace));
+  return (env) => env.KEFU_STORE === undefined || env.KEFU_STORE === null ? store(env) : objects(env.KEFU_STORE);
 }
 
 // Conversations live in the Durable Objects when bound: one object per user, one call per operation.
 // A malformed HISTORY_DAYS is a configuration error (503 naming it), never a silent 30 days.
 function defaultConversations(): (env: Env) => ConversationStore | undefined {
-  const objects = new WeakMap<object, Map<number | undefined, DurableObjectConversationStore>>();
+  const stores = perBinding((_: NonNullable<Env["KEFU_STORE"]>) => new Map<number | undefined, ConversationStore>());
   return (env) => {
     const namespace = env.KEFU_STORE;
     if (namespace === undefined || namespace === null) return undefined;
     const historyDays = optionalVar(env, "HISTORY_DAYS");
-    let byDays = objects.get(namespace);
-    if (byDays === undefined) objects.set(namespace, byDays = new Map());
+    const byDays = stores(namespace);
     let found = byDays.get(historyDays);
     if (found === undefined) {
       byDays.set(historyDays, found = new DurableObjectConversationStore(namespace, { historyDays }));
     }
     return found;
+  };
+}
+
+/** One value per binding (a namespace stays the same object for an isolate's life), made when first asked for. */
+function perBinding<K extends object, V>(make: (binding: K) => V): (binding: K) => V {
+  const made = new WeakMap<K, V>();
+  return (binding) => {
+    let value = made.get(binding);
+    if (value === undefined) made.set(binding, value = make(binding));
+    return value;
   };
 }
 

@@ -329,23 +329,21 @@ export function applyReserve(
   const append: ConversationEntry[] = [];
   settleIdle(next, now, settings, append);
   const window = liveWindow(next.window, now);
-  const changed = head !== undefined && append.length > 0;
+  const decide = (decision: Reservation["decision"], shown: SendWindow | undefined, changed: boolean) => ({
+    head: next,
+    append,
+    result: { decision, window: shown, handoff: next.handoff },
+    changed,
+  });
+  const settled = head !== undefined && append.length > 0;
   // A bot answers a conversation; none means it was deleted (the user revoked) since.
-  if (onlyIn !== undefined && head === undefined) {
-    return { head: next, append, result: { decision: "deleted", window: undefined, handoff: next.handoff }, changed };
-  }
-  if (onlyIn !== undefined && !onlyIn.includes(next.handoff.state)) {
-    return { head: next, append, result: { decision: "state", window, handoff: next.handoff }, changed };
-  }
-  if (window === undefined && next.window === undefined) {
-    // Nothing known (never seen, or forgotten): the send goes ahead and WeChat decides.
-    return { head: next, append, result: { decision: "ok", window: undefined, handoff: next.handoff }, changed };
-  }
-  if (window === undefined || window.remaining <= 0) {
-    return { head: next, append, result: { decision: "closed", window, handoff: next.handoff }, changed };
-  }
+  if (onlyIn !== undefined && head === undefined) return decide("deleted", undefined, settled);
+  if (onlyIn !== undefined && !onlyIn.includes(next.handoff.state)) return decide("state", window, settled);
+  // Nothing known (never seen, or forgotten): the send goes ahead and WeChat decides.
+  if (window === undefined && next.window === undefined) return decide("ok", undefined, settled);
+  if (window === undefined || window.remaining <= 0) return decide("closed", window, settled);
   next.window = { ...window, remaining: window.remaining - 1 };
-  return { head: next, append, result: { decision: "ok", window: next.window, handoff: next.handoff }, changed: true };
+  return decide("ok", next.window, true);
 }
 
 /** WeChat's answers that say the window is closed (45015) or its messages are used up (45047). */

@@ -29,14 +29,16 @@ import {
   type Delivery,
   type DeliveryMode,
   type Outcome,
-  type ProcessQueuedOptions,
-  type ProcessResult,
   PushDelivery,
-  type PushHandler,
-  type PushHandlerContext,
-  type PushJob,
-  type QueuedPushOptions,
 } from "./delivery.ts";
+import type {
+  ProcessQueuedOptions,
+  ProcessResult,
+  PushHandler,
+  PushHandlerContext,
+  PushJob,
+  QueuedPushOptions,
+} from "./handler_types.ts";
 
 export {
   DEDUPE_KEY_PREFIX,
@@ -46,15 +48,17 @@ export {
   DEFAULT_LEASE_SECONDS,
   DEFAULT_REPLY_BUDGET_MS,
   DEFAULT_STORE_TIMEOUT_MS,
-  type ProcessOutcome,
-  type ProcessQueuedOptions,
-  type ProcessResult,
-  type PushHandler,
-  type PushHandlerContext,
-  type PushJob,
-  type QueuedPushOptions,
-  type ReplyDecider,
 } from "./delivery.ts";
+export type {
+  ProcessOutcome,
+  ProcessQueuedOptions,
+  ProcessResult,
+  PushHandler,
+  PushHandlerContext,
+  PushJob,
+  QueuedPushOptions,
+  ReplyDecider,
+} from "./handler_types.ts";
 export { DEFAULT_MAX_PUSH_BODY_BYTES, DEFAULT_MAX_SKEW_SECONDS } from "./verify.ts";
 
 /** The `push` option of `MiniProgram`: the message-push settings from the admin console. */

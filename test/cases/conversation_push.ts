@@ -17,20 +17,27 @@ const SECRET = "conv-push-secret";
 const PUSH = { token: "ConvPushToken1", encodingAESKey: "ConvPushKey0123456789abcdefghijklmnopqrstuv" };
 const OPENID = "o9AgO5Kd5ggOC-bXrbNODIiE3bGY";
 
-/** A conversation store that counts its calls by operation. */
+/**
+ * A conversation store that counts its calls by operation, and whose every operation fails
+ * (`"fail"`) or never settles (`"hang"`) while `broken.mode` says so.
+ */
 function counted(store: ConversationStore) {
   const calls: string[] = [];
+  const broken = { mode: "ok" as "ok" | "fail" | "hang", calls: 0 };
   const proxy = new Proxy(store, {
     get(target, name, receiver) {
       const value = Reflect.get(target, name, receiver);
       if (typeof value !== "function") return value;
       return (...args: unknown[]) => {
         calls.push(String(name));
-        return value.apply(target, args);
+        if (broken.mode === "ok") return value.apply(target, args);
+        broken.calls++;
+        if (broken.mode === "hang") return new Promise(() => {});
+        return Promise.reject(new Error("conversation store unreachable"));
       };
     },
   });
-  return { store: proxy, calls };
+  return { store: proxy, calls, broken };
 }
 
 function setup() {
@@ -238,28 +245,10 @@ test("conversations: the handler's context carries the conversation: chat turns,
   ]);
 });
 
-/** A conversation store whose every operation fails (`"fail"`) or never settles (`"hang"`) while `broken.mode` says so. */
-function breakable(store: ConversationStore) {
-  const broken = { mode: "ok" as "ok" | "fail" | "hang", calls: 0 };
-  const proxy = new Proxy(store, {
-    get(target, name, receiver) {
-      const value = Reflect.get(target, name, receiver);
-      if (typeof value !== "function") return value;
-      return (...args: unknown[]) => {
-        if (broken.mode === "ok") return value.apply(target, args);
-        broken.calls++;
-        if (broken.mode === "hang") return new Promise(() => {});
-        return Promise.reject(new Error("conversation store unreachable"));
-      };
-    },
-  });
-  return { store: proxy, broken };
-}
-
 for (const mode of ["fail", "hang"] as const) {
   test(`conversations: a store that ${mode === "fail" ? "fails" : "hangs"} loses no message, and the next push of the user is handled as usual`, async () => {
     const memory = new MemoryConversationStore();
-    const { store, broken } = breakable(memory);
+    const { store, broken } = counted(memory);
     const wechat = createEmulator({ appId: APP_ID, appSecret: SECRET, push: PUSH });
     const logged: string[] = [];
     const mp = new MiniProgram({
