@@ -40,6 +40,8 @@ export interface Env {
    * uploads kept there too, so the history can show them past WeChat's 3 days.
    */
   KEFU_MEDIA?: MediaBucketLike;
+  /** The worker's static assets (`[assets]` in wrangler.toml): the agent inbox's page files. */
+  ASSETS?: AssetsLike;
   /** The mini program's AppID. */
   WECHAT_APPID?: string;
   /** The AppSecret (a secret). */
@@ -117,10 +119,37 @@ export interface Env {
    * reply cut to 20 characters. Unset: such a reply is only marked failed in Chatwoot.
    */
   CHATWOOT_SUBSCRIBE_TEMPLATE?: string | Record<string, unknown>;
+  /**
+   * The agent inbox behind Cloudflare Access: your Zero Trust team domain
+   * (`https://<team>.cloudflareaccess.com`). With `ACCESS_AUD`, every `/inbox` request must carry
+   * a valid Access token.
+   */
+  ACCESS_TEAM_DOMAIN?: string;
+  /** The Access application's audience (AUD) tag, with `ACCESS_TEAM_DOMAIN`. */
+  ACCESS_AUD?: string;
+  /** Where Access's signing keys are fetched from; default `<ACCESS_TEAM_DOMAIN>/cdn-cgi/access/certs`. */
+  ACCESS_CERTS_URL?: string;
+  /**
+   * The agent inbox without Access: one `name:hash` per line (a secret), each made by
+   * `npm run inbox:agent -- <name>`. Agents sign in at `/inbox/login`.
+   */
+  INBOX_AGENTS?: string;
+  /**
+   * A subscribe message the inbox offers to send when the send window is closed, as JSON
+   * `{ "template_id", "page"?, "data": { "thing1": { "value": "{text}" } } }`: `{text}` is the
+   * agent's text cut to 20 characters. Unset: the inbox offers none.
+   */
+  INBOX_SUBSCRIBE_TEMPLATE?: string | Record<string, unknown>;
+}
+
+/** The static-assets binding, as far as the worker uses it. */
+export interface AssetsLike {
+  /** Answers a request for an asset (by its URL's path). */
+  fetch(request: Request): Promise<Response>;
 }
 
 /** Names of the string variables of {@link Env}. */
-export type EnvVar = Exclude<keyof Env, "WECHAT_KV" | "KEFU_STORE" | "KEFU_QUEUE" | "KEFU_MEDIA">;
+export type EnvVar = Exclude<keyof Env, "WECHAT_KV" | "KEFU_STORE" | "KEFU_QUEUE" | "KEFU_MEDIA" | "ASSETS">;
 
 const flag = z.pipe(
   z.transform((value: unknown) => (typeof value === "string" ? value.trim().toLowerCase() : value)),
@@ -230,6 +259,16 @@ export const envSchema: z.ZodMiniObject<{ [K in EnvVar]: z.ZodMiniType }> = z.ob
   CHATWOOT_API_TOKEN: z.string().check(z.regex(/^\S+$/, "must be the access token alone, without spaces")),
   CHATWOOT_WEBHOOK_SECRET: z.string().check(z.regex(/^\S+$/, "must be the webhook secret alone, without spaces")),
   CHATWOOT_SUBSCRIBE_TEMPLATE: subscribeTemplate,
+  ACCESS_TEAM_DOMAIN: z.string().check(
+    z.regex(
+      /^(?:https:\/\/)?[a-z0-9-]+(?:\.[a-z0-9-]+)+\/?$/i,
+      "must be your team domain, like https://<team>.cloudflareaccess.com",
+    ),
+  ),
+  ACCESS_AUD: z.string().check(z.regex(/^[A-Za-z0-9]{16,128}$/, "must be the Access application's AUD tag")),
+  ACCESS_CERTS_URL: httpUrlSchema,
+  INBOX_AGENTS: z.string().check(z.regex(/\S/, "must hold one name:hash line per agent")),
+  INBOX_SUBSCRIBE_TEMPLATE: subscribeTemplate,
 });
 
 /** Why a configuration value cannot be used. */
@@ -326,6 +365,11 @@ export interface EnvValues {
   CHATWOOT_API_TOKEN: string;
   CHATWOOT_WEBHOOK_SECRET: string;
   CHATWOOT_SUBSCRIBE_TEMPLATE: SubscribeMessagePayload;
+  ACCESS_TEAM_DOMAIN: string;
+  ACCESS_AUD: string;
+  ACCESS_CERTS_URL: string;
+  INBOX_AGENTS: string;
+  INBOX_SUBSCRIBE_TEMPLATE: SubscribeMessagePayload;
 }
 
 /**
@@ -407,6 +451,7 @@ export function secretValues(env: Env): string[] {
     "BOT_API_KEY",
     "CHATWOOT_API_TOKEN",
     "CHATWOOT_WEBHOOK_SECRET",
+    "INBOX_AGENTS",
   ] as const;
   return names.map((name) => env[name]).filter((v): v is string => typeof v === "string" && v !== "");
 }

@@ -40,11 +40,11 @@ import { retryDelaySeconds } from "../push_route.ts";
 import type { QueueLike, QueueMessageLike } from "../queue_types.ts";
 import { ChatwootClient } from "./client.ts";
 import { ChatwootMirror } from "./mirror.ts";
-import { type ChatwootSubscribeFallback, templateFallback } from "./fallback.ts";
+import { type ChatwootSubscribeFallback, templateFallback } from "../subscribe_fallback.ts";
 import { BridgeState } from "./state.ts";
 import { handleWebhook, verifyChatwootWebhook } from "./webhook.ts";
 
-export type { ChatwootSubscribeFallback } from "./fallback.ts";
+export type { ChatwootSubscribeFallback } from "../subscribe_fallback.ts";
 export {
   CHATWOOT_DELIVERY_HEADER,
   CHATWOOT_MAX_SKEW_SECONDS,

@@ -31,7 +31,7 @@ import { constantTimeEqual } from "../../src/internal/constant_time.ts";
 import type { AppLogger } from "../types.ts";
 import { type ChatwootClient, ChatwootError } from "./client.ts";
 import { FROM_CHATWOOT } from "./mirror.ts";
-import { type ChatwootSubscribeFallback, subscribeFailureReason } from "./fallback.ts";
+import { type ChatwootSubscribeFallback, subscribeFailureReason } from "../subscribe_fallback.ts";
 import type { BridgeState } from "./state.ts";
 
 /** The header Chatwoot puts the signature in: `sha256=<hex>`. */

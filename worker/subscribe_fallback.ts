@@ -1,14 +1,14 @@
 /**
- * The subscribe-message fallback of the Chatwoot bridge: when an agent's reply cannot reach the
+ * The subscribe-message fallback of the Chatwoot bridge and the agent inbox: when an agent's reply cannot reach the
  * user because the send window is closed (the user wrote more than 48 hours ago, never wrote, or
  * the replies allowed since their last message are used up), a subscribe message (订阅消息) can
  * tell them there is an answer waiting, if they accepted the template in the mini program.
  * Configured with `createApp({ chatwoot: { subscribeFallback } })` or the
- * `CHATWOOT_SUBSCRIBE_TEMPLATE` variable.
+ * `CHATWOOT_SUBSCRIBE_TEMPLATE` variable (Chatwoot), and `INBOX_SUBSCRIBE_TEMPLATE` (the inbox).
  *
  * @module
  */
-import { type SubscribeMessagePayload, ValidationError, WeChatApiError } from "../../mod.ts";
+import { type SubscribeMessagePayload, ValidationError, WeChatApiError } from "../mod.ts";
 
 /**
  * Builds the subscribe message sent instead of an agent's reply that the send window refused:
@@ -32,7 +32,7 @@ export const THING_MAX_CHARS = 20;
  * @returns at most 20 characters (counted as Unicode code points, as WeChat counts them)
  * @example
  * ```ts
- * import { fitThing } from "./fallback.ts";
+ * import { fitThing } from "./subscribe_fallback.ts";
  * console.log(fitThing("您好，您的订单已经发货了，预计明天下午送达，请注意查收")); // "您好，您的订单已经发货了，预计明天下午…"
  * console.log(fitThing("  在吗？\n我在  ")); // "在吗？ 我在"
  * ```
@@ -50,7 +50,7 @@ export function fitThing(text: string): string {
  * @returns the fallback
  * @example
  * ```ts
- * import { templateFallback } from "./fallback.ts";
+ * import { templateFallback } from "./subscribe_fallback.ts";
  * const fallback = templateFallback({
  *   template_id: "TEMPLATE_ID",
  *   page: "pages/service/index",
@@ -82,7 +82,7 @@ export function templateFallback(
  * @example
  * ```ts
  * import { WeChatApiError } from "@kefu/edge";
- * import { subscribeFailureReason } from "./fallback.ts";
+ * import { subscribeFailureReason } from "./subscribe_fallback.ts";
  * const err = new WeChatApiError({ errcode: 43101, errmsg: "user refuse to accept the msg", endpoint: "/cgi-bin/message/subscribe/send" });
  * console.log(subscribeFailureReason(err, () => "")); // "43101: the user has not accepted this template (or a one-time acceptance is used up)"
  * ```
