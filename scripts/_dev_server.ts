@@ -1,5 +1,5 @@
-// `npm start`: `wrangler dev` on dev/worker.ts in emulator mode, with the chat page's files as
-// assets, local KV, on loopback, offline, with no Cloudflare account. The dev variables live here, and only here: they
+// `npm start`: `wrangler dev` on dev/worker.ts in emulator mode, with the agent inbox's and the chat
+// page's files as assets, local KV, on loopback, offline, with no Cloudflare account. The dev variables live here, and only here: they
 // reach wrangler as `--var` flags, so no deployment of wrangler.toml ever carries them.
 // `npm start -- --fake-model` also starts an offline OpenAI-compatible model on loopback and
 // points the AI bot at it (BOT_URL), so the bot's loop runs with no account anywhere.
@@ -7,15 +7,27 @@ import { type ChildProcess, spawn } from "node:child_process";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import { createFakeChatModel } from "../src/testing/mod.ts";
+import { cpSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { createServer } from "node:net";
-import { dirname, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** Port of `npm start` unless `--port` says otherwise. */
 export const DEFAULT_PORT = 8787;
 /** The only address the dev server listens on. */
 export const HOST = "127.0.0.1";
+
+/** The agent inbox's dev login (printed in the banner): name `dev`, this password. */
+export const DEV_INBOX_AGENT = { name: "dev", password: "dev-only-inbox-password" } as const;
+
+/**
+ * The `INBOX_AGENTS` line of {@link DEV_INBOX_AGENT}: PBKDF2-SHA-256, 100000 iterations, a 16-byte
+ * salt and a 32-byte key, base64url without padding. To make it again (any salt will do):
+ * `printf dev-only-inbox-password | npm run -s inbox:agent -- dev`.
+ */
+export const DEV_INBOX_AGENT_LINE =
+  "dev:pbkdf2-sha256$100000$6k3zlCg7NBEg6hX5wCCGkw$Uo5l3KAbOnyYXQ7NfRO0G1s-rzLAfL83hJu4NQ-S5oQ";
 
 /**
  * The dev server's variables. Every value is a placeholder that works only against the
@@ -31,6 +43,7 @@ export const DEV_VARS = {
   API_KEY: "dev-only-api-key",
   TRANSFER_TO_KF: "on",
   WELCOME_TEXT: "Welcome! This is the kefu-edge dev server. Write anything; replies come from POST /api/messages.",
+  INBOX_AGENTS: DEV_INBOX_AGENT_LINE,
 } as const;
 
 /** The repository root. */
@@ -38,8 +51,41 @@ export const ROOT: string = resolve(dirname(fileURLToPath(import.meta.url)), "..
 
 /** The dev entry: the app wrapped with `withEmulator`. */
 export const DEV_ENTRY = "dev/worker.ts";
-/** The chat page's files, served by `wrangler dev --assets` (published with `kefu-edge/testing`). */
+/** The chat page's files (published with `kefu-edge/testing`). */
 export const PAGE_ASSETS = "src/testing/dev_server/assets";
+/** The deployed worker's static files: the agent inbox's page (`wrangler.toml`'s `[assets]`). */
+export const PUBLIC_ASSETS = "public";
+/** Where {@link mergeAssets} puts both for `wrangler dev --assets`, one folder per port. */
+export const MERGED_ASSETS = ".wrangler/dev-assets";
+
+/**
+ * Copies the files of `sources` (folders under `root`) into `target` (emptied first): `wrangler dev`
+ * serves one assets folder. A path found in two sources is refused, naming it, rather than one
+ * file silently hiding the other.
+ *
+ * @returns `target`
+ * @throws {Error} naming the path both sources have
+ */
+export function mergeAssets(root: string, sources: readonly string[], target: string): string {
+  const seen = new Map<string, string>();
+  for (const source of sources) {
+    for (const path of filesUnder(join(root, source))) {
+      const other = seen.get(path);
+      if (other !== undefined) throw new Error(`kefu-edge: ${path} is in both ${other}/ and ${source}/`);
+      seen.set(path, source);
+    }
+  }
+  rmSync(target, { recursive: true, force: true });
+  mkdirSync(target, { recursive: true });
+  for (const source of sources) cpSync(join(root, source), target, { recursive: true });
+  return target;
+}
+
+function filesUnder(folder: string): string[] {
+  return readdirSync(folder, { recursive: true, withFileTypes: true })
+    .filter((entry) => !entry.isDirectory())
+    .map((entry) => join(entry.parentPath, entry.name).slice(folder.length + 1));
+}
 
 /** The flag that starts the local fake model and points the AI bot at it. */
 export const FAKE_MODEL_FLAG = "--fake-model";
@@ -110,13 +156,18 @@ export function fakeModelVars(url: string): string[] {
   return ["--var", `BOT_URL:${url}`, "--var", `BOT_MODEL:${FAKE_MODEL_NAME}`, "--var", "TRANSFER_TO_KF:off"];
 }
 
+/** The assets folder `npm start` serves on `port` (see {@link mergeAssets}). */
+export function assetsFolder(port: number): string {
+  return `${MERGED_ASSETS}/${port}`;
+}
+
 /** The `wrangler dev` arguments for `options`. */
 export function wranglerArgs(options: StartOptions): string[] {
   return [
     "dev",
     DEV_ENTRY,
     "--assets",
-    PAGE_ASSETS,
+    assetsFolder(options.port),
     "--local",
     "--ip",
     HOST,
@@ -189,6 +240,7 @@ export function banner(url: string, fakeModelUrl?: string): string {
     "",
     `  Local URL        ${url}`,
     `  Chat simulator   ${url}/_emulator/`,
+    `  Agent inbox      ${url}/inbox/   (dev login: ${DEV_INBOX_AGENT.name} / ${DEV_INBOX_AGENT.password})`,
     `  Dev API key      ${DEV_VARS.API_KEY}   (dev only: never use these values in production)`,
     ...(fakeModelUrl === undefined ? [] : [`  AI bot           answers from a local fake model at ${fakeModelUrl}`]),
     "",
@@ -209,6 +261,13 @@ export async function start(argv: readonly string[]): Promise<number> {
     console.error(
       `kefu-edge: port ${options.port} is in use; stop the other server or run: npm start -- --port <free port>`,
     );
+    return 1;
+  }
+  const assets = resolve(ROOT, assetsFolder(options.port));
+  try {
+    mergeAssets(ROOT, [PUBLIC_ASSETS, PAGE_ASSETS], assets);
+  } catch (err) {
+    console.error(err instanceof Error ? err.message : String(err));
     return 1;
   }
   // The fake model's variables go first: a --var given on the command line still wins.
@@ -233,5 +292,6 @@ export async function start(argv: readonly string[]): Promise<number> {
   else if (child.exitCode === null) console.error(`kefu-edge: ${url}/health did not answer within 60 s`);
   const code = await exited;
   await model?.close();
+  rmSync(assets, { recursive: true, force: true });
   return code;
 }
