@@ -405,7 +405,7 @@ function renderComposer() {
   const note = $("window-note");
   note.hidden = open === "open";
   note.textContent = open === "used"
-    ? "Replies are used up: " + ERRCODE_HINTS[45047] + ". The user's next message opens the window again."
+    ? "No replies left: " + ERRCODE_HINTS[45047] + ". The user's next message opens the window again."
     : "The reply window is closed: the user has not written in the last 48 hours. Replies are refused until they write again.";
   for (const id of ["reply-text", "send", "image-file", "card-title", "card-path", "card-thumb"]) {
     $(id).disabled = open !== "open";
