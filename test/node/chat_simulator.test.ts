@@ -13,22 +13,11 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { deflateSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { DEV_VARS, ROOT } from "../../scripts/_dev_server.ts";
 import { type DevServer, startDevServer } from "./_dev_server.ts";
+import { CHROMIUM, chromiumAvailable, launchChromium, watchPage } from "./_browser.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-// Without the background-networking flags Chromium's own requests fail on a closed network.
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 const ARTIFACTS = join(ROOT, "test", "artifacts");
 const OPENID = "o_browser_test_user";
 const WAIT = { timeout: 10_000 };
@@ -37,7 +26,7 @@ const PNG = gradientPng(PNG_SIZE);
 const DESKTOP = { width: 1400, height: 1000 };
 const PHONE = { width: 390, height: 844 };
 
-const available = existsSync(CHROMIUM);
+const available = chromiumAvailable;
 if (!available) {
   console.warn(
     `SKIPPED chat simulator browser test: ${CHROMIUM} is not installed (.ci/run installs it with apt-get install chromium)`,
@@ -53,25 +42,16 @@ describe.skipIf(!available)("chat simulator page in headless Chromium", () => {
   const refused: string[] = [];
 
   const watch = (target: Page) => {
-    target.on("pageerror", (err) => void problems.push(`page error: ${err.message}`));
-    target.on("console", (message) => {
-      // Chromium reports every 4xx/5xx fetch on the console; those are checked as `refused` below.
-      if (message.type() === "error" && !/^Failed to load resource: the server responded/.test(message.text())) {
-        problems.push(`console error: ${message.text()}`);
-      }
-    });
+    // Chromium reports every 4xx/5xx fetch on the console; those are checked as `refused` below.
+    watchPage(target, problems);
     target.on("response", (response) => {
       if (response.status() >= 400) refused.push(`${response.status()} ${new URL(response.url()).pathname}`);
-    });
-    target.on("dialog", (dialog) => {
-      problems.push(`dialog: ${dialog.message()}`);
-      void dialog.dismiss();
     });
   };
 
   beforeAll(async () => {
     server = await startDevServer();
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: DESKTOP });
     watch(page);
     await mkdir(ARTIFACTS, { recursive: true });

@@ -10,23 +10,12 @@ import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { DEV_INBOX_AGENT, ROOT } from "../../scripts/_dev_server.ts";
 import { DEMO_TEXTS } from "../../dev/demo_bot.ts";
 import { type DevServer, startDevServer } from "./_dev_server.ts";
+import { CHROMIUM, chromiumAvailable, launchChromium, watchPage } from "./_browser.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-// Without the background-networking flags Chromium's own requests fail on a closed network.
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 const ARTIFACTS = join(ROOT, "test", "artifacts");
 const WAIT = { timeout: 10_000 };
 const LIVE = { timeout: 5_000 };
@@ -37,7 +26,7 @@ const LATER = "o_inbox_writes_later";
 const HOSTILE_USER = "o_inbox_hostile";
 const HOSTILE = "<img src=x onerror=alert(1)>";
 
-const available = existsSync(CHROMIUM);
+const available = chromiumAvailable;
 if (!available) {
   console.warn(
     `SKIPPED inbox browser test: ${CHROMIUM} is not installed (.ci/run installs it with apt-get install chromium)`,
@@ -59,16 +48,7 @@ describe.skipIf(!available)("agent inbox in headless Chromium", () => {
   const calls: string[] = [];
 
   const watch = (target: Page) => {
-    target.on("pageerror", (err) => void problems.push(`page error: ${err.message}`));
-    target.on("console", (message) => {
-      if (message.type() === "error" && !/^Failed to load resource: the server responded/.test(message.text())) {
-        problems.push(`console error: ${message.text()}`);
-      }
-    });
-    target.on("dialog", (dialog) => {
-      problems.push(`dialog: ${dialog.message()}`);
-      void dialog.dismiss();
-    });
+    watchPage(target, problems);
     target.on("request", (request) => {
       const url = new URL(request.url());
       if (url.pathname.startsWith("/inbox/api/")) calls.push(`${request.method()} ${url.pathname}`);
@@ -77,7 +57,7 @@ describe.skipIf(!available)("agent inbox in headless Chromium", () => {
 
   beforeAll(async () => {
     server = await startDevServer();
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+    browser = await launchChromium();
     const context = await browser.newContext({ viewport: DESKTOP });
     // The page's sockets, so that a test can drop one as a network would.
     await context.addInitScript(() => {
