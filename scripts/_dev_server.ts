@@ -41,7 +41,8 @@ export const DEV_VARS = {
   WECHAT_TOKEN: "dev-only-push-token",
   WECHAT_AES_KEY: "DevOnlyEncodingAESKeyNotForProductionUse000",
   API_KEY: "dev-only-api-key",
-  TRANSFER_TO_KF: "on",
+  // The demo bot (dev/demo_bot.ts) answers users, and hands them to the inbox, not to WeChat's tool.
+  TRANSFER_TO_KF: "off",
   WELCOME_TEXT: "Welcome! This is the kefu-edge dev server. Write anything; replies come from POST /api/messages.",
   INBOX_AGENTS: DEV_INBOX_AGENT_LINE,
 } as const;

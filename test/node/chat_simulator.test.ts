@@ -1,7 +1,7 @@
 // The chat page (/_emulator/) end to end in headless Chromium against `npm start`'s command: add a
 // user, see the code a send would get before they write (40003), enter the session and see the
 // welcome text, use up the session's window (45047, shown in the page and the exchange log), write
-// as the user, reply through /api/messages (from the page and from outside), show typing, send an
+// as the user (the demo bot answers), reply through /api/messages (from the page and from outside), show typing, send an
 // image and a mini-program card as the user and a picture, a link and a mini-program page as the
 // service, read the raw exchanges, open on the one user there is, keep the reply form and the full
 // exchange list on a 1400×900 screen, reload without media traffic and land on the newest message,
@@ -15,6 +15,7 @@ import { deflateSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Browser, Page } from "playwright-core";
 import { DEV_VARS, ROOT } from "../../scripts/_dev_server.ts";
+import { DEMO_TEXTS } from "../../dev/demo_bot.ts";
 import { type DevServer, startDevServer } from "./_dev_server.ts";
 import { CHROMIUM, chromiumAvailable, launchChromium, watchPage } from "./_browser.ts";
 
@@ -136,13 +137,14 @@ describe.skipIf(!available)("chat simulator page in headless Chromium", () => {
     await exchange("POST /cgi-bin/message/custom/send").locator(".failed", { hasText: "errcode 45047" }).waitFor(WAIT);
   });
 
-  it("types as the user: the push is answered with transfer_customer_service and opens 5 in 48 h", async () => {
+  it("types as the user: the message opens 5 in 48 h, and the demo bot's answer uses one", async () => {
     const text = "Hi, I would like to change my delivery address";
     await page.getByLabel("Message", { exact: true }).fill(text);
     await page.getByRole("button", { name: "Send as user" }).click();
     await fromUser(text).waitFor(WAIT);
-    await status().filter({ hasText: "transfer_customer_service" }).waitFor(WAIT);
-    await windowStatus().filter({ hasText: "5 of 5 messages left, until" }).waitFor(WAIT);
+    await status().filter({ hasText: "the app answered success; the user received 1 message" }).waitFor(WAIT);
+    await fromService(DEMO_TEXTS.fallback).waitFor(WAIT);
+    await windowStatus().filter({ hasText: "4 of 5 messages left, until" }).waitFor(WAIT);
     // The date and time of the window's end, and how far away it is.
     const shown = await windowStatus().locator("time").getAttribute("datetime");
     expect(shown).toBe(new Date((await inbox()).window!.expiresAt).toISOString());
@@ -168,7 +170,7 @@ describe.skipIf(!available)("chat simulator page in headless Chromium", () => {
     await fromService(outside).waitFor(WAIT);
     // A message ends the typing state.
     await page.locator("#typing").waitFor({ state: "hidden", ...WAIT });
-    await windowStatus().filter({ hasText: "3 of 5 messages left" }).waitFor(WAIT);
+    await windowStatus().filter({ hasText: "2 of 5 messages left" }).waitFor(WAIT);
   });
 
   it("sends an image as the user and shows it, read from the emulator rather than through the app", async () => {
@@ -197,7 +199,7 @@ describe.skipIf(!available)("chat simulator page in headless Chromium", () => {
     const card = conversation().locator(".msg.user.card", { hasText: "Order 1024" });
     await card.waitFor(WAIT);
     await expect(card.textContent()).resolves.toContain("pages/order/index?id=1024");
-    await status().filter({ hasText: "Mini program card: the app answered transfer_customer_service" }).waitFor(WAIT);
+    await status().filter({ hasText: "Mini program card: the app answered success" }).waitFor(WAIT);
     await exchange("push: miniprogrampage").waitFor(WAIT);
   });
 
@@ -283,9 +285,9 @@ describe.skipIf(!available)("chat simulator page in headless Chromium", () => {
     const text = (await log.textContent()) ?? "";
     expect(text).toContain("access_token=[redacted]");
     expect(text).not.toContain(DEV_VARS.WECHAT_SECRET);
-    // The decrypted reply is added to its push once WeChat has it: the entry is updated in place.
+    // An entry opens on the push as it went out and the app's answer.
     await exchange("push: text").click();
-    await log.locator("details[open] pre", { hasText: "Reply after decryption" }).first().waitFor(WAIT);
+    await log.locator("details[open] pre", { hasText: "success" }).first().waitFor(WAIT);
   });
 
   it("opened with one user, shows that user's conversation", async () => {

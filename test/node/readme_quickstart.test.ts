@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { banner, DEFAULT_PORT, DEV_VARS, ROOT } from "../../scripts/_dev_server.ts";
+import { DEMO_TEXTS } from "../../dev/demo_bot.ts";
 import { type DevServer, START_COMMAND, startDevServer } from "./_dev_server.ts";
 import { answerDifferences, docSection, quickStart, type RunBlock, runBlocks, runInOneShell } from "./_readme.ts";
 
@@ -58,8 +59,9 @@ const CHECKS: Record<
       const body = json(stdout);
       expect(body.push.Content).toBe(/"text":"([^"]+)"/.exec(block.commands)?.[1]);
       expect(body.push.MsgId).toMatch(/^\d{19}$/);
-      expect(body.delivery).toMatchObject({ ok: true, encrypted: true });
-      expect(body.delivery.reply).toContain("<MsgType><![CDATA[transfer_customer_service]]></MsgType>");
+      expect(body.delivery).toMatchObject({ ok: true, reply: null });
+      // "Hello…": the demo bot's greeting.
+      expect(body.received.map((entry: Json) => entry.message)).toEqual([{ content: DEMO_TEXTS.greeting }]);
     },
   },
   "api-without-key": { statuses: [401], check: ({ stdout }) => expect(json(stdout).error.code).toBe("unauthorized") },
@@ -220,14 +222,16 @@ describe("quick start", () => {
       const [said, sent, inbox] = firstMinutes.map((ran) => json(ran.stdout));
       const user = /\/users\/([^/]+)\//.exec(lines[0]!)?.[1];
       expect(said!.push).toMatchObject({ FromUserName: user, MsgType: "text", Content: sentBody(lines[0]!).text });
-      expect(said!.delivery).toMatchObject({ ok: true, encrypted: true });
+      expect(said!.delivery).toMatchObject({ ok: true });
+      // The dev server's demo bot greets the user back.
+      expect(said!.received.map((entry: Json) => entry.message)).toEqual([{ content: DEMO_TEXTS.greeting }]);
       const reply = sentBody(lines[1]!);
       expect(reply.touser).toBe(user);
       expect(sent).toEqual({ errcode: 0, errmsg: "ok" });
       expect(lines[2]).toContain(`/users/${user}/inbox`);
-      expect(inbox!.inbox.map((entry: Json) => entry.message)).toEqual([reply.text]);
-      // One message of the five the user's message allows is spent.
-      expect(inbox!.window).toMatchObject({ kind: "message", remaining: 4 });
+      expect(inbox!.inbox.map((entry: Json) => entry.message)).toEqual([{ content: DEMO_TEXTS.greeting }, reply.text]);
+      // Two messages of the five the user's message allows are spent: the demo bot's and the reply.
+      expect(inbox!.window).toMatchObject({ kind: "message", remaining: 3 });
     });
 
     for (const block of blocks) {
