@@ -13,7 +13,7 @@ import { DEV_ENTRY, DEV_VARS, ROOT, wranglerEnv } from "../../scripts/_dev_serve
 const run = promisify(execFile);
 // Strings only the emulator and the dev routes contain.
 const MARKERS = ["/users/:openId/miniprogrampages", "/_emulator", "WeChatEmulator", "ExchangeLog", "emulatorApp"];
-const DEV_VALUES = Object.values(DEV_VARS).filter((value) => value !== "on");
+const DEV_VALUES = Object.values(DEV_VARS).filter((value) => value !== "on" && value !== "off");
 
 let out: string;
 

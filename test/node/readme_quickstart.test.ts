@@ -100,8 +100,9 @@ const CHECKS: Record<
     statuses: [200],
     check: ({ stdout }) => {
       const body = json(stdout);
-      // The steps above, in order: welcome, typing, text, image, link, mini program card.
+      // The steps above, in order: welcome, the demo bot's greeting, typing, text, image, link, mini program card.
       expect(body.inbox.map((e: Json) => e.msgtype ?? e.kind)).toEqual([
+        "text",
         "text",
         "typing",
         "text",
