@@ -39,6 +39,7 @@ import { miniProgramCache, type Needs } from "./wechat.ts";
 import { MediaCopies } from "./media_copies.ts";
 import type { MediaBucketLike } from "./media_keys.ts";
 import { type BotAppOptions, botCache } from "./bot/mod.ts";
+import { inboxRoutes } from "./inbox/mod.ts";
 
 /** Options of {@link createApp}. */
 export interface AppOptions {
@@ -254,16 +255,20 @@ export function createApp(options: AppOptions = {}): KefuApp {
   app.route("/chatwoot", chatwoot.routes());
   // Changes made over /api (a handoff, a send, a deletion) reach Chatwoot too.
   app.use("/api/*", chatwoot.afterApi);
+  const api = {
+    miniProgram: (env: Env, needs: Needs) => programs.get(env, needs),
+    idempotencyStore: dedupeStore,
+    maxUploadBytes,
+    deadLetters: { store: deadLetters, queue: push.queue },
+    conversations,
+    media: mediaCopies,
+  };
+  app.route("/api", apiRoutes(api));
+  // Changes agents make in the inbox reach Chatwoot too, when both are used.
+  app.use("/inbox/api/*", chatwoot.afterApi);
   app.route(
-    "/api",
-    apiRoutes({
-      miniProgram: (env, needs) => programs.get(env, needs),
-      idempotencyStore: dedupeStore,
-      maxUploadBytes,
-      deadLetters: { store: deadLetters, queue: push.queue },
-      conversations,
-      media: mediaCopies,
-    }),
+    "/inbox",
+    inboxRoutes({ api, miniProgram: (env) => programs.get(env, API), fetch: fetchFn, now, logger }),
   );
   app.notFound(() => new HttpError(404, "not_found", "No such route").toResponse());
   app.onError(answerErrors(logger));

@@ -1,0 +1,2 @@
+// TEMPORARY
+export class InboxTables {}
