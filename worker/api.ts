@@ -8,7 +8,7 @@
  */
 // The tiny preset (PatternRouter) keeps the bundle small; the API has a handful of routes.
 import { Hono } from "hono/tiny";
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { zValidator } from "@hono/zod-validator";
 import type { KeyValueStore, MiniProgram, SendOptions, SendPayloads } from "../mod.ts";
@@ -51,6 +51,22 @@ export interface ApiSettings {
   media?: MediaCopies | undefined;
 }
 
+/** Who may call the routes, when they are not the bearer-key `/api` (the agent inbox). */
+export interface ApiAccess {
+  /**
+   * Lets a request in (or throws an `HttpError`); runs before anything else. An agent it sets
+   * on the context (`c.set("agent", name)`) is the sender of every send and handoff, whatever
+   * the request says.
+   */
+  guard: MiddlewareHandler<AppEnv>;
+  /**
+   * Only what an agent does in a conversation: the list, history, handoff, window, sends (always
+   * window-checked first), typing and media. Raw subscribe messages, dead letters and deleting a
+   * user stay with the bearer key.
+   */
+  agentOnly: true;
+}
+
 /** Room for the multipart boundaries and part headers around the file. */
 const MULTIPART_OVERHEAD_BYTES = 64 * 1024;
 const API: Needs = { secret: true, push: false };
@@ -62,6 +78,7 @@ const NO_ENV: Env = {};
  * behind the bearer key and a configuration check.
  *
  * @param settings how the routes reach the mini program, the idempotency store and the upload limit
+ * @param access who may call instead of the bearer key, and the agent's subset of the routes (the inbox)
  * @returns the sub-app, to mount at `/api`
  * @example Mounted as createApp mounts it
  * ```ts
@@ -78,7 +95,7 @@ const NO_ENV: Env = {};
  * console.log(res.status, res.headers.get("www-authenticate")); // 401 "Bearer realm=\"kefu-edge\""
  * ```
  */
-export function apiRoutes(settings: ApiSettings): Hono<AppEnv> {
+export function apiRoutes(settings: ApiSettings, access?: ApiAccess): Hono<AppEnv> {
   const { maxUploadBytes } = settings;
   const mp = (env: Env | undefined) => settings.miniProgram(env ?? NO_ENV, API);
   const tooLarge = () => {
@@ -94,7 +111,12 @@ export function apiRoutes(settings: ApiSettings): Hono<AppEnv> {
   const once: IdempotencySettings = { store: settings.idempotencyStore, appId: (env) => mp(env).appId };
 
   const api = new Hono<AppEnv>();
-  api.use("*", requireApiKey(), needWeChat);
+  api.use("*", access?.guard ?? requireApiKey(), needWeChat);
+  // An agent signed in to the inbox is the sender; the bearer key's caller may name one.
+  const senderFor = (c: Context<AppEnv>) => {
+    const agent = c.get("agent");
+    return agent === undefined ? senderOf(c.req.header("x-kefu-agent")) : `agent:${agent}` as const;
+  };
   if (settings.media !== undefined) {
     const media = settings.media;
     // Copies waiting (an upload this request made) are made once it is answered.
@@ -105,16 +127,18 @@ export function apiRoutes(settings: ApiSettings): Hono<AppEnv> {
   }
 
   api.post("/messages", ...jsonBody(sendMessageSchema), idempotent("messages", once), async (c) => {
-    const checkWindow = optionalVar(c.env ?? NO_ENV, "CHECK_WINDOW") === "on";
-    const sender = senderOf(c.req.header("x-kefu-agent"));
-    return c.json(await send(mp(c.env), c.req.valid("json"), checkWindow, sender));
+    // The inbox checks the window before every send: a refused reply never reaches WeChat.
+    const checkWindow = access !== undefined || optionalVar(c.env ?? NO_ENV, "CHECK_WINDOW") === "on";
+    return c.json(await send(mp(c.env), c.req.valid("json"), checkWindow, senderFor(c), access !== undefined));
   });
 
   api.post("/typing", ...jsonBody(typingSchema), idempotent("typing", once), async (c) => {
     const { touser, command, businessid } = c.req.valid("json");
-    const sender = senderOf(c.req.header("x-kefu-agent"));
     return c.json(
-      await mp(c.env).customerServiceMessage.setTyping(touser, command, { businessId: businessid, sender }),
+      await mp(c.env).customerServiceMessage.setTyping(touser, command, {
+        businessId: businessid,
+        sender: senderFor(c),
+      }),
     );
   });
 
@@ -124,15 +148,18 @@ export function apiRoutes(settings: ApiSettings): Hono<AppEnv> {
     return c.json({ window: window ?? null }, 200, { "cache-control": "no-store" });
   });
 
-  api.post(
-    "/subscribe-messages",
-    ...jsonBody(subscribeMessageBodySchema),
-    idempotent("subscribe-messages", once),
-    async (c) => {
-      const { touser, ...message } = c.req.valid("json");
-      return c.json(await mp(c.env).subscribeMessage.send(touser, message));
-    },
-  );
+  if (access === undefined) {
+    api.post(
+      "/subscribe-messages",
+      ...jsonBody(subscribeMessageBodySchema),
+      idempotent("subscribe-messages", once),
+      async (c) => {
+        const { touser, ...message } = c.req.valid("json");
+        return c.json(await mp(c.env).subscribeMessage.send(touser, message));
+      },
+    );
+    api.route("/dead-letters", deadLetterRoutes(settings.deadLetters));
+  }
 
   api.post(
     "/media",
@@ -145,7 +172,6 @@ export function apiRoutes(settings: ApiSettings): Hono<AppEnv> {
     },
   );
 
-  api.route("/dead-letters", deadLetterRoutes(settings.deadLetters));
   api.route(
     "/",
     conversationRoutes({
@@ -153,6 +179,7 @@ export function apiRoutes(settings: ApiSettings): Hono<AppEnv> {
       appId: (env) => mp(env).appId,
       // The user's dead letters hold their messages too.
       purgeAlso: async (env, openId) => void await settings.deadLetters.store(env).purgeUser(openId),
+      agentOnly: access !== undefined,
     }),
   );
 
@@ -167,11 +194,17 @@ export function apiRoutes(settings: ApiSettings): Hono<AppEnv> {
   return api;
 }
 
-function send(mp: MiniProgram, body: SendMessageBody, checkWindowByDefault: boolean, sender: SendOptions["sender"]) {
+function send(
+  mp: MiniProgram,
+  body: SendMessageBody,
+  checkWindowByDefault: boolean,
+  sender: SendOptions["sender"],
+  alwaysCheck: boolean,
+) {
   const payload = (body as unknown as Record<string, unknown>)[body.msgtype];
   const options: SendOptions = {
     sender,
-    checkWindow: body.checkWindow ?? checkWindowByDefault,
+    checkWindow: alwaysCheck || (body.checkWindow ?? checkWindowByDefault),
     businessId: body.businessid,
     aiMsgContext: body.aimsgcontext,
   };

@@ -64,7 +64,7 @@ const CHALLENGE = { "www-authenticate": 'Bearer realm="kefu-edge"' };
  * console.log((await app.request("/api/x", { headers: { authorization: "Bearer key-0123456789" } }, env)).status); // 200
  * ```
  */
-export function requireApiKey(): MiddlewareHandler<{ Bindings: Env }> {
+export function requireApiKey<E extends { Bindings: Env } = { Bindings: Env }>(): MiddlewareHandler<E> {
   return async (c, next) => {
     const expected = requireVar(c.env ?? {}, "API_KEY");
     const header = c.req.header("authorization");

@@ -188,9 +188,9 @@ export function describeError(err: unknown, secrets: readonly string[]): string 
  * console.log(res.status, error.code, error.field); // 400 "validation_error" "touser"
  * ```
  */
-export function answerErrors(
+export function answerErrors<E extends { Bindings: Env } = { Bindings: Env }>(
   logger: { error(message: string): void },
-): (err: Error, c: Context<{ Bindings: Env }>) => Response {
+): (err: Error, c: Context<E>) => Response {
   return (err, c) => {
     const answer = toHttpError(err);
     if (answer.status >= 500) {

@@ -87,7 +87,10 @@ export interface IdempotencySettings {
  * console.log(await first.json(), await again.json(), again.headers.get("idempotent-replayed")); // { run: 1 } { run: 1 } "true"
  * ```
  */
-export function idempotent(route: string, settings: IdempotencySettings): MiddlewareHandler<{ Bindings: Env }> {
+export function idempotent<E extends { Bindings: Env } = { Bindings: Env }>(
+  route: string,
+  settings: IdempotencySettings,
+): MiddlewareHandler<E> {
   return async (c, next) => {
     const key = c.req.header(IDEMPOTENCY_HEADER);
     if (key === undefined) return await next();

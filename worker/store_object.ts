@@ -57,6 +57,7 @@ import { checkListOptions, directoryObjectName, listedOf } from "../src/internal
 import { type Changed, ConversationTables, type Done, earliest } from "./conversation_tables.ts";
 import { DirectoryTables } from "./conversation_directory.ts";
 import { deleteCopies, type MediaBucketLike } from "./media_keys.ts";
+import { type HubSocket, type HubState, LiveHub } from "./inbox/mod.ts";
 
 /**
  * workerd's `DurableObject`, as far as {@link KefuStore} relies on it: the base class that
@@ -84,6 +85,12 @@ export interface KefuStoreState {
   };
   /** Keeps the object running until `promise` settles, after the call that started it has been answered. */
   waitUntil(promise: Promise<unknown>): void;
+  /** The Hibernation API's WebSockets (the agent inbox's live updates, on a directory object). */
+  acceptWebSocket?: HubState["acceptWebSocket"];
+  /** The sockets accepted, by tag. */
+  getWebSockets?: HubState["getWebSockets"];
+  /** Answers a socket's keep-alive without waking the object. */
+  setWebSocketAutoResponse?: HubState["setWebSocketAutoResponse"];
 }
 
 /** How often the alarm deletes what has expired, at most. */
@@ -117,6 +124,8 @@ export class KefuStore extends DurableObject implements ConversationObject, Conv
   #alarmAt: number | null | undefined;
   /** The worker's media bucket (`KEFU_MEDIA`), whose copies leave with their history entries. */
   readonly #media: MediaBucketLike | undefined;
+  /** The agent inbox's sockets (a directory object's), made when first needed. */
+  #live: LiveHub | undefined;
 
   /**
    * Called by the Workers runtime.
@@ -143,6 +152,8 @@ export class KefuStore extends DurableObject implements ConversationObject, Conv
    * @returns `{ value }` for `get`, `{ written }` for `setIfAbsent` and `compareAndSet`, `{}` otherwise; 400 for anything else
    */
   async fetch(request: Request): Promise<Response> {
+    // An agent's page, handed over by the worker's `/inbox/live` once it let the agent in.
+    if (LiveHub.isUpgrade(request)) return this.#hub().accept(request);
     let operation: StoreOperation;
     try {
       operation = await request.json() as StoreOperation;
@@ -348,8 +359,34 @@ export class KefuStore extends DurableObject implements ConversationObject, Conv
    */
   async updateDirectory(notice: DirectoryNotice): Promise<void> {
     const directory = this.#directory ??= new DirectoryTables(this.#state.storage.sql);
-    const due = this.#state.storage.transactionSync(() => directory.update(notice, Date.now()));
+    const now = Date.now();
+    const due = this.#state.storage.transactionSync(() => directory.update(notice, now));
+    // Agents' open inbox pages learn which conversation changed (not what), and read it.
+    if (this.#state.getWebSockets !== undefined) {
+      this.#hub().broadcast({
+        type: "changed",
+        openId: notice.openId,
+        version: notice.version,
+        ...(notice.listed === null ? { purged: true as const } : {}),
+      }, now);
+    }
     if (due !== undefined) await this.#armSweep(due);
+  }
+
+  /**
+   * Called by the runtime for a message from an inbox page's socket. The pages' keep-alive
+   * (`ping`) is answered by the runtime itself; nothing else is expected, and nothing is done.
+   */
+  webSocketMessage(): void {}
+
+  /**
+   * Called by the runtime when an inbox page's socket closes: closes the object's end.
+   *
+   * @param socket the socket
+   * @param code the page's close code
+   */
+  webSocketClose(socket: HubSocket, code: number): void {
+    LiveHub.closed(socket, code);
   }
 
   /**
@@ -464,6 +501,11 @@ export class KefuStore extends DurableObject implements ConversationObject, Conv
     };
     const directory = namespace.get(namespace.idFromName(directoryObjectName(address.appId)));
     return Promise.resolve((directory as unknown as ConversationDirectoryObject).updateDirectory(notice));
+  }
+
+  /** The inbox's sockets on this (directory) object. */
+  #hub(): LiveHub {
+    return this.#live ??= new LiveHub(this.#state as KefuStoreState & HubState);
   }
 
   /**

@@ -18,8 +18,11 @@ export interface AppLogger extends Logger {
   error(message: string): void;
 }
 
-/** The Hono environment of the app: the worker's bindings. */
-export type AppEnv = { Bindings: Env };
+/**
+ * The Hono environment of the app: the worker's bindings, and the agent signed in to the inbox
+ * (`agent`, their name) on the inbox's routes.
+ */
+export type AppEnv = { Bindings: Env; Variables: { agent?: string } };
 
 /** The app: a Hono app (`fetch`) that is also the worker's `queue` consumer. */
 export type KefuApp = Hono<AppEnv> & {

@@ -281,10 +281,12 @@ export class ChatwootBridge {
     await next();
     const method = c.req.method;
     const path = new URL(c.req.url).pathname;
-    const user = /^\/api\/users\/([A-Za-z0-9_-]{1,64})(\/handoff)?$/.exec(path);
+    // The agent inbox's API (`/inbox/api`) makes the same changes as `/api`.
+    const apiPath = path.startsWith("/inbox/api/") ? path.slice("/inbox".length) : path;
+    const user = /^\/api\/users\/([A-Za-z0-9_-]{1,64})(\/handoff)?$/.exec(apiPath);
     const deleted = user !== null && method === "DELETE" && user[2] === undefined;
     const handedOff = user !== null && method === "PUT" && user[2] !== undefined;
-    const sent = method === "POST" && (path === "/api/messages" || path === "/api/subscribe-messages");
+    const sent = method === "POST" && (apiPath === "/api/messages" || apiPath === "/api/subscribe-messages");
     const env = c.env ?? {};
     if (c.res.status >= 400 || !(deleted || handedOff || sent) || !this.enabled(env)) return;
     const parts = this.#partsOf(env);

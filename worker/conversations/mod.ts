@@ -44,6 +44,11 @@ export interface ConversationRouteSettings {
   appId(env: Env): string;
   /** What else `DELETE /api/users/:openId` deletes of the user (the app: their dead letters). */
   purgeAlso?: ((env: Env, openId: string) => Promise<void>) | undefined;
+  /**
+   * The agent inbox's subset: no `DELETE /users/:openId`, and the handoff's agent is the one
+   * signed in (`c.get("agent")`), never the body's.
+   */
+  agentOnly?: boolean | undefined;
 }
 
 /** A page's `limit` in a query: 1 to 200. */
@@ -207,7 +212,10 @@ export function conversationRoutes(settings: ConversationRouteSettings): Hono<Ap
 
   routes.put("/users/:openId/handoff", params, ...jsonBody(handoffBodySchema), async (c) => {
     const { store, ref } = open(c.env, c.req.valid("param").openId);
-    const { state, agent, reason } = c.req.valid("json");
+    const { state, reason } = c.req.valid("json");
+    const signedIn = c.get("agent");
+    if (settings.agentOnly && signedIn === undefined) throw new HttpError(401, "unauthorized", "Sign in to the inbox");
+    const agent = signedIn ?? c.req.valid("json").agent;
     if (await store.handoff(ref) === null) throw unknownUser();
     const by = agent === undefined ? "api" : `agent:${agent}` as const;
     // Taking over: only what no other agent holds (one of two agents at once wins).
@@ -220,6 +228,7 @@ export function conversationRoutes(settings: ConversationRouteSettings): Hono<Ap
     return c.json(held, 200, noStore);
   });
 
+  if (settings.agentOnly) return routes;
   routes.delete("/users/:openId", params, async (c) => {
     const { store, ref } = open(c.env, c.req.valid("param").openId);
     await store.purge(ref);

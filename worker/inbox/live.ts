@@ -1,0 +1,128 @@
+/**
+ * Private to the inbox: its live updates. Agents' pages hold a WebSocket on the app's directory
+ * object (the `KefuStore` named `dir:<appId>`, which every user's object tells about each change
+ * of its conversation), accepted with the Durable Objects Hibernation API: an idle socket costs
+ * nothing, and the object may sleep between changes. A socket hears which conversation changed
+ * and its version, never what was written: the page reads that through the inbox's API, as the
+ * agent it is signed in as.
+ *
+ * @module
+ */
+
+/** The path the worker hands the upgrade to the directory object on. */
+export const LIVE_PATH = "/inbox/live";
+/** The header that tells the object until when the agent's sign-in holds (ms), set by the worker. */
+export const EXPIRES_HEADER = "x-kefu-inbox-expires";
+/** The close code of a socket whose sign-in ran out: the page signs in again. */
+export const CLOSE_EXPIRED = 4001;
+
+/** A server-side WebSocket, as far as the hub uses it (workerd's). */
+export interface HubSocket {
+  send(message: string): void;
+  close(code?: number, reason?: string): void;
+  serializeAttachment(value: unknown): void;
+  deserializeAttachment(): unknown;
+}
+
+/** The part of a Durable Object's state the hub uses (the Hibernation API). */
+export interface HubState {
+  acceptWebSocket(socket: HubSocket, tags?: string[]): void;
+  getWebSockets(tag?: string): HubSocket[];
+  setWebSocketAutoResponse?(pair?: unknown): void;
+}
+
+/** What a socket is told. */
+export type LiveMessage =
+  | { type: "ready" }
+  | { type: "changed"; openId: string; version: number; purged?: true };
+
+/** workerd's globals the hub needs, looked up where they exist (a Workers runtime). */
+interface WorkerdGlobals {
+  WebSocketPair: new () => Record<0 | 1, HubSocket>;
+  WebSocketRequestResponsePair: new (request: string, response: string) => unknown;
+}
+
+const TAG = "inbox";
+
+/**
+ * The directory object's sockets: accepts agents' upgrades, tells them of changes, and closes
+ * those whose sign-in ran out.
+ */
+export class LiveHub {
+  readonly #state: HubState;
+  #autoResponse = false;
+
+  /**
+   * @param state the directory object's state
+   */
+  constructor(state: HubState) {
+    this.#state = state;
+  }
+
+  /**
+   * Whether a request to the object is an agent's upgrade, handed over by the worker.
+   *
+   * @param request the request the object got
+   * @returns whether {@link accept} should answer it
+   */
+  static isUpgrade(request: Request): boolean {
+    return request.headers.get("upgrade")?.toLowerCase() === "websocket" &&
+      new URL(request.url).pathname === LIVE_PATH;
+  }
+
+  /**
+   * Accepts the upgrade (the worker checked the agent and the origin before handing it over).
+   *
+   * @param request the upgrade, with {@link EXPIRES_HEADER}
+   * @returns the 101 answer holding the page's end of the socket
+   */
+  accept(request: Request): Response {
+    const globals = globalThis as unknown as WorkerdGlobals;
+    if (!this.#autoResponse && this.#state.setWebSocketAutoResponse !== undefined) {
+      // A page's keep-alive is answered by the runtime: the object stays asleep.
+      this.#state.setWebSocketAutoResponse(new globals.WebSocketRequestResponsePair("ping", "pong"));
+      this.#autoResponse = true;
+    }
+    const expires = Number(request.headers.get(EXPIRES_HEADER));
+    const pair = new globals.WebSocketPair();
+    const server = pair[1];
+    this.#state.acceptWebSocket(server, [TAG]);
+    server.serializeAttachment({ expiresAt: Number.isFinite(expires) && expires > 0 ? expires : null });
+    server.send(JSON.stringify({ type: "ready" } satisfies LiveMessage));
+    return new Response(null, { status: 101, webSocket: pair[0] } as ResponseInit);
+  }
+
+  /**
+   * Tells every socket that a conversation changed; closes those whose sign-in ran out.
+   *
+   * @param message what changed
+   * @param now the object's clock, ms
+   */
+  broadcast(message: LiveMessage, now: number): void {
+    const text = JSON.stringify(message);
+    for (const socket of this.#state.getWebSockets(TAG)) {
+      try {
+        const { expiresAt } = (socket.deserializeAttachment() ?? {}) as { expiresAt?: number | null };
+        if (typeof expiresAt === "number" && expiresAt <= now) socket.close(CLOSE_EXPIRED, "signed out");
+        else socket.send(text);
+      } catch {
+        // A socket closing meanwhile: the page reconnects and catches up.
+      }
+    }
+  }
+
+  /**
+   * Ends the object's side of a socket the page closed.
+   *
+   * @param socket the socket
+   * @param code the page's close code
+   */
+  static closed(socket: HubSocket, code: number): void {
+    try {
+      // 1005/1006 are not codes one may send.
+      socket.close(code === 1005 || code === 1006 ? 1000 : code, "closed");
+    } catch {
+      // Already closed.
+    }
+  }
+}
