@@ -31,7 +31,6 @@ import {
 } from "./push_handler.ts";
 import { consumePushes, type PushRuntime, wechatRoutes } from "./push_route.ts";
 import type { QueueBatchLike, QueueLike } from "./queue_types.ts";
-import { OPENAPI_DOCUMENT } from "./openapi_document.ts";
 import type { AppEnv, AppLogger, KefuApp } from "./types.ts";
 import type { EmulatorUpstream } from "./upstream.ts";
 import { type DeadLetterStore, kvDeadLetters, type KvListNamespace, memoryDeadLetters } from "./dead_letters/mod.ts";
@@ -250,7 +249,16 @@ export function createApp(options: AppOptions = {}): KefuApp {
 
   const app = new Hono<AppEnv>();
   app.get("/health", (c) => c.json({ status: "ok" }, 200, { "cache-control": "no-store" }));
-  app.get("/openapi.json", (c) => c.json(OPENAPI_DOCUMENT, 200, { "cache-control": "public, max-age=300" }));
+  // The OpenAPI document is a static file (public/openapi.json, `npm run openapi`), so the script does
+  // not carry it: on Workers the assets layer answers before the worker, the Deno, Bun and Node
+  // servers serve it themselves (worker/servers.ts). Reaching here: the assets when bound.
+  app.get("/openapi.json", (c) => {
+    const assets = c.env?.ASSETS;
+    if (assets === undefined) {
+      throw new HttpError(404, "not_found", "The OpenAPI document is public/openapi.json: serve it as a static asset");
+    }
+    return assets.fetch(c.req.raw);
+  });
   app.route("/wechat", wechatRoutes(push));
   app.route("/chatwoot", chatwoot.routes());
   // Changes made over /api (a handoff, a send, a deletion) reach Chatwoot too.
