@@ -567,6 +567,18 @@ describe("Cloudflare Access", () => {
     expect(errorOf(noCsrf).code).toBe("csrf_failed");
   });
 
+  it("requests arriving together wait on one fetch of the keys", async () => {
+    const now = Date.now();
+    const certs = certsFetch([signer]);
+    const { app } = inboxApp({ fetch: certs.fetch, now: () => now });
+    const token = await signer.sign(claims(now));
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, () => call(app, "/inbox/api/session", asAccess(token), accessEnv())),
+    );
+    expect(answers.map((a) => a.res.status)).toEqual([200, 200, 200, 200, 200, 200]);
+    expect(certs.state.urls).toEqual([CERTS]);
+  });
+
   it("refuses a wrong aud, an expired token, a future nbf or iat, a wrong iss, no email, an unknown kid, HS256, none and a bad signature", async () => {
     const now = Date.now();
     const s = Math.floor(now / 1000);
