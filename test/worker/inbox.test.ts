@@ -148,9 +148,8 @@ describe("the agent inbox in the worker", () => {
       body: JSON.stringify({ touser: openId, msgtype: "text", text: { content: "您好，我来处理" } }),
     }, s.env);
     expect(sent.res.status).toBe(200);
-    expect(s.wechat.inbox(openId).map((m) => (m as { text?: { content: string } }).text?.content)).toContain(
-      "您好，我来处理",
-    );
+    const received = s.wechat.inbox(openId).map((m) => m.kind === "message" ? m.message.content : undefined);
+    expect(received).toContain("您好，我来处理");
     const after = body(await call(s.app, `/inbox/api/users/${openId}/messages?limit=1`, { headers: alice.read }, s.env));
     expect(after.entries[0]).toMatchObject({ sender: "agent:alice", text: "您好，我来处理", outcome: "ok" });
 

@@ -31,7 +31,8 @@ import { SECURITY_HEADERS, serveAsset } from "./assets.ts";
 import { EXPIRES_HEADER, LIVE_PATH } from "./live.ts";
 
 export { CLOSE_EXPIRED, type HubSocket, type HubState, LiveHub, type LiveMessage } from "./live.ts";
-export { InboxTables } from "./tables.ts";
+export { type AttemptResult, InboxTables } from "./tables.ts";
+export { agentNameProblem, hashPassword, parseInboxAgents, verifyPassword } from "./passwords.ts";
 
 /** What the inbox needs from the app. */
 export interface InboxSettings {
