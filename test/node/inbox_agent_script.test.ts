@@ -4,7 +4,7 @@
 import { spawn } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { ROOT } from "../../scripts/_dev_server.ts";
-import { parseInboxAgents, verifyPassword } from "../../worker/inbox/passwords.ts";
+import { checkLogin, parseInboxAgents, verifyPassword } from "../../worker/inbox/passwords.ts";
 
 /** `npm run -s inbox:agent -- <args>` with `stdin` piped in; its exit code and output. */
 function inboxAgent(args: string[], stdin: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -35,6 +35,18 @@ describe("npm run inbox:agent", () => {
     expect(stdout).not.toContain(password);
   }, 60_000);
 
+  it("makes a cheaper line with --iterations (for the Workers Free plan), which signs in the same way", async () => {
+    for (const args of [["carol", "--iterations", "20000"], ["--iterations=20000", "carol"]]) {
+      const { code, stdout } = await inboxAgent(args, "carol's password\n");
+      expect(code).toBe(0);
+      expect(stdout).toMatch(/^carol:pbkdf2-sha256\$20000\$/);
+      const agents = parseInboxAgents(stdout);
+      expect(await checkLogin(agents, "carol", "carol's password")).toBe(true);
+      expect(await checkLogin(agents, "carol", "carol's passwore")).toBe(false);
+      expect(await checkLogin(agents, "dave", "carol's password")).toBe(false);
+    }
+  }, 60_000);
+
   it("takes the last line without a newline too, and the same password gives another salt each time", async () => {
     const first = await inboxAgent(["bob"], "bob's password");
     const second = await inboxAgent(["bob"], "bob's password\r\n");
@@ -54,6 +66,8 @@ describe("npm run inbox:agent", () => {
       [["al:ice"], "long enough\n", /name must not contain ':'/],
       [["x".repeat(65)], "long enough\n", /name must be 1 to 64 characters/],
       [[], "long enough\n", /usage: npm run inbox:agent -- <name>/],
+      [["alice", "--iterations", "999"], "long enough\n", /--iterations must be a whole number from 1000/],
+      [["alice", "--iterations=abc"], "long enough\n", /--iterations must be a whole number from 1000/],
     ];
     for (const [args, stdin, message] of cases) {
       const { code, stdout, stderr } = await inboxAgent(args, stdin);
