@@ -1,13 +1,13 @@
 /**
  * The OpenAPI 3.1 document of the worker's routes, built from the zod schemas the routes
  * validate with (zod's own JSON Schema output, draft 2020-12, which is what OpenAPI 3.1
- * uses). `npm run openapi` (scripts/openapi.ts) writes it to `worker/openapi_document.ts`,
- * which the app serves at `GET /openapi.json`; a test fails when that file is not what this
- * module builds.
+ * uses). `npm run openapi` (scripts/openapi.ts) writes it to `public/openapi.json`, served at
+ * `GET /openapi.json` (on Workers as a static asset, by the Deno, Bun and Node servers from the
+ * package); a test fails when that file is not what this module builds.
  *
  * Why at build time: zod's JSON Schema generator and the Hono OpenAPI packages cost the
  * deployed bundle 6.6 KiB (the generator) to 80–100 KiB (the packages) gzip, against a
- * 50 KiB budget; the generated document costs only its own bytes.
+ * 50 KiB budget; the generated document is a static file and costs the script nothing.
  *
  * A build step, so it lives here and not in `worker/`: the worker never imports it, and the
  * package does not ship it.

@@ -726,6 +726,25 @@ export class HandedOffError extends WeChatError {
   }
 }
 
+// The classes' names, set where a minifier that renames classes (the deployed worker is built
+// without wrangler's keep_names) would lose them: `err.name` and log lines stay `WeChatApiError`...
+// A subclass of your own still gets its own name (`new.target.name`).
+for (
+  const [type, name] of [
+    [WeChatError, "WeChatError"],
+    [WeChatApiError, "WeChatApiError"],
+    [WeChatHttpError, "WeChatHttpError"],
+    [WeChatNetworkError, "WeChatNetworkError"],
+    [WeChatTimeoutError, "WeChatTimeoutError"],
+    [TokenSourceError, "TokenSourceError"],
+    [ValidationError, "ValidationError"],
+    [MediaTooLargeError, "MediaTooLargeError"],
+    [PushVerificationError, "PushVerificationError"],
+    [OutOfWindowError, "OutOfWindowError"],
+    [HandedOffError, "HandedOffError"],
+  ] as const
+) Object.defineProperty(type, "name", { value: name });
+
 const SECRET_PARAMS = /([?&](?:access_token|secret|appsecret)=)[^&#\s"')]*/gi;
 const SECRET_JSON = /("(?:access_token|secret|appsecret)"\s*:\s*")[^"]*/gi;
 

@@ -31,7 +31,6 @@ import {
 } from "./push_handler.ts";
 import { consumePushes, type PushRuntime, wechatRoutes } from "./push_route.ts";
 import type { QueueBatchLike, QueueLike } from "./queue_types.ts";
-import { OPENAPI_DOCUMENT } from "./openapi_document.ts";
 import type { AppEnv, AppLogger, KefuApp } from "./types.ts";
 import type { EmulatorUpstream } from "./upstream.ts";
 import { type DeadLetterStore, kvDeadLetters, type KvListNamespace, memoryDeadLetters } from "./dead_letters/mod.ts";
@@ -39,6 +38,7 @@ import { miniProgramCache, type Needs } from "./wechat.ts";
 import { MediaCopies } from "./media_copies.ts";
 import type { MediaBucketLike } from "./media_keys.ts";
 import { type BotAppOptions, botCache } from "./bot/mod.ts";
+import { inboxRoutes } from "./inbox/mod.ts";
 
 /** Options of {@link createApp}. */
 export interface AppOptions {
@@ -249,21 +249,34 @@ export function createApp(options: AppOptions = {}): KefuApp {
 
   const app = new Hono<AppEnv>();
   app.get("/health", (c) => c.json({ status: "ok" }, 200, { "cache-control": "no-store" }));
-  app.get("/openapi.json", (c) => c.json(OPENAPI_DOCUMENT, 200, { "cache-control": "public, max-age=300" }));
+  // The OpenAPI document is a static file (public/openapi.json, `npm run openapi`), so the script does
+  // not carry it: on Workers the assets layer answers before the worker, the Deno, Bun and Node
+  // servers serve it themselves (worker/servers.ts). Reaching here: the assets when bound.
+  app.get("/openapi.json", (c) => {
+    const assets = c.env?.ASSETS;
+    if (assets === undefined) {
+      throw new HttpError(404, "not_found", "The OpenAPI document is public/openapi.json: serve it as a static asset");
+    }
+    return assets.fetch(c.req.raw);
+  });
   app.route("/wechat", wechatRoutes(push));
   app.route("/chatwoot", chatwoot.routes());
   // Changes made over /api (a handoff, a send, a deletion) reach Chatwoot too.
   app.use("/api/*", chatwoot.afterApi);
+  const api = {
+    miniProgram: (env: Env, needs: Needs) => programs.get(env, needs),
+    idempotencyStore: dedupeStore,
+    maxUploadBytes,
+    deadLetters: { store: deadLetters, queue: push.queue },
+    conversations,
+    media: mediaCopies,
+  };
+  app.route("/api", apiRoutes(api));
+  // Changes agents make in the inbox reach Chatwoot too, when both are used.
+  app.use("/inbox/api/*", chatwoot.afterApi);
   app.route(
-    "/api",
-    apiRoutes({
-      miniProgram: (env, needs) => programs.get(env, needs),
-      idempotencyStore: dedupeStore,
-      maxUploadBytes,
-      deadLetters: { store: deadLetters, queue: push.queue },
-      conversations,
-      media: mediaCopies,
-    }),
+    "/inbox",
+    inboxRoutes({ api, miniProgram: (env) => programs.get(env, API), fetch: fetchFn, now, logger }),
   );
   app.notFound(() => new HttpError(404, "not_found", "No such route").toResponse());
   app.onError(answerErrors(logger));

@@ -37,6 +37,8 @@ export interface ErrorBody {
     field?: string;
     /** The configuration variable, for configuration errors. */
     variable?: string;
+    /** The configuration variables of which some must be set, for configuration errors. */
+    variables?: string[];
     /** For `out_of_window`: the window the tracker knows (spent: `remaining` 0), or `null` (closed). */
     window?: { kind: "message" | "session"; remaining: number; expiresAt: number } | null;
   };

@@ -1,7 +1,7 @@
 /**
  * What the Deno, Bun and Node servers (`worker/deno.ts`, `worker/bun.ts`, `worker/node.ts`)
- * share: one log line per request, a deadline for request bodies, and one clear line instead of
- * a stack trace when the port is taken.
+ * share: one log line per request, a deadline for request bodies, the OpenAPI document, and one clear line
+ * instead of a stack trace when the port is taken.
  *
  * @module
  */
@@ -60,6 +60,38 @@ export function logRequests(
       logger.info?.(line("failed"));
       throw err;
     }
+  };
+}
+
+/**
+ * Wraps a request handler so that `GET /openapi.json` (and `HEAD`) answers the package's OpenAPI
+ * document, `public/openapi.json` (`npm run openapi` writes it), as on Workers, where the assets
+ * layer serves that file; every other request goes to the handler. The file is read on the first
+ * request for it.
+ *
+ * @param handler the server's handler
+ * @returns the handler, serving the document
+ * @example
+ * ```ts
+ * import { withOpenApi } from "./servers.ts";
+ * const handler = withOpenApi(() => new Response("the app"));
+ * const document = await (await handler(new Request("http://127.0.0.1/openapi.json"))).json();
+ * console.log(document.openapi, await (await handler(new Request("http://127.0.0.1/health"))).text()); // "3.1.0" "the app"
+ * ```
+ */
+export function withOpenApi(
+  handler: (request: Request) => Response | Promise<Response>,
+): (request: Request) => Promise<Response> {
+  let text: Promise<string> | undefined;
+  return async (request) => {
+    if ((request.method !== "GET" && request.method !== "HEAD") || new URL(request.url).pathname !== "/openapi.json") {
+      return await handler(request);
+    }
+    text ??= import("../public/openapi.json", { with: { type: "json" } }).then((m) => JSON.stringify(m.default));
+    const body = await text;
+    return new Response(request.method === "HEAD" ? null : body, {
+      headers: { "content-type": "application/json", "cache-control": "public, max-age=300" },
+    });
   };
 }
 
@@ -184,10 +216,10 @@ function timedBody(source: ReadableStream<Uint8Array>, ms: number): {
 }
 
 /**
- * What the Deno and Bun servers take from their options and the environment: the address
+ * What the Deno, Bun and Node servers take from their options and the environment: the address
  * (`HOST`, default 127.0.0.1; `PORT`, default 8787) and the request handler, which runs the
- * app with a background context, gives request bodies a deadline ({@link withBodyDeadline})
- * and logs one line per request.
+ * app with a background context, gives request bodies a deadline ({@link withBodyDeadline}),
+ * serves the OpenAPI document ({@link withOpenApi}) and logs one line per request.
  *
  * @param app the app
  * @param env the bindings it runs with
@@ -220,7 +252,7 @@ export function serverSettings(
   return {
     hostname: options.hostname ?? (vars.HOST || "127.0.0.1"),
     port: options.port ?? Number(vars.PORT || 8787),
-    handler: logRequests(withBodyDeadline(run, { ...options, logger }), logger),
+    handler: logRequests(withOpenApi(withBodyDeadline(run, { ...options, logger })), logger),
   };
 }
 

@@ -57,7 +57,7 @@ import { checkListOptions, directoryObjectName, listedOf } from "../src/internal
 import { type Changed, ConversationTables, type Done, earliest } from "./conversation_tables.ts";
 import { DirectoryTables } from "./conversation_directory.ts";
 import { deleteCopies, type MediaBucketLike } from "./media_keys.ts";
-import { type HubSocket, type HubState, LiveHub } from "./inbox/mod.ts";
+import { type AttemptResult, type HubSocket, type HubState, InboxTables, LiveHub } from "./inbox/mod.ts";
 
 /**
  * workerd's `DurableObject`, as far as {@link KefuStore} relies on it: the base class that
@@ -116,6 +116,7 @@ export class KefuStore extends DurableObject implements ConversationObject, Conv
   readonly #env: Record<string, unknown>;
   #conversation: ConversationTables | undefined;
   #directory: DirectoryTables | undefined;
+  #inbox: InboxTables | undefined;
   /** Whether an update of the app's directory is on its way. */
   #updating = false;
   /** The newest change not sent to the directory yet. */
@@ -405,6 +406,42 @@ export class KefuStore extends DurableObject implements ConversationObject, Conv
   }
 
   /**
+   * The key that signs the agent inbox's sessions and CSRF tokens (called on the app's inbox
+   * object, `inbox:<appId>`): 32 random bytes, base64url, made on the first call and kept.
+   *
+   * @returns the key
+   */
+  inboxKey(): Promise<string> {
+    const inbox = this.#inboxTables();
+    return Promise.resolve(this.#state.storage.transactionSync(() => inbox.key()));
+  }
+
+  /**
+   * Counts a login attempt to the agent inbox under each key (`name:<name>`: 5 in 15 minutes,
+   * `ip:<address>`: 20), or refuses it, uncounted, when one of them is at its limit (called on
+   * the app's inbox object).
+   *
+   * @param keys the attempt's keys
+   * @returns whether it may go on, and in how many seconds to try again when not
+   */
+  inboxAttempt(keys: string[]): Promise<AttemptResult> {
+    const inbox = this.#inboxTables();
+    return Promise.resolve(this.#state.storage.transactionSync(() => inbox.attempt(keys, Date.now())));
+  }
+
+  /**
+   * Forgets the login attempts under `key` (a name's, once its agent signed in; called on the
+   * app's inbox object).
+   *
+   * @param key the key, e.g. `name:alice`
+   */
+  inboxReset(key: string): Promise<void> {
+    const inbox = this.#inboxTables();
+    this.#state.storage.transactionSync(() => inbox.reset(key));
+    return Promise.resolve();
+  }
+
+  /**
    * Deletes what has expired (and the copies of media of the history it deletes), and comes back
    * while something with an expiry remains. A bucket that fails fails the alarm, which the
    * runtime runs again, before any entry is deleted.
@@ -429,6 +466,11 @@ export class KefuStore extends DurableObject implements ConversationObject, Conv
     // The runtime clears the alarm that fired.
     this.#alarmAt = null;
     await this.#armSweep(due ?? null);
+  }
+
+  /** The inbox's tables, created the first time the object is asked for them. */
+  #inboxTables(): InboxTables {
+    return this.#inbox ??= new InboxTables(this.#state.storage.sql);
   }
 
   /** The conversation's tables, created the first time the object keeps a conversation. */

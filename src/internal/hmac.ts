@@ -5,8 +5,18 @@
  * @module
  */
 import { toHex } from "./hex.ts";
+import { nativeHmacSha256 } from "../runtime/crypto.ts";
 
 const encoder = new TextEncoder();
+
+/**
+ * A signing key: its raw bytes (signed with node:crypto where the runtime uses it) and, made
+ * when first needed, the WebCrypto key (Workers).
+ */
+export interface HmacKey {
+  readonly raw: Uint8Array<ArrayBuffer>;
+  web?: Promise<CryptoKey>;
+}
 
 /**
  * An HMAC-SHA256 signing key made from a secret string.
@@ -14,9 +24,13 @@ const encoder = new TextEncoder();
  * @param secret the secret
  * @returns the key, usable only to sign
  */
-export function hmacKey(secret: string | Uint8Array<ArrayBuffer>): Promise<CryptoKey> {
-  const raw = typeof secret === "string" ? encoder.encode(secret) : secret;
-  return crypto.subtle.importKey("raw", raw, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+export function hmacKey(secret: string | Uint8Array<ArrayBuffer>): HmacKey {
+  return { raw: typeof secret === "string" ? new Uint8Array(encoder.encode(secret)) : secret };
+}
+
+async function sign(key: HmacKey, data: string): Promise<Uint8Array<ArrayBuffer>> {
+  key.web ??= crypto.subtle.importKey("raw", key.raw, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  return new Uint8Array(await crypto.subtle.sign("HMAC", await key.web, encoder.encode(data)));
 }
 
 /**
@@ -26,9 +40,9 @@ export function hmacKey(secret: string | Uint8Array<ArrayBuffer>): Promise<Crypt
  * @param data what to sign
  * @returns 64 hex digits
  */
-export async function hmacSha256Hex(key: CryptoKey | string, data: string): Promise<string> {
-  const signing = typeof key === "string" ? await hmacKey(key) : key;
-  return toHex(new Uint8Array(await crypto.subtle.sign("HMAC", signing, encoder.encode(data))));
+export async function hmacSha256Hex(key: HmacKey | string, data: string): Promise<string> {
+  const signing = typeof key === "string" ? hmacKey(key) : key;
+  return nativeHmacSha256(signing.raw, data, "hex") ?? toHex(await sign(signing, data));
 }
 
 /**
@@ -39,7 +53,8 @@ export async function hmacSha256Hex(key: CryptoKey | string, data: string): Prom
  * @param label what the derived key signs
  * @returns the derived key
  */
-export async function derivedHmacKey(secret: string, label: string): Promise<CryptoKey> {
-  const base = await hmacKey(secret);
-  return await hmacKey(new Uint8Array(await crypto.subtle.sign("HMAC", base, encoder.encode(label))));
+export async function derivedHmacKey(secret: string, label: string): Promise<HmacKey> {
+  const base = hmacKey(secret);
+  const derived = nativeHmacSha256(base.raw, label, "raw") ?? await sign(base, label);
+  return hmacKey(new Uint8Array(derived));
 }

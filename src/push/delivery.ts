@@ -13,7 +13,7 @@ import { sleep, withDeadline } from "../internal/deadline.ts";
 import type { Logger } from "../logger.ts";
 import { constantTimeEqual } from "../internal/constant_time.ts";
 import { sha1Hex } from "../runtime/crypto.ts";
-import { derivedHmacKey, hmacSha256Hex } from "../internal/hmac.ts";
+import { derivedHmacKey, type HmacKey, hmacSha256Hex } from "../internal/hmac.ts";
 import { canonicalJson } from "../internal/canonical_json.ts";
 import { userPart } from "../internal/store_keys.ts";
 import {
@@ -171,7 +171,7 @@ export class PushDelivery {
   readonly #conversations: ConversationStore | undefined;
   readonly #replyText: (openId: string, text: string, options: SendOptions) => Promise<unknown[]>;
   readonly #handleWhileHeld: boolean;
-  #jobKey: Promise<CryptoKey> | undefined;
+  #jobKey: Promise<HmacKey> | undefined;
 
   /** @param options the resolved settings */
   constructor(options: PushDeliveryOptions) {

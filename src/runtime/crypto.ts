@@ -43,6 +43,9 @@ interface NodeCrypto {
   /** Node >= 20.12, Deno, Bun. */
   hash?(algorithm: string, data: string, outputEncoding: "hex"): string;
   createHash(algorithm: string): { update(data: string): { digest(encoding: "hex"): string } };
+  createHmac(algorithm: string, key: Uint8Array): {
+    update(data: string): { digest(): Uint8Array; digest(encoding: "hex"): string };
+  };
 }
 // The part of node:buffer used here: base64 in native code.
 interface NodeBufferClass {
@@ -102,6 +105,30 @@ export function sha1Hex(text: string, path: CryptoPath = currentCryptoPath()): s
   const node = path === "native" ? nodeCrypto() : undefined;
   if (node === undefined) return sha1HexJs(text);
   return node.hash === undefined ? node.createHash("sha1").update(text).digest("hex") : node.hash("sha1", text, "hex");
+}
+
+/**
+ * HMAC-SHA256 of the UTF-8 bytes of `data` with node:crypto where it is used (Node, Deno, Bun:
+ * a synchronous call, where WebCrypto's `sign` is a promise through the runtime's thread pool,
+ * 7 µs against 15 µs on Deno, 2.5 against 23 on Node, measured with a 400-byte input), or
+ * `undefined` on Workers and wherever node:crypto is not reached, which sign with WebCrypto.
+ *
+ * @param key the raw key
+ * @param data what to sign
+ * @param encoding `hex` for 64 hex digits, `raw` for the 32 bytes
+ * @returns the MAC, or `undefined` when the caller must use WebCrypto
+ */
+export function nativeHmacSha256(key: Uint8Array, data: string, encoding: "hex"): string | undefined;
+export function nativeHmacSha256(key: Uint8Array, data: string, encoding: "raw"): Uint8Array<ArrayBuffer> | undefined;
+export function nativeHmacSha256(
+  key: Uint8Array,
+  data: string,
+  encoding: "hex" | "raw",
+): string | Uint8Array | undefined {
+  const node = currentCryptoPath() === "native" ? nodeCrypto() : undefined;
+  if (node === undefined) return undefined;
+  const mac = node.createHmac("sha256", key).update(data);
+  return encoding === "hex" ? mac.digest("hex") : new Uint8Array(mac.digest());
 }
 
 // Web-standard base64 of typed arrays (ES2026; Deno, Bun, Node 25), where the runtime has it.

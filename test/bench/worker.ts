@@ -1,7 +1,7 @@
 // Worker benchmarks:
 // 1. bundle size as deployed: `wrangler deploy --dry-run` of the app with wrangler.toml as
 //    shipped (main worker/index.ts, minify = true), gzipped as wrangler reports it (node:zlib,
-//    default level), against a hello-world Hono worker built the same way (target <= 50 KiB
+//    default level), against a hello-world Hono worker built the same way (target <= 60 KiB
 //    gzip), and the largest parts of the bundle from esbuild's metafile;
 // 2. Durable Object calls per push, counted at the stub (every call on a KEFU_STORE stub,
 //    also those after WeChat was answered: see _do_calls.ts), in the shipped app and in the app
@@ -67,7 +67,11 @@ const OPEN_IDS = [OPEN_ID, "o9AgO5Kd5ggOC-bXrbNODIiE3bGZ", "o9AgO5Kd5ggOC-bXrbNO
  */
 const THROUGHPUT_USERS = Array.from({ length: 512 }, (_, i) => `o9AgO5Kd5ggOC-bXrbN${String(i).padStart(9, "0")}`);
 
-const TARGET_GZIP_KIB = 50;
+/**
+ * Issue 19: 60 KiB gzip with the agent inbox's server code (its page files are static assets). The
+ * 50 KiB of issue 18 was set before conversations, media copies, the AI bot and Chatwoot.
+ */
+const TARGET_GZIP_KIB = 60;
 /** How many of the bundle's largest parts get a row. */
 const LARGEST_PARTS = 4;
 const TARGET_RATIO = 0.6;
@@ -108,7 +112,7 @@ const CLOCK_TICKS = 100;
 
 // The hello world of the issue, plus a push route that reads the body and answers "success"
 // (a server that leaves the body unread is slower on Deno, and would flatter the app).
-const HELLO_WORKER = `import { Hono } from "hono";
+export const HELLO_WORKER = `import { Hono } from "hono";
 const app = new Hono();
 app.get("/", (c) => c.text("hi"));
 app.post("/wechat/callback", async (c) => {
@@ -335,7 +339,8 @@ function bundlePart(input: string): string {
   return pkg[1]!;
 }
 
-function bundleRows(app: Bundle, hello: Bundle): Row[] {
+/** The bundle rows: the app against the hello world, and the app's largest parts. */
+export function bundleRows(app: Bundle, hello: Bundle): Row[] {
   const kib = (n: number) => n / 1024;
   return [
     {
@@ -684,13 +689,15 @@ function cpuRow(metric: string, baseline: Measured, result: Measured, baselineNa
 }
 
 /** A temp dir with a worker entry, a minimal wrangler.toml and this repo's node_modules. */
-async function workerDir(dir: string, source: string, compatibilityDate: string): Promise<string> {
+/** A throwaway worker folder: `source` as its entry, with a wrangler.toml built like the shipped one. */
+export async function workerDir(dir: string, source: string, compatibilityDate: string): Promise<string> {
   await mkdir(dir);
   await symlink(join(ROOT, "node_modules"), join(dir, "node_modules"), "dir");
   await writeFile(join(dir, "index.ts"), source);
   await writeFile(
     join(dir, "wrangler.toml"),
-    `name = "bench"\nmain = "index.ts"\ncompatibility_date = "${compatibilityDate}"\nminify = true\n` +
+    // Minified as wrangler.toml builds the app: without keep_names.
+    `name = "bench"\nmain = "index.ts"\ncompatibility_date = "${compatibilityDate}"\nminify = true\nkeep_names = false\n` +
       `compatibility_flags = ${JSON.stringify(compatibilityFlags)}\n`,
   );
   return dir;

@@ -1,8 +1,9 @@
 // What every server entry must do once started against a stub WeChat (worker/deno.ts,
-// worker/bun.ts, worker/node.ts; their tests start them): /health, /api with and without the
+// worker/bun.ts, worker/node.ts; their tests start them): /health, /openapi.json, /api with and without the
 // key, a push refused while WECHAT_TOKEN is unset with one line on stderr, and one request line
 // per request on stdout, never with the query string. node:assert, so Node and Bun share it.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 
 /** The bearer key the servers under test are started with. */
 export const SMOKE_API_KEY = "smoke-key-0123456789";
@@ -32,6 +33,13 @@ export async function serverSmoke(server: SmokeServer, seen: string[]): Promise<
   assert.equal(health.status, 200);
   assert.deepEqual(await health.json(), { status: "ok" });
 
+  // The OpenAPI document, which Workers serve as a static asset: the server serves the same file.
+  const openApi = await fetch(`${url}/openapi.json`);
+  assert.equal(openApi.status, 200);
+  assert.match(openApi.headers.get("content-type") ?? "", /^application\/json/);
+  const published = JSON.parse(readFileSync(new URL("../../public/openapi.json", import.meta.url), "utf8"));
+  assert.deepEqual(await openApi.json(), published);
+
   const denied = await fetch(`${url}/api/typing`, { method: "POST" });
   assert.equal(denied.status, 401);
   await denied.arrayBuffer();
@@ -57,6 +65,7 @@ export async function serverSmoke(server: SmokeServer, seen: string[]): Promise<
   const requests = (await loggedLines(server.stdout, /GET \/wechat\/callback 503/)).slice(1);
   const expected = [
     /^kefu-edge: GET \/health 200 \d+ms$/,
+    /^kefu-edge: GET \/openapi\.json 200 \d+ms$/,
     /^kefu-edge: POST \/api\/typing 401 \d+ms$/,
     /^kefu-edge: POST \/api\/typing 200 \d+ms$/,
     /^kefu-edge: GET \/wechat\/callback 503 \d+ms$/,

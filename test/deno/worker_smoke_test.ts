@@ -20,7 +20,7 @@ function userText(content: string, msgId: string): Record<string, string | numbe
   };
 }
 
-Deno.test("worker on Deno: /health and an authenticated /api call against a stub upstream", async () => {
+Deno.test("worker on Deno: /health, /openapi.json and an authenticated /api call against a stub upstream", async () => {
   const seen: string[] = [];
   const upstream = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
     const url = new URL(request.url);
@@ -45,6 +45,11 @@ Deno.test("worker on Deno: /health and an authenticated /api call against a stub
   try {
     const health = await fetch(`${server.url}/health`);
     assertEquals([health.status, await health.json()], [200, { status: "ok" }], "health");
+
+    // The OpenAPI document (a static asset on Workers): the package's file.
+    const openApi = await fetch(`${server.url}/openapi.json`);
+    const published = JSON.parse(await Deno.readTextFile(new URL("../../public/openapi.json", import.meta.url)));
+    assertEquals([openApi.status, await openApi.json()], [200, published], "openapi.json");
 
     const denied = await fetch(`${server.url}/api/typing`, { method: "POST" });
     assertEquals(denied.status, 401, "unauthenticated");

@@ -3,6 +3,9 @@
 // no dev value, while the same build of dev/worker.ts does (so the markers below are the right ones).
 import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Readable } from "node:stream";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -11,8 +14,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEV_ENTRY, DEV_VARS, ROOT, wranglerEnv } from "../../scripts/_dev_server.ts";
 
 const run = promisify(execFile);
-// Strings only the emulator and the dev routes contain.
-const MARKERS = ["/users/:openId/miniprogrampages", "/_emulator", "WeChatEmulator", "ExchangeLog", "emulatorApp"];
+// Strings only the emulator (its checks, its exchange log) and the dev routes contain: string
+// literals, not class or function names, which the minifier renames (wrangler.toml: keep_names = false).
+const MARKERS = [
+  "/users/:openId/miniprogrampages",
+  "/_emulator",
+  "maxRecorded must be a whole number",
+  "more characters)",
+  "kefu-edge.dev_route_refused",
+];
 const DEV_VALUES = Object.values(DEV_VARS).filter((value) => value !== "on" && value !== "off");
 
 let out: string;
@@ -76,10 +86,58 @@ describe("production bundle", () => {
     }
   });
 
-  it("wrangler.toml carries no dev value and serves no assets", async () => {
+  it("wrangler.toml's bundle logs an SDK error by its class's name (minified without keep_names)", async () => {
+    // A WeChat that answers every typing call with an API error.
+    const upstream = createServer((req, res) => {
+      res.setHeader("content-type", "application/json");
+      res.end(
+        JSON.stringify(
+          req.url?.startsWith("/cgi-bin/stable_token")
+            ? { access_token: "TOKEN", expires_in: 7200 }
+            : { errcode: 40003, errmsg: "invalid openid" },
+        ),
+      );
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", resolve));
+    let stderr = "";
+    const toml = await readFile(join(ROOT, "wrangler.toml"), "utf8");
+    expect(toml).toMatch(/^keep_names = false$/m);
+    const mf = new Miniflare({
+      modules: true,
+      script: production,
+      compatibilityDate: /^compatibility_date = "([^"]+)"$/m.exec(toml)![1]!,
+      bindings: {
+        WECHAT_APPID: "wx1234567890abcdef",
+        WECHAT_SECRET: "secret-value",
+        API_KEY: "api-key-value",
+        WECHAT_API_BASE: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
+      },
+      kvNamespaces: ["WECHAT_KV"],
+      handleRuntimeStdio: (_out: Readable, err: Readable) =>
+        void err.on("data", (chunk: Buffer) => (stderr += chunk.toString())),
+    });
+    try {
+      const res = await mf.dispatchFetch("http://localhost/api/typing", {
+        method: "POST",
+        headers: { authorization: "Bearer api-key-value", "content-type": "application/json" },
+        body: JSON.stringify({ touser: "o9AgO5Kd5ggOC-bXrbNODIiE3bGY", command: "Typing" }),
+      });
+      expect(res.status).toBe(502);
+      expect((await res.json() as { error: { code: string } }).error.code).toBe("wechat_api_error");
+      const deadline = Date.now() + 5_000;
+      while (!stderr.includes("answered 502") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(stderr).toMatch(/kefu-edge: POST \/api\/typing answered 502: WeChatApiError: /);
+    } finally {
+      await mf.dispose();
+      await new Promise((resolve) => upstream.close(resolve));
+    }
+  });
+
+  it("wrangler.toml carries no dev value and serves public/ alone as assets (not the emulator's chat page)", async () => {
     const toml = await readFile(join(ROOT, "wrangler.toml"), "utf8");
     expect(toml).toMatch(/^main = "worker\/index.ts"$/m);
-    expect(toml).not.toMatch(/^\s*\[assets\]|^\s*assets\s*=/m);
+    expect(toml.match(/^\s*directory\s*=.*$/gm)).toEqual(['directory = "./public"']);
+    expect(toml).not.toContain("dev_server");
     for (const value of DEV_VALUES) expect(toml, value).not.toContain(value);
   });
 });

@@ -6,6 +6,7 @@ import { Validator } from "@seriousme/openapi-schema-validator";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../../worker/app.ts";
+import { serverSettings } from "../../worker/servers.ts";
 import { buildOpenApiDocument } from "../../scripts/_openapi.ts";
 import { sendMessageSchema, subscribeMessageBodySchema, typingSchema } from "../../worker/schemas.ts";
 import { createEmulator } from "../../src/testing/mod.ts";
@@ -27,7 +28,10 @@ const METHODS = ["get", "post", "put", "patch", "delete", "head", "options"];
 let served: Json;
 let ajv: Ajv2020;
 beforeAll(async () => {
-  const res = await createApp().request("/openapi.json");
+  // As the Deno, Bun and Node servers serve it (on Workers, the same file is a static asset).
+  const quiet = { warn() {}, error() {} };
+  const { handler } = serverSettings(createApp({ logger: quiet }), {}, {}, { app: { logger: quiet } });
+  const res = await handler(new Request("http://127.0.0.1/openapi.json"));
   expect(res.status).toBe(200);
   expect(res.headers.get("content-type")).toMatch(/^application\/json/);
   served = await res.json();
@@ -56,6 +60,31 @@ describe("GET /openapi.json", () => {
 
   it("is what the routes' zod schemas give today (npm run openapi writes it)", () => {
     expect(served).toEqual(JSON.parse(JSON.stringify(buildOpenApiDocument(version))));
+  });
+
+  it("answers HEAD without a body, and the app alone through its ASSETS binding, else a JSON 404", async () => {
+    const quiet = { warn() {}, error() {} };
+    const { handler } = serverSettings(createApp({ logger: quiet }), {}, {}, { app: { logger: quiet } });
+    const head = await handler(new Request("http://127.0.0.1/openapi.json", { method: "HEAD" }));
+    expect(head.status).toBe(200);
+    expect(await head.text()).toBe("");
+    // A worker reaching the route (the assets layer did not answer first) asks ASSETS for the file.
+    const asked: string[] = [];
+    const ASSETS = {
+      fetch: (request: Request) => {
+        asked.push(new URL(request.url).pathname);
+        return Promise.resolve(Response.json(served));
+      },
+    };
+    const viaAssets = await createApp({ logger: quiet }).request("/openapi.json", {}, { ASSETS });
+    expect(asked).toEqual(["/openapi.json"]);
+    expect(await viaAssets.json()).toEqual(served);
+    const missing = await createApp({ logger: quiet }).request("/openapi.json", {}, {});
+    expect(missing.status).toBe(404);
+    expect((await missing.json()).error).toEqual({
+      code: "not_found",
+      message: "The OpenAPI document is public/openapi.json: serve it as a static asset",
+    });
   });
 
   it("names every route of the app, and only those", () => {

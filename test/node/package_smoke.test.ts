@@ -46,7 +46,9 @@ afterAll(async () => {
 });
 
 test("the tarball holds the build, the sources Bun and JSR use, and nothing else", () => {
-  for (const needed of ["dist/mod.js", "dist/mod.d.ts", "dist/src/testing/mod.js", "dist/worker/mod.js", "mod.ts"]) {
+  const needs = ["dist/mod.js", "dist/mod.d.ts", "dist/src/testing/mod.js", "dist/worker/mod.js", "mod.ts"];
+  // The OpenAPI document the servers serve: dist/'s for Node, the source tree's for Bun and Deno.
+  for (const needed of [...needs, "dist/public/openapi.json", "public/openapi.json"]) {
     assert.ok(files.includes(needed), `${needed} is packed`);
   }
   // Bun imports the worker's .ts sources: each route folder's too (worker/dead_letters/mod.ts...).
@@ -105,6 +107,11 @@ test("node serves the app from the installed package: dist/worker/node.js, and s
     const health = await fetch(`${url}/health`);
     assert.equal(health.status, 200);
     assert.deepEqual(await health.json(), { status: "ok" });
+    // The OpenAPI document, a file of the package (on Workers a static asset) the server reads.
+    const openApi = await fetch(`${url}/openapi.json`);
+    assert.equal(openApi.status, 200);
+    const published = JSON.parse(await readFile(join(repo, "public", "openapi.json"), "utf8"));
+    assert.deepEqual(await openApi.json(), published);
   } finally {
     child.kill();
   }

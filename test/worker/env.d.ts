@@ -5,6 +5,7 @@
 declare namespace Cloudflare {
   interface Env {
     WECHAT_KV: KVNamespace;
+    ASSETS: Fetcher;
     KEFU_STORE: DurableObjectNamespace;
     KEFU_QUEUE: Queue;
     KEFU_MEDIA: R2Bucket;
