@@ -673,15 +673,16 @@ async function send(message, what) {
   const result = await api("/inbox/api/messages", { method: "POST", json: { touser: openId, ...message } });
   const ok = result.status === 200;
   setStatus(ok ? what[0].toUpperCase() + what.slice(1) + " sent." : "Not sent: " + errorText(result), !ok);
-  await Promise.all([fetchNewest(), refreshMeta()]);
+  void Promise.all([fetchNewest(), refreshMeta()]);
   return ok;
 }
 
 async function sendText() {
   const box = $("reply-text");
   const content = box.value;
-  if (content.trim() === "") return;
-  if (await send({ msgtype: "text", text: { content } }, "reply")) {
+  if (!windowAllows() || content.trim() === "") return;
+  // Emptied once sent, unless the agent has started the next one meanwhile.
+  if (await send({ msgtype: "text", text: { content } }, "reply") && box.value === content) {
     box.value = "";
     updateCounter();
   }

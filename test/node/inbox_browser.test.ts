@@ -185,8 +185,11 @@ describe.skipIf(!available)("agent inbox in headless Chromium", () => {
       .waitFor(WAIT);
     await expect(page.locator("#reply-text").isDisabled()).resolves.toBe(true);
     const sends = calls.filter((c) => c === "POST /inbox/api/messages").length;
-    // Submitted anyway (as a stale page would): nothing is sent.
-    await page.evaluate(() => (document.getElementById("reply") as HTMLFormElement).requestSubmit());
+    // Submitted anyway, with a text (as a stale page would): nothing is sent.
+    await page.evaluate(() => {
+      (document.getElementById("reply-text") as HTMLTextAreaElement).value = "One more, past the limit";
+      (document.getElementById("reply") as HTMLFormElement).requestSubmit();
+    });
     await page.locator("#chat-status", { hasText: "Not sent: No replies left" }).waitFor(WAIT);
     expect(calls.filter((c) => c === "POST /inbox/api/messages").length).toBe(sends);
     expect((await received(ASKS)).window?.remaining).toBe(0);
@@ -232,6 +235,10 @@ describe.skipIf(!available)("agent inbox in headless Chromium", () => {
     });
     expect(desktop.chatLeft).toBeGreaterThan(desktop.listRight);
     expect(desktop.top).toBeLessThan(2);
+    // The history scrolls; the reply box stays on the screen, and the page itself does not scroll.
+    const box = await page.locator("#reply-text").boundingBox();
+    expect(box!.y + box!.height).toBeLessThanOrEqual(DESKTOP.height);
+    expect(await page.evaluate(() => document.scrollingElement!.scrollHeight)).toBeLessThanOrEqual(DESKTOP.height);
     const font = await page.evaluate(() => getComputedStyle(document.body).fontFamily);
     expect(font).toMatch(/PingFang SC/);
     expect(font).toMatch(/Noto Sans CJK SC/);
