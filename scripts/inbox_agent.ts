@@ -82,4 +82,4 @@ if (problem !== undefined) refuse(`the name ${problem}`);
 const password = process.stdin.isTTY ? await typedLine(`Password for ${name}: `) : await pipedLine();
 if (password === "") refuse("the password is empty: give it on stdin, one line");
 if ([...password].length < MIN_PASSWORD) refuse(`the password must be at least ${MIN_PASSWORD} characters`);
-process.stdout.write(`${name}:${await hashPassword(password, { iterations })}\n`);
+process.stdout.write(`${name}:${await hashPassword(password, iterations === undefined ? {} : { iterations })}\n`);

@@ -111,7 +111,9 @@ describe("the agent inbox in the worker", () => {
     const openId = newUser();
     await s.push(openId, "你好，我要退款");
     const alice = await signIn(s, "alice");
-    const list = body(await call(s.app, "/inbox/api/conversations?state=all&limit=200", { headers: alice.read }, s.env));
+    const list = body(
+      await call(s.app, "/inbox/api/conversations?state=all&limit=200", { headers: alice.read }, s.env),
+    );
     expect(list.conversations.map((c: { openId: string }) => c.openId)).toContain(openId);
     const history = body(await call(s.app, `/inbox/api/users/${openId}/messages`, { headers: alice.read }, s.env));
     expect(history.entries[0]).toMatchObject({ sender: "user", text: "你好，我要退款" });
@@ -150,7 +152,9 @@ describe("the agent inbox in the worker", () => {
     expect(sent.res.status).toBe(200);
     const received = s.wechat.inbox(openId).map((m) => m.kind === "message" ? m.message.content : undefined);
     expect(received).toContain("您好，我来处理");
-    const after = body(await call(s.app, `/inbox/api/users/${openId}/messages?limit=1`, { headers: alice.read }, s.env));
+    const after = body(
+      await call(s.app, `/inbox/api/users/${openId}/messages?limit=1`, { headers: alice.read }, s.env),
+    );
     expect(after.entries[0]).toMatchObject({ sender: "agent:alice", text: "您好，我来处理", outcome: "ok" });
 
     // What only the bearer key may do is not in the inbox.
