@@ -120,10 +120,10 @@ describe("the agent inbox behind Cloudflare Access", () => {
       });
       expect(says.status).toBeLessThan(300);
       // The user's conversation turns up in the list; opened, it shows what they wrote.
-    const item = page.locator(`#conversations button[data-open-id="${OPENID}"]`);
-    await item.waitFor({ timeout: 10_000 });
-    await item.click();
-    await page.locator("#entries li", { hasText: "Access 你好" }).waitFor({ timeout: 10_000 });
+      const item = page.locator(`#conversations button[data-open-id="${OPENID}"]`);
+      await item.waitFor({ timeout: 10_000 });
+      await item.click();
+      await page.locator("#entries li", { hasText: "Access 你好" }).waitFor({ timeout: 10_000 });
       expect(problems).toEqual([]);
       await context.close();
     },
