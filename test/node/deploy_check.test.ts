@@ -74,13 +74,16 @@ describe("the deploy check", () => {
       config,
       shipped.replace(PLACEHOLDER_KV_ID, "0123456789abcdef0123456789abcdef")
         .replace('WECHAT_APPID = ""', 'WECHAT_APPID = "wx1234567890abcdef"')
-        .replace('main = "worker/index.ts"', `main = ${JSON.stringify(join(ROOT, "worker", "index.ts"))}`),
+        .replace('main = "worker/index.ts"', `main = ${JSON.stringify(join(ROOT, "worker", "index.ts"))}`)
+        .replace('directory = "./public"', `directory = ${JSON.stringify(join(ROOT, "public"))}`),
     );
     const out = join(dir, "built");
     const ran = await deploy(["--config", config, "--dry-run", "--outdir", out]);
     expect(ran.code, ran.stderr).toBe(0);
     expect(ran.stdout).toContain("--dry-run: exiting now.");
     expect((await stat(join(out, "index.js"))).size).toBeGreaterThan(1000);
+    // The inbox's page files go up as the worker's static assets.
+    expect(ran.stdout).toMatch(/env\.ASSETS\s+Assets/);
     // The R2 bucket is optional and off as shipped: an account without R2 deploys.
     expect(ran.stdout).not.toContain("KEFU_MEDIA");
   }, 60_000);
@@ -94,6 +97,7 @@ describe("the deploy check", () => {
       shipped.replace(PLACEHOLDER_KV_ID, "0123456789abcdef0123456789abcdef")
         .replace('WECHAT_APPID = ""', 'WECHAT_APPID = "wx1234567890abcdef"')
         .replace('main = "worker/index.ts"', `main = ${JSON.stringify(join(ROOT, "worker", "index.ts"))}`)
+        .replace('directory = "./public"', `directory = ${JSON.stringify(join(ROOT, "public"))}`)
         .replace(block, (text) => text.replace(/^# /gm, "")),
     );
     const ran = await deploy(["--config", config, "--dry-run", "--outdir", join(dir, "built-r2")]);

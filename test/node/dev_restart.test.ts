@@ -52,15 +52,17 @@ it("a restarted npm start recognises the token the first run cached: no 40001, n
   state = await mkdtemp(join(tmpdir(), "kefu-restart-"));
   server = await startDevServer(60_000, state);
   expect(await exchange(server.url, "first run")).toBe(200);
-  // The first run fetched a token (cached in local KV) and sent.
-  expect((await apiCalls(server.url)).map(([title]) => title)).toEqual([
-    "POST /cgi-bin/stable_token",
-    "POST /cgi-bin/message/custom/send",
-  ]);
+  // The first run fetched a token (cached in local KV) once, and sent: the demo bot's answer and the reply.
+  const first = (await apiCalls(server.url)).map(([title]) => title);
+  expect(first[0]).toBe("POST /cgi-bin/stable_token");
+  expect(first.filter((t) => t === "POST /cgi-bin/stable_token")).toHaveLength(1);
+  expect(first.filter((t) => t === "POST /cgi-bin/message/custom/send").length).toBeGreaterThanOrEqual(1);
   await server.stop();
 
   server = await startDevServer(60_000, state);
   expect(await exchange(server.url, "second run")).toBe(200);
-  // The second run sends with it at once: one call, answered ok.
-  expect(await apiCalls(server.url)).toEqual([["POST /cgi-bin/message/custom/send", 0]]);
+  // The second run sends with it at once: no token fetched, every send answered ok (no 40001).
+  const second = await apiCalls(server.url);
+  expect(second.length).toBeGreaterThanOrEqual(1);
+  expect(second).toEqual(second.map(() => ["POST /cgi-bin/message/custom/send", 0]));
 }, 120_000);
