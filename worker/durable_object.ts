@@ -16,3 +16,5 @@
  * @module
  */
 export { KefuStore, type KefuStoreState } from "./store_object.ts";
+/** The types of the agent inbox the object takes and answers with (its sockets, its sign-in counts). */
+export type { AttemptResult, HubSocket, HubState } from "./inbox/mod.ts";

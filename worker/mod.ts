@@ -71,7 +71,7 @@ export {
   type ChatwootWebhookCheck,
   verifyChatwootWebhook,
 } from "./chatwoot/mod.ts";
-export { ConfigError, type ConfigProblem, type Env, type EnvVar } from "./env.ts";
+export { type AssetsLike, ConfigError, type ConfigProblem, type Env, type EnvVar } from "./env.ts";
 export type { BotAppOptions } from "./bot/mod.ts";
 export { type ErrorBody, HttpError } from "./errors.ts";
 export {

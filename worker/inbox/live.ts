@@ -18,16 +18,23 @@ export const CLOSE_EXPIRED = 4001;
 
 /** A server-side WebSocket, as far as the hub uses it (workerd's). */
 export interface HubSocket {
+  /** Sends a text message to the page. */
   send(message: string): void;
+  /** Closes the socket with a code and a reason. */
   close(code?: number, reason?: string): void;
+  /** Keeps a small value with the socket, across the object's hibernation. */
   serializeAttachment(value: unknown): void;
+  /** The value kept with {@link serializeAttachment}. */
   deserializeAttachment(): unknown;
 }
 
 /** The part of a Durable Object's state the hub uses (the Hibernation API). */
 export interface HubState {
+  /** Accepts a socket the runtime may keep while the object hibernates. */
   acceptWebSocket(socket: HubSocket, tags?: string[]): void;
+  /** The sockets accepted, by tag. */
   getWebSockets(tag?: string): HubSocket[];
+  /** A message the runtime answers itself, without waking the object. */
   setWebSocketAutoResponse?(pair?: unknown): void;
 }
 
