@@ -36,8 +36,10 @@ describe("npm run inbox:agent", () => {
   }, 60_000);
 
   it("makes a cheaper line with --iterations (for the Workers Free plan), which signs in the same way", async () => {
-    for (const args of [["carol", "--iterations", "20000"], ["--iterations=20000", "carol"]]) {
-      const { code, stdout } = await inboxAgent(args, "carol's password\n");
+    const runs = [["carol", "--iterations", "20000"], ["--iterations=20000", "carol"]].map((args) =>
+      inboxAgent(args, "carol's password\n")
+    );
+    for (const { code, stdout } of await Promise.all(runs)) {
       expect(code).toBe(0);
       expect(stdout).toMatch(/^carol:pbkdf2-sha256\$20000\$/);
       const agents = parseInboxAgents(stdout);
@@ -48,8 +50,10 @@ describe("npm run inbox:agent", () => {
   }, 60_000);
 
   it("takes the last line without a newline too, and the same password gives another salt each time", async () => {
-    const first = await inboxAgent(["bob"], "bob's password");
-    const second = await inboxAgent(["bob"], "bob's password\r\n");
+    const [first, second] = await Promise.all([
+      inboxAgent(["bob"], "bob's password"),
+      inboxAgent(["bob"], "bob's password\r\n"),
+    ]);
     expect(first.code).toBe(0);
     expect(second.code).toBe(0);
     expect(first.stdout).not.toBe(second.stdout);
@@ -69,8 +73,10 @@ describe("npm run inbox:agent", () => {
       [["alice", "--iterations", "999"], "long enough\n", /--iterations must be a whole number from 1000/],
       [["alice", "--iterations=abc"], "long enough\n", /--iterations must be a whole number from 1000/],
     ];
-    for (const [args, stdin, message] of cases) {
-      const { code, stdout, stderr } = await inboxAgent(args, stdin);
+    // Run together: each is its own process, and npm's start-up is most of its time.
+    const runs = await Promise.all(cases.map(([args, stdin]) => inboxAgent(args, stdin)));
+    for (const [i, [args, stdin, message]] of cases.entries()) {
+      const { code, stdout, stderr } = runs[i]!;
       expect(code, `${args.join(" ")} ${JSON.stringify(stdin)}`).toBe(2);
       expect(stdout).toBe("");
       expect(stderr).toMatch(message);
