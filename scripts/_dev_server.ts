@@ -45,6 +45,9 @@ export const DEV_VARS = {
   TRANSFER_TO_KF: "off",
   WELCOME_TEXT: "Welcome! This is the kefu-edge dev server. Write anything; replies come from POST /api/messages.",
   INBOX_AGENTS: DEV_INBOX_AGENT_LINE,
+  // Offered by the inbox once a user's window is closed; reaches users who accepted the template.
+  INBOX_SUBSCRIBE_TEMPLATE:
+    '{"template_id":"dev_inbox_reply","page":"pages/index/index","data":{"thing1":{"value":"{text}"}}}',
 } as const;
 
 /** The repository root. */

@@ -11,7 +11,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Browser, Page } from "playwright-core";
-import { DEV_INBOX_AGENT, ROOT } from "../../scripts/_dev_server.ts";
+import { DEV_INBOX_AGENT, DEV_VARS, ROOT } from "../../scripts/_dev_server.ts";
 import { DEMO_TEXTS } from "../../dev/demo_bot.ts";
 import { type DevServer, startDevServer } from "./_dev_server.ts";
 import { CHROMIUM, chromiumAvailable, launchChromium, watchPage } from "./_browser.ts";
@@ -25,6 +25,13 @@ const ASKS = "o_inbox_asks_for_person";
 const LATER = "o_inbox_writes_later";
 const HOSTILE_USER = "o_inbox_hostile";
 const HOSTILE = "<img src=x onerror=alert(1)>";
+const COMPOSER = "o_inbox_composer";
+const HELD = "o_inbox_held_by_bob";
+// A 1×1 PNG, for the image and the card's thumbnail.
+const PNG = Buffer.from(
+  "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==",
+  "base64",
+);
 
 const available = chromiumAvailable;
 if (!available) {
@@ -36,7 +43,8 @@ if (!available) {
 interface Received {
   kind: string;
   msgtype?: string;
-  message?: { content?: string };
+  command?: string;
+  message?: { content?: string; title?: string; pagepath?: string };
 }
 
 describe.skipIf(!available)("agent inbox in headless Chromium", () => {
@@ -195,6 +203,30 @@ describe.skipIf(!available)("agent inbox in headless Chromium", () => {
     expect((await received(ASKS)).window?.remaining).toBe(0);
   });
 
+  it("with the window used up, offers the subscribe message, which a user who accepted the template receives", async () => {
+    const accepted = await fetch(`${server.url}/_emulator/users/${ASKS}/subscriptions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ templateId: "dev_inbox_reply" }),
+    });
+    expect(accepted.status).toBe(200);
+    await page.locator("#subscribe").waitFor({ state: "visible", ...WAIT });
+    await page.locator("#subscribe-text").fill("您的退款已经处理好了");
+    await page.getByRole("button", { name: "Send a subscribe message instead" }).click();
+    await page.locator("#chat-status", { hasText: "Subscribe message sent." }).waitFor(WAIT);
+    const delivered = (await received(ASKS)).inbox.filter((e) => e.kind === "subscribe") as unknown as {
+      templateId: string;
+      data: Record<string, { value: string }>;
+    }[];
+    expect(delivered).toHaveLength(1);
+    expect(delivered[0]).toMatchObject({
+      templateId: "dev_inbox_reply",
+      data: { thing1: { value: "您的退款已经处理好了" } },
+    });
+    // Still no customer-service message past the window.
+    expect((await received(ASKS)).window?.remaining ?? 0).toBe(0);
+  });
+
   it("shows a user's markup as text: no image made of it, no script run", async () => {
     await userWrites(HOSTILE_USER, HOSTILE);
     await item(HOSTILE_USER).click();
@@ -223,6 +255,62 @@ describe.skipIf(!available)("agent inbox in headless Chromium", () => {
     expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
     expect(await page.evaluate(() => (globalThis as unknown as { __sockets: WebSocket[] }).__sockets.length))
       .toBe(opened + 1);
+  });
+
+  it("the reply box: a long text's bytes and parts, typing shown once, an image and a card the user receives", async () => {
+    await userWrites(COMPOSER, "Can you send me the product page?");
+    await item(COMPOSER).click();
+    await page.getByRole("heading", { name: COMPOSER }).waitFor(WAIT);
+    await page.getByRole("button", { name: "Take over" }).click();
+    await page.locator("#chat-state", { hasText: `human · ${DEV_INBOX_AGENT.name}` }).waitFor(WAIT);
+    const box = page.locator("#reply-text");
+    // Typing key by key shows "typing…" to the user once (WeChat shows it 15 s).
+    await box.pressSequentially("您好，", { delay: 50 });
+    await expect.poll(async () => (await received(COMPOSER)).inbox.filter((e) => e.kind === "typing").length, WAIT)
+      .toBe(1);
+    await box.pressSequentially("马上发给您", { delay: 50 });
+    // 700 Chinese characters: 2100 bytes, over one message's 2048, sent as two.
+    await box.fill("好".repeat(700));
+    await page.locator("#bytes", { hasText: "2100 / 2048 bytes" }).waitFor(WAIT);
+    await page.locator("#parts", { hasText: /^Sent as 2 messages/ }).waitFor(WAIT);
+    await expect(page.locator("#part-list li").count()).resolves.toBe(2);
+    await box.fill("");
+    await page.locator("#bytes", { hasText: "0 / 2048 bytes" }).waitFor(WAIT);
+    expect((await received(COMPOSER)).inbox.filter((e) => e.kind === "typing" && e.command === "Typing").length)
+      .toBe(1);
+
+    await page.locator("#image-file").setInputFiles({ name: "photo.png", mimeType: "image/png", buffer: PNG });
+    await expect.poll(async () => (await received(COMPOSER)).inbox.some((e) => e.msgtype === "image"), WAIT).toBe(true);
+    await page.locator("#card-box summary").click();
+    await page.locator("#card-title").fill("新品上市");
+    await page.locator("#card-path").fill("pages/product/index?id=42");
+    await page.locator("#card-thumb").setInputFiles({ name: "thumb.png", mimeType: "image/png", buffer: PNG });
+    await page.getByRole("button", { name: "Send card" }).click();
+    await expect.poll(
+      async () => (await received(COMPOSER)).inbox.find((e) => e.msgtype === "miniprogrampage")?.message,
+      WAIT,
+    ).toMatchObject({ title: "新品上市", pagepath: "pages/product/index?id=42" });
+    // Both are in the history as the agent's.
+    await page.locator("#entries li.msg.out", { hasText: "新品上市" }).waitFor(WAIT);
+  });
+
+  it("taking over what another agent holds says who has it, and changes nothing", async () => {
+    await userWrites(HELD, "Hello");
+    const bob = await fetch(`${server.url}/api/users/${HELD}/handoff`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${DEV_VARS.API_KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ state: "human", agent: "bob" }),
+    });
+    expect(bob.status).toBe(200);
+    await item(HELD).click();
+    await page.getByRole("heading", { name: HELD }).waitFor(WAIT);
+    await page.getByRole("button", { name: "Take over" }).click();
+    await page.locator("#chat-status", { hasText: "bob has it." }).waitFor(WAIT);
+    await page.locator("#chat-state", { hasText: "human · bob" }).waitFor(WAIT);
+    const held = await fetch(`${server.url}/api/users/${HELD}/handoff`, {
+      headers: { authorization: `Bearer ${DEV_VARS.API_KEY}` },
+    });
+    expect(await held.json()).toMatchObject({ state: "human", agent: "bob" });
   });
 
   it("lays out side by side at 1400 px and in one column at 390 px, with no sideways scroll", async () => {
