@@ -52,8 +52,12 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
 export interface ServerCommand {
   /** The program; `node` means this Node. */
   command: string;
-  /** Its arguments; the port and a fresh state folder are passed by the callback. */
-  args: (port: number, state: string) => string[];
+  /**
+   * Its arguments; the port, a fresh state folder and a free port for a debugger to listen on
+   * (`wrangler dev --inspector-port`: its default, 9229, is taken by the first of two servers
+   * started at once) are passed by the callback.
+   */
+  args: (port: number, state: string, inspectorPort: number) => string[];
   /** Where it runs; default the repository. */
   cwd?: string;
   /** Its environment; default this process's. */
@@ -70,10 +74,10 @@ export interface ServerCommand {
  * `timeoutMs`.
  */
 export async function startServer(server: ServerCommand, timeoutMs = 60_000): Promise<DevServer> {
-  const port = await freePort();
+  const [port, inspectorPort] = await Promise.all([freePort(), freePort()]);
   const state = server.state ?? await mkdtemp(join(tmpdir(), "kefu-dev-kv-"));
   const program = server.command === "node" ? process.execPath : server.command;
-  const child = spawn(program, server.args(port, state), {
+  const child = spawn(program, server.args(port, state, inspectorPort), {
     cwd: server.cwd ?? ROOT,
     env: server.env ?? process.env,
     detached: true,
@@ -119,7 +123,15 @@ export function startDevServer(timeoutMs = 60_000, state?: string): Promise<DevS
   const [command, ...args] = START_COMMAND.split(" ");
   return startServer({
     command: command!,
-    args: (port, folder) => [...args, "--port", String(port), "--persist-to", folder],
+    args: (port, folder, inspector) => [
+      ...args,
+      "--port",
+      String(port),
+      "--persist-to",
+      folder,
+      "--inspector-port",
+      String(inspector),
+    ],
     ready: (output, url) => output.includes(`${url}/_emulator/`),
     ...(state === undefined ? {} : { state }),
   }, timeoutMs);

@@ -12,7 +12,16 @@ beforeAll(async () => {
   const [command, ...args] = START_COMMAND.split(" ");
   server = await startServer({
     command: command!,
-    args: (port, state) => [...args, FAKE_MODEL_FLAG, "--port", String(port), "--persist-to", state],
+    args: (port, state, inspector) => [
+      ...args,
+      FAKE_MODEL_FLAG,
+      "--port",
+      String(port),
+      "--persist-to",
+      state,
+      "--inspector-port",
+      String(inspector),
+    ],
     ready: (output, url) => output.includes(`${url}/_emulator/`),
   }, 90_000);
 }, 100_000);

@@ -47,12 +47,14 @@ describe("the agent inbox behind Cloudflare Access", () => {
     const vars = { ACCESS_TEAM_DOMAIN: TEAM, ACCESS_AUD: AUD, ACCESS_CERTS_URL: certs };
     server = await startServer({
       command: command!,
-      args: (port, folder) => [
+      args: (port, folder, inspector) => [
         ...args,
         "--port",
         String(port),
         "--persist-to",
         folder,
+        "--inspector-port",
+        String(inspector),
         ...Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
       ],
       ready: (output, url) => output.includes(`${url}/_emulator/`),

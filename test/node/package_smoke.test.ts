@@ -186,13 +186,15 @@ test("a team's own worker runs against the emulator and the chat page with the d
   try {
     server = await startServer({
       command: "node",
-      args: (port, state) => [
+      args: (port, state, inspector) => [
         join(repo, "node_modules", "wrangler", "bin", "wrangler.js"),
         ...args.map((arg, i) => (args[i - 1] === "--port" ? String(port) : arg)),
         "--ip",
         "127.0.0.1",
         "--persist-to",
         state,
+        "--inspector-port",
+        String(inspector),
         "--show-interactive-dev-session=false",
       ],
       cwd: app,
