@@ -30,6 +30,16 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
  * @param status the answer's status (a refused login shows the page with 401)
  * @returns the file, or a 404 JSON error when there is no such file
  * @throws {HttpError} 503 when the worker has no `ASSETS` binding
+ * @example With a stand-in for the `ASSETS` binding
+ * ```ts
+ * import { Hono } from "hono/tiny";
+ * import type { AppEnv } from "@kefu/edge/worker";
+ * import { serveAsset } from "./assets.ts";
+ * const ASSETS = { fetch: async () => new Response("<!doctype html>", { headers: { "content-type": "text/html" } }) };
+ * const app = new Hono<AppEnv>().get("/inbox/", (c) => serveAsset(c, "/inbox/"));
+ * const res = await app.request("/inbox/", {}, { ASSETS });
+ * console.log(res.status, res.headers.get("x-frame-options"), res.headers.get("cache-control")); // 200 "DENY" "no-store"
+ * ```
  */
 export async function serveAsset(c: Context<AppEnv>, path: string, status = 200): Promise<Response> {
   const assets = c.env?.ASSETS;

@@ -54,6 +54,13 @@ const TAG = "inbox";
 /**
  * The directory object's sockets: accepts agents' upgrades, tells them of changes, and closes
  * those whose sign-in ran out.
+ *
+ * @example Which requests the directory object hands to the hub
+ * ```ts
+ * import { LiveHub } from "./live.ts";
+ * const upgrade = new Request("https://inbox.invalid/inbox/live", { headers: { upgrade: "websocket" } });
+ * console.log(LiveHub.isUpgrade(upgrade), LiveHub.isUpgrade(new Request("https://inbox.invalid/inbox/live"))); // true false
+ * ```
  */
 export class LiveHub {
   readonly #state: HubState;
