@@ -181,6 +181,16 @@ Deno.test("worker on Deno: a push whose handler never succeeds is dead-lettered,
     assertEquals(runs, 3, "the first attempt and two retries");
     const line = JSON.parse(logged.find((l) => l.includes("dead_letter"))!);
     assertEquals([line.event, line.msgType], ["kefu-edge.dead_letter", "text"], "logged");
+    // The line is written as the letter is being kept: wait for it in the store (a second
+    // connection to the same file) before the server, and its connection, close.
+    const reader = await Deno.openKv(path);
+    try {
+      for (let i = 0; i < 100 && await denoKvDeadLetters(reader).get(line.deliveryId) === null; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    } finally {
+      reader.close();
+    }
   } finally {
     await server.close();
   }
