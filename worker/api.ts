@@ -128,7 +128,7 @@ export function apiRoutes(settings: ApiSettings, access?: ApiAccess): Hono<AppEn
 
   api.post("/messages", ...jsonBody(sendMessageSchema), idempotent("messages", once), async (c) => {
     // The inbox checks the window before every send: a refused reply never reaches WeChat.
-    const checkWindow = access !== undefined || optionalVar(c.env ?? NO_ENV, "CHECK_WINDOW") === "on";
+    const checkWindow = optionalVar(c.env ?? NO_ENV, "CHECK_WINDOW") === "on";
     return c.json(await send(mp(c.env), c.req.valid("json"), checkWindow, senderFor(c), access !== undefined));
   });
 

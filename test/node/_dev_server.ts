@@ -114,17 +114,27 @@ export async function startServer(server: ServerCommand, timeoutMs = 60_000): Pr
   return { url, port, output: () => output, stop };
 }
 
+/** Options of {@link startDevServer}. */
+export interface DevServerOptions {
+  /** How long it may take to answer; default 60 s. */
+  timeoutMs?: number;
+  /** Local storage lives here and outlives the server, as `.wrangler/state` does between two runs of `npm start`. */
+  state?: string;
+  /** More arguments for `npm start`, e.g. `--fake-model` or `--var NAME:value`. */
+  flags?: string[];
+}
+
 /**
  * Runs {@link START_COMMAND} and resolves once it printed its banner (the server answered
- * /health). With `state`, local storage lives there and outlives the server, as `.wrangler/state` does
- * between two runs of `npm start`.
+ * /health).
  */
-export function startDevServer(timeoutMs = 60_000, state?: string): Promise<DevServer> {
+export function startDevServer(options: DevServerOptions = {}): Promise<DevServer> {
   const [command, ...args] = START_COMMAND.split(" ");
   return startServer({
     command: command!,
     args: (port, folder, inspector) => [
       ...args,
+      ...(options.flags ?? []),
       "--port",
       String(port),
       "--persist-to",
@@ -133,6 +143,6 @@ export function startDevServer(timeoutMs = 60_000, state?: string): Promise<DevS
       String(inspector),
     ],
     ready: (output, url) => output.includes(`${url}/_emulator/`),
-    ...(state === undefined ? {} : { state }),
-  }, timeoutMs);
+    ...(options.state === undefined ? {} : { state: options.state }),
+  }, options.timeoutMs ?? 60_000);
 }

@@ -36,6 +36,14 @@ afterAll(async () => {
   if (dir !== undefined) await rm(dir, { recursive: true, force: true });
 });
 
+/** The shipped wrangler.toml with its placeholders filled, its paths pointing into the repository (it is written elsewhere). */
+function readyToml(): string {
+  return shipped.replace(PLACEHOLDER_KV_ID, "0123456789abcdef0123456789abcdef")
+    .replace('WECHAT_APPID = ""', 'WECHAT_APPID = "wx1234567890abcdef"')
+    .replace('main = "worker/index.ts"', `main = ${JSON.stringify(join(ROOT, "worker", "index.ts"))}`)
+    .replace('directory = "./public"', `directory = ${JSON.stringify(join(ROOT, "public"))}`);
+}
+
 describe("the deploy check", () => {
   it("refuses the shipped wrangler.toml: the placeholder KV id and the empty AppID, each with its fix", () => {
     expect(shipped).toContain(`id = "${PLACEHOLDER_KV_ID}"`);
@@ -72,10 +80,7 @@ describe("the deploy check", () => {
     const config = join(dir, "wrangler.toml");
     await writeFile(
       config,
-      shipped.replace(PLACEHOLDER_KV_ID, "0123456789abcdef0123456789abcdef")
-        .replace('WECHAT_APPID = ""', 'WECHAT_APPID = "wx1234567890abcdef"')
-        .replace('main = "worker/index.ts"', `main = ${JSON.stringify(join(ROOT, "worker", "index.ts"))}`)
-        .replace('directory = "./public"', `directory = ${JSON.stringify(join(ROOT, "public"))}`),
+      readyToml(),
     );
     const out = join(dir, "built");
     const ran = await deploy(["--config", config, "--dry-run", "--outdir", out]);
@@ -94,11 +99,7 @@ describe("the deploy check", () => {
     const config = join(dir, "wrangler-r2.toml");
     await writeFile(
       config,
-      shipped.replace(PLACEHOLDER_KV_ID, "0123456789abcdef0123456789abcdef")
-        .replace('WECHAT_APPID = ""', 'WECHAT_APPID = "wx1234567890abcdef"')
-        .replace('main = "worker/index.ts"', `main = ${JSON.stringify(join(ROOT, "worker", "index.ts"))}`)
-        .replace('directory = "./public"', `directory = ${JSON.stringify(join(ROOT, "public"))}`)
-        .replace(block, (text) => text.replace(/^# /gm, "")),
+      readyToml().replace(block, (text) => text.replace(/^# /gm, "")),
     );
     const ran = await deploy(["--config", config, "--dry-run", "--outdir", join(dir, "built-r2")]);
     expect(ran.code, ran.stderr).toBe(0);

@@ -3,27 +3,13 @@
 // labelled AI-generated, in the same action's answer; a complaint goes to a person.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEV_VARS, FAKE_MODEL_FLAG } from "../../scripts/_dev_server.ts";
-import { type DevServer, START_COMMAND, startServer } from "./_dev_server.ts";
+import { type DevServer, startDevServer } from "./_dev_server.ts";
 
 const OPENID = "o_fake_model_user";
 let server: DevServer;
 
 beforeAll(async () => {
-  const [command, ...args] = START_COMMAND.split(" ");
-  server = await startServer({
-    command: command!,
-    args: (port, state, inspector) => [
-      ...args,
-      FAKE_MODEL_FLAG,
-      "--port",
-      String(port),
-      "--persist-to",
-      state,
-      "--inspector-port",
-      String(inspector),
-    ],
-    ready: (output, url) => output.includes(`${url}/_emulator/`),
-  }, 90_000);
+  server = await startDevServer({ flags: [FAKE_MODEL_FLAG], timeoutMs: 90_000 });
 }, 100_000);
 
 afterAll(async () => await server?.stop());

@@ -50,7 +50,7 @@ async function apiCalls(url: string): Promise<Array<[string, number | undefined]
 
 it("a restarted npm start recognises the token the first run cached: no 40001, no new token", async () => {
   state = await mkdtemp(join(tmpdir(), "kefu-restart-"));
-  server = await startDevServer(60_000, state);
+  server = await startDevServer({ state });
   expect(await exchange(server.url, "first run")).toBe(200);
   // The first run fetched a token (cached in local KV) once, and sent: the demo bot's answer and the reply.
   const first = (await apiCalls(server.url)).map(([title]) => title);
@@ -59,7 +59,7 @@ it("a restarted npm start recognises the token the first run cached: no 40001, n
   expect(first.filter((t) => t === "POST /cgi-bin/message/custom/send").length).toBeGreaterThanOrEqual(1);
   await server.stop();
 
-  server = await startDevServer(60_000, state);
+  server = await startDevServer({ state });
   expect(await exchange(server.url, "second run")).toBe(200);
   // The second run sends with it at once: no token fetched, every send answered ok (no 40001).
   const second = await apiCalls(server.url);

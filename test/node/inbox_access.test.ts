@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Browser } from "playwright-core";
 import { type AccessSigner, createAccessSigner } from "../fixtures/access_jwt.ts";
 import { chromiumAvailable, launchChromium, watchPage } from "./_browser.ts";
-import { type DevServer, START_COMMAND, startServer } from "./_dev_server.ts";
+import { type DevServer, startDevServer } from "./_dev_server.ts";
 
 const TEAM = "https://kefu-test.cloudflareaccess.com";
 const AUD = "4714c1358e65fe4b408ad6d432a5f878f08194bdb4752441fd56faefa9b2b6f2";
@@ -43,22 +43,11 @@ describe("the agent inbox behind Cloudflare Access", () => {
     });
     await new Promise<void>((resolve) => keys.listen(0, "127.0.0.1", resolve));
     const certs = `http://127.0.0.1:${(keys.address() as AddressInfo).port}/cdn-cgi/access/certs`;
-    const [command, ...args] = START_COMMAND.split(" ");
     const vars = { ACCESS_TEAM_DOMAIN: TEAM, ACCESS_AUD: AUD, ACCESS_CERTS_URL: certs };
-    server = await startServer({
-      command: command!,
-      args: (port, folder, inspector) => [
-        ...args,
-        "--port",
-        String(port),
-        "--persist-to",
-        folder,
-        "--inspector-port",
-        String(inspector),
-        ...Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
-      ],
-      ready: (output, url) => output.includes(`${url}/_emulator/`),
-    }, 90_000);
+    server = await startDevServer({
+      flags: Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
+      timeoutMs: 90_000,
+    });
     if (chromiumAvailable) browser = await launchChromium();
   }, 120_000);
 

@@ -213,9 +213,8 @@ export function conversationRoutes(settings: ConversationRouteSettings): Hono<Ap
   routes.put("/users/:openId/handoff", params, ...jsonBody(handoffBodySchema), async (c) => {
     const { store, ref } = open(c.env, c.req.valid("param").openId);
     const { state, reason } = c.req.valid("json");
-    const signedIn = c.get("agent");
-    if (settings.agentOnly && signedIn === undefined) throw new HttpError(401, "unauthorized", "Sign in to the inbox");
-    const agent = signedIn ?? c.req.valid("json").agent;
+    // In the inbox, the agent signed in (its guard sets it on every request).
+    const agent = c.get("agent") ?? c.req.valid("json").agent;
     if (await store.handoff(ref) === null) throw unknownUser();
     const by = agent === undefined ? "api" : `agent:${agent}` as const;
     // Taking over: only what no other agent holds (one of two agents at once wins).

@@ -27,7 +27,6 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
  *
  * @param c the request's context
  * @param path the file's path, e.g. `/inbox/login`
- * @param status the answer's status (a refused login shows the page with 401)
  * @returns the file, or a 404 JSON error when there is no such file
  * @throws {HttpError} 503 when the worker has no `ASSETS` binding
  * @example With a stand-in for the `ASSETS` binding
@@ -41,7 +40,7 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
  * console.log(res.status, res.headers.get("x-frame-options"), res.headers.get("cache-control")); // 200 "DENY" "no-store"
  * ```
  */
-export async function serveAsset(c: Context<AppEnv>, path: string, status = 200): Promise<Response> {
+export async function serveAsset(c: Context<AppEnv>, path: string): Promise<Response> {
   const assets = c.env?.ASSETS;
   if (assets === undefined) {
     throw new HttpError(
@@ -64,5 +63,5 @@ export async function serveAsset(c: Context<AppEnv>, path: string, status = 200)
   // Pages are never cached (they depend on who is signed in); scripts and styles briefly.
   const page = (headers.get("content-type") ?? "").startsWith("text/html");
   headers.set("cache-control", page ? "no-store" : "public, max-age=300");
-  return new Response(found.body, { status: found.status === 200 ? status : found.status, headers });
+  return new Response(found.body, { status: found.status, headers });
 }

@@ -113,8 +113,11 @@ export class LiveHub {
    * @param now the object's clock, ms
    */
   broadcast(message: LiveMessage, now: number): void {
+    // Called for every change of every user: with no page open, nothing more is done.
+    const sockets = this.#state.getWebSockets(TAG);
+    if (sockets.length === 0) return;
     const text = JSON.stringify(message);
-    for (const socket of this.#state.getWebSockets(TAG)) {
+    for (const socket of sockets) {
       try {
         const { expiresAt } = (socket.deserializeAttachment() ?? {}) as { expiresAt?: number | null };
         if (typeof expiresAt === "number" && expiresAt <= now) socket.close(CLOSE_EXPIRED, "signed out");

@@ -79,18 +79,17 @@ export function inboxRoutes(settings: InboxSettings): Hono<AppEnv> {
   const auth = inboxAuth({ fetch: settings.fetch, now: settings.now, logger: settings.logger });
   const typingShown = new Map<string, number>();
 
-  // Lets a signed-in agent in (writes: with their CSRF token, from this site), as `c.get("agent")`.
-  const guard: MiddlewareHandler<AppEnv> = async (c, next) => {
-    const agent = await auth.agent(c);
-    if (agent === undefined) throw new HttpError(401, "unauthorized", "Sign in to the inbox");
-    if (!SAFE_METHODS.has(c.req.method)) await auth.checkWrite(c, agent);
-    c.set("agent", agent.name);
-    await next();
-  };
   const signedIn = async (c: Parameters<MiddlewareHandler<AppEnv>>[0]): Promise<InboxAgent> => {
     const agent = await auth.agent(c);
     if (agent === undefined) throw new HttpError(401, "unauthorized", "Sign in to the inbox");
     return agent;
+  };
+  // Lets a signed-in agent in (writes: with their CSRF token, from this site), as `c.get("agent")`.
+  const guard: MiddlewareHandler<AppEnv> = async (c, next) => {
+    const agent = await signedIn(c);
+    if (!SAFE_METHODS.has(c.req.method)) await auth.checkWrite(c, agent);
+    c.set("agent", agent.name);
+    await next();
   };
 
   const inbox = new Hono<AppEnv>();
